@@ -1,0 +1,1 @@
+"""Pretrained Orbax checkpoints shipped as package data, one folder each."""

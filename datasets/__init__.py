@@ -1,0 +1,12 @@
+"""TFDS datasets (array_record, read without TensorFlow) and their preprocessing."""
+
+from flaxzoo.datasets.loading import default_data_dir as default_data_dir
+from flaxzoo.datasets.loading import get_builder as get_builder
+from flaxzoo.datasets.loading import load_split as load_split
+from flaxzoo.datasets.loading import prepare as prepare
+from flaxzoo.datasets.preprocessing import FEATURE_SETS as FEATURE_SETS
+from flaxzoo.datasets.preprocessing import TissueFractions as TissueFractions
+from flaxzoo.datasets.preprocessing import preprocessing_from_dict as preprocessing_from_dict
+from flaxzoo.datasets.tables import DataError as DataError
+from flaxzoo.datasets.tables import VolumeTable as VolumeTable
+from flaxzoo.datasets.tables import read_volume_table as read_volume_table

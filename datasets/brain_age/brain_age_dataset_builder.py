@@ -1,0 +1,101 @@
+"""brain_age: gray/white matter and CSF volumes from MRI, and age, of 652 people."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import pathlib
+
+from etils import epath
+import numpy as np
+import tensorflow_datasets as tfds
+
+from flaxzoo.datasets.tables import DataError, read_volume_table
+
+RAW_FILE = pathlib.Path(__file__).with_name("brain_data.tsv")
+RAW_SHA256 = "2145cce715e1cd033bd493d152844977df1fed7db7887e09e70b3547797a27b7"
+SPLIT_SEED = 13
+TEST_FRACTION = 0.1
+
+
+def sha256_of(path) -> str:
+  with open(path, "rb") as f:
+    return hashlib.sha256(f.read()).hexdigest()
+
+
+def reference_split(num_rows: int, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+  """Row indices of the reference train and test splits, in reference order.
+
+  `k1, _ = split(PRNGKey(seed))` with the legacy (non-partitionable) threefry,
+  then `permutation(k1, num_rows)`: the first 90% are train, the rest test.
+  Permuting indices gives the same order as permuting the rows themselves.
+  """
+  import jax  # Deferred: the builder module is imported by light-weight callers too.
+
+  with jax.threefry_partitionable(False):
+    k1, _ = jax.random.split(jax.random.PRNGKey(seed))
+    order = np.asarray(jax.random.permutation(k1, num_rows))
+  num_test = int(num_rows * TEST_FRACTION)
+  return order[: num_rows - num_test], order[num_rows - num_test :]
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+  """DatasetBuilder for brain_age: raw volumes (cm^3) and age (years)."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release: 652 people, reference 587/65 split (seed 13)."}
+  # Class attributes so that a test can point a subclass at a tampered copy.
+  RAW_FILE = RAW_FILE
+  RAW_SHA256 = RAW_SHA256
+  # TFDS locates this folder (README.md, CITATIONS.bib) through the resources
+  # of the top-level package, which fails for the `flaxzoo` namespace package
+  # in an editable install; the file's own path works for every install.
+  pkg_dir_path = epath.Path(__file__).parent
+
+  @tfds.core.utils.classproperty
+  @classmethod
+  def code_path(cls) -> epath.Path:
+    return epath.Path(inspect.getfile(cls))
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    volume = lambda doc: tfds.features.Scalar(np.float64, doc=doc)
+    return self.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict({
+            "row": tfds.features.Scalar(np.int32, doc="0-based data row of brain_data.tsv"),
+            "index": tfds.features.Scalar(np.int32, doc="position in the reference split order"),
+            "gm": volume("gray matter volume, cm^3"),
+            "wm": volume("white matter volume, cm^3"),
+            "csf": volume("cerebrospinal fluid volume, cm^3"),
+            "total": volume("total intracranial volume, cm^3"),
+            "age": volume("age, years"),
+        }),
+        homepage="https://github.com/GoktugGuvercin/Machine-Learning-and-Optimization-Theory",
+    )
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # The raw table ships with the package: nothing to download.
+    actual = sha256_of(self.RAW_FILE)
+    if actual != self.RAW_SHA256:
+      raise DataError(
+          f"{self.RAW_FILE}: checksum mismatch (sha256 {actual}, expected"
+          f" {self.RAW_SHA256}); the raw table was modified or corrupted"
+      )
+    table = read_volume_table(self.RAW_FILE)
+    train, test = reference_split(len(table))
+    return {
+        "train": self._generate_examples(table, train),
+        "test": self._generate_examples(table, test),
+    }
+
+  def _generate_examples(self, table, rows):
+    for index, row in enumerate(rows):
+      row = int(row)
+      yield row, {
+          "row": row,
+          "index": index,
+          "gm": table.gm[row],
+          "wm": table.wm[row],
+          "csf": table.csf[row],
+          "total": table.total[row],
+          "age": table.age[row],
+      }

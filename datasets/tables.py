@@ -1,0 +1,138 @@
+"""Reading tables of brain tissue volumes, with errors that name the file and line.
+
+The reference table (`brain_age/brain_data.tsv`) has the header
+`GM Vol, WM Vol, CSF Vol, Total Vol, Age` (tab separated, padded with spaces).
+Headers are matched case- and space-insensitively, so `gm_vol`, `GM Vol` and
+`gmvol` all name the gray-matter column.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+
+import numpy as np
+
+VOLUME_COLUMNS = ("gm", "wm", "csf", "total")
+
+# Normalised header spellings accepted for each field (lower case, no spaces,
+# underscores or dashes). The first one is the reference file's.
+_ALIASES = {
+    "gm": ("gmvol", "gm", "graymatter", "greymatter", "gmvolume"),
+    "wm": ("wmvol", "wm", "whitematter", "wmvolume"),
+    "csf": ("csfvol", "csf", "csfvolume"),
+    "total": ("totalvol", "total", "tiv", "totalvolume", "icv"),
+    "age": ("age", "ageyears"),
+}
+
+
+class DataError(ValueError):
+  """A data file is malformed; the message names the file, line and field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class VolumeTable:
+  """Raw volumes in cm^3 and ages in years, one entry per person (`[n]` each)."""
+
+  gm: np.ndarray
+  wm: np.ndarray
+  csf: np.ndarray
+  total: np.ndarray
+  age: np.ndarray | None
+
+  def __len__(self) -> int:
+    return len(self.total)
+
+
+def _normalise(name: str) -> str:
+  return re.sub(r"[\s_\-]+", "", name).lower()
+
+
+def _find_columns(header: list[str], path, need_age: bool) -> dict[str, int]:
+  normalised = [_normalise(h) for h in header]
+  fields = VOLUME_COLUMNS + (("age",) if need_age else ())
+  found = {}
+  for field in fields:
+    matches = [i for i, h in enumerate(normalised) if h in _ALIASES[field]]
+    if not matches:
+      raise DataError(
+          f"{path}, line 1: missing column {field!r} (expected a header like"
+          f" {_ALIASES[field][0]!r}; found {[h.strip() for h in header]})"
+      )
+    found[field] = matches[0]
+  return found
+
+
+def _parse_cell(text: str, path, line: int, column: str) -> float:
+  try:
+    value = float(text)
+  except ValueError:
+    raise DataError(
+        f"{path}, line {line}, column {column!r}: not a number: {text.strip()!r}"
+    ) from None
+  if not math.isfinite(value):
+    raise DataError(
+        f"{path}, line {line}, column {column!r}: value is not finite: {text.strip()!r}"
+    )
+  return value
+
+
+def read_volume_table(path: str | os.PathLike, *, need_age: bool = True) -> VolumeTable:
+  """Reads a CSV/TSV of GM, WM, CSF and total volumes (cm^3) and age (years).
+
+  Args:
+    path: the table; the delimiter is a tab if the header has one, else a comma.
+    need_age: whether an age column is required.
+
+  Returns:
+    A `VolumeTable` of float64 arrays `[n]`.
+
+  Raises:
+    DataError: naming the file, line and column of the first bad cell: a
+      missing column, a wrong number of fields, a non-numeric, NaN or infinite
+      cell, a negative volume or age, a total volume of zero, or no data rows.
+  """
+  try:
+    with open(path, encoding="utf-8") as f:
+      lines = f.read().splitlines()
+  except FileNotFoundError:
+    raise DataError(f"{path}: no such file") from None
+  except UnicodeDecodeError as e:
+    raise DataError(f"{path}: not a UTF-8 text table ({e.reason})") from None
+  except OSError as e:
+    raise DataError(f"{path}: cannot read ({e.strerror})") from None
+  if not lines or not lines[0].strip():
+    raise DataError(f"{path}: file is empty (expected a header line)")
+  delimiter = "\t" if "\t" in lines[0] else ","
+  header = lines[0].split(delimiter)
+  columns = _find_columns(header, path, need_age)
+  names = {field: header[i].strip() for field, i in columns.items()}
+
+  values = {field: [] for field in columns}
+  for line_number, line in enumerate(lines[1:], start=2):
+    if not line.strip():
+      continue
+    cells = line.split(delimiter)
+    if len(cells) != len(header):
+      raise DataError(
+          f"{path}, line {line_number}: expected {len(header)} fields, found {len(cells)}"
+      )
+    for field, i in columns.items():
+      value = _parse_cell(cells[i], path, line_number, names[field])
+      if value < 0:
+        raise DataError(
+            f"{path}, line {line_number}, column {names[field]!r}: must not be"
+            f" negative, got {value:g}"
+        )
+      if field == "total" and value == 0:
+        raise DataError(
+            f"{path}, line {line_number}, column {names[field]!r}: total volume"
+            " must be positive, got 0"
+        )
+      values[field].append(value)
+  if not values["total"]:
+    raise DataError(f"{path}: no data rows after the header")
+  arrays = {field: np.asarray(v, np.float64) for field, v in values.items()}
+  return VolumeTable(**{f: arrays.get(f) for f in VOLUME_COLUMNS + ("age",)})

@@ -1,0 +1,14 @@
+"""Training: losses, metrics, pure steps, the fused loop, the Trainer, experiments, the CLI."""
+
+from flaxzoo.trainers.losses import LOSSES as LOSSES
+from flaxzoo.trainers.losses import get_loss as get_loss
+from flaxzoo.trainers.losses import logistic_loss as logistic_loss
+from flaxzoo.trainers.losses import mse_loss as mse_loss
+from flaxzoo.trainers.losses import softmax_loss as softmax_loss
+from flaxzoo.trainers.loop import make_fused_loop as make_fused_loop
+from flaxzoo.trainers.steps import TrainState as TrainState
+from flaxzoo.trainers.steps import make_batch_fn as make_batch_fn
+from flaxzoo.trainers.steps import make_eval_step as make_eval_step
+from flaxzoo.trainers.steps import make_train_step as make_train_step
+from flaxzoo.trainers.trainer import History as History
+from flaxzoo.trainers.trainer import Trainer as Trainer

@@ -1,0 +1,41 @@
+"""Initialisations that reproduce published runs exactly."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+def reference_init(model: nnx.Module, seed: int = 13) -> nnx.Module:
+  """Sets a single-output linear model to the brain-age reference initialisation.
+
+  `k1, k2 = split(PRNGKey(seed))`, `wk, bk = split(k2)`, `w = normal(wk, (d,))`,
+  `b = normal(bk, (1,))`, all with the legacy (non-partitionable) threefry
+  that the reference used; `k1` is the data split's key and is unused here.
+  With seed 13 and d = 1: w = -0.47798702, b = 1.2634865.
+
+  Args:
+    model: a module with `linear.kernel` `[d, 1]` and `linear.bias` `[1]`.
+    seed: the run's seed.
+
+  Returns:
+    The same model, updated in place.
+  """
+  kernel, bias = model.linear.kernel, model.linear.bias
+  if len(kernel.shape) != 2 or kernel.shape[1] != 1:
+    raise ValueError(
+        f"the reference init needs one output, got a kernel of shape {kernel.shape}"
+    )
+  d = kernel.shape[0]
+  with jax.threefry_partitionable(False):
+    _, k2 = jax.random.split(jax.random.PRNGKey(seed))
+    wk, bk = jax.random.split(k2)
+    w = jax.random.normal(wk, (d,))
+    b = jax.random.normal(bk, (1,))
+  kernel.set_value(jnp.reshape(w, (d, 1)).astype(kernel.dtype))
+  bias.set_value(b.astype(bias.dtype))
+  return model
+
+
+INITIALIZERS = {"default": None, "reference": reference_init}

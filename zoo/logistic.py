@@ -1,0 +1,37 @@
+"""Linear classification (binary logistic or softmax) as a Flax NNX module."""
+
+from __future__ import annotations
+
+import jax
+from flax import nnx
+
+
+class LinearClassifier(nnx.Module):
+  """Logits of a linear classifier: `x @ kernel + bias`.
+
+  Binary logistic regression has one logit (`num_classes == 2`; the logit of
+  class 1); softmax regression has `num_classes` logits. The loss stays out of
+  the model (`flaxzoo.trainers.losses`).
+
+  Args:
+    in_features: number of input features `d`.
+    num_classes: number of classes, >= 2.
+    rngs: random streams for the kernel (LeCun normal); the bias is zero.
+
+  >>> LinearClassifier(4, 2, rngs=nnx.Rngs(0)).num_logits
+  1
+  """
+
+  def __init__(self, in_features: int, num_classes: int, *, rngs: nnx.Rngs):
+    if in_features < 1:
+      raise ValueError(f"in_features must be >= 1, got {in_features}")
+    if num_classes < 2:
+      raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    self.in_features = in_features
+    self.num_classes = num_classes
+    self.num_logits = 1 if num_classes == 2 else num_classes
+    self.linear = nnx.Linear(in_features, self.num_logits, rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """x: `[batch, in_features]` → logits `[batch, 1]` (binary) or `[batch, num_classes]`."""
+    return self.linear(x)
