@@ -1,0 +1,119 @@
+"""The `flaxzoo` command line: a thin shell over the Python API.
+
+  flaxzoo list
+  flaxzoo train brain_age_gm [--workdir DIR] [--steps N] [--lr X] [--batch-size B]
+                             [--seed S] [--data-dir D]
+
+Errors a user can cause (bad flags, unknown names, malformed data, unwritable
+directories) print one line `flaxzoo: error: ...` and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+class _Parser(argparse.ArgumentParser):
+  """argparse, but a usage error is one line, not the usage block plus a line."""
+
+  def error(self, message):
+    self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive(kind):
+  def parse(text: str):
+    try:
+      value = kind(text)
+    except ValueError:
+      raise argparse.ArgumentTypeError(f"not a {kind.__name__}: {text!r}") from None
+    if not value > 0:
+      raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+  return parse
+
+
+def _build_parser() -> argparse.ArgumentParser:
+  parser = _Parser(prog="flaxzoo", description="A model zoo for JAX: train, list, evaluate.")
+  commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+  commands.add_parser("list", help="list the registered models and experiments")
+
+  train = commands.add_parser("train", help="train a named experiment")
+  train.add_argument("experiment", help="an experiment name (see `flaxzoo list`)")
+  train.add_argument("--workdir", help="output folder (default: runs/EXPERIMENT)")
+  train.add_argument("--steps", type=_positive(int), help="optimizer steps")
+  train.add_argument("--lr", type=_positive(float), help="learning rate")
+  train.add_argument("--batch-size", type=_positive(int), help="mini-batch size (default: full batch)")
+  train.add_argument("--seed", type=int, help="seed of the initialisation and batch order")
+  train.add_argument("--log-every", type=_positive(int), help="steps between logged losses")
+  train.add_argument("--data-dir", help="TFDS data dir (default: $TFDS_DATA_DIR or ~/.cache/flaxzoo)")
+  train.add_argument("--quiet", action="store_true", help="print only the final table")
+  return parser
+
+
+def _list() -> None:
+  from flaxzoo.trainers.config import get_experiment, list_experiments
+  from flaxzoo.zoo import get_model_spec, list_models
+
+  print("models:")
+  for name in list_models():
+    print(f"  {name:22s} {get_model_spec(name).description}")
+  print("experiments:")
+  for name in list_experiments():
+    c = get_experiment(name)
+    print(
+        f"  {name:22s} {c.model} on {c.dataset}/{c.features}, {c.loss},"
+        f" {c.optimizer}(lr={c.learning_rate:g}), {c.steps} steps, seed {c.seed}"
+    )
+
+
+def _print_table(results) -> None:
+  columns = ["mse", "rmse", "mae", "r2", "mae_years", "rmse_years"]
+  columns = [c for c in columns if c in results["train"]]
+  print(f"{results['experiment']} after {results['step']} steps:")
+  print("  " + f"{'split':6s}" + "".join(f"{c:>12s}" for c in columns))
+  for split in ("train", "test"):
+    row = results[split]
+    print("  " + f"{split:6s}" + "".join(f"{row[c]:12.6g}" for c in columns))
+  print(f"results: {results['workdir']}/results.json")
+
+
+def _train(args) -> None:
+  from flaxzoo.trainers.config import get_experiment
+  from flaxzoo.trainers.experiment import run_experiment
+
+  config = get_experiment(args.experiment).replace(
+      steps=args.steps,
+      learning_rate=args.lr,
+      batch_size=args.batch_size,
+      seed=args.seed,
+      log_every=args.log_every,
+  )
+  log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+  results = run_experiment(config, workdir=args.workdir, data_dir=args.data_dir, log=log)
+  _print_table(results)
+
+
+def main(argv: list[str] | None = None) -> int:
+  args = _build_parser().parse_args(argv)
+  from flaxzoo.datasets.tables import DataError
+  from flaxzoo.trainers.config import ConfigError
+  from flaxzoo.zoo.registry import UnknownNameError
+
+  try:
+    if args.command == "list":
+      _list()
+    elif args.command == "train":
+      _train(args)
+  except (DataError, ConfigError, UnknownNameError) as e:
+    print(f"flaxzoo: error: {e}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print("flaxzoo: interrupted", file=sys.stderr)
+    return 130
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
