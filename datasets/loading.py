@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import io
 import os
+import sys
 import pathlib
 import tempfile
 
@@ -33,6 +37,19 @@ def _check_writable(data_dir: pathlib.Path) -> None:
     ) from None
 
 
+@contextlib.contextmanager
+def _quiet_absl():
+  """Hides TFDS's absl warnings that mean nothing to a user: before a first build
+  it warns that the folder it is about to create has no dataset_info.json."""
+  logger = logging.getLogger("absl")
+  level = logger.level
+  logger.setLevel(logging.ERROR)
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
+
+
 def get_builder(name: str, data_dir=None):
   """The TFDS builder of dataset `name`, writing array_record files to `data_dir`."""
   if name not in _BUILDERS:
@@ -41,26 +58,45 @@ def get_builder(name: str, data_dir=None):
 
   module = importlib.import_module(_BUILDERS[name])
   data_dir = pathlib.Path(data_dir) if data_dir else default_data_dir()
-  return module.Builder(data_dir=os.fspath(data_dir), file_format="array_record")
+  with _quiet_absl():
+    return module.Builder(data_dir=os.fspath(data_dir), file_format="array_record")
 
 
-def prepare(name: str, data_dir=None):
-  """Builds dataset `name` into `data_dir` unless it is already there; returns the builder."""
-  builder = get_builder(name, data_dir)
-  if not builder.is_prepared():
-    _check_writable(pathlib.Path(builder.data_dir).parents[1])
-    builder.download_and_prepare()
+def prepare(name: str, data_dir=None, log=None):
+  """Builds dataset `name` into `data_dir` unless it is already there; returns the builder.
+
+  Args:
+    log: called with one line before a build (TFDS's own progress bars are off:
+      the build of brain_age takes well under a second).
+  """
+  with _quiet_absl():
+    builder = get_builder(name, data_dir)
+    if not builder.is_prepared():
+      root = pathlib.Path(builder.data_dir).parents[1]
+      _check_writable(root)
+      if log:
+        log(f"building dataset {name} {builder.version} into {root} (first use)")
+      from tensorflow_datasets.core.utils import tqdm_utils
+
+      was_active = tqdm_utils._active  # pylint: disable=protected-access
+      tqdm_utils.display_progress_bar(False)
+      try:
+        # TFDS prints its own two lines to stdout, which belongs to results.
+        with contextlib.redirect_stdout(sys.stderr if log else io.StringIO()):
+          builder.download_and_prepare()
+      finally:
+        tqdm_utils.display_progress_bar(was_active)
   return builder
 
 
-def load_split(name: str, split: str, data_dir=None) -> dict[str, np.ndarray]:
+def load_split(name: str, split: str, data_dir=None, log=None) -> dict[str, np.ndarray]:
   """Reads a whole split as `{feature: [n] array}`, in the split's reference order.
 
   Built on first use. Read with `as_data_source()` (array_record random access),
   which needs no TensorFlow. Examples come back in storage order, not split
   order, so they are sorted by their `index` feature.
   """
-  builder = prepare(name, data_dir)
+  builder = prepare(name, data_dir, log)
   sources = builder.as_data_source()
   if split not in sources:
     raise DataError(f"dataset {name!r} has no split {split!r}; splits: {', '.join(sources)}")

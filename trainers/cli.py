@@ -68,14 +68,17 @@ def _list() -> None:
     )
 
 
+# Decimals as in DESIGN.md's reference table.
+_COLUMNS = {"mse": ".6f", "rmse": ".6f", "mae": ".6f", "r2": ".5f", "mae_years": ".3f", "rmse_years": ".3f"}
+
+
 def _print_table(results) -> None:
-  columns = ["mse", "rmse", "mae", "r2", "mae_years", "rmse_years"]
-  columns = [c for c in columns if c in results["train"]]
+  columns = [c for c in _COLUMNS if c in results["train"]]
   print(f"{results['experiment']} after {results['step']} steps:")
   print("  " + f"{'split':6s}" + "".join(f"{c:>12s}" for c in columns))
   for split in ("train", "test"):
     row = results[split]
-    print("  " + f"{split:6s}" + "".join(f"{row[c]:12.6g}" for c in columns))
+    print("  " + f"{split:6s}" + "".join(f"{row[c]:>12{_COLUMNS[c]}}" for c in columns))
   print(f"results: {results['workdir']}/results.json")
 
 

@@ -11,6 +11,7 @@ import time
 from typing import Any, Callable
 
 import numpy as np
+from flax import nnx
 
 from flaxzoo.datasets import TissueFractions, load_split
 from flaxzoo.trainers.config import ConfigError, ExperimentConfig
@@ -58,7 +59,7 @@ def write_json_atomic(path: pathlib.Path, payload: dict[str, Any]) -> None:
 
 def _params_as_lists(params) -> dict[str, Any]:
   flat = {}
-  for path, leaf in params.flat_state():
+  for path, leaf in nnx.to_flat_state(params):
     flat["/".join(str(p) for p in path)] = np.asarray(leaf.get_value()).tolist()
   return flat
 
@@ -79,7 +80,7 @@ def run_experiment(
   log = log or (lambda message: None)
   workdir = prepare_workdir(workdir or pathlib.Path("runs") / config.name)
   preprocessing = TissueFractions(features=config.features)
-  splits = {s: preprocessing(load_split(config.dataset, s, data_dir)) for s in ("train", "test")}
+  splits = {s: preprocessing(load_split(config.dataset, s, data_dir, log)) for s in ("train", "test")}
   model = create_model(
       config.model, seed=config.seed, init=config.init, in_features=preprocessing.num_features
   )

@@ -40,7 +40,7 @@ def classification_sums(logits, labels, weights=None) -> dict[str, jax.Array]:
     )[:, 0]
   return {
       "count": jnp.sum(weights),
-      "correct": jnp.sum(weights * (predicted == labels.astype(jnp.int32))),
+      "correct": jnp.sum(weights * (predicted == labels.astype(jnp.int32)).astype(weights.dtype)),
       "sum_log_loss": -jnp.sum(weights * log_p),
   }
 

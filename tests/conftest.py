@@ -1,0 +1,42 @@
+"""Shared fixtures: one brain_age build per test session, strict JAX promotion."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import pytest
+
+# Silent broadcasting and implicit dtype promotion become test failures.
+jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> pathlib.Path:
+  """A TFDS data dir with brain_age built (array_record) once per session."""
+  from flaxzoo.datasets import prepare
+
+  path = tmp_path_factory.mktemp("tfds")
+  prepare("brain_age", path)
+  return path
+
+
+@pytest.fixture(scope="session")
+def brain_age(data_dir):
+  """Raw columns of both splits, `{"train": {...}, "test": {...}}`."""
+  from flaxzoo.datasets import load_split
+
+  return {split: load_split("brain_age", split, data_dir) for split in ("train", "test")}
+
+
+def run_cli(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
+  """Runs `flaxzoo ARGS` in a fresh Python process."""
+  return subprocess.run(
+      [sys.executable, "-m", "flaxzoo.trainers.cli", *map(str, args)],
+      capture_output=True, text=True, timeout=300, cwd=cwd,
+      env={**os.environ, **(env or {})},
+  )
