@@ -1,6 +1,8 @@
 """`flaxzoo` end to end in fresh processes, and every bad input the CLI can get."""
 
 import json
+import pathlib
+import sys
 import shutil
 import subprocess
 
@@ -48,8 +50,9 @@ def test_list_names_models_and_experiments():
 
 
 def test_console_script_is_installed():
-  script = shutil.which("flaxzoo")
-  assert script, "the flaxzoo console script is not on PATH"
+  # Installed beside the interpreter, as pip does in a virtualenv.
+  script = shutil.which("flaxzoo", path=str(pathlib.Path(sys.executable).parent))
+  assert script, f"no flaxzoo console script beside {sys.executable}"
   result = subprocess.run([script, "list"], capture_output=True, text=True, timeout=120)
   assert result.returncode == 0 and "brain_age_gm" in result.stdout
 

@@ -70,7 +70,16 @@ def test_gradients_match_finite_differences():
   np.testing.assert_allclose(jax.grad(lambda o: mse_loss(o, y))(x)[:, 0], 2 * (x[:, 0] - y) / 3, rtol=1e-6)
 
 
-def test_losses_by_name():
-  assert get_loss("mse") is mse_loss and get_loss(softmax_loss) is softmax_loss
+def test_per_example_losses_by_name_average_to_the_batch_losses():
+  outputs = jnp.float32([[2.0], [-1.0], [0.5]])
+  labels = jnp.float32([1.0, 1.0, 0.0])
+  for name, batch_loss in (("mse", mse_loss), ("logistic", logistic_loss)):
+    per_example = get_loss(name)(outputs, labels)
+    assert per_example.shape == (3,)
+    np.testing.assert_allclose(jnp.mean(per_example), batch_loss(outputs, labels), rtol=1e-7)
+  logits = jnp.float32([[0.0, 1.0, 2.0], [1.0, 0.0, 0.0]])
+  np.testing.assert_allclose(jnp.mean(get_loss("softmax")(logits, jnp.int32([2, 0]))),
+                             softmax_loss(logits, jnp.int32([2, 0])), rtol=1e-7)
+  assert get_loss(softmax_loss) is softmax_loss
   with pytest.raises(ValueError, match="unknown loss 'hinge'; known: mse, logistic, softmax"):
     get_loss("hinge")

@@ -9,13 +9,13 @@ from flax import nnx
 
 from flaxzoo.datasets import TissueFractions
 from flaxzoo.trainers import Trainer
-from flaxzoo.trainers.steps import make_batch_fn
+from flaxzoo.trainers.batching import arrange, make_block_index_fn, make_layout
 from flaxzoo.zoo import LinearClassifier, LinearRegression, create_model
 
 
 def params_of(trainer):
-  return (np.asarray(trainer.state.params["linear"]["kernel"][...])[:, 0],
-          np.asarray(trainer.state.params["linear"]["bias"][...]))
+  params = trainer.params
+  return (np.asarray(params["linear"]["kernel"][...])[:, 0], np.asarray(params["linear"]["bias"][...]))
 
 
 def reference_loop(x, y, w, b, steps, lr=0.05):
@@ -104,21 +104,23 @@ def test_brain_age_gm_converges_to_least_squares(brain_age):
   np.testing.assert_allclose(trainer.evaluate((x, y))["mse"], np.mean((design @ coef - y) ** 2), rtol=1e-4)
 
 
-def test_mini_batches_pad_the_last_batch_and_cover_each_epoch():
+def test_blocks_pad_the_last_batch_and_every_epoch_covers_each_example_once():
   n, batch = 10, 4
-  data = {"x": jnp.arange(n, dtype=jnp.float32)[:, None], "y": jnp.arange(n, dtype=jnp.float32)}
-  batch_fn = jax.jit(make_batch_fn(n, batch))
-  rng = jax.random.key(0)
-  epochs = []
-  for epoch in range(2):
-    seen = []
-    for step in range(3 * epoch, 3 * epoch + 3):
-      b = batch_fn(data, step, rng)
-      assert b["x"].shape == (4, 1)
-      seen += [int(v) for v, w in zip(b["y"], b["weight"]) if w > 0]
-    assert sorted(seen) == list(range(n))
-    epochs.append(seen)
-  assert epochs[0] != epochs[1]  # reshuffled each epoch
+  data = {"x": np.arange(n, dtype=np.float32)[:, None], "y": np.arange(n, dtype=np.float32)}
+  layout = make_layout(n, batch, num_shards=3)
+  assert (layout.num_blocks, layout.block_size) == (3, 6)  # 4 rounded up to a multiple of 3
+  blocks = arrange(data, layout, order=np.random.default_rng(0).permutation(n))
+  assert blocks["x"].shape == (3, 6, 1) and blocks["weight"].shape == (3, 6)
+  assert blocks["weight"].sum(1).tolist() == [4, 4, 2]
+  real = blocks["y"][blocks["weight"] > 0]
+  assert sorted(real.tolist()) == list(range(n))
+  index_fn = jax.jit(make_block_index_fn(layout.num_blocks, "blocks"))
+  rng = jax.random.PRNGKey(0)
+  epochs = [[int(index_fn(jnp.int32(s), rng)) for s in range(e * 3, e * 3 + 3)] for e in range(4)]
+  assert all(sorted(e) == [0, 1, 2] for e in epochs)
+  assert len({tuple(e) for e in epochs}) > 1  # the block order changes between epochs
+  none_fn = make_block_index_fn(layout.num_blocks, "none")
+  assert [int(none_fn(jnp.int32(s), rng)) for s in range(5)] == [0, 1, 2, 0, 1]
 
 
 def test_mini_batch_fused_equals_plain_loop(tissue):

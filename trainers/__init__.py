@@ -5,9 +5,15 @@ from flaxzoo.trainers.losses import get_loss as get_loss
 from flaxzoo.trainers.losses import logistic_loss as logistic_loss
 from flaxzoo.trainers.losses import mse_loss as mse_loss
 from flaxzoo.trainers.losses import softmax_loss as softmax_loss
+from flaxzoo.trainers.batching import Layout as Layout
+from flaxzoo.trainers.batching import arrange as arrange
+from flaxzoo.trainers.batching import make_block_index_fn as make_block_index_fn
+from flaxzoo.trainers.batching import make_layout as make_layout
 from flaxzoo.trainers.loop import make_fused_loop as make_fused_loop
+from flaxzoo.trainers.parallel import PARALLEL_MODES as PARALLEL_MODES
+from flaxzoo.trainers.parallel import Placement as Placement
+from flaxzoo.trainers.parallel import make_placement as make_placement
 from flaxzoo.trainers.steps import TrainState as TrainState
-from flaxzoo.trainers.steps import make_batch_fn as make_batch_fn
 from flaxzoo.trainers.steps import make_eval_step as make_eval_step
 from flaxzoo.trainers.steps import make_train_step as make_train_step
 from flaxzoo.trainers.trainer import History as History

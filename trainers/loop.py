@@ -1,36 +1,38 @@
 """Many training steps fused into one compiled call.
 
 A small model takes microseconds a step; a Python loop that dispatches each
-step costs far more than the step itself. `make_fused_loop` compiles
-`num_logs × steps_per_log` steps into one `lax.scan` over `lax.fori_loop`s
-and returns the loss at the end of each `steps_per_log` block.
+step costs far more than the step itself (and a long un-blocked Python loop
+of multi-device steps can deadlock XLA's CPU collectives). `make_fused_loop`
+puts `num_logs × steps_per_log` steps into one `lax.scan` over
+`lax.fori_loop`s and returns the loss at the end of each block of steps.
 """
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
+from flaxzoo.trainers.batching import take_block
 
-def make_fused_loop(train_step, batch_fn):
-  """Returns `run(state, data, num_logs, steps_per_log) -> (state, steps, losses)`.
+
+def make_fused_loop(train_step, block_index_fn):
+  """Returns `run(state, blocks, num_logs, steps_per_log) -> (state, steps, losses)`.
 
   Args:
     train_step: `(state, batch) -> (state, loss)`.
-    batch_fn: `(data, step, rng) -> batch`.
+    block_index_fn: `(step, rng) -> block index` into `blocks [num_blocks, ...]`.
 
-  The returned function is jitted with `num_logs` and `steps_per_log` static;
-  `steps [num_logs]` are the step counts after each block and `losses
-  [num_logs]` the loss of the block's last step (computed before its update).
+  `run` is not yet compiled: wrap it in `jax.jit` or `jax.pmap` with
+  `num_logs` and `steps_per_log` static. `steps [num_logs]` are the step
+  counts after each block of steps, `losses [num_logs]` the loss of each
+  block's last step (computed before its update).
   """
 
-  @functools.partial(jax.jit, static_argnames=("num_logs", "steps_per_log"))
-  def run(state, data, num_logs: int, steps_per_log: int):
+  def run(state, blocks, num_logs: int, steps_per_log: int):
     def one_step(_, carry):
       state, _ = carry
-      return train_step(state, batch_fn(data, state.step, state.rng))
+      batch = take_block(blocks, block_index_fn(state.step, state.rng))
+      return train_step(state, batch)
 
     def block(state, _):
       state, loss = jax.lax.fori_loop(

@@ -1,9 +1,11 @@
-"""Losses on a batch: optax's per-example losses, averaged with optional weights.
+"""Losses: optax's per-example losses, and their (weighted) batch means.
 
-Each loss takes model outputs `[batch, k]`, labels and optional per-example
-weights `[batch]` (0 marks padding) and returns a scalar:
-`sum(weight * per_example) / sum(weight)`, so a padded batch gives the same
-value as the unpadded one.
+The trainer uses the per-example forms (`PER_EXAMPLE`, `[batch]` each) and
+reduces them itself as `sum(weight * loss) / count`, with the count summed
+over every device, so that padding and sharding never change the result. The
+`*_loss` functions are the same losses as batch means, for direct use:
+optional per-example weights `[batch]` (0 marks padding) give
+`sum(weight * per_example) / sum(weight)`.
 """
 
 from __future__ import annotations
@@ -49,38 +51,50 @@ def squared_errors(outputs: jax.Array, labels: jax.Array) -> jax.Array:
   return jnp.mean(optax.squared_error(outputs, labels), axis=-1)
 
 
+def sigmoid_cross_entropies(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Per-example sigmoid binary cross-entropy `[batch]`. logits `[batch, 1]`, labels `[batch]` in {0, 1}."""
+  _check_batch(logits, labels)
+  if logits.shape[-1] != 1:
+    raise ValueError(f"logistic loss needs one logit, got shape {logits.shape}")
+  return optax.sigmoid_binary_cross_entropy(logits[:, 0], labels.astype(logits.dtype))
+
+
+def softmax_cross_entropies(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Per-example softmax cross-entropy `[batch]`. logits `[batch, classes]`, labels `[batch]` integers."""
+  _check_batch(logits, labels)
+  return optax.softmax_cross_entropy_with_integer_labels(logits, labels.astype(jnp.int32))
+
+
 def mse_loss(outputs, labels, weights=None) -> jax.Array:
   """Mean squared error. outputs `[batch, k]`, labels `[batch]` or `[batch, k]`."""
   return weighted_mean(squared_errors(outputs, labels), weights)
 
 
 def logistic_loss(logits, labels, weights=None) -> jax.Array:
-  """Sigmoid binary cross-entropy. logits `[batch, 1]`, labels `[batch]` in {0, 1}."""
-  _check_batch(logits, labels)
-  if logits.shape[-1] != 1:
-    raise ValueError(f"logistic loss needs one logit, got shape {logits.shape}")
-  per_example = optax.sigmoid_binary_cross_entropy(logits[:, 0], labels.astype(logits.dtype))
-  return weighted_mean(per_example, weights)
+  """Mean sigmoid binary cross-entropy. logits `[batch, 1]`, labels `[batch]` in {0, 1}."""
+  return weighted_mean(sigmoid_cross_entropies(logits, labels), weights)
 
 
 def softmax_loss(logits, labels, weights=None) -> jax.Array:
-  """Softmax cross-entropy. logits `[batch, classes]`, labels `[batch]` integer classes."""
-  _check_batch(logits, labels)
-  per_example = optax.softmax_cross_entropy_with_integer_labels(logits, labels.astype(jnp.int32))
-  return weighted_mean(per_example, weights)
+  """Mean softmax cross-entropy. logits `[batch, classes]`, labels `[batch]` integer classes."""
+  return weighted_mean(softmax_cross_entropies(logits, labels), weights)
 
 
-LOSSES: dict[str, LossFn] = {
-    "mse": mse_loss,
-    "logistic": logistic_loss,
-    "softmax": softmax_loss,
+PerExampleLossFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+# What the trainer minimises, by name: `(outputs, labels) -> [batch]`.
+PER_EXAMPLE: dict[str, PerExampleLossFn] = {
+    "mse": squared_errors,
+    "logistic": sigmoid_cross_entropies,
+    "softmax": softmax_cross_entropies,
 }
+LOSSES: dict[str, LossFn] = {"mse": mse_loss, "logistic": logistic_loss, "softmax": softmax_loss}
 
 
-def get_loss(name_or_fn: str | LossFn) -> LossFn:
-  """A loss by name (`mse`, `logistic`, `softmax`) or a callable, as is."""
+def get_loss(name_or_fn: str | PerExampleLossFn) -> PerExampleLossFn:
+  """A per-example loss by name (`mse`, `logistic`, `softmax`), or a callable as is."""
   if callable(name_or_fn):
     return name_or_fn
-  if name_or_fn not in LOSSES:
-    raise UnknownNameError(f"unknown loss {name_or_fn!r}; known: {', '.join(LOSSES)}")
-  return LOSSES[name_or_fn]
+  if name_or_fn not in PER_EXAMPLE:
+    raise UnknownNameError(f"unknown loss {name_or_fn!r}; known: {', '.join(PER_EXAMPLE)}")
+  return PER_EXAMPLE[name_or_fn]

@@ -1,6 +1,7 @@
 """`Trainer`: fits an NNX model with any optax optimizer, steps fused on device.
 
->>> trainer = Trainer(LinearRegression(1, rngs=nnx.Rngs(0)), optax.sgd(0.05), "mse")
+>>> trainer = Trainer(LinearRegression(1, rngs=nnx.Rngs(0)), optax.sgd(0.05), "mse",
+...                   parallel="auto")  # all local devices: jit over a Mesh
 >>> history = trainer.fit((x, y), steps=15000, eval_data={"test": (x_test, y_test)})
 >>> trainer.evaluate((x_test, y_test))["r2"]
 """
@@ -19,8 +20,10 @@ from flax import nnx
 
 from flaxzoo.trainers import losses as losses_lib
 from flaxzoo.trainers import metrics as metrics_lib
+from flaxzoo.trainers.batching import SHUFFLES, arrange, make_block_index_fn, make_layout, take_block
 from flaxzoo.trainers.loop import make_fused_loop
-from flaxzoo.trainers.steps import TrainState, make_apply_fn, make_batch_fn, make_eval_step, make_train_step
+from flaxzoo.trainers.parallel import Placement, make_placement, to_host
+from flaxzoo.trainers.steps import TrainState, make_apply_fn, make_eval_step, make_train_step
 
 Data = tuple[Any, Any] | Mapping[str, Any]  # (x [n, d], y [n]) or {"x": ..., "y": ..., "weight": ...}
 
@@ -35,13 +38,14 @@ class History:
   train_seconds: float = 0.0
 
 
-def _as_arrays(data: Data, name: str) -> dict[str, jax.Array]:
+def _as_numpy(data: Data, name: str) -> dict[str, np.ndarray]:
   if isinstance(data, Mapping):
     arrays = dict(data)
   else:
     x, y = data
     arrays = {"x": x, "y": y}
-  x = np.asarray(arrays["x"])
+  arrays = {key: np.asarray(value) for key, value in arrays.items()}
+  x = arrays["x"]
   if x.ndim != 2:
     raise ValueError(f"{name}: x must be [examples, features], got shape {x.shape}")
   for key, value in arrays.items():
@@ -49,22 +53,28 @@ def _as_arrays(data: Data, name: str) -> dict[str, jax.Array]:
       raise ValueError(f"{name}: {key} has {len(value)} rows but x has {len(x)}")
   if len(x) == 0:
     raise ValueError(f"{name}: no examples")
-  return {key: jnp.asarray(value) for key, value in arrays.items()}
+  return arrays
 
 
 class Trainer:
-  """Trains an NNX model with a pure, jitted step; many steps per compiled call.
+  """Trains an NNX model with a pure compiled step; many steps per compiled call.
 
   Args:
     model: an `nnx.Module` mapping `[batch, d]` to `[batch, k]`.
     optimizer: any `optax.GradientTransformation`; default `optax.sgd(0.01)`.
-    loss: `"mse"`, `"logistic"`, `"softmax"` or a callable
-      `(outputs, labels, weights) -> scalar`.
+    loss: `"mse"`, `"logistic"`, `"softmax"` or a per-example callable
+      `(outputs [b, k], labels [b]) -> [b]`.
     seed: seeds the batch order of mini-batch training.
+    parallel: `"auto"`, `"none"` (jit, one device), `"pmap"` or `"mesh"`
+      (data-parallel over `devices`); see `flaxzoo.trainers.parallel`.
+    devices: how many local devices; default all.
     task: `"regression"` or `"classification"` (metrics); inferred from a
       named loss.
     label_scale, label_unit: report regression errors also in these units
       (brain age: 100, "years" → `mae_years`, `rmse_years`).
+
+  The same data and seed give the same parameters in every mode and on any
+  number of devices, to float rounding.
   """
 
   def __init__(
@@ -74,6 +84,8 @@ class Trainer:
       loss: str | Callable = "mse",
       *,
       seed: int = 0,
+      parallel: str = "auto",
+      devices: int | None = None,
       task: str | None = None,
       label_scale: float | None = None,
       label_unit: str | None = None,
@@ -83,42 +95,61 @@ class Trainer:
     self.loss_fn = losses_lib.get_loss(loss)
     self.task = task or metrics_lib.TASK_OF_LOSS.get(loss if isinstance(loss, str) else "", "regression")
     self.label_scale, self.label_unit = label_scale, label_unit
+    self.seed = seed
+    self.placement: Placement = make_placement(parallel, devices)
     self.state = TrainState(
         params=params,
         opt_state=self.tx.init(params),
         step=jnp.zeros((), jnp.int32),
-        rng=jax.random.key(seed),
+        rng=jax.random.PRNGKey(seed),
     )
     self._apply_fn = make_apply_fn(self.graphdef, self._rest)
-    self._train_step = make_train_step(self._apply_fn, self.loss_fn, self.tx)
-    self._eval_step = jax.jit(make_eval_step(self._apply_fn, metrics_lib.SUMS[self.task]))
+    axis_name = self.placement.axis_name
+    self._train_step = make_train_step(self._apply_fn, self.loss_fn, self.tx, axis_name)
+    eval_step = make_eval_step(self._apply_fn, metrics_lib.SUMS[self.task], axis_name)
+    self._evaluate = self.placement.compile(lambda params, blocks: eval_step(params, take_block(blocks, 0)))
     self._predict = jax.jit(self._apply_fn)
-    self._loops: dict[tuple[int, int | None], Callable] = {}
-    self._steps: dict[tuple[int, int | None], Callable] = {}
+    self._loops: dict[tuple[int, str], Callable] = {}
+    self._steps: dict[tuple[int, str], Callable] = {}
 
   @property
   def step(self) -> int:
-    return int(self.state.step)
+    return int(to_host(self.state.step))
+
+  @property
+  def params(self):
+    """The current parameters as NumPy arrays (an `nnx.State`)."""
+    return to_host(self.state.params)
 
   @property
   def model(self) -> nnx.Module:
     """A new NNX model holding the current parameters."""
-    return nnx.merge(self.graphdef, self.state.params, self._rest)
+    return nnx.merge(self.graphdef, to_host(self.state.params), self._rest)
 
-  def _fused_loop(self, num_examples: int, batch_size: int | None):
-    key = (num_examples, batch_size)
+  def _fused_loop(self, num_blocks: int, shuffle: str):
+    key = (num_blocks, shuffle)
     if key not in self._loops:
-      self._loops[key] = make_fused_loop(self._train_step, make_batch_fn(num_examples, batch_size))
+      run = make_fused_loop(self._train_step, make_block_index_fn(num_blocks, shuffle))
+      self._loops[key] = self.placement.compile(run, ("num_logs", "steps_per_log"))
     return self._loops[key]
 
-  def _single_step(self, num_examples: int, batch_size: int | None):
-    key = (num_examples, batch_size)
+  def _single_step(self, num_blocks: int, shuffle: str):
+    key = (num_blocks, shuffle)
     if key not in self._steps:
-      batch_fn = make_batch_fn(num_examples, batch_size)
-      self._steps[key] = jax.jit(
-          lambda state, data: self._train_step(state, batch_fn(data, state.step, state.rng))
-      )
+      index_fn = make_block_index_fn(num_blocks, shuffle)
+      step = lambda state, blocks: self._train_step(state, take_block(blocks, index_fn(state.step, state.rng)))
+      self._steps[key] = self.placement.compile(step)
     return self._steps[key]
+
+  def layout_blocks(self, data: Data, batch_size: int | None = None, shuffle: str = "blocks", name="train"):
+    """Host data → device blocks for this trainer's devices (see `batching`)."""
+    arrays = _as_numpy(data, name)
+    layout = make_layout(len(arrays["x"]), batch_size, self.placement.num_shards)
+    # The one-time row permutation of block shuffling, seeded; none for full batch.
+    order = None
+    if shuffle == "blocks" and layout.num_blocks > 1:
+      order = np.random.default_rng(self.seed).permutation(layout.num_examples)
+    return layout, self.placement.put_blocks(arrange(arrays, layout, order))
 
   def fit(
       self,
@@ -126,6 +157,7 @@ class Trainer:
       *,
       steps: int,
       batch_size: int | None = None,
+      shuffle: str = "blocks",
       eval_data: Mapping[str, Data] | None = None,
       log_every: int = 1000,
       fused: bool = True,
@@ -137,55 +169,65 @@ class Trainer:
         `weight [n]`.
       steps: number of steps, > 0.
       batch_size: None (or >= n) for full-batch gradient descent; else
-        mini-batches of a seeded per-epoch shuffle.
+        mini-batches (the last one of an epoch may be smaller).
+      shuffle: `"blocks"` (rows permuted once, batch order reshuffled every
+        epoch; see `flaxzoo.trainers.batching`) or `"none"` (data order).
       eval_data: `{name: data}` evaluated with the final parameters.
       log_every: record the loss every this many steps.
       fused: run `log_every`-step blocks inside one compiled call (default);
-        False runs a Python loop over a jitted single step (slow; for
+        False runs a Python loop over a compiled single step (slow; for
         checking the fused loop).
 
     Returns:
       A `History` of logged losses and final metrics (also of `train`).
     """
-    if not isinstance(steps, (int, np.integer)) or steps <= 0:
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
       raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if not isinstance(log_every, (int, np.integer)) or log_every <= 0:
+    if isinstance(log_every, bool) or not isinstance(log_every, (int, np.integer)) or log_every <= 0:
       raise ValueError(f"log_every must be a positive integer, got {log_every!r}")
-    if batch_size is not None and batch_size <= 0:
+    if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size <= 0):
       raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    data = _as_arrays(train, "train")
-    num_examples = len(data["x"])
+    if shuffle not in SHUFFLES:
+      raise ValueError(f"unknown shuffle {shuffle!r}; known: {', '.join(SHUFFLES)}")
+    layout, blocks = self.layout_blocks(train, batch_size, shuffle)
     history = History()
+    placement = self.placement
+    state = placement.put_state(self.state)
     start = time.perf_counter()
     if fused:
-      run = self._fused_loop(num_examples, batch_size)
-      blocks = [(steps // log_every, log_every), (1, steps % log_every)]
-      for num_logs, steps_per_log in blocks:
+      run = self._fused_loop(layout.num_blocks, shuffle)
+      for num_logs, steps_per_log in [(steps // log_every, log_every), (1, steps % log_every)]:
         if num_logs and steps_per_log:
-          self.state, logged_steps, logged_losses = run(self.state, data, num_logs, steps_per_log)
-          history.steps += np.asarray(logged_steps).tolist()
-          history.losses += np.asarray(logged_losses).tolist()
+          state, logged_steps, logged_losses = run(state, blocks, num_logs, steps_per_log)
+          # Reading the losses waits for the call: never many calls in flight.
+          history.steps += to_host(placement.unreplicate(logged_steps)).tolist()
+          history.losses += to_host(placement.unreplicate(logged_losses)).tolist()
     else:
-      step_fn = self._single_step(num_examples, batch_size)
+      step_fn = self._single_step(layout.num_blocks, shuffle)
       for i in range(1, steps + 1):
-        self.state, loss = step_fn(self.state, data)
+        state, loss = step_fn(state, blocks)
         if i % log_every == 0 or i == steps:
-          history.steps.append(self.step)
-          history.losses.append(float(loss))
+          history.steps.append(int(to_host(placement.unreplicate(state.step))))
+          history.losses.append(float(to_host(placement.unreplicate(loss))))
+        elif i % 16 == 0:
+          jax.block_until_ready(loss)  # a long un-blocked loop of collectives can hang
+    self.state = placement.unreplicate(state)
     jax.block_until_ready(self.state)
     history.train_seconds = time.perf_counter() - start
-    history.metrics["train"] = self.evaluate(data)
+    history.metrics["train"] = self.evaluate(train)
     for name, split in (eval_data or {}).items():
       history.metrics[name] = self.evaluate(split)
     return history
 
   def evaluate(self, data: Data) -> dict[str, float]:
     """Metrics of the current parameters on `data` (regression: mse, rmse, mae, r2)."""
-    sums = self._eval_step(self.state.params, _as_arrays(data, "eval"))
+    _, blocks = self.layout_blocks(data, None, "none", "eval")
+    params = self.placement.put_state(self.state.params)
+    sums = to_host(self.placement.unreplicate(self._evaluate(params, blocks)))
     if self.task == "regression":
       return metrics_lib.finalize_regression(sums, self.label_scale, self.label_unit)
     return metrics_lib.finalize_classification(sums)
 
   def predict(self, x) -> np.ndarray:
-    """Model outputs `[n, k]` for inputs `x [n, d]`."""
-    return np.asarray(self._predict(self.state.params, jnp.asarray(x)))
+    """Model outputs `[n, k]` for inputs `x [n, d]` (on one device)."""
+    return np.asarray(self._predict(to_host(self.state.params), jnp.asarray(x)))

@@ -1,0 +1,110 @@
+"""Arranging a dataset into fixed blocks (batches) that shard evenly over devices.
+
+A dataset of `n` examples trained with batch size `B` becomes arrays
+`[num_blocks, block_size, ...]`: block `k` holds examples `order[k*B:(k+1)*B]`,
+padded with weight-0 examples up to `block_size`, the smallest multiple of the
+device count that holds `B`. Every device then holds the same slice of every
+block, so a step only reads data already on its device, and the batches are
+the same whatever the device count: the padding has weight 0 and the loss is
+`sum(weight * loss) / sum(weight)` over all devices.
+
+Shuffling (`shuffle="blocks"`): the rows are permuted once (seeded), and each
+epoch visits the blocks in a fresh order, `permutation(fold_in(rng, epoch))`.
+The order is a function of (seed, step), not of how steps were chunked or
+resumed. Trade-off: the examples that share a batch stay together for the
+whole run (as with a fixed sharded input pipeline); only the order of
+batches changes between epochs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+SHUFFLES = ("blocks", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+  """How `num_examples` are cut into blocks for `num_shards` devices.
+
+  Attributes:
+    num_examples: real examples `n`.
+    batch_size: real examples per block `B` (`n` for full batch).
+    num_shards: devices the block dimension is split over.
+    block_size: `B` rounded up to a multiple of `num_shards`.
+    num_blocks: `ceil(n / B)`, the batches of one epoch.
+  """
+
+  num_examples: int
+  batch_size: int
+  num_shards: int
+
+  @property
+  def block_size(self) -> int:
+    return -(-self.batch_size // self.num_shards) * self.num_shards
+
+  @property
+  def num_blocks(self) -> int:
+    return -(-self.num_examples // self.batch_size)
+
+
+def make_layout(num_examples: int, batch_size: int | None, num_shards: int = 1) -> Layout:
+  """Full batch when `batch_size` is None or covers the data."""
+  if batch_size is None or batch_size >= num_examples:
+    batch_size = num_examples
+  return Layout(num_examples, batch_size, num_shards)
+
+
+def arrange(data: Mapping[str, np.ndarray], layout: Layout, order: np.ndarray | None = None) -> dict[str, np.ndarray]:
+  """Host arrays `[n, ...]` → `[num_blocks, block_size, ...]`, plus `weight`.
+
+  Args:
+    data: `{"x": [n, d], "y": [n], "weight": [n] (optional)}`.
+    layout: from `make_layout`.
+    order: a permutation of `range(n)` applied first (None: file order).
+
+  Returns:
+    The blocks, with `weight [num_blocks, block_size]` zero on padding.
+  """
+  n, batch, block, num_blocks = layout.num_examples, layout.batch_size, layout.block_size, layout.num_blocks
+  order = np.arange(n) if order is None else np.asarray(order)
+  # Position p of the padded epoch holds example index[p]; slot[p] is real.
+  slots = np.arange(num_blocks * block)
+  block_of, offset = np.divmod(slots, block)
+  position = block_of * batch + offset
+  real = (offset < batch) & (position < n)
+  index = np.where(real, order[np.minimum(position, n - 1)], 0)
+  weight = real.astype(np.float32)
+  if "weight" in data:
+    weight = weight * np.asarray(data["weight"], np.float32)[index]
+  blocks = {key: np.asarray(value)[index].reshape((num_blocks, block) + np.shape(value)[1:])
+            for key, value in data.items() if key != "weight"}
+  blocks["weight"] = weight.reshape(num_blocks, block)
+  return blocks
+
+
+def make_block_index_fn(num_blocks: int, shuffle: str = "blocks"):
+  """`block_index_fn(step, rng) -> int32`: which block step `step` trains on."""
+  if shuffle not in SHUFFLES:
+    raise ValueError(f"unknown shuffle {shuffle!r}; known: {', '.join(SHUFFLES)}")
+  if num_blocks == 1:
+    return lambda step, rng: jnp.zeros((), jnp.int32)
+  if shuffle == "none":
+    return lambda step, rng: (step % num_blocks).astype(jnp.int32)
+
+  def block_index_fn(step, rng):
+    epoch, position = jnp.divmod(step, num_blocks)
+    return jax.random.permutation(jax.random.fold_in(rng, epoch), num_blocks)[position].astype(jnp.int32)
+
+  return block_index_fn
+
+
+def take_block(blocks, index):
+  """The batch `{key: [block_size, ...]}` of block `index` (no copy of other blocks)."""
+  return {key: jax.lax.dynamic_index_in_dim(value, index, axis=0, keepdims=False)
+          for key, value in blocks.items()}
