@@ -2,7 +2,8 @@
 
   flaxzoo list
   flaxzoo train brain_age_gm [--workdir DIR] [--steps N] [--lr X] [--batch-size B]
-                             [--seed S] [--data-dir D]
+                             [--seed S] [--data-dir D] [--parallel MODE] [--devices N]
+                             [--coordinator HOST:PORT --num-processes P --process-id I]
 
 Errors a user can cause (bad flags, unknown names, malformed data, unwritable
 directories) print one line `flaxzoo: error: ...` and exit with status 2.
@@ -48,6 +49,18 @@ def _build_parser() -> argparse.ArgumentParser:
   train.add_argument("--seed", type=int, help="seed of the initialisation and batch order")
   train.add_argument("--log-every", type=_positive(int), help="steps between logged losses")
   train.add_argument("--data-dir", help="TFDS data dir (default: $TFDS_DATA_DIR or ~/.cache/flaxzoo)")
+  train.add_argument("--shuffle", choices=["blocks", "none"], help="mini-batch order (default: blocks)")
+  train.add_argument("--parallel", choices=["auto", "none", "pmap", "mesh"],
+                     help="none: jit on one device; pmap / mesh: data-parallel; auto (default):"
+                          " mesh on more than one device")
+  train.add_argument("--devices", type=_positive(int), help="local devices to use (default: all)")
+  train.add_argument("--coordinator", metavar="HOST:PORT",
+                     help="multi-process run: address of process 0 (jax.distributed)")
+  train.add_argument("--num-processes", type=_positive(int), help="multi-process run: how many processes")
+  train.add_argument("--process-id", type=int, help="multi-process run: this process, 0..P-1")
+  train.add_argument("--timeout", type=_positive(int), default=60,
+                     help="multi-process run: seconds to wait for the others to connect, or for a"
+                          " process that stopped answering, before exiting with an error (default 60)")
   train.add_argument("--quiet", action="store_true", help="print only the final table")
   return parser
 
@@ -83,7 +96,7 @@ def _print_table(results) -> None:
 
 
 def _train(args) -> None:
-  from flaxzoo.trainers.config import get_experiment
+  from flaxzoo.trainers.config import ConfigError, get_experiment
   from flaxzoo.trainers.experiment import run_experiment
 
   config = get_experiment(args.experiment).replace(
@@ -92,14 +105,33 @@ def _train(args) -> None:
       batch_size=args.batch_size,
       seed=args.seed,
       log_every=args.log_every,
+      shuffle=args.shuffle,
+      parallel=args.parallel,
+      devices=args.devices,
   )
+  multi = [args.coordinator, args.num_processes, args.process_id]
+  if any(v is not None for v in multi):
+    if any(v is None for v in multi):
+      raise ConfigError("a multi-process run needs --coordinator, --num-processes and --process-id together")
+    from flaxzoo.trainers import distributed
+
+    distributed.initialize(args.coordinator, args.num_processes, args.process_id, args.timeout)
   log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
   results = run_experiment(config, workdir=args.workdir, data_dir=args.data_dir, log=log)
-  _print_table(results)
+  if "workdir" in results and (args.process_id or 0) == 0:
+    _print_table(results)
 
 
 def main(argv: list[str] | None = None) -> int:
+  argv = sys.argv[1:] if argv is None else argv
   args = _build_parser().parse_args(argv)
+  if args.command == "train" and args.coordinator is not None:
+    from flaxzoo.trainers import distributed
+
+    if not distributed.is_worker():
+      return distributed.run_supervised(
+          argv, args.coordinator, args.process_id or 0, args.num_processes or 1, args.timeout
+      )
   from flaxzoo.datasets.tables import DataError
   from flaxzoo.trainers.config import ConfigError
   from flaxzoo.zoo.registry import UnknownNameError

@@ -39,6 +39,9 @@ class ExperimentConfig:
     seed: seeds the initialisation and the batch order (the dataset split is
       fixed by the dataset, not by this seed).
     log_every: steps between logged losses.
+    shuffle: mini-batch order, `blocks` or `none` (see `trainers.batching`).
+    parallel: `auto`, `none`, `pmap` or `mesh` (see `trainers.parallel`).
+    devices: local devices to use; None for all.
   """
 
   name: str
@@ -53,6 +56,9 @@ class ExperimentConfig:
   batch_size: int | None = None
   seed: int = 13
   log_every: int = 1000
+  shuffle: str = "blocks"
+  parallel: str = "auto"
+  devices: int | None = None
 
   def __post_init__(self):
     def positive(field, value, kind):
@@ -64,6 +70,8 @@ class ExperimentConfig:
     positive("learning_rate", self.learning_rate, (int, float))
     if self.batch_size is not None:
       positive("batch_size", self.batch_size, int)
+    if self.devices is not None:
+      positive("devices", self.devices, int)
     if self.optimizer not in OPTIMIZERS:
       raise ConfigError(
           f"{self.name}: unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}"

@@ -76,9 +76,14 @@ def run_experiment(
     The results: `{"experiment", "step", "train": {...}, "test": {...}, ...}`
     with metrics of the final parameters.
   """
+  import jax
+
   start = time.perf_counter()
-  log = log or (lambda message: None)
-  workdir = prepare_workdir(workdir or pathlib.Path("runs") / config.name)
+  writer = jax.process_index() == 0  # With several processes only process 0 writes.
+  log = (log if writer else None) or (lambda message: None)
+  workdir = pathlib.Path(workdir or pathlib.Path("runs") / config.name)
+  if writer:
+    prepare_workdir(workdir)
   preprocessing = TissueFractions(features=config.features)
   splits = {s: preprocessing(load_split(config.dataset, s, data_dir, log)) for s in ("train", "test")}
   model = create_model(
@@ -89,18 +94,22 @@ def run_experiment(
       config.make_optimizer(),
       config.loss,
       seed=config.seed,
+      parallel=config.parallel,
+      devices=config.devices,
       label_scale=preprocessing.label_scale,
       label_unit=preprocessing.label_unit,
   )
   log(
       f"{config.name}: {config.steps} steps of {config.optimizer}(lr={config.learning_rate:g}),"
       f" {'full batch' if config.batch_size is None else f'batch {config.batch_size}'},"
-      f" {len(splits['train'][0])} train / {len(splits['test'][0])} test examples"
+      f" {len(splits['train'][0])} train / {len(splits['test'][0])} test examples,"
+      f" on {trainer.placement.describe()}"
   )
   history = trainer.fit(
       splits["train"],
       steps=config.steps,
       batch_size=config.batch_size,
+      shuffle=config.shuffle,
       eval_data={"test": splits["test"]},
       log_every=config.log_every,
   )
@@ -111,7 +120,9 @@ def run_experiment(
       "step": trainer.step,
       "train": history.metrics["train"],
       "test": history.metrics["test"],
-      "params": _params_as_lists(trainer.state.params),
+      "params": _params_as_lists(trainer.params),
+      "devices": {"mode": trainer.placement.mode, "count": len(trainer.placement.devices),
+                  "processes": jax.process_count(), "platform": trainer.placement.devices[0].platform},
       "config": config.to_dict(),
       "preprocessing": preprocessing.to_dict(),
       "dataset": {"name": config.dataset, "sha256": builder_module.RAW_SHA256},
@@ -120,6 +131,7 @@ def run_experiment(
       "wall_seconds": time.perf_counter() - start,
       "versions": library_versions(),
   }
-  write_json_atomic(workdir / "results.json", results)
+  if writer:
+    write_json_atomic(workdir / "results.json", results)
   results["workdir"] = str(workdir)
   return results

@@ -1,0 +1,49 @@
+"""Runs trainings on simulated CPU devices and prints their parameters as JSON.
+
+Started by tests as a subprocess: XLA_FLAGS must be set before jax is imported,
+which a pytest process has already done.
+
+  python parallel_worker.py DATA_DIR '[{"features": "gm", "steps": 200, "parallel": "mesh", "devices": 3}, ...]'
+"""
+
+import json
+import os
+import sys
+
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from flaxzoo.datasets import TissueFractions, load_split  # noqa: E402
+from flaxzoo.trainers import Trainer  # noqa: E402
+from flaxzoo.zoo import create_model  # noqa: E402
+
+
+def main():
+  data_dir, runs = sys.argv[1], json.loads(sys.argv[2])
+  results = []
+  for run in runs:
+    pre = TissueFractions(run["features"])
+    train = pre(load_split("brain_age", "train", data_dir))
+    test = pre(load_split("brain_age", "test", data_dir))
+    model = create_model("linear_regression", seed=13, init="reference", in_features=pre.num_features)
+    trainer = Trainer(model, optax.sgd(run.get("lr", 0.05)), "mse", seed=13, parallel=run["parallel"],
+                      devices=run.get("devices"), label_scale=100.0, label_unit="years")
+    history = trainer.fit(train, steps=run["steps"], batch_size=run.get("batch_size"),
+                          eval_data={"test": test}, log_every=run.get("log_every", 1000))
+    params = trainer.params
+    results.append({
+        **run,
+        "mode": trainer.placement.mode,
+        "num_devices": len(trainer.placement.devices),
+        "kernel": np.asarray(params["linear"]["kernel"][...]).ravel().tolist(),
+        "bias": np.asarray(params["linear"]["bias"][...]).ravel().tolist(),
+        "metrics": history.metrics,
+        "losses": history.losses,
+    })
+  print(json.dumps(results))
+
+
+if __name__ == "__main__":
+  main()
