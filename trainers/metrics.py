@@ -13,22 +13,29 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def regression_sums(outputs, labels, weights=None) -> dict[str, jax.Array]:
-  """Sufficient sums for MSE, MAE and R2. outputs `[batch, 1]`, labels `[batch]`."""
+def regression_sums(outputs, labels, weights=None, label_shift=0.0) -> dict[str, jax.Array]:
+  """Sufficient sums for MSE, MAE and R2. outputs `[batch, 1]`, labels `[batch]`.
+
+  `label_shift` (best: the labels' mean, from the host) is subtracted before
+  summing labels and their squares: R2's total sum of squares is then not a
+  small difference of two large float32 sums.
+  """
   outputs = outputs.reshape(labels.shape)
   weights = jnp.ones_like(labels) if weights is None else weights
   errors = outputs - labels
+  centred = labels - jnp.asarray(label_shift, labels.dtype)
   return {
       "count": jnp.sum(weights),
       "sum_squared_error": jnp.sum(weights * errors**2),
       "sum_absolute_error": jnp.sum(weights * jnp.abs(errors)),
-      "sum_label": jnp.sum(weights * labels),
-      "sum_label_squared": jnp.sum(weights * labels**2),
+      "sum_label": jnp.sum(weights * centred),
+      "sum_label_squared": jnp.sum(weights * centred**2),
   }
 
 
-def classification_sums(logits, labels, weights=None) -> dict[str, jax.Array]:
+def classification_sums(logits, labels, weights=None, label_shift=None) -> dict[str, jax.Array]:
   """Sums for accuracy and log loss. logits `[batch, 1 | classes]`, labels `[batch]`."""
+  del label_shift  # Regression only; the same signature for both tasks.
   weights = jnp.ones(labels.shape, logits.dtype) if weights is None else weights
   if logits.shape[-1] == 1:
     predicted = (logits[:, 0] > 0).astype(jnp.int32)

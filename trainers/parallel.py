@@ -87,13 +87,19 @@ class Placement:
 
     return {key: per_device(value) for key, value in blocks.items()}
 
-  def compile(self, fn: Callable, static_argnames: tuple[str, ...] = ()) -> Callable:
-    """`fn(state_or_params, blocks, *static)` compiled for this mode."""
+  def compile(self, fn: Callable, num_static: int = 0, num_broadcast: int = 0) -> Callable:
+    """`fn(state_or_params, blocks, *static, *broadcast)` compiled for this mode.
+
+    `static` arguments are Python values (a new value recompiles); `broadcast`
+    arguments are host scalars or arrays given to every device as they are.
+    """
+    static = tuple(range(2, 2 + num_static))
     if self.mode == "pmap":
-      positions = tuple(range(2, 2 + len(static_argnames)))
-      return jax.pmap(fn, axis_name=AXIS, devices=self.devices, static_broadcasted_argnums=positions)
+      in_axes = (0, 0) + (None,) * (num_static + num_broadcast)
+      return jax.pmap(fn, axis_name=AXIS, devices=self.devices, in_axes=in_axes,
+                      static_broadcasted_argnums=static)
     # Under `mesh` the inputs carry NamedShardings; jit partitions from them.
-    return jax.jit(fn, static_argnums=tuple(range(2, 2 + len(static_argnames))))
+    return jax.jit(fn, static_argnums=static)
 
   @property
   def axis_name(self) -> str | None:

@@ -83,9 +83,10 @@ def make_train_step(apply_fn, per_example_loss_fn, tx: optax.GradientTransformat
 
 
 def make_eval_step(apply_fn, sums_fn, axis_name=None):
-  """`eval_step(params, batch) -> {sum name: scalar}` (see `metrics`), summed over devices."""
+  """`eval_step(params, batch, label_shift) -> {sum name: scalar}` (see `metrics`), summed over devices."""
 
-  def eval_step(params, batch: Batch):
-    return _psum(sums_fn(apply_fn(params, batch["x"]), batch["y"], batch["weight"]), axis_name)
+  def eval_step(params, batch: Batch, label_shift):
+    sums = sums_fn(apply_fn(params, batch["x"]), batch["y"], batch["weight"], label_shift)
+    return _psum(sums, axis_name)
 
   return eval_step

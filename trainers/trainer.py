@@ -107,7 +107,9 @@ class Trainer:
     axis_name = self.placement.axis_name
     self._train_step = make_train_step(self._apply_fn, self.loss_fn, self.tx, axis_name)
     eval_step = make_eval_step(self._apply_fn, metrics_lib.SUMS[self.task], axis_name)
-    self._evaluate = self.placement.compile(lambda params, blocks: eval_step(params, take_block(blocks, 0)))
+    self._evaluate = self.placement.compile(
+        lambda params, blocks, shift: eval_step(params, take_block(blocks, 0), shift), num_broadcast=1
+    )
     self._predict = jax.jit(self._apply_fn)
     self._loops: dict[tuple[int, str], Callable] = {}
     self._steps: dict[tuple[int, str], Callable] = {}
@@ -130,7 +132,7 @@ class Trainer:
     key = (num_blocks, shuffle)
     if key not in self._loops:
       run = make_fused_loop(self._train_step, make_block_index_fn(num_blocks, shuffle))
-      self._loops[key] = self.placement.compile(run, ("num_logs", "steps_per_log"))
+      self._loops[key] = self.placement.compile(run, num_static=2)
     return self._loops[key]
 
   def _single_step(self, num_blocks: int, shuffle: str):
@@ -221,9 +223,11 @@ class Trainer:
 
   def evaluate(self, data: Data) -> dict[str, float]:
     """Metrics of the current parameters on `data` (regression: mse, rmse, mae, r2)."""
-    _, blocks = self.layout_blocks(data, None, "none", "eval")
+    arrays = _as_numpy(data, "eval")
+    _, blocks = self.layout_blocks(arrays, None, "none", "eval")
     params = self.placement.put_state(self.state.params)
-    sums = to_host(self.placement.unreplicate(self._evaluate(params, blocks)))
+    shift = np.float32(np.mean(arrays["y"])) if self.task == "regression" else np.float32(0)
+    sums = to_host(self.placement.unreplicate(self._evaluate(params, blocks, shift)))
     if self.task == "regression":
       return metrics_lib.finalize_regression(sums, self.label_scale, self.label_unit)
     return metrics_lib.finalize_classification(sums)
