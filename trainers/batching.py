@@ -69,7 +69,10 @@ def arrange(data: Mapping[str, np.ndarray], layout: Layout, order: np.ndarray | 
     order: a permutation of `range(n)` applied first (None: file order).
 
   Returns:
-    The blocks, with `weight [num_blocks, block_size]` zero on padding.
+    The blocks, with `weight [num_blocks, block_size]` zero on padding, and
+    `scale = weight / (the block's total weight)`: the training loss is then
+    `sum(scale * loss)` over the block, one sum across devices and no count
+    to reduce separately (a second all-reduce per step, as costly as the first).
   """
   n, batch, block, num_blocks = layout.num_examples, layout.batch_size, layout.block_size, layout.num_blocks
   order = np.arange(n) if order is None else np.asarray(order)
@@ -85,21 +88,31 @@ def arrange(data: Mapping[str, np.ndarray], layout: Layout, order: np.ndarray | 
   blocks = {key: np.asarray(value)[index].reshape((num_blocks, block) + np.shape(value)[1:])
             for key, value in data.items() if key != "weight"}
   blocks["weight"] = weight.reshape(num_blocks, block)
+  totals = blocks["weight"].sum(axis=1, keepdims=True)
+  blocks["scale"] = np.divide(blocks["weight"], totals, out=np.zeros_like(blocks["weight"]), where=totals > 0)
   return blocks
 
 
-def make_block_index_fn(num_blocks: int, shuffle: str = "blocks"):
-  """`block_index_fn(step, rng) -> int32`: which block step `step` trains on."""
+def make_epoch_order_fn(num_blocks: int, shuffle: str = "blocks"):
+  """`epoch_order_fn(epoch, rng) -> [num_blocks] int32`: the blocks in the order epoch `epoch` visits them."""
   if shuffle not in SHUFFLES:
     raise ValueError(f"unknown shuffle {shuffle!r}; known: {', '.join(SHUFFLES)}")
-  if num_blocks == 1:
-    return lambda step, rng: jnp.zeros((), jnp.int32)
-  if shuffle == "none":
-    return lambda step, rng: (step % num_blocks).astype(jnp.int32)
+  if shuffle == "none" or num_blocks == 1:
+    return lambda epoch, rng: jnp.arange(num_blocks, dtype=jnp.int32)
+  return lambda epoch, rng: jax.random.permutation(jax.random.fold_in(rng, epoch), num_blocks).astype(jnp.int32)
+
+
+def make_block_index_fn(num_blocks: int, shuffle: str = "blocks"):
+  """`block_index_fn(step, rng) -> int32`: which block step `step` trains on.
+
+  Computes the epoch's order on every call; the fused loop keeps the order of
+  the current epoch instead (`make_epoch_order_fn`), with the same result.
+  """
+  epoch_order_fn = make_epoch_order_fn(num_blocks, shuffle)
 
   def block_index_fn(step, rng):
     epoch, position = jnp.divmod(step, num_blocks)
-    return jax.random.permutation(jax.random.fold_in(rng, epoch), num_blocks)[position].astype(jnp.int32)
+    return epoch_order_fn(epoch, rng)[position]
 
   return block_index_fn
 

@@ -15,12 +15,15 @@ import jax.numpy as jnp
 from flaxzoo.trainers.batching import take_block
 
 
-def make_fused_loop(train_step, block_index_fn):
+def make_fused_loop(train_step, epoch_order_fn, num_blocks: int):
   """Returns `run(state, blocks, num_logs, steps_per_log) -> (state, steps, losses)`.
 
   Args:
     train_step: `(state, batch) -> (state, loss)`.
-    block_index_fn: `(step, rng) -> block index` into `blocks [num_blocks, ...]`.
+    epoch_order_fn: `(epoch, rng) -> [num_blocks]`, the order an epoch visits
+      `blocks [num_blocks, ...]` in; computed once per epoch (a shuffle per
+      step would cost more than the step).
+    num_blocks: batches per epoch.
 
   `run` is not yet compiled: wrap it in `jax.jit` or `jax.pmap` with
   `num_logs` and `steps_per_log` static. `steps [num_logs]` are the step
@@ -30,17 +33,21 @@ def make_fused_loop(train_step, block_index_fn):
 
   def run(state, blocks, num_logs: int, steps_per_log: int):
     def one_step(_, carry):
-      state, _ = carry
-      batch = take_block(blocks, block_index_fn(state.step, state.rng))
-      return train_step(state, batch)
+      state, _, order = carry
+      epoch, position = jnp.divmod(state.step, num_blocks)
+      order = jax.lax.cond(position == 0, lambda: epoch_order_fn(epoch, state.rng), lambda: order)
+      state, loss = train_step(state, take_block(blocks, order[position]))
+      return state, loss, order
 
-    def block(state, _):
-      state, loss = jax.lax.fori_loop(
-          0, steps_per_log, one_step, (state, jnp.zeros((), jnp.float32))
+    def block(carry, _):
+      state, order = carry
+      state, loss, order = jax.lax.fori_loop(
+          0, steps_per_log, one_step, (state, jnp.zeros((), jnp.float32), order)
       )
-      return state, (state.step, loss)
+      return (state, order), (state.step, loss)
 
-    state, (steps, losses) = jax.lax.scan(block, state, None, length=num_logs)
+    order = epoch_order_fn(state.step // num_blocks, state.rng)  # the epoch this call starts in
+    (state, _), (steps, losses) = jax.lax.scan(block, (state, order), None, length=num_logs)
     return state, steps, losses
 
   return run

@@ -5,10 +5,11 @@ merge them back inside the compiled function, which costs nothing at run time
 (calling `nnx.jit` instead costs ~400 µs a call, more than a whole brain-age
 step).
 
-Losses are reduced as `sum(weight * loss) / count` where `count` is the
-number of real examples in the whole batch: across devices under `pmap`
-(`axis_name` set), the sums and the count are `psum`-ed, never a mean of
-per-device means, so padding and uneven shards change nothing.
+Losses are reduced as `sum(scale * loss)` with `scale = weight / count`
+precomputed per batch (`batching.arrange`), `count` being the real examples
+of the whole batch: across devices under `pmap` (`axis_name` set) the sums
+are `psum`-ed, never a mean of per-device means, so padding and uneven
+shards change nothing, and a step needs one all-reduce.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-Batch = dict[str, jax.Array]  # {"x": [b, d], "y": [b] or [b, k], "weight": [b]}
+# {"x": [b, d], "y": [b] or [b, k], "weight": [b] (0 = padding), "scale": [b] (weight / batch count)}
+Batch = dict[str, jax.Array]
 
 
 @flax.struct.dataclass
@@ -66,12 +68,9 @@ def make_train_step(apply_fn, per_example_loss_fn, tx: optax.GradientTransformat
   """
 
   def train_step(state: TrainState, batch: Batch):
-    weight = batch["weight"]
-    count = _psum(jnp.sum(weight), axis_name)
-
     def objective(params):
       per_example = per_example_loss_fn(apply_fn(params, batch["x"]), batch["y"])
-      return jnp.sum(weight * per_example) / count
+      return jnp.sum(batch["scale"] * per_example)
 
     loss, grads = jax.value_and_grad(objective)(state.params)
     loss, grads = _psum((loss, grads), axis_name)

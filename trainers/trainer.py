@@ -20,7 +20,8 @@ from flax import nnx
 
 from flaxzoo.trainers import losses as losses_lib
 from flaxzoo.trainers import metrics as metrics_lib
-from flaxzoo.trainers.batching import SHUFFLES, arrange, make_block_index_fn, make_layout, take_block
+from flaxzoo.trainers.batching import (SHUFFLES, arrange, make_block_index_fn, make_epoch_order_fn, make_layout,
+                                       take_block)
 from flaxzoo.trainers.loop import make_fused_loop
 from flaxzoo.trainers.parallel import Placement, make_placement, to_host
 from flaxzoo.trainers.steps import TrainState, make_apply_fn, make_eval_step, make_train_step
@@ -128,10 +129,11 @@ class Trainer:
     """A new NNX model holding the current parameters."""
     return nnx.merge(self.graphdef, to_host(self.state.params), self._rest)
 
-  def _fused_loop(self, num_blocks: int, shuffle: str):
+  def fused_loop(self, num_blocks: int, shuffle: str = "blocks"):
+    """The compiled `run(state, blocks, num_logs, steps_per_log)` for device blocks (see `loop`)."""
     key = (num_blocks, shuffle)
     if key not in self._loops:
-      run = make_fused_loop(self._train_step, make_block_index_fn(num_blocks, shuffle))
+      run = make_fused_loop(self._train_step, make_epoch_order_fn(num_blocks, shuffle), num_blocks)
       self._loops[key] = self.placement.compile(run, num_static=2)
     return self._loops[key]
 
@@ -197,7 +199,7 @@ class Trainer:
     state = placement.put_state(self.state)
     start = time.perf_counter()
     if fused:
-      run = self._fused_loop(layout.num_blocks, shuffle)
+      run = self.fused_loop(layout.num_blocks, shuffle)
       for num_logs, steps_per_log in [(steps // log_every, log_every), (1, steps % log_every)]:
         if num_logs and steps_per_log:
           state, logged_steps, logged_losses = run(state, blocks, num_logs, steps_per_log)
