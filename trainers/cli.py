@@ -61,7 +61,27 @@ def _build_parser() -> argparse.ArgumentParser:
   train.add_argument("--timeout", type=_positive(int), default=60,
                      help="multi-process run: seconds to wait for the others to connect, or for a"
                           " process that stopped answering, before exiting with an error (default 60)")
+  train.add_argument("--save-every", type=_positive(int), help="steps between checkpoints (default: ~5 a run)")
+  train.add_argument("--keep", type=_positive(int), default=3, help="checkpoints to keep (default 3)")
+  train.add_argument("--keep-best", metavar="SPLIT/METRIC[:min|max]",
+                     help="keep the best checkpoints by this metric, e.g. test/mse, instead of the latest")
+  train.add_argument("--sync-save", action="store_true", help="save checkpoints in the foreground")
+  train.add_argument("--restart", action="store_true",
+                     help="ignore existing checkpoints (moved aside to checkpoints.old-*, never deleted)")
+  train.add_argument("--fallback", action="store_true",
+                     help="if the latest checkpoint is broken, resume from the latest good one (with a warning)")
   train.add_argument("--quiet", action="store_true", help="print only the final table")
+
+  evaluate = commands.add_parser("eval", help="evaluate a checkpoint of a training workdir")
+  evaluate.add_argument("--workdir", required=True, help="a workdir written by `flaxzoo train`")
+  which = evaluate.add_mutually_exclusive_group()
+  which.add_argument("--step", type=int, help="the checkpoint step (default: the latest)")
+  which.add_argument("--best", action="store_true", help="the best checkpoint by the run's --keep-best metric")
+  evaluate.add_argument("--split", default="test", help="train, test or all (default: test)")
+  evaluate.add_argument("--parallel", choices=["auto", "none", "pmap", "mesh"], default="auto")
+  evaluate.add_argument("--devices", type=_positive(int), help="local devices to use (default: all)")
+  evaluate.add_argument("--data-dir", help="TFDS data dir")
+  evaluate.add_argument("--fallback", action="store_true", help="use the latest good step before a broken one")
   return parser
 
 
@@ -117,9 +137,50 @@ def _train(args) -> None:
 
     distributed.initialize(args.coordinator, args.num_processes, args.process_id, args.timeout)
   log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-  results = run_experiment(config, workdir=args.workdir, data_dir=args.data_dir, log=log)
-  if "workdir" in results and (args.process_id or 0) == 0:
+  stop = _StopFlag()
+  results = run_experiment(
+      config, workdir=args.workdir, data_dir=args.data_dir, log=log,
+      save_every=args.save_every, keep=args.keep, keep_best=args.keep_best, async_save=not args.sync_save,
+      restart=args.restart, fallback=args.fallback, should_stop=stop,
+  )
+  if (args.process_id or 0) == 0:
     _print_table(results)
+
+
+class _StopFlag:
+  """SIGTERM/SIGINT set a flag; training polls it, saves a checkpoint and stops."""
+
+  def __init__(self):
+    import signal
+
+    self.signal = None
+    for signum in (signal.SIGTERM, signal.SIGINT):
+      signal.signal(signum, self._handle)
+
+  def _handle(self, signum, frame):
+    if self.signal is not None:  # A second signal: stop now.
+      raise KeyboardInterrupt
+    self.signal = signum
+
+  def __call__(self) -> bool:
+    return self.signal is not None
+
+
+def _eval(args) -> None:
+  from flaxzoo.trainers.experiment import evaluate_checkpoint
+
+  log = lambda m: print(m, file=sys.stderr, flush=True)
+  results = evaluate_checkpoint(
+      args.workdir, args.step, best=args.best, split=args.split, data_dir=args.data_dir,
+      parallel=args.parallel, devices=args.devices, fallback=args.fallback, log=log,
+  )
+  splits = [s for s in ("train", "test") if s in results]
+  columns = [c for c in _COLUMNS if c in results[splits[0]]]
+  print(f"{results['experiment']} at step {results['step']} on {results['devices']['count']} device(s):")
+  print("  " + f"{'split':6s}" + "".join(f"{c:>12s}" for c in columns))
+  for split in splits:
+    print("  " + f"{split:6s}" + "".join(f"{results[split][c]:>12{_COLUMNS[c]}}" for c in columns))
+  print(f"eval: {results['workdir']}/eval.json")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
           argv, args.coordinator, args.process_id or 0, args.num_processes or 1, args.timeout
       )
   from flaxzoo.datasets.tables import DataError
+  from flaxzoo.trainers.checkpointing import CheckpointError
   from flaxzoo.trainers.config import ConfigError
+  from flaxzoo.trainers.experiment import Interrupted
   from flaxzoo.zoo.registry import UnknownNameError
 
   try:
@@ -141,9 +204,14 @@ def main(argv: list[str] | None = None) -> int:
       _list()
     elif args.command == "train":
       _train(args)
-  except (DataError, ConfigError, UnknownNameError) as e:
+    elif args.command == "eval":
+      _eval(args)
+  except (DataError, ConfigError, UnknownNameError, CheckpointError) as e:
     print(f"flaxzoo: error: {e}", file=sys.stderr)
     return 2
+  except Interrupted as e:
+    print(f"flaxzoo: {e}", file=sys.stderr)
+    return 143
   except KeyboardInterrupt:
     print("flaxzoo: interrupted", file=sys.stderr)
     return 130

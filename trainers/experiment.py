@@ -14,8 +14,9 @@ import numpy as np
 from flax import nnx
 
 from flaxzoo.datasets import TissueFractions, load_split
+from flaxzoo.trainers.checkpointing import CheckpointError, Checkpointer, abstract_like
 from flaxzoo.trainers.config import ConfigError, ExperimentConfig
-from flaxzoo.trainers.trainer import Trainer
+from flaxzoo.trainers.trainer import History, Trainer
 from flaxzoo.zoo import create_model
 
 
@@ -64,26 +65,33 @@ def _params_as_lists(params) -> dict[str, Any]:
   return flat
 
 
-def run_experiment(
-    config: ExperimentConfig,
-    workdir=None,
-    data_dir=None,
-    log: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-  """Trains `config` and writes `<workdir>/results.json` (default `runs/<name>`).
+# Fields a resumed run may change: how long and where it runs, not what it learns.
+RESUMABLE_CHANGES = ("steps", "parallel", "devices", "log_every")
 
-  Returns:
-    The results: `{"experiment", "step", "train": {...}, "test": {...}, ...}`
-    with metrics of the final parameters.
-  """
-  import jax
 
-  start = time.perf_counter()
-  writer = jax.process_index() == 0  # With several processes only process 0 writes.
-  log = (log if writer else None) or (lambda message: None)
-  workdir = pathlib.Path(workdir or pathlib.Path("runs") / config.name)
-  if writer:
-    prepare_workdir(workdir)
+class Interrupted(Exception):
+  """Training stopped on request (SIGTERM/SIGINT) after saving a checkpoint."""
+
+  def __init__(self, step: int, path: pathlib.Path):
+    super().__init__(f"interrupted at step {step}; checkpoint saved to {path}; rerun the same command to resume")
+    self.step, self.path = step, path
+
+
+def _config_differences(saved: dict[str, Any], config: ExperimentConfig) -> list[str]:
+  current = config.to_dict()
+  keys = sorted(set(saved) | set(current))
+  return [f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}"
+          for k in keys if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k)]
+
+
+def default_save_every(config: ExperimentConfig) -> int:
+  """About 5 checkpoints a run, at multiples of log_every."""
+  blocks = -(-config.steps // (5 * config.log_every))
+  return max(1, blocks) * config.log_every
+
+
+def _build(config: ExperimentConfig, data_dir, log):
+  """Preprocessing, data splits and a Trainer for `config`."""
   preprocessing = TissueFractions(features=config.features)
   splits = {s: preprocessing(load_split(config.dataset, s, data_dir, log)) for s in ("train", "test")}
   model = create_model(
@@ -99,21 +107,141 @@ def run_experiment(
       label_scale=preprocessing.label_scale,
       label_unit=preprocessing.label_unit,
   )
+  return preprocessing, splits, trainer
+
+
+def _restore_target(trainer: Trainer):
+  """The abstract state to restore into: the restoring run's devices, not the saver's."""
+  from jax.sharding import NamedSharding, PartitionSpec, SingleDeviceSharding
+
+  placement = trainer.placement
+  if placement.mode == "mesh":
+    sharding = NamedSharding(placement.mesh, PartitionSpec())
+  else:
+    sharding = SingleDeviceSharding(placement.devices[0])
+  return abstract_like(trainer.state, sharding)
+
+
+def _move_aside(directory: pathlib.Path) -> pathlib.Path:
+  target = directory.with_name(f"{directory.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+  n = 1
+  while target.exists():
+    target = directory.with_name(f"{directory.name}.old-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+    n += 1
+  directory.rename(target)
+  return target
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    workdir=None,
+    data_dir=None,
+    log: Callable[[str], None] | None = None,
+    *,
+    checkpoint: bool = True,
+    save_every: int | None = None,
+    keep: int | None = 3,
+    keep_best: str | None = None,
+    async_save: bool = True,
+    restart: bool = False,
+    fallback: bool = False,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+  """Trains `config` and writes `<workdir>/results.json` (default `runs/<name>`).
+
+  With `checkpoint` (the default), the training state is saved to
+  `<workdir>/checkpoints/` every `save_every` steps and at the end, and a
+  workdir that has checkpoints resumes from the latest complete one (same
+  config except `RESUMABLE_CHANGES`); `restart` moves them aside first.
+
+  Returns:
+    The results: `{"experiment", "step", "train": {...}, "test": {...}, ...}`
+    with metrics of the final parameters.
+
+  Raises:
+    Interrupted: `should_stop()` became true; a checkpoint was saved first.
+  """
+  import jax
+
+  start = time.perf_counter()
+  writer = jax.process_index() == 0  # With several processes only process 0 writes.
+  log = (log if writer else None) or (lambda message: None)
+  workdir = pathlib.Path(workdir or pathlib.Path("runs") / config.name)
+  if writer:
+    prepare_workdir(workdir)
+  if save_every is not None and save_every <= 0:
+    raise ConfigError(f"save_every must be a positive integer, got {save_every}")
+  preprocessing, splits, trainer = _build(config, data_dir, log)
+  from flaxzoo.datasets.brain_age import brain_age_dataset_builder as builder_module
+
+  def meta_of(metrics):
+    return {
+        "experiment": config.name,
+        "step": trainer.step,
+        "config": config.to_dict(),
+        "metrics": metrics,
+        "preprocessing": preprocessing.to_dict(),
+        "dataset": {"name": config.dataset, "sha256": builder_module.RAW_SHA256},
+        "keep_best": keep_best,
+        "versions": library_versions(),
+    }
+
+  checkpointer = None
+  if checkpoint:
+    directory = workdir / "checkpoints"
+    if restart and directory.exists() and writer:
+      log(f"--restart: moved the earlier checkpoints to {_move_aside(directory)}")
+    checkpointer = Checkpointer(directory, keep=keep, keep_best=keep_best, async_save=async_save)
+    latest = checkpointer.latest_step()
+    if latest is not None:
+      step, (state, meta) = checkpointer.restore_with_fallback(latest, _restore_target(trainer), fallback, log)
+      differences = _config_differences(meta["config"], config)
+      if differences:
+        raise ConfigError(
+            f"{workdir} holds a run of another config (step {step}); pass --restart to start over,"
+            f" or another --workdir. Differences: {'; '.join(differences)}"
+        )
+      trainer.state = state
+      log(f"resuming from step {step} ({checkpointer.directory / str(step)})")
+
   log(
       f"{config.name}: {config.steps} steps of {config.optimizer}(lr={config.learning_rate:g}),"
       f" {'full batch' if config.batch_size is None else f'batch {config.batch_size}'},"
       f" {len(splits['train'][0])} train / {len(splits['test'][0])} test examples,"
       f" on {trainer.placement.describe()}"
   )
-  history = trainer.fit(
-      splits["train"],
-      steps=config.steps,
-      batch_size=config.batch_size,
-      shuffle=config.shuffle,
-      eval_data={"test": splits["test"]},
-      log_every=config.log_every,
-  )
-  from flaxzoo.datasets.brain_age import brain_age_dataset_builder as builder_module
+
+  def save(t: Trainer) -> None:
+    metrics = {"train": t.evaluate(splits["train"]), "test": t.evaluate(splits["test"])}
+    checkpointer.save(t.step, t.state, meta_of(metrics), metrics)
+
+  remaining = config.steps - trainer.step
+  try:
+    if remaining > 0:
+      history = trainer.fit(
+          splits["train"],
+          steps=remaining,
+          batch_size=config.batch_size,
+          shuffle=config.shuffle,
+          eval_data={"test": splits["test"]},
+          log_every=config.log_every,
+          checkpoint_every=(save_every or default_save_every(config)) if checkpointer else None,
+          on_checkpoint=save if checkpointer else None,
+          should_stop=should_stop,
+      )
+      if history.stopped:
+        if checkpointer:
+          save(trainer)
+          checkpointer.close()
+          raise Interrupted(trainer.step, checkpointer.directory / str(trainer.step))
+        raise Interrupted(trainer.step, workdir)
+    else:
+      log(f"nothing to train: step {trainer.step} >= --steps {config.steps}; evaluating")
+      history = History()
+      history.metrics = {"train": trainer.evaluate(splits["train"]), "test": trainer.evaluate(splits["test"])}
+  finally:
+    if checkpointer:
+      checkpointer.close()
 
   results = {
       "experiment": config.name,
@@ -134,4 +262,94 @@ def run_experiment(
   if writer:
     write_json_atomic(workdir / "results.json", results)
   results["workdir"] = str(workdir)
+  return results
+
+
+def _open_checkpoints(workdir) -> Checkpointer:
+  directory = pathlib.Path(workdir) / "checkpoints"
+  if not directory.is_dir():
+    raise CheckpointError(f"{workdir}: no checkpoints (expected {directory})")
+  return Checkpointer(directory, keep=None)
+
+
+def _choose_step(checkpointer: Checkpointer, step: int | None, best: bool) -> int:
+  steps = checkpointer.steps()
+  if not steps:
+    raise CheckpointError(f"{checkpointer.directory}: no complete checkpoint")
+  if step is not None:
+    if step not in steps:
+      raise CheckpointError(f"checkpoint step {step}: no such step in {checkpointer.directory} (steps: {steps})")
+    return step
+  if not best:
+    return steps[-1]
+  meta = checkpointer.restore_meta(steps[-1])
+  spec = meta.get("keep_best") or "test/mse"
+  from flaxzoo.trainers.checkpointing import parse_keep_best
+
+  name, mode = parse_keep_best(spec)
+  split, metric = name.split("/", 1)
+  scored = []
+  for s in steps:
+    try:
+      scored.append((checkpointer.restore_meta(s)["metrics"][split][metric], s))
+    except (CheckpointError, KeyError):
+      continue
+  if not scored:
+    raise CheckpointError(f"{checkpointer.directory}: no checkpoint records {name}")
+  return (min(scored) if mode == "min" else max(scored))[1]
+
+
+def load_trained(workdir, step: int | None = None, *, best: bool = False, data_dir=None, parallel: str = "none",
+                 devices: int | None = None, fallback: bool = False, log=None):
+  """A trained run's Trainer from `<workdir>/checkpoints`, and the checkpoint's meta.
+
+  >>> trainer, meta = load_trained("runs/brain_age_gm")
+  >>> trainer.model  # an nnx.Module with the trained parameters
+  """
+  log = log or (lambda message: None)
+  checkpointer = _open_checkpoints(workdir)
+  try:
+    chosen = _choose_step(checkpointer, step, best)
+    config_dict = None
+    for candidate in [s for s in checkpointer.steps() if s <= chosen][::-1] if fallback else [chosen]:
+      try:
+        config_dict = checkpointer.restore_meta(candidate)["config"]
+        break
+      except CheckpointError as e:
+        if not fallback:
+          raise
+        log(f"warning: {e}")
+    if config_dict is None:
+      raise CheckpointError(f"{checkpointer.directory}: no checkpoint at or before step {chosen} has a readable config")
+    config = ExperimentConfig(**{**config_dict, "parallel": parallel, "devices": devices})
+    _, splits, trainer = _build(config, data_dir, log)
+    chosen, (state, meta) = checkpointer.restore_with_fallback(chosen, _restore_target(trainer), fallback, log)
+    trainer.state = state
+  finally:
+    checkpointer.close()
+  return trainer, {**meta, "step": chosen, "splits": splits}
+
+
+def evaluate_checkpoint(workdir, step: int | None = None, *, best: bool = False, split: str = "test",
+                        data_dir=None, parallel: str = "auto", devices: int | None = None,
+                        fallback: bool = False, log=None) -> dict[str, Any]:
+  """Restores a checkpoint onto this run's devices, evaluates it, writes `<workdir>/eval.json`."""
+  import jax
+
+  trainer, meta = load_trained(workdir, step, best=best, data_dir=data_dir, parallel=parallel, devices=devices,
+                               fallback=fallback, log=log)
+  splits = meta.pop("splits")
+  names = ["train", "test"] if split == "all" else [split]
+  for name in names:
+    if name not in splits:
+      raise ConfigError(f"unknown split {name!r}; known: {', '.join(splits)}, all")
+  results = {
+      "experiment": meta["config"]["name"],
+      "step": meta["step"],
+      "workdir": str(workdir),
+      **{name: trainer.evaluate(splits[name]) for name in names},
+      "devices": {"mode": trainer.placement.mode, "count": len(trainer.placement.devices)},
+  }
+  if jax.process_index() == 0:
+    write_json_atomic(pathlib.Path(workdir) / "eval.json", results)
   return results

@@ -37,6 +37,7 @@ class History:
   losses: list[float] = dataclasses.field(default_factory=list)
   metrics: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
   train_seconds: float = 0.0
+  stopped: bool = False  # `should_stop` ended the run early (no final metrics then)
 
 
 def _as_numpy(data: Data, name: str) -> dict[str, np.ndarray]:
@@ -165,6 +166,9 @@ class Trainer:
       eval_data: Mapping[str, Data] | None = None,
       log_every: int = 1000,
       fused: bool = True,
+      checkpoint_every: int | None = None,
+      on_checkpoint: Callable[["Trainer"], None] | None = None,
+      should_stop: Callable[[], bool] | None = None,
   ) -> History:
     """Takes `steps` more optimizer steps on `train`.
 
@@ -181,6 +185,12 @@ class Trainer:
       fused: run `log_every`-step blocks inside one compiled call (default);
         False runs a Python loop over a compiled single step (slow; for
         checking the fused loop).
+      checkpoint_every: call `on_checkpoint(self)` whenever the step count
+        reaches a multiple of this, and at the end.
+      on_checkpoint: e.g. saves `self.state`; the fused loop stops there.
+      should_stop: polled between compiled calls (about every 1000 steps);
+        True ends `fit` early with `self.state` at the step reached and
+        `history.stopped` set (e.g. on SIGTERM, to save and exit).
 
     Returns:
       A `History` of logged losses and final metrics (also of `train`).
@@ -198,14 +208,34 @@ class Trainer:
     placement = self.placement
     state = placement.put_state(self.state)
     start = time.perf_counter()
+    first, end = self.step, self.step + steps
+    targets = []  # The loop stops at each save point, then at the end.
+    if checkpoint_every:
+      targets = list(range((first // checkpoint_every + 1) * checkpoint_every, end, checkpoint_every))
+    targets.append(end)
     if fused:
       run = self.fused_loop(layout.num_blocks, shuffle)
-      for num_logs, steps_per_log in [(steps // log_every, log_every), (1, steps % log_every)]:
-        if num_logs and steps_per_log:
+      # About 1000 steps a call: should_stop is polled that often, and every
+      # call (uninterrupted or resumed) runs one of the same few executables.
+      logs_per_call = max(1, 1000 // log_every)
+      current = first
+      for target in targets:
+        while current < target and not history.stopped:
+          remaining = target - current
+          num_logs, steps_per_log = min(remaining // log_every, logs_per_call), log_every
+          if num_logs == 0:
+            num_logs, steps_per_log = 1, remaining
           state, logged_steps, logged_losses = run(state, blocks, num_logs, steps_per_log)
           # Reading the losses waits for the call: never many calls in flight.
           history.steps += to_host(placement.unreplicate(logged_steps)).tolist()
           history.losses += to_host(placement.unreplicate(logged_losses)).tolist()
+          current += num_logs * steps_per_log
+          history.stopped = bool(should_stop and should_stop() and current < end)
+        self.state = placement.unreplicate(state)
+        if history.stopped:
+          break
+        if on_checkpoint:
+          on_checkpoint(self)
     else:
       step_fn = self._single_step(layout.num_blocks, shuffle)
       for i in range(1, steps + 1):
@@ -215,9 +245,14 @@ class Trainer:
           history.losses.append(float(to_host(placement.unreplicate(loss))))
         elif i % 16 == 0:
           jax.block_until_ready(loss)  # a long un-blocked loop of collectives can hang
+        if first + i in targets and on_checkpoint:
+          self.state = placement.unreplicate(state)
+          on_checkpoint(self)
     self.state = placement.unreplicate(state)
     jax.block_until_ready(self.state)
     history.train_seconds = time.perf_counter() - start
+    if history.stopped:
+      return history
     history.metrics["train"] = self.evaluate(train)
     for name, split in (eval_data or {}).items():
       history.metrics[name] = self.evaluate(split)
