@@ -18,3 +18,8 @@ from flaxzoo.trainers.steps import make_eval_step as make_eval_step
 from flaxzoo.trainers.steps import make_train_step as make_train_step
 from flaxzoo.trainers.trainer import History as History
 from flaxzoo.trainers.trainer import Trainer as Trainer
+from flaxzoo.trainers.checkpointing import CheckpointError as CheckpointError
+from flaxzoo.trainers.checkpointing import Checkpointer as Checkpointer
+from flaxzoo.trainers.experiment import evaluate_checkpoint as evaluate_checkpoint
+from flaxzoo.trainers.experiment import load_trained as load_trained
+from flaxzoo.trainers.experiment import run_experiment as run_experiment

@@ -14,7 +14,9 @@ reverse.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import pathlib
 import warnings
 from typing import Any, Callable
@@ -25,6 +27,7 @@ import numpy as np
 from flaxzoo.trainers.config import ConfigError
 
 COMMIT_MARKER = "commit_success.txt"
+SEAL = "flaxzoo_files.json"
 _HIGHER_IS_BETTER = ("r2", "accuracy", "auc", "balanced_accuracy")
 
 
@@ -103,14 +106,56 @@ class Checkpointer:
         metrics=flat if self.keep_best else None,
         force=True,
     )
+    # Orbax finishes the previous background save before it starts this one.
+    self._seal(exclude=step)
 
   def wait(self) -> None:
     self._manager.wait_until_finished()
+    self._seal()
 
   def close(self) -> None:
     """Waits for a background save to finish: exiting before that loses it."""
     self._manager.wait_until_finished()
+    self._seal()
     self._manager.close()
+
+  # A list of every file of a finished step with its size and sha256, written
+  # beside Orbax's files: a truncated, deleted or altered array file is then
+  # named before Orbax reads it (TensorStore's own errors on such files are
+  # long and come with tracebacks printed from its threads).
+
+  def _seal(self, exclude: int | None = None) -> None:
+    if jax.process_index() != 0:
+      return
+    for step in self.steps():
+      listing = self._step_dir(step) / SEAL
+      if step == exclude or listing.exists() or not (self._step_dir(step) / COMMIT_MARKER).exists():
+        continue
+      tmp = listing.with_suffix(".tmp")
+      tmp.write_text(json.dumps(_file_digests(self._step_dir(step)), indent=1))
+      os.replace(tmp, listing)
+
+  def _verify_files(self, step: int) -> None:
+    listing = self._step_dir(step) / SEAL
+    if not listing.exists():
+      return  # Killed between Orbax's commit and the listing: nothing to check against.
+    try:
+      expected = json.loads(listing.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+      raise CheckpointError(f"checkpoint step {step} ({listing}): unreadable file list ({e})") from None
+    actual = _file_digests(self._step_dir(step))
+    for name, digest in sorted(expected.items()):
+      if name.startswith("meta/"):
+        continue  # JSON, checked when parsed
+      if name not in actual:
+        raise CheckpointError(f"checkpoint step {step} ({self._step_dir(step)}): {name} is missing")
+      if actual[name]["size"] != digest["size"]:
+        raise CheckpointError(
+            f"checkpoint step {step} ({self._step_dir(step)}): {name} is truncated or altered"
+            f" ({actual[name]['size']} bytes, saved {digest['size']})"
+        )
+      if actual[name]["sha256"] != digest["sha256"]:
+        raise CheckpointError(f"checkpoint step {step} ({self._step_dir(step)}): {name} was altered since it was saved")
 
   def _step_dir(self, step: int) -> pathlib.Path:
     return self.directory / str(step)
@@ -143,6 +188,7 @@ class Checkpointer:
         arrays, bad JSON, or arrays of other shapes (another model).
     """
     meta = self.restore_meta(step)
+    self._verify_files(step)  # before Orbax opens any array file
     ocp = self._ocp
     expected = {_dotted(path): tuple(leaf.shape)
                 for path, leaf in jax.tree_util.tree_flatten_with_path(abstract_state)[0]}
@@ -185,6 +231,15 @@ class Checkpointer:
         continue
       return candidate, result
     raise first_error or CheckpointError(f"no usable checkpoint in {self.directory}")
+
+
+def _file_digests(step_dir: pathlib.Path) -> dict[str, dict[str, Any]]:
+  digests = {}
+  for path in sorted(step_dir.rglob("*")):
+    if path.is_file() and path.name != SEAL and not path.name.endswith(".tmp"):
+      data = path.read_bytes()
+      digests[str(path.relative_to(step_dir))] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+  return digests
 
 
 def _dotted(path) -> str:

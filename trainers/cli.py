@@ -218,5 +218,10 @@ def main(argv: list[str] | None = None) -> int:
   return 0
 
 
-if __name__ == "__main__":
+def entry_point() -> None:
+  """The `flaxzoo` console script."""
   sys.exit(main())
+
+
+if __name__ == "__main__":
+  entry_point()

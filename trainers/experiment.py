@@ -195,6 +195,17 @@ def run_experiment(
     latest = checkpointer.latest_step()
     if latest is not None:
       step, (state, meta) = checkpointer.restore_with_fallback(latest, _restore_target(trainer), fallback, log)
+      broken = [s for s in checkpointer.steps() if s > step]
+      if broken and writer:
+        # Training goes on from `step` and will save these steps again: keep the
+        # broken ones for inspection, out of Orbax's way, never deleted.
+        aside = directory.with_name(f"checkpoints.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+        aside.mkdir(exist_ok=True)
+        for s in broken:
+          (directory / str(s)).rename(aside / str(s))
+        log(f"warning: moved the unusable checkpoint steps {broken} to {aside}")
+        checkpointer.close()
+        checkpointer = Checkpointer(directory, keep=keep, keep_best=keep_best, async_save=async_save)
       differences = _config_differences(meta["config"], config)
       if differences:
         raise ConfigError(

@@ -1,0 +1,249 @@
+"""Checkpoints in real subprocesses with real signals: exact resume, other device
+counts, SIGTERM, eval from a checkpoint, and every kind of broken checkpoint."""
+
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+
+# ~1 µs a step on one CPU device: long enough to be killed at chosen moments.
+LONG = ["--steps", "3000000", "--save-every", "500000", "--log-every", "100000", "--keep", "10"]
+MINIBATCH = ["--steps", "300000", "--batch-size", "64", "--save-every", "50000", "--log-every", "10000", "--keep", "10"]
+EIGHT = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+
+
+def start(args, env=None):
+  return subprocess.Popen([sys.executable, "-m", "flaxzoo.trainers.cli", *map(str, args)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, **(env or {})})
+
+
+def steps_saved(workdir) -> list[int]:
+  directory = pathlib.Path(workdir) / "checkpoints"
+  if not directory.is_dir():
+    return []
+  return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit() and (p / "commit_success.txt").exists())
+
+
+def kill_after_save(args, workdir, step, data_dir):
+  """Starts `flaxzoo train ARGS`, SIGKILLs it once checkpoint `step` is complete."""
+  process = start(["train", *args, "--workdir", workdir, "--data-dir", data_dir])
+  deadline = time.monotonic() + 120
+  while step not in steps_saved(workdir) and process.poll() is None and time.monotonic() < deadline:
+    time.sleep(0.005)
+  process.kill()
+  process.communicate()
+  assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+  return max(steps_saved(workdir))
+
+
+def params(workdir):
+  return json.loads((pathlib.Path(workdir) / "results.json").read_text())["params"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, data_dir):
+  """The reference runs, never interrupted: {name: params}."""
+  runs = {}
+  for name, args in (("long", ["brain_age_gm", *LONG]), ("minibatch", ["brain_age_tissue", *MINIBATCH])):
+    workdir = tmp_path_factory.mktemp(name)
+    result = run_cli("train", *args, "--workdir", workdir, "--data-dir", data_dir)
+    assert result.returncode == 0, result.stderr
+    runs[name] = params(workdir)
+  return runs
+
+
+@pytest.mark.parametrize("name, args, kill_at", [
+    ("long", ["brain_age_gm", *LONG], (500000, 1500000, 2500000)),
+    ("minibatch", ["brain_age_tissue", *MINIBATCH], (50000, 150000, 250000)),
+])
+def test_sigkill_at_three_moments_then_rerun_ends_bitwise_equal(name, args, kill_at, uninterrupted, tmp_path, data_dir):
+  reached = [kill_after_save(args, tmp_path, step, data_dir) for step in kill_at]
+  assert reached == sorted(reached) and reached[0] >= kill_at[0]
+  result = run_cli("train", *args, "--workdir", tmp_path, "--data-dir", data_dir)
+  assert result.returncode == 0, result.stderr
+  assert f"resuming from step {reached[-1]}" in result.stderr
+  assert params(tmp_path) == uninterrupted[name]  # bitwise: the same float32 values
+
+
+def test_sigterm_saves_the_step_reached_and_exits_nonzero(uninterrupted, tmp_path, data_dir):
+  process = start(["train", "brain_age_gm", *LONG, "--workdir", tmp_path, "--data-dir", data_dir])
+  while "steps of sgd" not in process.stderr.readline():
+    assert process.poll() is None
+  time.sleep(0.3)
+  process.send_signal(signal.SIGTERM)
+  _, err = process.communicate(timeout=60)
+  assert process.returncode == 143, err
+  message = err.strip().splitlines()[-1]
+  assert message.startswith("flaxzoo: interrupted at step ") and "rerun the same command to resume" in message
+  step = int(message.split("interrupted at step ")[1].split(";")[0])
+  assert step in steps_saved(tmp_path) and 0 < step < 3000000
+  assert not (tmp_path / "results.json").exists()
+  result = run_cli("train", "brain_age_gm", *LONG, "--workdir", tmp_path, "--data-dir", data_dir)
+  assert result.returncode == 0, result.stderr
+  assert f"resuming from step {step}" in result.stderr
+  assert params(tmp_path) == uninterrupted["long"]
+
+
+@pytest.mark.parametrize("first, second", [(EIGHT, {}), ({}, EIGHT)], ids=["8-to-1", "1-to-8"])
+def test_resume_on_another_device_count(first, second, tmp_path, data_dir):
+  common = ["train", "brain_age_tissue", "--batch-size", "100", "--save-every", "500", "--data-dir", data_dir]
+  assert run_cli(*common, "--steps", "1000", "--workdir", tmp_path / "resumed", env=first).returncode == 0
+  result = run_cli(*common, "--steps", "2000", "--workdir", tmp_path / "resumed", env=second)
+  assert result.returncode == 0, result.stderr
+  assert "resuming from step 1000" in result.stderr
+  assert run_cli(*common, "--steps", "2000", "--workdir", tmp_path / "straight").returncode == 0
+  resumed, straight = params(tmp_path / "resumed"), params(tmp_path / "straight")
+  for key in straight:
+    np.testing.assert_allclose(resumed[key], straight[key], atol=1e-5)
+  devices = json.loads((tmp_path / "resumed" / "results.json").read_text())["devices"]["count"]
+  assert devices == (8 if second else 1)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_dir):
+  workdir = tmp_path_factory.mktemp("trained")
+  result = run_cli("train", "brain_age_gm", "--steps", "3000", "--save-every", "1000", "--workdir", workdir,
+                   "--data-dir", data_dir, "--keep-best", "test/mse")
+  assert result.returncode == 0, result.stderr
+  assert steps_saved(workdir) == [1000, 2000, 3000]
+  return workdir
+
+
+def test_eval_on_one_and_eight_devices_gives_the_same_metrics(trained, data_dir):
+  one = run_cli("eval", "--workdir", trained, "--split", "all", "--devices", "1", "--data-dir", data_dir, env=EIGHT)
+  assert one.returncode == 0, one.stderr
+  first = json.loads((trained / "eval.json").read_text())
+  eight = run_cli("eval", "--workdir", trained, "--split", "all", "--data-dir", data_dir, env=EIGHT)
+  assert eight.returncode == 0, eight.stderr
+  second = json.loads((trained / "eval.json").read_text())
+  assert (first["devices"]["count"], second["devices"]["count"]) == (1, 8)
+  assert first["step"] == second["step"] == 3000
+  for split in ("train", "test"):
+    for key in ("mse", "rmse", "mae", "r2"):  # label units (ages / 100)
+      assert abs(first[split][key] - second[split][key]) <= 1e-6
+    assert abs(first[split]["mae_years"] - second[split]["mae_years"]) <= 1e-4
+  results = json.loads((trained / "results.json").read_text())
+  assert abs(first["test"]["mse"] - results["test"]["mse"]) <= 1e-9
+  assert "brain_age_gm at step 3000 on 8 device(s)" in eight.stdout
+
+
+def test_eval_best_and_step(trained, data_dir):
+  # Test MSE falls then rises on this run: the best by test/mse is not the last step.
+  best = run_cli("eval", "--workdir", trained, "--best", "--data-dir", data_dir)
+  assert best.returncode == 0, best.stderr
+  metas = {s: json.loads((trained / "checkpoints" / str(s) / "meta" / "metadata").read_text())
+           for s in steps_saved(trained)}
+  expected = min(metas, key=lambda s: metas[s]["metrics"]["test"]["mse"])
+  assert json.loads((trained / "eval.json").read_text())["step"] == expected
+  assert run_cli("eval", "--workdir", trained, "--step", "2000", "--data-dir", data_dir).returncode == 0
+  assert json.loads((trained / "eval.json").read_text())["step"] == 2000
+
+
+def test_python_api_loads_a_trained_model_in_two_lines(trained, data_dir):
+  from flaxzoo.trainers import load_trained
+
+  trainer, meta = load_trained(trained, data_dir=data_dir)
+  assert meta["step"] == 3000 and trainer.step == 3000
+  model = trainer.model
+  results = json.loads((trained / "results.json").read_text())
+  np.testing.assert_array_equal(np.asarray(model.linear.kernel[...]), results["params"]["linear/kernel"])
+
+
+def listing(path):
+  return sorted(str(p.relative_to(path)) for p in pathlib.Path(path).rglob("*"))
+
+
+def break_truncate(step_dir):
+  for f in (step_dir / "state" / "d").iterdir():
+    f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])
+
+
+def break_delete(step_dir):
+  for f in (step_dir / "state" / "d").iterdir():
+    f.unlink()
+
+
+def break_json(step_dir):
+  (step_dir / "meta" / "metadata").write_text('{"config": {"name": "brain_age_gm", garbage')
+
+
+def break_marker(step_dir):
+  (step_dir / "commit_success.txt").unlink()
+
+
+def break_model(step_dir, other):
+  shutil.rmtree(step_dir)
+  shutil.copytree(other, step_dir)
+  meta = json.loads((step_dir / "meta" / "metadata").read_text())
+  meta["config"]["features"] = "gm"  # the config says gm, the arrays are 3-feature
+  (step_dir / "meta" / "metadata").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("breaker, message", [
+    (break_truncate, "is truncated or altered"),
+    (break_delete, "is missing"),
+    (break_json, "meta is not valid JSON"),
+    (break_marker, "incomplete, no commit_success.txt"),
+    (break_model, "holds another model: params.linear.kernel.value: saved (3, 1), expected (1, 1)"),
+], ids=["truncated-array", "deleted-array", "garbage-json", "no-commit-marker", "another-model"])
+def test_broken_checkpoints_are_named_and_fallback_uses_the_previous_step(breaker, message, trained, tmp_path,
+                                                                          data_dir):
+  workdir = tmp_path / "run"
+  shutil.copytree(trained, workdir)
+  step_dir = workdir / "checkpoints" / "3000"
+  if breaker is break_model:
+    other = tmp_path / "other"
+    assert run_cli("train", "brain_age_tissue", "--steps", "10", "--workdir", other,
+                   "--data-dir", data_dir).returncode == 0
+    breaker(step_dir, other / "checkpoints" / "10")
+  else:
+    breaker(step_dir)
+  before = listing(workdir)
+
+  for command in (["eval", "--step", "3000"], ["train", "brain_age_gm", "--steps", "4000", "--save-every", "1000"]):
+    result = run_cli(*command, "--workdir", workdir, "--data-dir", data_dir)
+    assert result.returncode == 2, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("flaxzoo: error: checkpoint step 3000") and message in line, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert listing(workdir) == before  # a failed run deletes nothing
+
+  fallback = run_cli("eval", "--step", "3000", "--fallback", "--workdir", workdir, "--data-dir", data_dir)
+  assert fallback.returncode == 0, fallback.stderr
+  assert "warning: checkpoint step 3000" in fallback.stderr
+  assert json.loads((workdir / "eval.json").read_text())["step"] == 2000
+
+
+def test_resume_refuses_another_config_and_restart_moves_checkpoints_aside(trained, tmp_path, data_dir):
+  workdir = tmp_path / "run"
+  shutil.copytree(trained, workdir)
+  result = run_cli("train", "brain_age_gm", "--lr", "0.1", "--batch-size", "50", "--workdir", workdir,
+                   "--data-dir", data_dir)
+  assert result.returncode == 2
+  assert "holds a run of another config" in result.stderr
+  assert "batch_size: checkpoint None, now 50" in result.stderr and "learning_rate: checkpoint 0.05, now 0.1" in result.stderr
+  result = run_cli("train", "brain_age_gm", "--steps", "500", "--lr", "0.1", "--restart", "--workdir", workdir,
+                   "--data-dir", data_dir)
+  assert result.returncode == 0, result.stderr
+  aside = [p for p in workdir.iterdir() if p.name.startswith("checkpoints.old-")]
+  assert len(aside) == 1 and sorted(int(p.name) for p in aside[0].iterdir() if p.name.isdigit()) == [1000, 2000, 3000]
+  assert steps_saved(workdir) == [500]
+
+
+def test_training_longer_resumes_and_nothing_to_do_only_evaluates(trained, tmp_path, data_dir):
+  workdir = tmp_path / "run"
+  shutil.copytree(trained, workdir)
+  result = run_cli("train", "brain_age_gm", "--steps", "3000", "--workdir", workdir, "--data-dir", data_dir)
+  assert result.returncode == 0, result.stderr
+  assert "nothing to train" in result.stderr
+  assert json.loads((workdir / "results.json").read_text())["step"] == 3000
