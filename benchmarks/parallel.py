@@ -73,7 +73,6 @@ def main():
     params[mode] = jax.tree.map(np.asarray, placement.unreplicate(state).params)
     rows[mode] = {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
                   "devices": len(placement.devices)}
-    del blocks, trainer
 
   # The three modes must agree, or the timing compares different work.
   for mode in ("pmap", "mesh"):

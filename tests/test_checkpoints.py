@@ -94,11 +94,17 @@ def test_sigterm_saves_the_step_reached_and_exits_nonzero(uninterrupted, tmp_pat
   assert params(tmp_path) == uninterrupted["long"]
 
 
-@pytest.mark.parametrize("first, second", [(EIGHT, {}), ({}, EIGHT)], ids=["8-to-1", "1-to-8"])
-def test_resume_on_another_device_count(first, second, tmp_path, data_dir):
+@pytest.mark.parametrize("first, second, expected", [
+    ((EIGHT, []), ({}, []), 1),
+    ((EIGHT, []), (EIGHT, ["--devices", "3"]), 3),
+    (({}, []), (EIGHT, []), 8),
+], ids=["8-to-1", "8-to-3", "1-to-8"])
+def test_resume_on_another_device_count(first, second, expected, tmp_path, data_dir):
   common = ["train", "brain_age_tissue", "--batch-size", "100", "--save-every", "500", "--data-dir", data_dir]
-  assert run_cli(*common, "--steps", "1000", "--workdir", tmp_path / "resumed", env=first).returncode == 0
-  result = run_cli(*common, "--steps", "2000", "--workdir", tmp_path / "resumed", env=second)
+  (first_env, first_args), (second_env, second_args) = first, second
+  assert run_cli(*common, *first_args, "--steps", "1000", "--workdir", tmp_path / "resumed",
+                 env=first_env).returncode == 0
+  result = run_cli(*common, *second_args, "--steps", "2000", "--workdir", tmp_path / "resumed", env=second_env)
   assert result.returncode == 0, result.stderr
   assert "resuming from step 1000" in result.stderr
   assert run_cli(*common, "--steps", "2000", "--workdir", tmp_path / "straight").returncode == 0
@@ -106,7 +112,7 @@ def test_resume_on_another_device_count(first, second, tmp_path, data_dir):
   for key in straight:
     np.testing.assert_allclose(resumed[key], straight[key], atol=1e-5)
   devices = json.loads((tmp_path / "resumed" / "results.json").read_text())["devices"]["count"]
-  assert devices == (8 if second else 1)
+  assert devices == expected
 
 
 @pytest.fixture(scope="module")
