@@ -25,6 +25,7 @@ _ALIASES = {
     "csf": ("csfvol", "csf", "csfvolume"),
     "total": ("totalvol", "total", "tiv", "totalvolume", "icv"),
     "age": ("age", "ageyears"),
+    "id": ("id", "subject", "subjectid", "participant", "participantid", "name"),
 }
 
 
@@ -41,6 +42,7 @@ class VolumeTable:
   csf: np.ndarray
   total: np.ndarray
   age: np.ndarray | None
+  ids: tuple[str, ...] | None = None
 
   def __len__(self) -> int:
     return len(self.total)
@@ -52,16 +54,16 @@ def _normalise(name: str) -> str:
 
 def _find_columns(header: list[str], path, need_age: bool) -> dict[str, int]:
   normalised = [_normalise(h) for h in header]
-  fields = VOLUME_COLUMNS + (("age",) if need_age else ())
   found = {}
-  for field in fields:
+  for field in VOLUME_COLUMNS + ("age", "id"):
     matches = [i for i, h in enumerate(normalised) if h in _ALIASES[field]]
-    if not matches:
+    if matches:
+      found[field] = matches[0]
+    elif field in VOLUME_COLUMNS or (field == "age" and need_age):
       raise DataError(
           f"{path}, line 1: missing column {field!r} (expected a header like"
           f" {_ALIASES[field][0]!r}; found {[h.strip() for h in header]})"
       )
-    found[field] = matches[0]
   return found
 
 
@@ -83,16 +85,19 @@ def read_volume_table(path: str | os.PathLike, *, need_age: bool = True) -> Volu
   """Reads a CSV/TSV of GM, WM, CSF and total volumes (cm^3) and age (years).
 
   Args:
-    path: the table; the delimiter is a tab if the header has one, else a comma.
-    need_age: whether an age column is required.
+    path: the table; the delimiter is a tab, semicolon or comma, whichever the
+      header line has (in that order).
+    need_age: whether an age column is required (it is read when present).
 
   Returns:
-    A `VolumeTable` of float64 arrays `[n]`.
+    A `VolumeTable` of float64 arrays `[n]`, and the `id` column as strings
+    when there is one.
 
   Raises:
     DataError: naming the file, line and column of the first bad cell: a
       missing column, a wrong number of fields, a non-numeric, NaN or infinite
-      cell, a negative volume or age, a total volume of zero, or no data rows.
+      cell, a negative volume or age, a total volume of zero or below the sum
+      of the tissues (1% tolerance), or no data rows.
   """
   try:
     with open(path, encoding="utf-8") as f:
@@ -105,12 +110,13 @@ def read_volume_table(path: str | os.PathLike, *, need_age: bool = True) -> Volu
     raise DataError(f"{path}: cannot read ({e.strerror})") from None
   if not lines or not lines[0].strip():
     raise DataError(f"{path}: file is empty (expected a header line)")
-  delimiter = "\t" if "\t" in lines[0] else ","
+  delimiter = next((d for d in ("\t", ";") if d in lines[0]), ",")
   header = lines[0].split(delimiter)
   columns = _find_columns(header, path, need_age)
   names = {field: header[i].strip() for field, i in columns.items()}
 
   values = {field: [] for field in columns}
+  tolerance = 1.01  # volumes from segmentation software are rounded
   for line_number, line in enumerate(lines[1:], start=2):
     if not line.strip():
       continue
@@ -120,6 +126,9 @@ def read_volume_table(path: str | os.PathLike, *, need_age: bool = True) -> Volu
           f"{path}, line {line_number}: expected {len(header)} fields, found {len(cells)}"
       )
     for field, i in columns.items():
+      if field == "id":
+        values["id"].append(cells[i].strip())
+        continue
       value = _parse_cell(cells[i], path, line_number, names[field])
       if value < 0:
         raise DataError(
@@ -132,7 +141,14 @@ def read_volume_table(path: str | os.PathLike, *, need_age: bool = True) -> Volu
             " must be positive, got 0"
         )
       values[field].append(value)
+    tissues = values["gm"][-1] + values["wm"][-1] + values["csf"][-1]
+    if values["total"][-1] * tolerance < tissues:
+      raise DataError(
+          f"{path}, line {line_number}, column {names['total']!r}: total volume"
+          f" {values['total'][-1]:g} is less than GM + WM + CSF = {tissues:g}"
+      )
   if not values["total"]:
     raise DataError(f"{path}: no data rows after the header")
-  arrays = {field: np.asarray(v, np.float64) for field, v in values.items()}
-  return VolumeTable(**{f: arrays.get(f) for f in VOLUME_COLUMNS + ("age",)})
+  arrays = {field: np.asarray(v, np.float64) for field, v in values.items() if field != "id"}
+  ids = tuple(values["id"]) if "id" in values else None
+  return VolumeTable(**{f: arrays.get(f) for f in VOLUME_COLUMNS + ("age",)}, ids=ids)

@@ -82,6 +82,20 @@ def _build_parser() -> argparse.ArgumentParser:
   evaluate.add_argument("--devices", type=_positive(int), help="local devices to use (default: all)")
   evaluate.add_argument("--data-dir", help="TFDS data dir")
   evaluate.add_argument("--fallback", action="store_true", help="use the latest good step before a broken one")
+
+  export = commands.add_parser("export", help="export a trained workdir as a pretrained checkpoint")
+  export.add_argument("--workdir", required=True)
+  export.add_argument("--name", required=True, help="the checkpoint's name (a folder name)")
+  export.add_argument("--out", default="checkpoints", help="where to write NAME/ (default: checkpoints)")
+  export.add_argument("--step", type=int, help="the checkpoint step (default: the latest)")
+  export.add_argument("--data-dir", help="TFDS data dir")
+  export.add_argument("--force", action="store_true", help="replace an existing export of that name")
+
+  predict = commands.add_parser("predict", help="predict brain age for a table of people")
+  predict.add_argument("model", help="a pretrained name (see `flaxzoo list`), an export folder or a workdir")
+  predict.add_argument("--input", required=True, help="CSV or TSV: GM, WM, CSF, total volume (cm^3); optional age, id")
+  predict.add_argument("--output", help="CSV to write (default: standard output)")
+  predict.add_argument("--force", action="store_true", help="overwrite an existing --output")
   return parser
 
 
@@ -92,6 +106,11 @@ def _list() -> None:
   print("models:")
   for name in list_models():
     print(f"  {name:22s} {get_model_spec(name).description}")
+  from flaxzoo.zoo import list_pretrained, read_card_summary
+
+  print("pretrained:")
+  for name in list_pretrained():
+    print(f"  {name:22s} {read_card_summary(name)}")
   print("experiments:")
   for name in list_experiments():
     c = get_experiment(name)
@@ -166,6 +185,49 @@ class _StopFlag:
     return self.signal is not None
 
 
+def _export(args) -> None:
+  from flaxzoo.trainers.export import export
+
+  target = export(args.workdir, args.name, args.out, step=args.step, force=args.force, data_dir=args.data_dir)
+  card = __import__("json").loads((target / "card.json").read_text())
+  test = card["metrics"]["test"]
+  print(f"exported {args.workdir} (step {card['recipe']['step']}) to {target}:"
+        f" test MAE {test['mae_years']:.3f} years, R2 {test['r2']:.5f}, r {test['pearson_r']:.4f}")
+
+
+def _predict(args) -> None:
+  import csv
+  import io
+  import pathlib
+
+  from flaxzoo.datasets.tables import read_volume_table
+  from flaxzoo.trainers.config import ConfigError
+  from flaxzoo.zoo import load_pretrained, predict
+
+  if args.output and pathlib.Path(args.output).exists() and not args.force:
+    raise ConfigError(f"{args.output} exists; pass --force to overwrite it")
+  table = read_volume_table(args.input, need_age=False)
+  try:
+    model, card = load_pretrained(args.model)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+  result = predict(model, card, table)
+  ids = table.ids or tuple(str(i + 1) for i in range(len(table)))
+  columns = ["id"] + list(result)
+  buffer = io.StringIO()
+  writer = csv.writer(buffer, lineterminator="\n")
+  writer.writerow(columns)
+  for i, person in enumerate(ids):
+    writer.writerow([person] + [f"{result[c][i]:.3f}" for c in columns[1:]])
+  if args.output:
+    tmp = pathlib.Path(args.output).with_name(f".{pathlib.Path(args.output).name}.tmp")
+    tmp.write_text(buffer.getvalue())
+    tmp.replace(args.output)
+    print(f"{len(ids)} predictions ({card.name}) written to {args.output}", file=sys.stderr)
+  else:
+    sys.stdout.write(buffer.getvalue())
+
+
 def _eval(args) -> None:
   from flaxzoo.trainers.experiment import evaluate_checkpoint
 
@@ -206,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
       _train(args)
     elif args.command == "eval":
       _eval(args)
+    elif args.command == "export":
+      _export(args)
+    elif args.command == "predict":
+      _predict(args)
   except (DataError, ConfigError, UnknownNameError, CheckpointError) as e:
     print(f"flaxzoo: error: {e}", file=sys.stderr)
     return 2

@@ -43,9 +43,15 @@ def get_model_spec(name: str) -> ModelSpec:
   return _MODELS[name]
 
 
-def list_models(pattern: str | None = None) -> list[str]:
-  """Registered model names, sorted, optionally filtered by a glob `pattern`."""
-  names = sorted(_MODELS)
+def list_models(pattern: str | None = None, pretrained: bool = False) -> list[str]:
+  """Registered model names (or, with `pretrained`, the shipped checkpoints), sorted,
+  optionally filtered by a glob `pattern`."""
+  if pretrained:
+    from flaxzoo.zoo.pretrained import list_pretrained
+
+    names = list_pretrained()
+  else:
+    names = sorted(_MODELS)
   return [n for n in names if pattern is None or fnmatch.fnmatch(n, pattern)]
 
 

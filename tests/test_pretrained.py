@@ -1,0 +1,166 @@
+"""Shipped checkpoints: cards whose metrics are recomputed from the arrays, loading
+offline from the installed package, predicting tables, exporting, bad input."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from flaxzoo.datasets import TissueFractions, read_volume_table
+from flaxzoo.datasets.brain_age.brain_age_dataset_builder import RAW_FILE
+from flaxzoo.zoo import UnknownNameError, list_models, list_pretrained, load_pretrained, predict
+
+SHIPPED = ["brain_age_gm", "brain_age_gm_lstsq", "brain_age_tissue"]
+
+
+def test_the_package_ships_three_brain_age_models():
+  assert list_pretrained() == SHIPPED == list_models(pretrained=True)
+  import flaxzoo.zoo.pretrained as pretrained
+
+  assert "site-packages" in str(pretrained._package_dir()) or os.environ.get("CI") != "true"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_card_metrics_are_recomputed_from_the_arrays(name, brain_age):
+  model, card = load_pretrained(name)
+  w = np.asarray(model.linear.kernel[...], np.float64)
+  b = np.asarray(model.linear.bias[...], np.float64)
+  pre = TissueFractions(**card.data["preprocessing"]["params"])
+  bias = card.data["bias_correction"]
+  for split in ("train", "test"):
+    raw = brain_age[split]
+    x, _ = pre(raw)
+    predicted = (x.astype(np.float64) @ w + b)[:, 0] * pre.label_scale
+    age = raw["age"]
+    gap = predicted - age
+    m = card.metrics[split]
+    assert m["count"] == len(age)
+    np.testing.assert_allclose(m["mae_years"], np.mean(np.abs(gap)), rtol=1e-5)
+    np.testing.assert_allclose(m["rmse_years"], np.sqrt(np.mean(gap**2)), rtol=1e-5)
+    np.testing.assert_allclose(m["r2"], 1 - np.sum(gap**2) / np.sum((age - age.mean()) ** 2), rtol=1e-5)
+    np.testing.assert_allclose(m["pearson_r"], np.corrcoef(predicted, age)[0, 1], rtol=1e-5)
+    np.testing.assert_allclose(m["mean_gap_years"], gap.mean(), atol=1e-4)
+    corrected = gap - (bias["slope"] * age + bias["intercept"])
+    np.testing.assert_allclose(m["mean_corrected_gap_years"], corrected.mean(), atol=1e-4)
+  # The bias fit is the training split's gap-on-age line: its corrected gap averages 0.
+  assert abs(card.metrics["train"]["mean_corrected_gap_years"]) < 1e-6
+  assert card.data["dataset"]["sha256"] == "2145cce715e1cd033bd493d152844977df1fed7db7887e09e70b3547797a27b7"
+
+
+def test_the_reference_models_carry_the_reference_table():
+  _, gm = load_pretrained("brain_age_gm")
+  assert abs(gm.metrics["test"]["mse"] - 0.010567) <= 1e-5 and abs(gm.metrics["test"]["r2"] - 0.69809) <= 2e-4
+  _, tissue = load_pretrained("brain_age_tissue")
+  assert abs(tissue.metrics["test"]["mae_years"] - 8.024) <= 0.01
+  _, optimum = load_pretrained("brain_age_gm_lstsq")
+  # The least-squares model has the lower training error (it is the optimum).
+  assert optimum.metrics["train"]["mse"] < gm.metrics["train"]["mse"]
+
+
+def test_predict_on_the_reference_table_equals_the_trainers_predictions(brain_age, data_dir, tmp_path):
+  from flaxzoo.trainers import run_experiment
+  from flaxzoo.trainers.config import get_experiment
+  from flaxzoo.trainers import load_trained
+
+  run_experiment(get_experiment("brain_age_tissue"), workdir=tmp_path, data_dir=data_dir)
+  trainer, _ = load_trained(tmp_path, data_dir=data_dir)
+  model, card = load_pretrained("brain_age_tissue")
+  table = read_volume_table(RAW_FILE)
+  result = predict(model, card, table)
+  rows = brain_age["test"]["row"]
+  x, _ = TissueFractions("tissue")(brain_age["test"])
+  np.testing.assert_allclose(result["predicted_age"][rows], trainer.predict(x)[:, 0] * 100, rtol=1e-6)
+  np.testing.assert_allclose(result["brain_age_gap"], result["predicted_age"] - table.age)
+
+
+def test_cli_predict_writes_ids_ages_and_gaps(tmp_path):
+  table = tmp_path / "people.csv"
+  table.write_text("Subject,gm vol,WM_VOL,csf,TOTAL VOL,age\nsub-1,716.28,425.44,493.752,1635.472,24\n"
+                   "sub-2,542.256,395.496,633.312,1571.064,86\n")
+  result = run_cli("predict", "brain_age_tissue", "--input", table, "--output", tmp_path / "out.csv")
+  assert result.returncode == 0, result.stderr
+  lines = (tmp_path / "out.csv").read_text().splitlines()
+  assert lines[0] == "id,predicted_age,age,brain_age_gap,corrected_gap"
+  assert [line.split(",")[0] for line in lines[1:]] == ["sub-1", "sub-2"]
+  model, card = load_pretrained("brain_age_tissue")
+  expected = predict(model, card, read_volume_table(table))
+  assert [float(line.split(",")[1]) for line in lines[1:]] == pytest.approx(expected["predicted_age"], abs=1e-3)
+  again = run_cli("predict", "brain_age_tissue", "--input", table, "--output", tmp_path / "out.csv")
+  assert again.returncode == 2 and "exists; pass --force to overwrite it" in again.stderr
+  assert run_cli("predict", "brain_age_tissue", "--input", table, "--output", tmp_path / "out.csv",
+                 "--force").returncode == 0
+
+
+@pytest.mark.parametrize("row, message", [
+    ("sub-1,abc,425.44,493.752,1635.472", "line 2, column 'GM Vol': not a number: 'abc'"),
+    ("sub-1,-1,425.44,493.752,1635.472", "line 2, column 'GM Vol': must not be negative"),
+    ("sub-1,716.28,425.44,493.752,0", "line 2, column 'Total Vol': total volume must be positive"),
+    ("sub-1,716.28,425.44,493.752,1500", "line 2, column 'Total Vol': total volume 1500 is less than GM + WM + CSF = 1635.47"),
+])
+def test_cli_predict_rejects_bad_rows_by_file_and_line(row, message, tmp_path):
+  table = tmp_path / "people.csv"
+  table.write_text(f"id,GM Vol,WM Vol,CSF Vol,Total Vol\n{row}\n")
+  result = run_cli("predict", "brain_age_gm", "--input", table)
+  assert result.returncode == 2 and f"{table}, {message}" in result.stderr, result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_names_paths_and_cards(tmp_path):
+  with pytest.raises(UnknownNameError, match="unknown pretrained model 'resnet50'; available: brain_age_gm, "):
+    load_pretrained("resnet50")
+  with pytest.raises(UnknownNameError, match="is not a pretrained checkpoint"):
+    load_pretrained(tmp_path)
+  # A name with a separator or ".." is a path, never looked up in the package.
+  with pytest.raises(UnknownNameError, match="no such checkpoint directory"):
+    load_pretrained("x/brain_age_gm")
+  with pytest.raises(UnknownNameError, match="no such checkpoint directory"):
+    load_pretrained("../brain_age_gm")
+  from flaxzoo.zoo.pretrained import _package_dir
+
+  broken = tmp_path / "broken"
+  shutil.copytree(_package_dir() / "brain_age_gm", broken)
+  card = json.loads((broken / "card.json").read_text())
+  card["model"]["args"]["in_features"] = 3
+  (broken / "card.json").write_text(json.dumps(card))
+  with pytest.raises(ValueError, match=r"the card.s model has linear.kernel.value of shape \(3, 1\), the arrays \(1, 1\)"):
+    load_pretrained(broken)
+  result = run_cli("predict", str(broken), "--input", RAW_FILE)
+  assert result.returncode == 2 and "the card's model has" in result.stderr
+  missing = tmp_path / "missing.csv"
+  missing.write_text("id,GM Vol,CSF Vol,Total Vol\n1,2,3,6\n")
+  result = run_cli("predict", "brain_age_gm", "--input", missing)
+  assert result.returncode == 2 and "line 1: missing column 'wm'" in result.stderr and "found ['id', 'GM Vol'" in result.stderr
+
+
+def test_export_writes_params_card_and_readme_and_loads_back(tmp_path, data_dir):
+  workdir = tmp_path / "run"
+  assert run_cli("train", "brain_age_gm", "--steps", "500", "--workdir", workdir, "--data-dir", data_dir).returncode == 0
+  result = run_cli("export", "--workdir", workdir, "--name", "mine", "--out", tmp_path / "out", "--data-dir", data_dir)
+  assert result.returncode == 0, result.stderr
+  target = tmp_path / "out" / "mine"
+  assert sorted(p.name for p in target.iterdir()) == ["README.md", "card.json", "params"]
+  card = json.loads((target / "card.json").read_text())
+  assert card["recipe"]["step"] == 500 and card["parameters"] == 2
+  assert "| test | 65 |" in (target / "README.md").read_text()
+  model, loaded = load_pretrained(target)
+  results = json.loads((workdir / "results.json").read_text())
+  np.testing.assert_array_equal(np.asarray(model.linear.kernel[...]), results["params"]["linear/kernel"])
+  assert loaded.metrics["test"]["mse"] == pytest.approx(results["test"]["mse"], rel=1e-6)
+  again = run_cli("export", "--workdir", workdir, "--name", "mine", "--out", tmp_path / "out", "--data-dir", data_dir)
+  assert again.returncode == 2 and "exists; pass --force" in again.stderr
+
+
+def test_loads_replicated_on_eight_devices():
+  code = ("from flaxzoo.zoo import load_pretrained; import numpy as np\n"
+          "m, c = load_pretrained('brain_age_gm', devices=8)\n"
+          "print(len(m.linear.kernel[...].sharding.device_set), float(m(np.ones((16, 1), np.float32))[0, 0]))")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+  assert result.returncode == 0, result.stderr
+  count, value = result.stdout.split()
+  assert int(count) == 8 and float(value) == pytest.approx(-2.8227031 + 1.737058, abs=1e-5)
