@@ -14,7 +14,7 @@ import importlib.resources
 import json
 import os
 import pathlib
-from typing import Any
+from typing import Any, Mapping
 
 import jax
 import numpy as np
@@ -172,7 +172,7 @@ def predict(model: nnx.Module, card: Card, table) -> dict[str, np.ndarray]:
   """
   outputs = model(np.asarray(card.preprocess(table)))
   result = {"predicted_age": card.postprocess(outputs)}
-  age = table["age"] if isinstance(table, dict) else getattr(table, "age", None)
+  age = table.get("age") if isinstance(table, Mapping) else getattr(table, "age", None)
   if age is not None:
     result["age"] = np.asarray(age, np.float64)
     result["brain_age_gap"] = result["predicted_age"] - result["age"]
