@@ -3,6 +3,7 @@ offline from the installed package, predicting tables, exporting, bad input."""
 
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -61,6 +62,9 @@ def test_the_reference_models_carry_the_reference_table():
   _, optimum = load_pretrained("brain_age_gm_lstsq")
   # The least-squares model has the lower training error (it is the optimum).
   assert optimum.metrics["train"]["mse"] < gm.metrics["train"]["mse"]
+  assert abs(optimum.data["least_squares"]["train_mse_excess"]) < 1e-5
+  assert 1e-4 < gm.data["least_squares"]["train_mse_excess"] < 1e-2  # 15000 SGD steps stop short
+  assert gm.data["dataset"]["version"] == "1.0.0"
 
 
 def test_predict_on_the_reference_table_equals_the_trainers_predictions(brain_age, data_dir, tmp_path):
@@ -154,6 +158,30 @@ def test_export_writes_params_card_and_readme_and_loads_back(tmp_path, data_dir)
   assert loaded.metrics["test"]["mse"] == pytest.approx(results["test"]["mse"], rel=1e-6)
   again = run_cli("export", "--workdir", workdir, "--name", "mine", "--out", tmp_path / "out", "--data-dir", data_dir)
   assert again.returncode == 2 and "exists; pass --force" in again.stderr
+
+
+def test_the_built_wheel_loads_and_predicts_outside_the_repository(tmp_path):
+  repo = pathlib.Path(__file__).resolve().parents[1]
+  subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                  tmp_path / "dist", repo], check=True, capture_output=True, timeout=300)
+  wheel, = (tmp_path / "dist").glob("flaxzoo-*.whl")
+  subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", tmp_path / "site", wheel],
+                 check=True, capture_output=True, timeout=300)
+  table = tmp_path / "people.tsv"
+  table.write_text("GM Vol\tWM Vol\tCSF Vol\tTotal Vol\tAge\n716.28\t425.44\t493.752\t1635.472\t24\n")
+  code = ("import flaxzoo.zoo as z, sys\n"
+          "print(z.__file__)\n"
+          "for name in z.list_pretrained():\n"
+          "  m, c = z.load_pretrained(name)\n"
+          "  t = __import__('flaxzoo.datasets', fromlist=['x']).read_volume_table(sys.argv[1])\n"
+          "  print(name, round(float(z.predict(m, c, t)['predicted_age'][0]), 3))\n")
+  # The wheel's copy comes first on the path; the dependencies are this environment's.
+  result = subprocess.run([sys.executable, "-c", code, str(table)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
+  assert result.returncode == 0, result.stderr
+  lines = result.stdout.split("\n")
+  assert lines[0].startswith(str(tmp_path / "site"))
+  assert [line.split()[0] for line in lines[1:4]] == SHIPPED
 
 
 def test_loads_replicated_on_eight_devices():

@@ -57,17 +57,30 @@ def build_card(name: str, trainer, meta: dict[str, Any], data_dir=None) -> dict[
     x, y = preprocessing(raw[split])
     metrics[split] = {**trainer.evaluate((x, y)), **brain_age_metrics(predicted[split], raw[split]["age"], bias)}
   params = trainer.params
+  # How far the weights are from the exact optimum of their own training objective.
+  x_train, y_train = preprocessing(raw["train"])
+  design = np.c_[x_train.astype(np.float64), np.ones(len(x_train))]
+  coef = np.linalg.lstsq(design, y_train.astype(np.float64), rcond=None)[0]
+  optimum_mse = float(np.mean((design @ coef - y_train) ** 2))
+  from flaxzoo.datasets import get_builder
+
+  version = str(get_builder(config["dataset"], data_dir).version)
   return {
       "name": name,
       "format": "flaxzoo-card/1",
       "model": {"name": config["model"], "args": {"in_features": preprocessing.num_features}},
       "preprocessing": preprocessing.to_dict(),
-      "dataset": {**meta["dataset"], "splits": {s: len(raw[s]["age"]) for s in raw},
+      "dataset": {**meta["dataset"], "version": version, "splits": {s: len(raw[s]["age"]) for s in raw},
                   "split": "reference: permutation(split(PRNGKey(13))[0], 652), legacy threefry; 587 train / 65 test"},
       "recipe": {"experiment": config["name"], "step": meta["step"], "config": config,
                  "command": f"flaxzoo train {config['name']} --steps {config['steps']}"},
       "metrics": metrics,
       "bias_correction": bias,
+      "least_squares": {
+          "train_mse_optimum": optimum_mse,
+          "train_mse_excess": metrics["train"]["mse"] / optimum_mse - 1,
+          "note": "the closed-form least-squares optimum (np.linalg.lstsq) of the training split",
+      },
       "parameters": int(sum(np.size(leaf) for leaf in jax.tree.leaves(params))),
       "versions": library_versions(),
   }
@@ -104,6 +117,8 @@ trend in age fitted on the training split ({bias['slope']:+.4f} × age
 {bias['intercept']:+.3f}; {bias['reference']}).
 
 Recipe: `{card['recipe']['command']}` (step {card['recipe']['step']}; the full config is in card.json).
+Training MSE {train['mse']:.6f}: {100 * card['least_squares']['train_mse_excess']:.3f}% above the exact
+least-squares optimum of the training split ({card['least_squares']['train_mse_optimum']:.6f}).
 Dataset sha256: `{card['dataset']['sha256']}`. Generated from card.json by `flaxzoo export`.
 
 ```python
