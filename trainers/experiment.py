@@ -187,6 +187,13 @@ def run_experiment(
     }
 
   checkpointer = None
+  if checkpoint and keep_best:  # a misspelt metric fails now, not at the first save
+    from flaxzoo.trainers.checkpointing import parse_keep_best
+
+    name = parse_keep_best(keep_best)[0]
+    known = [f"{split}/{key}" for split in ("train", "test") for key in trainer.evaluate(splits["test"])]
+    if name not in known:
+      raise ConfigError(f"--keep-best {name}: no such metric; known: {', '.join(known)}")
   if checkpoint:
     directory = workdir / "checkpoints"
     if restart and directory.exists() and writer:
