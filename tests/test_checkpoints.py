@@ -253,3 +253,17 @@ def test_training_longer_resumes_and_nothing_to_do_only_evaluates(trained, tmp_p
   assert result.returncode == 0, result.stderr
   assert "nothing to train" in result.stderr
   assert json.loads((workdir / "results.json").read_text())["step"] == 3000
+
+
+def test_a_config_from_another_version_is_a_clear_error(trained, tmp_path, data_dir):
+  workdir = tmp_path / "run"
+  shutil.copytree(trained, workdir)
+  for step_dir in (workdir / "checkpoints").iterdir():
+    meta_file = step_dir / "meta" / "metadata"
+    meta = json.loads(meta_file.read_text())
+    meta["config"]["dropout"] = 0.1  # a field this flaxzoo does not know
+    meta_file.write_text(json.dumps(meta))
+  result = run_cli("eval", "--workdir", workdir, "--data-dir", data_dir)
+  assert result.returncode == 2
+  assert "the checkpoint's config does not fit this flaxzoo" in result.stderr and "dropout" in result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1, result.stderr

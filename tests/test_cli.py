@@ -30,7 +30,6 @@ def test_default_workdir_is_runs_experiment_and_overrides_apply(data_dir, tmp_pa
   assert result.returncode == 0, result.stderr
   results = json.loads((tmp_path / "runs" / "brain_age_tissue" / "results.json").read_text())
   assert results["step"] == 200
-  assert results["config"] | {} == results["config"]
   assert (results["config"]["learning_rate"], results["config"]["batch_size"], results["config"]["seed"]) == (0.1, 64, 3)
   assert len(results["params"]["linear/kernel"]) == 3
 

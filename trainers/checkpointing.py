@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import pathlib
-import warnings
 from typing import Any, Callable
 
 import jax
@@ -91,9 +90,6 @@ class Checkpointer:
     steps = self.steps()
     return steps[-1] if steps else None
 
-  def best_step(self) -> int | None:
-    return self._manager.best_step() if self.keep_best else None
-
   def save(self, step: int, state, meta: dict[str, Any], metrics: dict[str, dict[str, float]] | None = None) -> None:
     """Saves `state` (host-global view) and `meta` (JSON) as step `step`."""
     ocp = self._ocp
@@ -108,10 +104,6 @@ class Checkpointer:
     )
     # Orbax finishes the previous background save before it starts this one.
     self._seal(exclude=step)
-
-  def wait(self) -> None:
-    self._manager.wait_until_finished()
-    self._seal()
 
   def close(self) -> None:
     """Waits for a background save to finish: exiting before that loses it."""
@@ -254,11 +246,3 @@ def abstract_like(tree, sharding) -> Any:
   """`ShapeDtypeStruct`s of `tree`'s leaves, placed with `sharding` (the restoring run's)."""
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype if not hasattr(x, "dtype") else x.dtype,
                                                      sharding=sharding), tree)
-
-
-def silence_orbax_warnings() -> None:
-  """Orbax/absl warnings that mean nothing to a user of the CLI."""
-  import logging
-
-  logging.getLogger("absl").setLevel(logging.ERROR)
-  warnings.filterwarnings("ignore", module="orbax")

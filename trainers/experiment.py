@@ -14,7 +14,7 @@ import numpy as np
 from flax import nnx
 
 from flaxzoo.datasets import TissueFractions, load_split
-from flaxzoo.trainers.checkpointing import CheckpointError, Checkpointer, abstract_like
+from flaxzoo.trainers.checkpointing import CheckpointError, Checkpointer, abstract_like, parse_keep_best
 from flaxzoo.trainers.config import ConfigError, ExperimentConfig
 from flaxzoo.trainers.trainer import History, Trainer
 from flaxzoo.zoo import create_model
@@ -188,8 +188,6 @@ def run_experiment(
 
   checkpointer = None
   if checkpoint and keep_best:  # a misspelt metric fails now, not at the first save
-    from flaxzoo.trainers.checkpointing import parse_keep_best
-
     name = parse_keep_best(keep_best)[0]
     known = [f"{split}/{key}" for split in ("train", "test") for key in trainer.evaluate(splits["test"])]
     if name not in known:
@@ -302,8 +300,6 @@ def _choose_step(checkpointer: Checkpointer, step: int | None, best: bool) -> in
     return steps[-1]
   meta = checkpointer.restore_meta(steps[-1])
   spec = meta.get("keep_best") or "test/mse"
-  from flaxzoo.trainers.checkpointing import parse_keep_best
-
   name, mode = parse_keep_best(spec)
   split, metric = name.split("/", 1)
   scored = []
@@ -339,7 +335,10 @@ def load_trained(workdir, step: int | None = None, *, best: bool = False, data_d
         log(f"warning: {e}")
     if config_dict is None:
       raise CheckpointError(f"{checkpointer.directory}: no checkpoint at or before step {chosen} has a readable config")
-    config = ExperimentConfig(**{**config_dict, "parallel": parallel, "devices": devices})
+    try:
+      config = ExperimentConfig(**{**config_dict, "parallel": parallel, "devices": devices})
+    except TypeError as e:  # a config written by another flaxzoo version
+      raise CheckpointError(f"{checkpointer.directory}: the checkpoint's config does not fit this flaxzoo ({e})") from None
     _, splits, trainer = _build(config, data_dir, log)
     chosen, (state, meta) = checkpointer.restore_with_fallback(chosen, _restore_target(trainer), fallback, log)
     trainer.state = state
