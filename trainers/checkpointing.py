@@ -47,7 +47,8 @@ def parse_keep_best(spec: str | None) -> tuple[str, str] | None:
 
 
 def _flat_metrics(metrics: dict[str, dict[str, float]]) -> dict[str, float]:
-  return {f"{split}/{key}": float(value) for split, values in metrics.items() for key, value in values.items()}
+  return {f"{split}/{key}": float(value) for split, values in metrics.items() for key, value in values.items()
+          if isinstance(value, (int, float))}  # not the confusion matrix
 
 
 class Checkpointer:

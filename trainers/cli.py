@@ -35,6 +35,26 @@ def _positive(kind):
   return parse
 
 
+def _fraction(text: str) -> float:
+  try:
+    value = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+  if not 0 < value < 1:
+    raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+  return value
+
+
+def _non_negative(text: str) -> float:
+  try:
+    value = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+  if not value >= 0:
+    raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+  return value
+
+
 def _build_parser() -> argparse.ArgumentParser:
   parser = _Parser(prog="flaxzoo", description="A model zoo for JAX: train, list, evaluate.")
   commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -43,6 +63,19 @@ def _build_parser() -> argparse.ArgumentParser:
   train = commands.add_parser("train", help="train a named experiment")
   train.add_argument("experiment", help="an experiment name (see `flaxzoo list`)")
   train.add_argument("--workdir", help="output folder (default: runs/EXPERIMENT)")
+  train.add_argument("--dataset", metavar="brain_age|csv:PATH|tfds:NAME[/CONFIG]",
+                     help="the data (experiments linear, linear_regression, linear_classifier need it)")
+  train.add_argument("--label", help="the label column (csv), `label` feature (tfds), or age_group (brain_age)")
+  train.add_argument("--features", metavar="COL,...", help="input columns (default: all but the label)")
+  train.add_argument("--task", choices=["regression", "classification"], help="default: inferred from the label")
+  train.add_argument("--test-fraction", type=_fraction, help="held-out share of a csv/tfds dataset (default 0.2)")
+  train.add_argument("--split-seed", type=int, help="seed of the train/test split (default 0)")
+  train.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
+                     help="standardise features with the train split's mean and std (default: on, except the"
+                          " brain-age regression reference)")
+  train.add_argument("--optimizer", choices=["sgd", "momentum", "adam", "lbfgs"], help="optax optimizer")
+  train.add_argument("--l2", type=_non_negative, help="L2 penalty l2/2*|w|^2 (sklearn: C = 1/(n*l2))")
+  train.add_argument("--download", action="store_true", help="tfds: download and prepare a missing dataset")
   train.add_argument("--steps", type=_positive(int), help="optimizer steps")
   train.add_argument("--lr", type=_positive(float), help="learning rate")
   train.add_argument("--batch-size", type=_positive(int), help="mini-batch size (default: full batch)")
@@ -121,16 +154,21 @@ def _list() -> None:
 
 
 # Decimals as in DESIGN.md's reference table.
-_COLUMNS = {"mse": ".6f", "rmse": ".6f", "mae": ".6f", "r2": ".5f", "mae_years": ".3f", "rmse_years": ".3f"}
+_COLUMNS = {"mse": ".6f", "rmse": ".6f", "mae": ".6f", "r2": ".5f", "mae_years": ".3f", "rmse_years": ".3f",
+            "accuracy": ".4f", "balanced_accuracy": ".4f", "log_loss": ".6f", "roc_auc": ".4f"}
+_HEADERS = {"balanced_accuracy": "bal_acc"}
 
 
 def _print_table(results) -> None:
   columns = [c for c in _COLUMNS if c in results["train"]]
   print(f"{results['experiment']} after {results['step']} steps:")
-  print("  " + f"{'split':6s}" + "".join(f"{c:>12s}" for c in columns))
+  print("  " + f"{'split':6s}" + "".join(f"{_HEADERS.get(c, c):>12s}" for c in columns))
   for split in ("train", "test"):
     row = results[split]
     print("  " + f"{split:6s}" + "".join(f"{row[c]:>12{_COLUMNS[c]}}" for c in columns))
+  if "confusion" in results["test"]:
+    names = results.get("classes") or [str(k) for k in range(len(results["test"]["confusion"]))]
+    print(f"  test confusion (rows: true {', '.join(names)}; columns: predicted): {results['test']['confusion']}")
   print(f"results: {results['workdir']}/results.json")
 
 
@@ -139,6 +177,15 @@ def _train(args) -> None:
   from flaxzoo.trainers.experiment import run_experiment
 
   config = get_experiment(args.experiment).replace(
+      dataset=args.dataset,
+      label=args.label,
+      features=args.features,
+      task=args.task,
+      test_fraction=args.test_fraction,
+      split_seed=args.split_seed,
+      standardize=args.standardize,
+      optimizer=args.optimizer,
+      l2=args.l2,
       steps=args.steps,
       learning_rate=args.lr,
       batch_size=args.batch_size,
@@ -160,7 +207,7 @@ def _train(args) -> None:
   results = run_experiment(
       config, workdir=args.workdir, data_dir=args.data_dir, log=log,
       save_every=args.save_every, keep=args.keep, keep_best=args.keep_best, async_save=not args.sync_save,
-      restart=args.restart, fallback=args.fallback, should_stop=stop,
+      restart=args.restart, fallback=args.fallback, should_stop=stop, download=args.download,
   )
   if (args.process_id or 0) == 0:
     _print_table(results)
@@ -239,7 +286,7 @@ def _eval(args) -> None:
   splits = [s for s in ("train", "test") if s in results]
   columns = [c for c in _COLUMNS if c in results[splits[0]]]
   print(f"{results['experiment']} at step {results['step']} on {results['devices']['count']} device(s):")
-  print("  " + f"{'split':6s}" + "".join(f"{c:>12s}" for c in columns))
+  print("  " + f"{'split':6s}" + "".join(f"{_HEADERS.get(c, c):>12s}" for c in columns))
   for split in splits:
     print("  " + f"{split:6s}" + "".join(f"{results[split][c]:>12{_COLUMNS[c]}}" for c in columns))
   print(f"eval: {results['workdir']}/eval.json")

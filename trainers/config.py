@@ -18,6 +18,9 @@ OPTIMIZERS = {
     "sgd": lambda lr: optax.sgd(lr),
     "momentum": lambda lr: optax.sgd(lr, momentum=0.9),
     "adam": lambda lr: optax.adam(lr),
+    # L-BFGS with optax's zoom line search (the step size is the line search's:
+    # learning_rate is not used). Full batch is what it is made for.
+    "lbfgs": lambda lr: optax.lbfgs(),
 }
 
 
@@ -27,17 +30,27 @@ class ExperimentConfig:
 
   Attributes:
     name: the experiment's name (and default workdir `runs/<name>`).
-    dataset: a TFDS dataset of `flaxzoo.datasets`.
-    features: the preprocessing's feature set (`gm` or `tissue`).
-    model: a name from `flaxzoo.zoo.list_models()`.
+    dataset: `brain_age`, `csv:PATH` or `tfds:NAME[/CONFIG]` (see
+      `flaxzoo.datasets.sources`); None: must be given (`--dataset`).
+    features: brain_age: `gm` or `tissue`; csv/tfds: comma-separated columns
+      (None: every column but the label).
+    label: brain_age: `age` (None) or `age_group`; csv: the label column.
+    task: `regression`, `classification`, or None to infer from the label.
+    model: a name from `flaxzoo.zoo.list_models()`; None: by task
+      (`linear_regression`, `logistic_regression` for 2 classes,
+      `softmax_regression` for more).
     init: `default` or `reference` (the brain-age reference initialisation).
-    loss: `mse`, `logistic` or `softmax`.
-    optimizer: `sgd`, `momentum` or `adam`.
-    learning_rate: the optimizer's step size, > 0.
+    loss: `mse`, `logistic` or `softmax`; None: by task, as the model.
+    optimizer: `sgd`, `momentum`, `adam` or `lbfgs`.
+    learning_rate: the optimizer's step size, > 0 (lbfgs: unused).
+    l2: weight of the L2 penalty `l2 / 2 * sum(kernel ** 2)`, >= 0.
+    standardize: standardise features with the train split's mean and std.
+    test_fraction: held-out share for datasets without a test split.
+    split_seed: seed of that split.
     steps: optimizer steps, > 0.
     batch_size: None for full-batch gradient descent, else the mini-batch size.
-    seed: seeds the initialisation and the batch order (the dataset split is
-      fixed by the dataset, not by this seed).
+    seed: seeds the initialisation and the batch order (the brain_age split
+      is fixed by the dataset, not by this seed).
     log_every: steps between logged losses.
     shuffle: mini-batch order, `blocks` or `none` (see `trainers.batching`).
     parallel: `auto`, `none`, `pmap` or `mesh` (see `trainers.parallel`).
@@ -45,13 +58,19 @@ class ExperimentConfig:
   """
 
   name: str
-  dataset: str = "brain_age"
-  features: str = "gm"
-  model: str = "linear_regression"
+  dataset: str | None = "brain_age"
+  features: str | None = "gm"
+  label: str | None = None
+  task: str | None = None
+  model: str | None = "linear_regression"
   init: str = "reference"
-  loss: str = "mse"
+  loss: str | None = "mse"
   optimizer: str = "sgd"
   learning_rate: float = 0.05
+  l2: float = 0.0
+  standardize: bool = False
+  test_fraction: float = 0.2
+  split_seed: int = 0
   steps: int = 15000
   batch_size: int | None = None
   seed: int = 13
@@ -72,6 +91,12 @@ class ExperimentConfig:
       positive("batch_size", self.batch_size, int)
     if self.devices is not None:
       positive("devices", self.devices, int)
+    if isinstance(self.l2, bool) or not isinstance(self.l2, (int, float)) or not self.l2 >= 0:
+      raise ConfigError(f"{self.name}: l2 must be a number >= 0, got {self.l2!r}")
+    if not isinstance(self.test_fraction, (int, float)) or not 0 < self.test_fraction < 1:
+      raise ConfigError(f"{self.name}: test_fraction must be between 0 and 1, got {self.test_fraction!r}")
+    if self.task not in (None, "regression", "classification"):
+      raise ConfigError(f"{self.name}: unknown task {self.task!r}; known: regression, classification")
     if self.optimizer not in OPTIMIZERS:
       raise ConfigError(
           f"{self.name}: unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}"
@@ -89,6 +114,8 @@ class ExperimentConfig:
 
 
 # The brain-age reference: 15000 full-batch gradient-descent steps, lr 0.05, MSE, seed 13.
+_GENERIC = dict(dataset=None, features=None, model=None, loss=None, init="default", standardize=True,
+                learning_rate=0.1, steps=2000, seed=0, log_every=100)
 _EXPERIMENTS = {
     config.name: config
     for config in (
@@ -98,6 +125,15 @@ _EXPERIMENTS = {
         # 1.6e-4 short of it (lr × gradient < half an ulp); Adam gets to 1e-7.
         ExperimentConfig(name="brain_age_gm_lstsq", features="gm", optimizer="adam",
                          learning_rate=1e-3, steps=200_000, log_every=10_000),
+        # Age >= 60 from standardised GM/WM/CSF fractions: binary logistic regression.
+        ExperimentConfig(name="brain_age_group", features="tissue", label="age_group", model="logistic_regression",
+                         loss="logistic", init="default", standardize=True, learning_rate=1.0, steps=5000,
+                         log_every=500),
+        # Any dataset (--dataset csv:PATH --label COLUMN, or tfds:NAME): the task
+        # from the label, or set by the experiment; features standardised.
+        ExperimentConfig(name="linear", **_GENERIC),
+        ExperimentConfig(name="linear_regression", task="regression", **_GENERIC),
+        ExperimentConfig(name="linear_classifier", task="classification", **_GENERIC),
     )
 }
 

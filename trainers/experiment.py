@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 from flax import nnx
 
-from flaxzoo.datasets import TissueFractions, load_split
+from flaxzoo.datasets.sources import LoadedData, load_data
 from flaxzoo.trainers.checkpointing import CheckpointError, Checkpointer, abstract_like, parse_keep_best
 from flaxzoo.trainers.config import ConfigError, ExperimentConfig
 from flaxzoo.trainers.trainer import History, Trainer
@@ -90,24 +90,69 @@ def default_save_every(config: ExperimentConfig) -> int:
   return max(1, blocks) * config.log_every
 
 
-def _build(config: ExperimentConfig, data_dir, log):
-  """Preprocessing, data splits and a Trainer for `config`."""
-  preprocessing = TissueFractions(features=config.features)
-  splits = {s: preprocessing(load_split(config.dataset, s, data_dir, log)) for s in ("train", "test")}
-  model = create_model(
-      config.model, seed=config.seed, init=config.init, in_features=preprocessing.num_features
+def _dataset_record(config: ExperimentConfig) -> dict[str, Any]:
+  """Which data a run used: name and content hash where there is a file."""
+  import hashlib
+
+  if config.dataset == "brain_age":
+    from flaxzoo.datasets.brain_age import brain_age_dataset_builder as builder_module
+
+    return {"name": config.dataset, "sha256": builder_module.RAW_SHA256}
+  if config.dataset and config.dataset.startswith("csv:"):
+    path = pathlib.Path(config.dataset[4:])
+    return {"name": config.dataset, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+  return {"name": config.dataset}
+
+
+def _model_and_loss(config: ExperimentConfig, data: LoadedData) -> tuple[str, str]:
+  """The config's model and loss, or the task's defaults; a mismatch is a ConfigError."""
+  if data.task == "regression":
+    model, loss = config.model or "linear_regression", config.loss or "mse"
+    if loss != "mse":
+      raise ConfigError(f"{config.name}: loss {loss!r} needs class labels, but {data.name} is a regression task")
+    return model, loss
+  binary = data.num_classes == 2
+  model = config.model or ("logistic_regression" if binary else "softmax_regression")
+  loss = config.loss or ("logistic" if binary else "softmax")
+  if loss == "mse":
+    raise ConfigError(f"{config.name}: {data.name} is a classification task; use the logistic or softmax loss")
+  if loss == "logistic" and not binary:
+    raise ConfigError(f"{config.name}: the logistic loss needs 2 classes, {data.name} has {data.num_classes};"
+                      " use softmax")
+  return model, loss
+
+
+def _build(config: ExperimentConfig, data_dir, log, download: bool = False):
+  """The loaded data and a Trainer for `config`."""
+  if config.dataset is None:
+    raise ConfigError(f"{config.name}: which data? pass --dataset csv:PATH --label COLUMN, or --dataset tfds:NAME")
+  data = load_data(
+      config.dataset, features=config.features, label=config.label, task=config.task,
+      test_fraction=config.test_fraction, split_seed=config.split_seed, standardize=config.standardize,
+      data_dir=data_dir, download=download, log=log,
   )
+  model_name, loss = _model_and_loss(config, data)
+  args = {"in_features": data.num_features}
+  if data.task == "classification":
+    args["num_classes"] = data.num_classes
+  try:
+    model = create_model(model_name, seed=config.seed, init=config.init, **args)
+  except ValueError as e:
+    raise ConfigError(f"{config.name}: model {model_name!r}: {e}") from None
+  preprocessing = data.preprocessing
   trainer = Trainer(
       model,
       config.make_optimizer(),
-      config.loss,
+      loss,
       seed=config.seed,
       parallel=config.parallel,
       devices=config.devices,
+      task=data.task,
       label_scale=preprocessing.label_scale,
       label_unit=preprocessing.label_unit,
+      l2=config.l2,
   )
-  return preprocessing, splits, trainer
+  return data, trainer
 
 
 def _restore_target(trainer: Trainer):
@@ -146,6 +191,7 @@ def run_experiment(
     restart: bool = False,
     fallback: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    download: bool = False,
 ) -> dict[str, Any]:
   """Trains `config` and writes `<workdir>/results.json` (default `runs/<name>`).
 
@@ -171,8 +217,8 @@ def run_experiment(
     prepare_workdir(workdir)
   if save_every is not None and save_every <= 0:
     raise ConfigError(f"save_every must be a positive integer, got {save_every}")
-  preprocessing, splits, trainer = _build(config, data_dir, log)
-  from flaxzoo.datasets.brain_age import brain_age_dataset_builder as builder_module
+  data, trainer = _build(config, data_dir, log, download)
+  preprocessing, splits = data.preprocessing, data.splits
 
   def meta_of(metrics):
     return {
@@ -181,7 +227,9 @@ def run_experiment(
         "config": config.to_dict(),
         "metrics": metrics,
         "preprocessing": preprocessing.to_dict(),
-        "dataset": {"name": config.dataset, "sha256": builder_module.RAW_SHA256},
+        "dataset": _dataset_record(config),
+        "task": data.task,
+        "classes": data.class_names,
         "keep_best": keep_best,
         "versions": library_versions(),
     }
@@ -269,7 +317,9 @@ def run_experiment(
                   "processes": jax.process_count(), "platform": trainer.placement.devices[0].platform},
       "config": config.to_dict(),
       "preprocessing": preprocessing.to_dict(),
-      "dataset": {"name": config.dataset, "sha256": builder_module.RAW_SHA256},
+      "dataset": _dataset_record(config),
+      "task": data.task,
+      "classes": data.class_names,
       "history": {"step": history.steps, "loss": history.losses},
       "train_seconds": history.train_seconds,
       "wall_seconds": time.perf_counter() - start,
@@ -339,12 +389,12 @@ def load_trained(workdir, step: int | None = None, *, best: bool = False, data_d
       config = ExperimentConfig(**{**config_dict, "parallel": parallel, "devices": devices})
     except TypeError as e:  # a config written by another flaxzoo version
       raise CheckpointError(f"{checkpointer.directory}: the checkpoint's config does not fit this flaxzoo ({e})") from None
-    _, splits, trainer = _build(config, data_dir, log)
+    data, trainer = _build(config, data_dir, log)
     chosen, (state, meta) = checkpointer.restore_with_fallback(chosen, _restore_target(trainer), fallback, log)
     trainer.state = state
   finally:
     checkpointer.close()
-  return trainer, {**meta, "step": chosen, "splits": splits}
+  return trainer, {**meta, "step": chosen, "splits": data.splits, "data": data}
 
 
 def evaluate_checkpoint(workdir, step: int | None = None, *, best: bool = False, split: str = "test",
@@ -356,6 +406,7 @@ def evaluate_checkpoint(workdir, step: int | None = None, *, best: bool = False,
   trainer, meta = load_trained(workdir, step, best=best, data_dir=data_dir, parallel=parallel, devices=devices,
                                fallback=fallback, log=log)
   splits = meta.pop("splits")
+  meta.pop("data")
   names = ["train", "test"] if split == "all" else [split]
   for name in names:
     if name not in splits:

@@ -7,6 +7,7 @@ add the sums, then finalise once. Finalising runs in float64.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -34,22 +35,52 @@ def regression_sums(outputs, labels, weights=None, label_shift=0.0) -> dict[str,
 
 
 def classification_sums(logits, labels, weights=None, label_shift=None) -> dict[str, jax.Array]:
-  """Sums for accuracy and log loss. logits `[batch, 1 | classes]`, labels `[batch]`."""
+  """Sums for accuracy, log loss and the confusion matrix.
+
+  Args:
+    logits: `[batch, 1]` (binary: the logit of class 1) or `[batch, classes]`.
+    labels: `[batch]` integer classes.
+    weights: `[batch]`, 0 for padding.
+
+  Returns:
+    `count`, `correct`, `sum_log_loss` (scalars) and `confusion`
+    `[classes, classes]`: weight of examples of true class i predicted j.
+  """
   del label_shift  # Regression only; the same signature for both tasks.
   weights = jnp.ones(labels.shape, logits.dtype) if weights is None else weights
+  labels = labels.astype(jnp.int32)
   if logits.shape[-1] == 1:
+    num_classes = 2
     predicted = (logits[:, 0] > 0).astype(jnp.int32)
     log_p = jax.nn.log_sigmoid(jnp.where(labels > 0, logits[:, 0], -logits[:, 0]))
   else:
-    predicted = jnp.argmax(logits, axis=-1)
-    log_p = jnp.take_along_axis(
-        jax.nn.log_softmax(logits), labels.astype(jnp.int32)[:, None], axis=-1
-    )[:, 0]
+    num_classes = logits.shape[-1]
+    predicted = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    log_p = jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=-1)[:, 0]
+  true_onehot = jax.nn.one_hot(labels, num_classes, dtype=weights.dtype) * weights[:, None]
+  predicted_onehot = jax.nn.one_hot(predicted, num_classes, dtype=weights.dtype)
   return {
       "count": jnp.sum(weights),
-      "correct": jnp.sum(weights * (predicted == labels.astype(jnp.int32)).astype(weights.dtype)),
+      "correct": jnp.sum(weights * (predicted == labels).astype(weights.dtype)),
       "sum_log_loss": -jnp.sum(weights * log_p),
+      "confusion": true_onehot.T @ predicted_onehot,
   }
+
+
+def roc_auc(scores, labels) -> float:
+  """Area under the ROC curve of binary `labels [n]` ranked by `scores [n]`, exact.
+
+  The Mann-Whitney statistic, ties counted one half (as scikit-learn's
+  `roc_auc_score`). NaN when only one class is present.
+  """
+  from scipy.stats import rankdata
+
+  labels = np.asarray(labels).astype(bool)
+  positives, negatives = int(labels.sum()), int((~labels).sum())
+  if positives == 0 or negatives == 0:
+    return float("nan")
+  ranks = rankdata(np.asarray(scores, np.float64))
+  return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def finalize_regression(sums, label_scale: float | None = None, label_unit: str | None = None) -> dict[str, float]:
@@ -72,13 +103,20 @@ def finalize_regression(sums, label_scale: float | None = None, label_unit: str 
   return metrics
 
 
-def finalize_classification(sums) -> dict[str, float]:
-  """accuracy and log loss (mean negative log-likelihood)."""
-  s = {k: float(np.asarray(v, np.float64)) for k, v in sums.items()}
+def finalize_classification(sums) -> dict[str, Any]:
+  """accuracy, balanced accuracy (mean recall over the classes present), log
+  loss (mean negative log-likelihood) and the confusion matrix (rows: true
+  class, columns: predicted)."""
+  confusion = np.asarray(sums["confusion"], np.float64)
+  s = {k: float(np.asarray(v, np.float64)) for k, v in sums.items() if k != "confusion"}
+  support = confusion.sum(axis=1)
+  present = support > 0
   return {
       "accuracy": s["correct"] / s["count"],
+      "balanced_accuracy": float(np.mean(np.diag(confusion)[present] / support[present])),
       "log_loss": s["sum_log_loss"] / s["count"],
       "count": int(round(s["count"])),
+      "confusion": np.rint(confusion).astype(int).tolist(),
   }
 
 

@@ -22,6 +22,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from flaxzoo.trainers.losses import l2_penalty
+
 # {"x": [b, d], "y": [b] or [b, k], "weight": [b] (0 = padding), "scale": [b] (weight / batch count)}
 Batch = dict[str, jax.Array]
 
@@ -56,25 +58,39 @@ def _psum(tree, axis_name):
   return tree if axis_name is None else jax.lax.psum(tree, axis_name)
 
 
-def make_train_step(apply_fn, per_example_loss_fn, tx: optax.GradientTransformation, axis_name=None):
+def make_train_step(apply_fn, per_example_loss_fn, tx: optax.GradientTransformation, axis_name=None, l2: float = 0.0):
   """`train_step(state, batch) -> (state, loss)`: one gradient step, pure.
 
   Args:
     apply_fn: `(params, x) -> outputs`.
     per_example_loss_fn: `(outputs, labels) -> [batch]`.
-    tx: the optimizer.
+    tx: the optimizer. It also gets optax's extra arguments `value`, `grad`
+      and `value_fn` (the whole batch's objective, summed over devices), so
+      that line-search optimizers such as `optax.lbfgs` work; others ignore them.
     axis_name: the `pmap` axis to sum gradients over, or None (one device,
       or `jit` over a mesh, where the sums are global already).
+    l2: weight of `losses.l2_penalty`, added once after the sum over devices.
   """
 
+  def penalty(params):
+    return l2 * l2_penalty(params) if l2 else jnp.zeros((), jnp.float32)
+
   def train_step(state: TrainState, batch: Batch):
-    def objective(params):
+    def data_loss(params):
       per_example = per_example_loss_fn(apply_fn(params, batch["x"]), batch["y"])
       return jnp.sum(batch["scale"] * per_example)
 
-    loss, grads = jax.value_and_grad(objective)(state.params)
+    def objective(params):  # the same value on every device
+      return _psum(data_loss(params), axis_name) + penalty(params)
+
+    loss, grads = jax.value_and_grad(data_loss)(state.params)
     loss, grads = _psum((loss, grads), axis_name)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    if l2:
+      extra, extra_grads = jax.value_and_grad(penalty)(state.params)
+      loss, grads = loss + extra, jax.tree.map(jnp.add, grads, extra_grads)
+    updates, opt_state = tx.update(
+        grads, state.opt_state, state.params, value=loss, grad=grads, value_fn=objective
+    )
     params = optax.apply_updates(state.params, updates)
     return state.replace(params=params, opt_state=opt_state, step=state.step + 1), loss
 

@@ -74,6 +74,8 @@ class Trainer:
       named loss.
     label_scale, label_unit: report regression errors also in these units
       (brain age: 100, "years" → `mae_years`, `rmse_years`).
+    l2: minimise `mean loss + l2 * 0.5 * sum(kernel ** 2)` (biases are not
+      penalised): scikit-learn's `C = 1 / (n * l2)` for n training examples.
 
   The same data and seed give the same parameters in every mode and on any
   number of devices, to float rounding.
@@ -91,9 +93,14 @@ class Trainer:
       task: str | None = None,
       label_scale: float | None = None,
       label_unit: str | None = None,
+      l2: float = 0.0,
   ):
     self.graphdef, params, self._rest = nnx.split(model, nnx.Param, ...)
-    self.tx = optimizer if optimizer is not None else optax.sgd(0.01)
+    # Extra args (value, value_fn) reach line-search optimizers; the rest ignore them.
+    self.tx = optax.with_extra_args_support(optimizer if optimizer is not None else optax.sgd(0.01))
+    if isinstance(l2, bool) or not isinstance(l2, (int, float)) or not l2 >= 0:
+      raise ValueError(f"l2 must be a number >= 0, got {l2!r}")
+    self.l2 = float(l2)
     self.loss_fn = losses_lib.get_loss(loss)
     self.task = task or metrics_lib.TASK_OF_LOSS.get(loss if isinstance(loss, str) else "", "regression")
     self.label_scale, self.label_unit = label_scale, label_unit
@@ -107,7 +114,7 @@ class Trainer:
     )
     self._apply_fn = make_apply_fn(self.graphdef, self._rest)
     axis_name = self.placement.axis_name
-    self._train_step = make_train_step(self._apply_fn, self.loss_fn, self.tx, axis_name)
+    self._train_step = make_train_step(self._apply_fn, self.loss_fn, self.tx, axis_name, self.l2)
     eval_step = make_eval_step(self._apply_fn, metrics_lib.SUMS[self.task], axis_name)
     self._evaluate = self.placement.compile(
         lambda params, blocks, shift: eval_step(params, take_block(blocks, 0), shift), num_broadcast=1
@@ -258,8 +265,13 @@ class Trainer:
       history.metrics[name] = self.evaluate(split)
     return history
 
-  def evaluate(self, data: Data) -> dict[str, float]:
-    """Metrics of the current parameters on `data` (regression: mse, rmse, mae, r2)."""
+  def evaluate(self, data: Data) -> dict[str, Any]:
+    """Metrics of the current parameters on `data`.
+
+    Regression: mse, rmse, mae, r2 (and errors in `label_unit`).
+    Classification: accuracy, balanced_accuracy, log_loss, confusion, and for
+    two classes roc_auc (exact, from the scores on the host).
+    """
     arrays = _as_numpy(data, "eval")
     _, blocks = self.layout_blocks(arrays, None, "none", "eval")
     params = self.placement.put_state(self.state.params)
@@ -267,7 +279,13 @@ class Trainer:
     sums = to_host(self.placement.unreplicate(self._evaluate(params, blocks, shift)))
     if self.task == "regression":
       return metrics_lib.finalize_regression(sums, self.label_scale, self.label_unit)
-    return metrics_lib.finalize_classification(sums)
+    metrics = metrics_lib.finalize_classification(sums)
+    if len(metrics["confusion"]) == 2:
+      weights = arrays.get("weight")
+      keep = slice(None) if weights is None else weights > 0
+      scores = self.predict(arrays["x"][keep])[:, -1]
+      metrics["roc_auc"] = metrics_lib.roc_auc(scores, arrays["y"][keep])
+    return metrics
 
   def predict(self, x) -> np.ndarray:
     """Model outputs `[n, k]` for inputs `x [n, d]` (on one device)."""
