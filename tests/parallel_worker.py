@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from flaxzoo.datasets import TissueFractions, load_split  # noqa: E402
+from flaxzoo.datasets.sources import load_data  # noqa: E402
 from flaxzoo.trainers import Trainer  # noqa: E402
 from flaxzoo.zoo import create_model  # noqa: E402
 
@@ -24,12 +25,20 @@ def main():
   data_dir, runs = sys.argv[1], json.loads(sys.argv[2])
   results = []
   for run in runs:
-    pre = TissueFractions(run["features"])
-    train = pre(load_split("brain_age", "train", data_dir))
-    test = pre(load_split("brain_age", "test", data_dir))
-    model = create_model("linear_regression", seed=13, init="reference", in_features=pre.num_features)
-    trainer = Trainer(model, optax.sgd(run.get("lr", 0.05)), "mse", seed=13, parallel=run["parallel"],
-                      devices=run.get("devices"), label_scale=100.0, label_unit="years")
+    if run.get("label") == "age_group":  # logistic regression with an L2 penalty
+      data = load_data("brain_age", features=run["features"], label="age_group", standardize=True,
+                       data_dir=data_dir)
+      train, test = data.splits["train"], data.splits["test"]
+      model = create_model("logistic_regression", seed=13, in_features=data.num_features)
+      trainer = Trainer(model, optax.sgd(run.get("lr", 1.0)), "logistic", seed=13, parallel=run["parallel"],
+                        devices=run.get("devices"), l2=run.get("l2", 0.0))
+    else:
+      pre = TissueFractions(run["features"])
+      train = pre(load_split("brain_age", "train", data_dir))
+      test = pre(load_split("brain_age", "test", data_dir))
+      model = create_model("linear_regression", seed=13, init="reference", in_features=pre.num_features)
+      trainer = Trainer(model, optax.sgd(run.get("lr", 0.05)), "mse", seed=13, parallel=run["parallel"],
+                        devices=run.get("devices"), label_scale=100.0, label_unit="years")
     history = trainer.fit(train, steps=run["steps"], batch_size=run.get("batch_size"),
                           eval_data={"test": test}, log_every=run.get("log_every", 1000))
     params = trainer.params

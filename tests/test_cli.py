@@ -59,7 +59,7 @@ def test_console_script_is_installed():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["train", "brain_age_wm"], "unknown experiment 'brain_age_wm'; known: brain_age_gm, brain_age_gm_lstsq, brain_age_tissue"),
+        (["train", "brain_age_wm"], "unknown experiment 'brain_age_wm'; known: brain_age_gm, brain_age_gm_lstsq, brain_age_group, brain_age_tissue, linear, "),
         (["train", "brain_age_gm", "--steps", "0"], "argument --steps: must be > 0, got 0"),
         (["train", "brain_age_gm", "--steps", "-3"], "argument --steps: must be > 0, got -3"),
         (["train", "brain_age_gm", "--steps", "ten"], "argument --steps: not a int: 'ten'"),

@@ -92,6 +92,23 @@ def test_mini_batches_that_do_not_divide_by_the_device_count(data_dir):
   assert np.abs(np.subtract(full["kernel"], results[0]["kernel"])).max() > 1e-4  # batches mattered
 
 
+def test_logistic_l2_and_classification_metrics_match_on_every_device_count(data_dir):
+  # 587 train / 65 test rows: padded on 3, 4 and 8 devices. Before convergence (300 steps).
+  runs = [{"features": "tissue", "label": "age_group", "l2": 0.01, "steps": 300, "parallel": "none",
+           "log_every": 100}]
+  runs += [{**runs[0], "parallel": mode, "devices": n} for mode, n in (("pmap", 3), ("mesh", 4), ("mesh", 8))]
+  baseline, *others = run_worker(data_dir, runs)
+  for run in others:
+    assert_same_params(run, baseline)
+    np.testing.assert_allclose(run["losses"], baseline["losses"], rtol=1e-5)
+    for split in ("train", "test"):
+      got, want = run["metrics"][split], baseline["metrics"][split]
+      assert got["confusion"] == want["confusion"] and got["count"] == want["count"]
+      for key in ("accuracy", "balanced_accuracy", "log_loss", "roc_auc"):
+        assert got[key] == pytest.approx(want[key], rel=1e-5), (run, key)
+  assert sum(map(sum, baseline["metrics"]["test"]["confusion"])) == 65
+
+
 def free_port() -> int:
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))

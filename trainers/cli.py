@@ -237,9 +237,9 @@ def _export(args) -> None:
 
   target = export(args.workdir, args.name, args.out, step=args.step, force=args.force, data_dir=args.data_dir)
   card = __import__("json").loads((target / "card.json").read_text())
-  test = card["metrics"]["test"]
-  print(f"exported {args.workdir} (step {card['recipe']['step']}) to {target}:"
-        f" test MAE {test['mae_years']:.3f} years, R2 {test['r2']:.5f}, r {test['pearson_r']:.4f}")
+  from flaxzoo.zoo.pretrained import summary
+
+  print(f"exported {args.workdir} (step {card['recipe']['step']}) to {target}: {summary(card)}")
 
 
 def _predict(args) -> None:
@@ -247,25 +247,33 @@ def _predict(args) -> None:
   import io
   import pathlib
 
+  from flaxzoo.datasets.csv_table import read_csv_table
+  from flaxzoo.datasets.preprocessing import TissueFractions
   from flaxzoo.datasets.tables import read_volume_table
   from flaxzoo.trainers.config import ConfigError
   from flaxzoo.zoo import load_pretrained, predict
 
   if args.output and pathlib.Path(args.output).exists() and not args.force:
     raise ConfigError(f"{args.output} exists; pass --force to overwrite it")
-  table = read_volume_table(args.input, need_age=False)
   try:
     model, card = load_pretrained(args.model)
   except ValueError as e:
     raise ConfigError(str(e)) from None
+  preprocessing = card.preprocessing
+  if isinstance(preprocessing, TissueFractions):
+    table = read_volume_table(args.input, need_age=False)
+    ids = table.ids or tuple(str(i + 1) for i in range(len(table)))
+  else:  # the model's own feature columns, by name
+    raw = read_csv_table(args.input)
+    table = {c: raw.numeric(c) for c in preprocessing.features}
+    ids = tuple(raw.text("id")) if "id" in raw.header else tuple(str(i + 1) for i in range(len(raw)))
   result = predict(model, card, table)
-  ids = table.ids or tuple(str(i + 1) for i in range(len(table)))
   columns = ["id"] + list(result)
   buffer = io.StringIO()
   writer = csv.writer(buffer, lineterminator="\n")
   writer.writerow(columns)
   for i, person in enumerate(ids):
-    writer.writerow([person] + [f"{result[c][i]:.3f}" for c in columns[1:]])
+    writer.writerow([person] + [_cell(result[c][i]) for c in columns[1:]])
   if args.output:
     tmp = pathlib.Path(args.output).with_name(f".{pathlib.Path(args.output).name}.tmp")
     tmp.write_text(buffer.getvalue())
@@ -273,6 +281,10 @@ def _predict(args) -> None:
     print(f"{len(ids)} predictions ({card.name}) written to {args.output}", file=sys.stderr)
   else:
     sys.stdout.write(buffer.getvalue())
+
+
+def _cell(value) -> str:
+  return value if isinstance(value, str) else f"{value:.3f}"
 
 
 def _eval(args) -> None:

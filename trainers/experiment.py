@@ -123,7 +123,7 @@ def _model_and_loss(config: ExperimentConfig, data: LoadedData) -> tuple[str, st
 
 
 def _build(config: ExperimentConfig, data_dir, log, download: bool = False):
-  """The loaded data and a Trainer for `config`."""
+  """The loaded data, a Trainer for `config` and the model's `{"name", "args"}`."""
   if config.dataset is None:
     raise ConfigError(f"{config.name}: which data? pass --dataset csv:PATH --label COLUMN, or --dataset tfds:NAME")
   data = load_data(
@@ -152,7 +152,7 @@ def _build(config: ExperimentConfig, data_dir, log, download: bool = False):
       label_unit=preprocessing.label_unit,
       l2=config.l2,
   )
-  return data, trainer
+  return data, trainer, {"name": model_name, "args": args}
 
 
 def _restore_target(trainer: Trainer):
@@ -217,7 +217,7 @@ def run_experiment(
     prepare_workdir(workdir)
   if save_every is not None and save_every <= 0:
     raise ConfigError(f"save_every must be a positive integer, got {save_every}")
-  data, trainer = _build(config, data_dir, log, download)
+  data, trainer, _ = _build(config, data_dir, log, download)
   preprocessing, splits = data.preprocessing, data.splits
 
   def meta_of(metrics):
@@ -389,12 +389,12 @@ def load_trained(workdir, step: int | None = None, *, best: bool = False, data_d
       config = ExperimentConfig(**{**config_dict, "parallel": parallel, "devices": devices})
     except TypeError as e:  # a config written by another flaxzoo version
       raise CheckpointError(f"{checkpointer.directory}: the checkpoint's config does not fit this flaxzoo ({e})") from None
-    data, trainer = _build(config, data_dir, log)
+    data, trainer, model = _build(config, data_dir, log)
     chosen, (state, meta) = checkpointer.restore_with_fallback(chosen, _restore_target(trainer), fallback, log)
     trainer.state = state
   finally:
     checkpointer.close()
-  return trainer, {**meta, "step": chosen, "splits": data.splits, "data": data}
+  return trainer, {**meta, "step": chosen, "splits": data.splits, "data": data, "model": model}
 
 
 def evaluate_checkpoint(workdir, step: int | None = None, *, best: bool = False, split: str = "test",
@@ -405,8 +405,7 @@ def evaluate_checkpoint(workdir, step: int | None = None, *, best: bool = False,
 
   trainer, meta = load_trained(workdir, step, best=best, data_dir=data_dir, parallel=parallel, devices=devices,
                                fallback=fallback, log=log)
-  splits = meta.pop("splits")
-  meta.pop("data")
+  splits = meta["splits"]
   names = ["train", "test"] if split == "all" else [split]
   for name in names:
     if name not in splits:

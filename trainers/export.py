@@ -12,7 +12,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from flaxzoo.datasets import load_split
+from flaxzoo.datasets.preprocessing import TissueFractions
 from flaxzoo.trainers.config import ConfigError
 from flaxzoo.trainers.experiment import library_versions, load_trained, write_json_atomic
 
@@ -43,47 +43,68 @@ def _bias_fit(predicted, age) -> dict[str, float]:
 
 
 def build_card(name: str, trainer, meta: dict[str, Any], data_dir=None) -> dict[str, Any]:
-  """The card of a trained model: computed from the model and the data, never typed in."""
-  from flaxzoo.datasets.preprocessing import preprocessing_from_dict
+  """The card of a trained model: computed from the model and the data, never typed in.
 
-  config = meta["config"]
-  preprocessing = preprocessing_from_dict(meta["preprocessing"])
-  raw = {split: load_split(config["dataset"], split, data_dir) for split in ("train", "test")}
+  `meta` is `load_trained`'s (its `data` holds the run's splits and fitted preprocessing).
+  """
+  config, data = meta["config"], meta["data"]
+  preprocessing = data.preprocessing
+  card = {
+      "name": name,
+      "format": "flaxzoo-card/1",
+      "task": data.task,
+      "model": meta["model"],
+      "preprocessing": preprocessing.to_dict(),
+      "dataset": {**meta["dataset"], "splits": {s: len(y) for s, (_, y) in data.splits.items()}},
+      "recipe": {"experiment": config["name"], "step": meta["step"], "config": config,
+                 "command": _command(config)},
+      "parameters": int(sum(np.size(leaf) for leaf in jax.tree.leaves(trainer.params))),
+      "versions": library_versions(),
+  }
+  if data.task == "classification":
+    card["classes"] = list(data.class_names)
+  if config["dataset"] == "brain_age":
+    from flaxzoo.datasets import get_builder
+
+    card["dataset"]["version"] = str(get_builder("brain_age", data_dir).version)
+    card["dataset"]["split"] = "reference: permutation(split(PRNGKey(13))[0], 652), legacy threefry; 587 train / 65 test"
+  if data.task == "classification" or not isinstance(preprocessing, TissueFractions):
+    card["metrics"] = {split: trainer.evaluate(xy) for split, xy in data.splits.items()}
+    return card
+  raw = data.raw
   predicted = {split: preprocessing.postprocess(trainer.predict(preprocessing.features_of(raw[split])))[:, 0]
                for split in raw}
   bias = _bias_fit(predicted["train"], raw["train"]["age"])
-  metrics = {}
-  for split in raw:
-    x, y = preprocessing(raw[split])
-    metrics[split] = {**trainer.evaluate((x, y)), **brain_age_metrics(predicted[split], raw[split]["age"], bias)}
-  params = trainer.params
+  card["metrics"] = {
+      split: {**trainer.evaluate(data.splits[split]), **brain_age_metrics(predicted[split], raw[split]["age"], bias)}
+      for split in raw
+  }
+  card["bias_correction"] = bias
   # How far the weights are from the exact optimum of their own training objective.
-  x_train, y_train = preprocessing(raw["train"])
+  x_train, y_train = data.splits["train"]
   design = np.c_[x_train.astype(np.float64), np.ones(len(x_train))]
   coef = np.linalg.lstsq(design, y_train.astype(np.float64), rcond=None)[0]
   optimum_mse = float(np.mean((design @ coef - y_train) ** 2))
-  from flaxzoo.datasets import get_builder
-
-  version = str(get_builder(config["dataset"], data_dir).version)
-  return {
-      "name": name,
-      "format": "flaxzoo-card/1",
-      "model": {"name": config["model"], "args": {"in_features": preprocessing.num_features}},
-      "preprocessing": preprocessing.to_dict(),
-      "dataset": {**meta["dataset"], "version": version, "splits": {s: len(raw[s]["age"]) for s in raw},
-                  "split": "reference: permutation(split(PRNGKey(13))[0], 652), legacy threefry; 587 train / 65 test"},
-      "recipe": {"experiment": config["name"], "step": meta["step"], "config": config,
-                 "command": f"flaxzoo train {config['name']} --steps {config['steps']}"},
-      "metrics": metrics,
-      "bias_correction": bias,
-      "least_squares": {
-          "train_mse_optimum": optimum_mse,
-          "train_mse_excess": metrics["train"]["mse"] / optimum_mse - 1,
-          "note": "the closed-form least-squares optimum (np.linalg.lstsq) of the training split",
-      },
-      "parameters": int(sum(np.size(leaf) for leaf in jax.tree.leaves(params))),
-      "versions": library_versions(),
+  card["least_squares"] = {
+      "train_mse_optimum": optimum_mse,
+      "train_mse_excess": card["metrics"]["train"]["mse"] / optimum_mse - 1,
+      "note": "the closed-form least-squares optimum (np.linalg.lstsq) of the training split",
   }
+  return card
+
+
+def _command(config: dict[str, Any]) -> str:
+  from flaxzoo.trainers.config import get_experiment
+
+  words = ["flaxzoo", "train", config["name"]]
+  try:
+    defaults = get_experiment(config["name"]).to_dict()
+  except ValueError:
+    defaults = {}
+  for key in ("dataset", "label", "features", "task", "optimizer", "l2", "steps"):
+    if key == "steps" or config.get(key) != defaults.get(key):
+      words += [f"--{key.replace('_', '-')}", str(config[key])]
+  return " ".join(shlex.quote(w) for w in words)
 
 
 def card_from_workdir(workdir):
@@ -93,6 +114,8 @@ def card_from_workdir(workdir):
 
 
 def _readme(card: dict[str, Any]) -> str:
+  if "bias_correction" not in card:
+    return _generic_readme(card)
   test, train = card["metrics"]["test"], card["metrics"]["train"]
   rows = "\n".join(
       f"| {split} | {m['count']} | {m['mae_years']:.3f} | {m['rmse_years']:.3f} | {m['r2']:.5f} | {m['pearson_r']:.4f}"
@@ -125,6 +148,39 @@ Dataset sha256: `{card['dataset']['sha256']}`. Generated from card.json by `flax
 from flaxzoo.zoo import load_pretrained, predict
 model, card = load_pretrained("{card['name']}")
 ages = predict(model, card, table)["predicted_age"]   # table: gm, wm, csf, total (cm^3)
+```
+"""
+
+
+def _generic_readme(card: dict[str, Any]) -> str:
+  metrics = card["metrics"]
+  columns = [c for c in ("accuracy", "balanced_accuracy", "log_loss", "roc_auc", "mse", "mae", "r2")
+             if c in metrics["test"]]
+  rows = "\n".join(f"| {split} | {m['count']} | " + " | ".join(f"{m[c]:.4f}" for c in columns) + " |"
+                   for split, m in metrics.items())
+  pre = card["preprocessing"]
+  what = (f"classes {', '.join(card['classes'])}" if card["task"] == "classification" else "a number")
+  standardised = "standardised with the training split's mean and std" if pre["params"].get("mean") else "as they are"
+  confusion = ""
+  if card["task"] == "classification":
+    confusion = (f"\nTest confusion matrix (rows: true class, columns: predicted; {', '.join(card['classes'])}):"
+                 f" `{metrics['test']['confusion']}`.\n")
+  return f"""# {card['name']}
+
+A `{card['model']['name']}` ({card['parameters']} parameters) trained on `{card['dataset']['name']}`
+({card['task']}: predicts {what}; features {standardised}).
+
+| split | examples | {' | '.join(columns)} |
+|---|---|{'---|' * len(columns)}
+{rows}
+{confusion}
+Recipe: `{card['recipe']['command']}` (step {card['recipe']['step']}; the full config is in card.json).
+Generated from card.json by `flaxzoo export`.
+
+```python
+from flaxzoo.zoo import load_pretrained, predict
+model, card = load_pretrained("{card['name']}")
+result = predict(model, card, table)
 ```
 """
 

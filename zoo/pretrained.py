@@ -43,6 +43,10 @@ class Card:
     return self.data["name"]
 
   @property
+  def task(self) -> str:
+    return self.data.get("task", "regression")
+
+  @property
   def preprocessing(self):
     return preprocessing_from_dict(self.data["preprocessing"])
 
@@ -101,11 +105,20 @@ def read_card(path) -> Card:
   return Card(data, path)
 
 
+def summary(card_data: Mapping[str, Any]) -> str:
+  """One line of a card's test metrics."""
+  test = card_data["metrics"]["test"]
+  if "accuracy" in test:
+    auc = f", ROC AUC {test['roc_auc']:.3f}" if "roc_auc" in test else ""
+    return f"test accuracy {test['accuracy']:.3f}, balanced {test['balanced_accuracy']:.3f}{auc}"
+  if "mae_years" in test:
+    return f"test MAE {test['mae_years']:.2f} years, R2 {test['r2']:.3f}, r {test['pearson_r']:.3f}"
+  return f"test MSE {test['mse']:.4g}, R2 {test['r2']:.3f}"
+
+
 def read_card_summary(name: str) -> str:
   """One line about a shipped checkpoint: its test metrics."""
-  card = read_card(_package_dir() / name)
-  test = card.metrics["test"]
-  return f"test MAE {test['mae_years']:.2f} years, R2 {test['r2']:.3f}, r {test['pearson_r']:.3f}"
+  return summary(read_card(_package_dir() / name).data)
 
 
 def load_pretrained(name_or_path, *, devices: int | None = None) -> tuple[nnx.Module, Card]:
@@ -164,13 +177,28 @@ def _place(model: nnx.Module, devices: int | None) -> nnx.Module:
 
 
 def predict(model: nnx.Module, card: Card, table) -> dict[str, np.ndarray]:
-  """Brain age of each person of a raw volume table.
+  """Predictions for each row of a raw table (the card's preprocessing is applied).
 
   Returns:
-    `{"predicted_age": [n]}` in years, and with ages in the table also
-    `"age"`, `"brain_age_gap"` (predicted − age) and `"corrected_gap"`.
+    Brain-age regression: `{"predicted_age": [n]}` in years, and with ages
+    in the table also `"age"`, `"brain_age_gap"` (predicted − age) and
+    `"corrected_gap"`. Classification: `"predicted_class"` (class names) and
+    `"probability_<class>"` for each class. Other regression: `"predicted"`.
   """
-  outputs = model(np.asarray(card.preprocess(table)))
+  outputs = np.asarray(model(np.asarray(card.preprocess(table))), np.float64)
+  if card.task == "classification":
+    if outputs.shape[1] == 1:
+      p1 = 1 / (1 + np.exp(-outputs[:, 0]))
+      probabilities = np.stack([1 - p1, p1], axis=1)
+    else:
+      shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+      probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+    classes = card.data["classes"]
+    result = {"predicted_class": np.asarray(classes)[np.argmax(probabilities, axis=1)]}
+    result.update({f"probability_{name}": probabilities[:, k] for k, name in enumerate(classes)})
+    return result
+  if "bias_correction" not in card.data:
+    return {"predicted": card.postprocess(outputs)}
   result = {"predicted_age": card.postprocess(outputs)}
   age = table.get("age") if isinstance(table, Mapping) else getattr(table, "age", None)
   if age is not None:
