@@ -10,3 +10,8 @@ from flaxzoo.datasets.preprocessing import preprocessing_from_dict as preprocess
 from flaxzoo.datasets.tables import DataError as DataError
 from flaxzoo.datasets.tables import VolumeTable as VolumeTable
 from flaxzoo.datasets.tables import read_volume_table as read_volume_table
+from flaxzoo.datasets.csv_table import CsvTable as CsvTable
+from flaxzoo.datasets.csv_table import read_csv_table as read_csv_table
+from flaxzoo.datasets.preprocessing import Columns as Columns
+from flaxzoo.datasets.sources import LoadedData as LoadedData
+from flaxzoo.datasets.sources import load_data as load_data

@@ -137,7 +137,7 @@ def _brain_age(features, label, task, data_dir, log) -> LoadedData:
   return LoadedData("brain_age", preprocessing.task, preprocessing, {}, raw, preprocessing.class_names)
 
 
-def _infer_task(values: list[str], column: str, where: str) -> str:
+def _infer_task(values: list[str]) -> str:
   try:
     numbers = np.asarray([float(v) for v in values])
   except ValueError:
@@ -156,7 +156,7 @@ def _split_rows(n: int, test_fraction: float, seed: int, where: str) -> dict[str
   return {"train": np.sort(order[num_test:]), "test": np.sort(order[:num_test])}
 
 
-def _classes_of(values, task: str):
+def _classes_of(values) -> tuple[str, ...]:
   names = [class_name(v) for v in values]
   unique = sorted(set(names))
   try:  # numbers in numeric order
@@ -182,14 +182,14 @@ def _csv(name, path, features, label, task, test_fraction, seed) -> LoadedData:
   empty = [table.lines[k] for k, v in enumerate(values) if not v]
   if empty:
     raise DataError(f"{path}, line {empty[0]}, column {label!r}: empty label")
-  task = task or _infer_task(values, label, path)
+  task = task or _infer_task(values)
   columns_raw: dict[str, np.ndarray] = {c: table.numeric(c) for c in columns}
   if task == "regression":
     columns_raw[label] = table.numeric(label)
     classes = None
   else:
     columns_raw[label] = np.asarray([class_name(v) for v in values])
-    classes = _classes_of(values, task)
+    classes = _classes_of(values)
   rows = _split_rows(len(table), test_fraction, seed, path)
   raw = {split: {k: v[index] for k, v in columns_raw.items()} for split, index in rows.items()}
   preprocessing = Columns(features=tuple(columns), label=label, task=task, classes=classes)
@@ -265,10 +265,10 @@ def _tfds(name, spec, features, label, task, test_fraction, seed, data_dir, down
     if classes is not None:
       raw = {s: {**r, label: np.asarray([classes[int(v)] for v in r[label]])} for s, r in raw.items()}
   else:
-    task = task or _infer_task([str(v) for v in raw["train"][label]], label, name)
+    task = task or _infer_task([str(v) for v in raw["train"][label]])
     classes = None
     if task == "classification":
-      classes = _classes_of(np.concatenate([raw[s][label] for s in raw]), task)
+      classes = _classes_of(np.concatenate([raw[s][label] for s in raw]))
   scale = {c: 1 / 255 for c in columns if isinstance(info_features[c], tfds.features.Image)}
   preprocessing = Columns(features=tuple(columns), label=label, task=task, classes=classes, scale=scale or None)
   return LoadedData(name, task, preprocessing, {}, raw, classes)

@@ -16,11 +16,12 @@ from flaxzoo.datasets import TissueFractions, read_volume_table
 from flaxzoo.datasets.brain_age.brain_age_dataset_builder import RAW_FILE
 from flaxzoo.zoo import UnknownNameError, list_models, list_pretrained, load_pretrained, predict
 
-SHIPPED = ["brain_age_gm", "brain_age_gm_lstsq", "brain_age_tissue"]
+SHIPPED = ["brain_age_gm", "brain_age_gm_lstsq", "brain_age_tissue"]  # regression
+CLASSIFIERS = ["brain_age_group"]
 
 
-def test_the_package_ships_three_brain_age_models():
-  assert list_pretrained() == SHIPPED == list_models(pretrained=True)
+def test_the_package_ships_the_brain_age_models():
+  assert list_pretrained() == sorted(SHIPPED + CLASSIFIERS) == list_models(pretrained=True)
   from flaxzoo.zoo.pretrained import _package_dir
 
   if os.environ.get("CI") == "true":  # .ci/run installs the wheel, not the repo: the files are package data
@@ -52,6 +53,32 @@ def test_card_metrics_are_recomputed_from_the_arrays(name, brain_age):
   # The bias fit is the training split's gap-on-age line: its corrected gap averages 0.
   assert abs(card.metrics["train"]["mean_corrected_gap_years"]) < 1e-6
   assert card.data["dataset"]["sha256"] == "2145cce715e1cd033bd493d152844977df1fed7db7887e09e70b3547797a27b7"
+
+
+def test_brain_age_group_card_is_recomputed_from_the_arrays(brain_age):
+  from sklearn import metrics as skm
+
+  model, card = load_pretrained("brain_age_group")
+  assert card.task == "classification" and card.data["classes"] == ["age<60", "age>=60"]
+  pre = TissueFractions(**card.data["preprocessing"]["params"])
+  assert pre.label == "age_group" and pre.mean is not None  # standardised with the train split's statistics
+  w = np.asarray(model.linear.kernel[...], np.float64)[:, 0]
+  b = float(np.asarray(model.linear.bias[...])[0])
+  for split in ("train", "test"):
+    x, y = pre(brain_age[split])
+    scores = x.astype(np.float64) @ w + b
+    m = card.metrics[split]
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, scores > 0))
+    assert m["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, scores > 0))
+    assert m["roc_auc"] == pytest.approx(skm.roc_auc_score(y, scores))
+    assert m["log_loss"] == pytest.approx(skm.log_loss(y, 1 / (1 + np.exp(-scores))), rel=1e-5)
+    assert m["confusion"] == skm.confusion_matrix(y, scores > 0).tolist()
+  assert card.metrics["test"]["accuracy"] > 0.75 and card.metrics["test"]["roc_auc"] > 0.85
+  # predict() on raw volumes: class names and probabilities that sum to 1.
+  result = predict(model, card, brain_age["test"])
+  x, y = pre(brain_age["test"])
+  np.testing.assert_array_equal(result["predicted_class"] == "age>=60", (x.astype(np.float64) @ w + b) > 0)
+  np.testing.assert_allclose(result["probability_age<60"] + result["probability_age>=60"], 1.0)
 
 
 def test_the_reference_models_carry_the_reference_table():
@@ -174,14 +201,16 @@ def test_the_built_wheel_loads_and_predicts_outside_the_repository(tmp_path):
           "for name in z.list_pretrained():\n"
           "  m, c = z.load_pretrained(name)\n"
           "  t = __import__('flaxzoo.datasets', fromlist=['x']).read_volume_table(sys.argv[1])\n"
-          "  print(name, round(float(z.predict(m, c, t)['predicted_age'][0]), 3))\n")
+          "  r = z.predict(m, c, t)\n"
+          "  print(name, r['predicted_age'][0] if 'predicted_age' in r else r['predicted_class'][0])\n")
   # The wheel's copy comes first on the path; the dependencies are this environment's.
   result = subprocess.run([sys.executable, "-c", code, str(table)], capture_output=True, text=True, timeout=120,
                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
   assert result.returncode == 0, result.stderr
   lines = result.stdout.split("\n")
   assert lines[0].startswith(str(tmp_path / "site"))
-  assert [line.split()[0] for line in lines[1:4]] == SHIPPED
+  assert [line.split()[0] for line in lines[1:5]] == sorted(SHIPPED + CLASSIFIERS)
+  assert lines[3].split()[1] == "age<60"  # brain_age_group on a 24-year-old
 
 
 def test_loads_replicated_on_eight_devices():

@@ -147,9 +147,15 @@ def _list() -> None:
   print("experiments:")
   for name in list_experiments():
     c = get_experiment(name)
+    data = c.dataset or "--dataset"
+    if c.dataset == "brain_age":
+      data += f"/{c.features}" + (f" -> {c.label}" if c.label else "")
+    model = c.model or {"regression": "linear_regression", "classification": "logistic/softmax"}.get(
+        c.task, "model by task")
     print(
-        f"  {name:22s} {c.model} on {c.dataset}/{c.features}, {c.loss},"
+        f"  {name:22s} {model} on {data}, {c.loss or 'loss by task'},"
         f" {c.optimizer}(lr={c.learning_rate:g}), {c.steps} steps, seed {c.seed}"
+        + (", standardised" if c.standardize else "")
     )
 
 

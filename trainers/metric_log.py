@@ -1,0 +1,132 @@
+"""A run's metrics over time: `<workdir>/metrics.jsonl` and TensorBoard events in `<workdir>/tb/`.
+
+One JSON object per logged step: `step`, `time` (Unix seconds), `elapsed_s`
+(since this process started training), `learning_rate`, `loss` (the training
+objective at that step) and the `train` and `test` metrics of the parameters
+after it. A resumed run keeps the records up to the checkpoint it resumes from
+and drops the later ones (the run reaches those steps again, with the same
+values), so each logged step appears once, in order. TensorBoard gets the same
+scalars; a resumed writer purges the events after the resumed step, as
+TensorBoard does after a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+import time
+from typing import Any
+
+METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tb"
+
+
+class MetricLogError(ValueError):
+  """A metrics.jsonl cannot be read; the message names the file and line."""
+
+
+def read_metrics(path, *, tolerate_torn_end: bool = True) -> list[dict[str, Any]]:
+  """The records of a metrics.jsonl. A last line cut short by a kill is ignored."""
+  path = pathlib.Path(path)
+  if path.is_dir():
+    path = path / METRICS_FILE
+  try:
+    lines = path.read_text().splitlines()
+  except FileNotFoundError:
+    raise MetricLogError(f"{path}: no such file (metrics are written by `flaxzoo train`)") from None
+  records = []
+  for number, line in enumerate(lines, start=1):
+    if not line.strip():
+      continue
+    try:
+      record = json.loads(line)
+    except json.JSONDecodeError:
+      if tolerate_torn_end and number == len(lines):
+        break
+      raise MetricLogError(f"{path}, line {number}: not a JSON record") from None
+    if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+      raise MetricLogError(f"{path}, line {number}: a record needs an integer 'step'")
+    records.append(record)
+  return records
+
+
+def scalars(record: dict[str, Any]) -> dict[str, float]:
+  """The TensorBoard scalars of a record: `loss`, `learning_rate`, `train/mse`, …"""
+  out = {}
+  for key in ("loss", "learning_rate"):
+    if isinstance(record.get(key), (int, float)):
+      out[key] = float(record[key])
+  for split in ("train", "test"):
+    for name, value in (record.get(split) or {}).items():
+      if isinstance(value, (int, float)) and name != "count" and math.isfinite(value):
+        out[f"{split}/{name}"] = float(value)
+  return out
+
+
+class MetricLog:
+  """Appends records to metrics.jsonl (flushed and synced each time) and TensorBoard.
+
+  Args:
+    workdir: the run's folder.
+    resume_step: the step training starts from; records after it are dropped.
+      None or 0: a fresh run, which starts a fresh file (an earlier file is
+      moved to `metrics.jsonl.old-<time>`, never deleted).
+    tensorboard: also write TensorBoard events (tensorboardX, no TensorFlow).
+  """
+
+  def __init__(self, workdir, resume_step: int | None = None, tensorboard: bool = True):
+    self.workdir = pathlib.Path(workdir)
+    self.path = self.workdir / METRICS_FILE
+    resume_step = resume_step or 0
+    kept: list[dict[str, Any]] = []
+    if self.path.exists():
+      if resume_step > 0:
+        kept = [r for r in read_metrics(self.path) if r["step"] <= resume_step]
+      else:
+        self.path.rename(self.path.with_name(f"{METRICS_FILE}.old-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"))
+    tmp = self.path.with_name(f".{METRICS_FILE}.tmp")
+    with open(tmp, "w") as f:
+      for record in kept:
+        f.write(json.dumps(record) + "\n")
+    os.replace(tmp, self.path)
+    self.last_step = kept[-1]["step"] if kept else None
+    self._file = open(self.path, "a")
+    self._tb = None
+    if tensorboard:
+      from tensorboardX import SummaryWriter
+
+      # A file of its own per start (names are by the second), and a purge of
+      # the steps a resumed run writes again.
+      self._tb = SummaryWriter(os.fspath(self.workdir / TENSORBOARD_DIR), purge_step=resume_step + 1 if resume_step else None,
+                               filename_suffix=f".from{resume_step}.{os.getpid()}")
+    self._t0 = time.perf_counter()
+
+  def write(self, record: dict[str, Any]) -> None:
+    """Appends one record (`step` required, increasing); a step already logged is skipped."""
+    step = record["step"]
+    if self.last_step is not None and step <= self.last_step:
+      return
+    record = {"step": step, "time": time.time(), "elapsed_s": time.perf_counter() - self._t0,
+              **{k: v for k, v in record.items() if k != "step"}}
+    self._file.write(json.dumps(record) + "\n")
+    self._file.flush()
+    os.fsync(self._file.fileno())
+    if self._tb is not None:
+      for name, value in scalars(record).items():
+        self._tb.add_scalar(name, value, step)
+      self._tb.flush()
+    self.last_step = step
+
+  def close(self) -> None:
+    self._file.close()
+    if self._tb is not None:
+      self._tb.close()
+      self._tb = None
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()

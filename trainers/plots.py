@@ -1,0 +1,187 @@
+"""Pictures of a run, written as PNGs with matplotlib's Agg backend (no screen).
+
+- `loss.png`: the training objective at each logged step and the train and
+  test loss (MSE or log loss) of the parameters, log scale.
+- regression: `predicted_vs_true.png` (years for brain age, identity line);
+  brain age also `brain_age_gap.png`: the gap (predicted − age) against age
+  with its linear trend fitted on the training split, and the gap after
+  subtracting that trend (bias correction, Smith et al. 2019).
+- classification: `roc.png` (binary: the ROC curve; more classes: one
+  against the rest) and `confusion.png` (test split).
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any, Sequence
+
+import numpy as np
+
+from flaxzoo.trainers.metric_log import MetricLogError, read_metrics
+
+FIGSIZE, DPI = (6.4, 4.8), 100  # 640 x 480 pixels
+
+
+def _pyplot():
+  import matplotlib
+
+  matplotlib.use("Agg", force=True)
+  import matplotlib.pyplot as plt
+
+  return plt
+
+
+def _save(fig, path: pathlib.Path) -> pathlib.Path:
+  fig.tight_layout()
+  fig.savefig(path, dpi=DPI)
+  _pyplot().close(fig)
+  return path
+
+
+def plot_loss(records: Sequence[dict[str, Any]], title: str, path: pathlib.Path) -> pathlib.Path:
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=FIGSIZE)
+  steps = [r["step"] for r in records]
+  key = "log_loss" if "log_loss" in (records[-1].get("test") or {}) else "mse"
+  ax.plot(steps, [r["loss"] for r in records], label="training objective (logged)", color="0.6", lw=1)
+  for split, color in (("train", "tab:blue"), ("test", "tab:orange")):
+    points = [(r["step"], r[split][key]) for r in records if key in (r.get(split) or {})]
+    if points:
+      ax.plot(*zip(*points), label=f"{split} {key}", color=color, marker="o", ms=3)
+  ax.set_yscale("log")
+  ax.set_xlabel("step")
+  ax.set_ylabel(f"{key} (label units²)" if key == "mse" else "log loss (nats)")
+  ax.set_title(title)
+  ax.legend()
+  ax.grid(alpha=0.3, which="both")
+  return _save(fig, path)
+
+
+def plot_predicted_vs_true(true: dict[str, np.ndarray], predicted: dict[str, np.ndarray], unit: str, title: str,
+                           path: pathlib.Path) -> pathlib.Path:
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=FIGSIZE)
+  for split, style in (("train", dict(color="tab:blue", alpha=0.35, s=10)), ("test", dict(color="tab:orange", s=18))):
+    ax.scatter(true[split], predicted[split], label=f"{split} ({len(true[split])})", **style)
+  everything = np.concatenate([*true.values(), *predicted.values()])
+  lo, hi = float(everything.min()), float(everything.max())
+  ax.plot([lo, hi], [lo, hi], color="k", lw=1, label="identity")
+  ax.set_xlabel(f"true ({unit})")
+  ax.set_ylabel(f"predicted ({unit})")
+  ax.set_title(title)
+  ax.legend()
+  ax.grid(alpha=0.3)
+  return _save(fig, path)
+
+
+def plot_brain_age_gap(age: dict[str, np.ndarray], predicted: dict[str, np.ndarray], title: str,
+                       path: pathlib.Path) -> pathlib.Path:
+  plt = _pyplot()
+  fig, (raw_ax, corrected_ax) = plt.subplots(1, 2, figsize=FIGSIZE, sharey=True)
+  gap = {s: predicted[s] - age[s] for s in age}
+  slope, intercept = np.polyfit(age["train"], gap["train"], 1)
+  line = np.linspace(min(a.min() for a in age.values()), max(a.max() for a in age.values()), 2)
+  for split, style in (("train", dict(color="tab:blue", alpha=0.35, s=8)), ("test", dict(color="tab:orange", s=14))):
+    raw_ax.scatter(age[split], gap[split], label=split, **style)
+    corrected_ax.scatter(age[split], gap[split] - (slope * age[split] + intercept), label=split, **style)
+  raw_ax.plot(line, slope * line + intercept, color="k", lw=1.5, label=f"fit on train: {slope:+.3f}·age {intercept:+.1f}")
+  corrected_ax.axhline(0, color="k", lw=1)
+  raw_ax.set_title("brain-age gap")
+  corrected_ax.set_title("bias-corrected gap")
+  for ax in (raw_ax, corrected_ax):
+    ax.set_xlabel("age (years)")
+    ax.grid(alpha=0.3)
+  raw_ax.set_ylabel("predicted − true age (years)")
+  raw_ax.legend(fontsize=8)
+  fig.suptitle(title)
+  return _save(fig, path)
+
+
+def _roc_points(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  order = np.argsort(-scores, kind="stable")
+  scores, positive = scores[order], positive[order].astype(np.float64)
+  distinct = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]  # last index of each score
+  tp, fp = np.cumsum(positive)[distinct], np.cumsum(1 - positive)[distinct]
+  return np.r_[0, fp / max(fp[-1], 1)], np.r_[0, tp / max(tp[-1], 1)]
+
+
+def plot_roc(scores: dict[str, np.ndarray], labels: dict[str, np.ndarray], classes: Sequence[str], title: str,
+             path: pathlib.Path) -> pathlib.Path:
+  """scores `[n]` (binary) or `[n, classes]`; labels `[n]` class indices."""
+  from flaxzoo.trainers.metrics import roc_auc
+
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=FIGSIZE)
+  for split, ls in (("train", "--"), ("test", "-")):
+    s, y = scores[split], labels[split]
+    curves = [(classes[1], s, y == 1)] if s.ndim == 1 else [(c, s[:, k], y == k) for k, c in enumerate(classes)]
+    for name, score, positive in curves:
+      fpr, tpr = _roc_points(score, positive)
+      ax.plot(fpr, tpr, ls=ls, label=f"{split}, {name} (AUC {roc_auc(score, positive):.3f})")
+  ax.plot([0, 1], [0, 1], color="0.6", lw=1)
+  ax.set_xlabel("false positive rate")
+  ax.set_ylabel("true positive rate")
+  ax.set_title(title)
+  ax.legend(fontsize=8)
+  ax.grid(alpha=0.3)
+  return _save(fig, path)
+
+
+def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], title: str,
+                   path: pathlib.Path) -> pathlib.Path:
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=FIGSIZE)
+  matrix = np.asarray(confusion)
+  ax.imshow(matrix, cmap="Blues")
+  for (i, j), count in np.ndenumerate(matrix):
+    ax.text(j, i, str(count), ha="center", va="center",
+            color="white" if count > matrix.max() / 2 else "black")
+  ax.set_xticks(range(len(classes)), classes)
+  ax.set_yticks(range(len(classes)), classes)
+  ax.set_xlabel("predicted class")
+  ax.set_ylabel("true class")
+  ax.set_title(title)
+  return _save(fig, path)
+
+
+def plot_run(records, trainer, data, experiment: str, step: int, out_dir) -> list[pathlib.Path]:
+  """All plots of a trained run; `data` is its `LoadedData`. Returns the files written."""
+  out = pathlib.Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  title = f"{experiment}, step {step}"
+  files = [plot_loss(records, f"{title}: loss", out / "loss.png")]
+  splits = data.splits
+  outputs = {s: trainer.predict(x) for s, (x, _) in splits.items()}
+  if data.task == "regression":
+    pre = data.preprocessing
+    if pre.label_unit == "years":  # brain age: in years, from the raw ages
+      age = {s: np.asarray(data.raw[s]["age"], np.float64) for s in splits}
+      predicted = {s: pre.postprocess(outputs[s])[:, 0] for s in splits}
+      files.append(plot_predicted_vs_true(age, predicted, "years", f"{title}: predicted age", out / "predicted_vs_true.png"))
+      files.append(plot_brain_age_gap(age, predicted, f"{title}: brain-age gap", out / "brain_age_gap.png"))
+    else:
+      true = {s: np.asarray(y, np.float64) for s, (_, y) in splits.items()}
+      predicted = {s: np.asarray(outputs[s], np.float64)[:, 0] for s in splits}
+      label = getattr(pre, "label", "label")
+      files.append(plot_predicted_vs_true(true, predicted, f"{label}, label units", f"{title}: predicted vs true",
+                                          out / "predicted_vs_true.png"))
+  else:
+    classes = list(data.class_names)
+    scores = {s: (o[:, 0] if o.shape[1] == 1 else o) for s, o in outputs.items()}
+    labels = {s: np.asarray(y) for s, (_, y) in splits.items()}
+    files.append(plot_roc(scores, labels, classes, f"{title}: ROC", out / "roc.png"))
+    confusion = trainer.evaluate(splits["test"])["confusion"]
+    files.append(plot_confusion(confusion, classes, f"{title}: test confusion matrix", out / "confusion.png"))
+  return files
+
+
+def plot_workdir(workdir, out_dir=None, data_dir=None, log=None) -> list[pathlib.Path]:
+  """`flaxzoo plot`: the plots of a training workdir (its metrics.jsonl and latest checkpoint)."""
+  from flaxzoo.trainers.experiment import load_trained
+
+  workdir = pathlib.Path(workdir)
+  records = read_metrics(workdir)
+  if not records:
+    raise MetricLogError(f"{workdir / 'metrics.jsonl'}: no records yet")
+  trainer, meta = load_trained(workdir, data_dir=data_dir, log=log)
+  return plot_run(records, trainer, meta["data"], meta["config"]["name"], meta["step"], out_dir or workdir / "plots")
