@@ -12,6 +12,7 @@ directories) print one line `flaxzoo: error: ...` and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 
@@ -57,10 +58,14 @@ def _non_negative(text: str) -> float:
 
 def _build_parser() -> argparse.ArgumentParser:
   parser = _Parser(prog="flaxzoo", description="A model zoo for JAX: train, list, evaluate.")
+  common = argparse.ArgumentParser(add_help=False)
+  common.add_argument("-v", "--verbose", action="store_true",
+                      help="debug messages, and the warnings of jax/orbax/absl that are hidden by default")
+  common.add_argument("--quiet", action="store_true", help="no progress or messages: only the result")
   commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-  commands.add_parser("list", help="list the registered models and experiments")
+  commands.add_parser("list", help="list the registered models and experiments", parents=[common])
 
-  train = commands.add_parser("train", help="train a named experiment")
+  train = commands.add_parser("train", help="train a named experiment", parents=[common])
   train.add_argument("experiment", help="an experiment name (see `flaxzoo list`)")
   train.add_argument("--workdir", help="output folder (default: runs/EXPERIMENT)")
   train.add_argument("--dataset", metavar="brain_age|csv:PATH|tfds:NAME[/CONFIG]",
@@ -103,9 +108,10 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="ignore existing checkpoints (moved aside to checkpoints.old-*, never deleted)")
   train.add_argument("--fallback", action="store_true",
                      help="if the latest checkpoint is broken, resume from the latest good one (with a warning)")
-  train.add_argument("--quiet", action="store_true", help="print only the final table")
+  train.add_argument("--no-plots", action="store_true", help="do not write <workdir>/plots/*.png at the end")
+  train.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard events to <workdir>/tb/")
 
-  evaluate = commands.add_parser("eval", help="evaluate a checkpoint of a training workdir")
+  evaluate = commands.add_parser("eval", help="evaluate a checkpoint of a training workdir", parents=[common])
   evaluate.add_argument("--workdir", required=True, help="a workdir written by `flaxzoo train`")
   which = evaluate.add_mutually_exclusive_group()
   which.add_argument("--step", type=int, help="the checkpoint step (default: the latest)")
@@ -116,7 +122,8 @@ def _build_parser() -> argparse.ArgumentParser:
   evaluate.add_argument("--data-dir", help="TFDS data dir")
   evaluate.add_argument("--fallback", action="store_true", help="use the latest good step before a broken one")
 
-  export = commands.add_parser("export", help="export a trained workdir as a pretrained checkpoint")
+  export = commands.add_parser("export", help="export a trained workdir as a pretrained checkpoint",
+                               parents=[common])
   export.add_argument("--workdir", required=True)
   export.add_argument("--name", required=True, help="the checkpoint's name (a folder name)")
   export.add_argument("--out", default="checkpoints", help="where to write NAME/ (default: checkpoints)")
@@ -124,7 +131,13 @@ def _build_parser() -> argparse.ArgumentParser:
   export.add_argument("--data-dir", help="TFDS data dir")
   export.add_argument("--force", action="store_true", help="replace an existing export of that name")
 
-  predict = commands.add_parser("predict", help="predict brain age for a table of people")
+  plot = commands.add_parser("plot", help="write the PNG plots of a training workdir", parents=[common])
+  plot.add_argument("--workdir", required=True, help="a workdir written by `flaxzoo train`")
+  plot.add_argument("--out", help="folder for the PNGs (default: WORKDIR/plots)")
+  plot.add_argument("--data-dir", help="TFDS data dir")
+
+  predict = commands.add_parser("predict", help="predict with a pretrained model, an export or a workdir",
+                                parents=[common])
   predict.add_argument("model", help="a pretrained name (see `flaxzoo list`), an export folder or a workdir")
   predict.add_argument("--input", required=True, help="CSV or TSV: GM, WM, CSF, total volume (cm^3); optional age, id")
   predict.add_argument("--output", help="CSV to write (default: standard output)")
@@ -208,12 +221,14 @@ def _train(args) -> None:
     from flaxzoo.trainers import distributed
 
     distributed.initialize(args.coordinator, args.num_processes, args.process_id, args.timeout)
-  log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+  from flaxzoo.trainers.progress import choose_mode
+
   stop = _StopFlag()
   results = run_experiment(
-      config, workdir=args.workdir, data_dir=args.data_dir, log=log,
+      config, workdir=args.workdir, data_dir=args.data_dir, log=_log,
       save_every=args.save_every, keep=args.keep, keep_best=args.keep_best, async_save=not args.sync_save,
       restart=args.restart, fallback=args.fallback, should_stop=stop, download=args.download,
+      progress=choose_mode(args.quiet), tensorboard=not args.no_tensorboard, plots=not args.no_plots,
   )
   if (args.process_id or 0) == 0:
     _print_table(results)
@@ -236,6 +251,37 @@ class _StopFlag:
 
   def __call__(self) -> bool:
     return self.signal is not None
+
+
+def _plot(args) -> None:
+  from flaxzoo.trainers.plots import plot_workdir
+
+  for path in plot_workdir(args.workdir, args.out, data_dir=args.data_dir, log=_log):
+    print(path)
+
+
+def _log(message: str) -> None:
+  logging.getLogger("flaxzoo").info(message)
+
+
+# Loggers of libraries whose warnings mean nothing to a user of the CLI.
+_LIBRARY_LOGGERS = ("absl", "jax", "orbax", "tensorflow_datasets", "etils", "tensorboardX", "matplotlib")
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+  """flaxzoo's messages on stderr: INFO by default, only errors with --quiet, DEBUG with -v."""
+  import warnings
+
+  handler = logging.StreamHandler(sys.stderr)
+  handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"))
+  logger = logging.getLogger("flaxzoo")
+  logger.handlers[:] = [handler]
+  logger.propagate = False
+  logger.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO)
+  if not verbose:
+    for name in _LIBRARY_LOGGERS:
+      logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="|".join(_LIBRARY_LOGGERS))
 
 
 def _export(args) -> None:
@@ -284,7 +330,7 @@ def _predict(args) -> None:
     tmp = pathlib.Path(args.output).with_name(f".{pathlib.Path(args.output).name}.tmp")
     tmp.write_text(buffer.getvalue())
     tmp.replace(args.output)
-    print(f"{len(ids)} predictions ({card.name}) written to {args.output}", file=sys.stderr)
+    _log(f"{len(ids)} predictions ({card.name}) written to {args.output}")
   else:
     sys.stdout.write(buffer.getvalue())
 
@@ -296,10 +342,9 @@ def _cell(value) -> str:
 def _eval(args) -> None:
   from flaxzoo.trainers.experiment import evaluate_checkpoint
 
-  log = lambda m: print(m, file=sys.stderr, flush=True)
   results = evaluate_checkpoint(
       args.workdir, args.step, best=args.best, split=args.split, data_dir=args.data_dir,
-      parallel=args.parallel, devices=args.devices, fallback=args.fallback, log=log,
+      parallel=args.parallel, devices=args.devices, fallback=args.fallback, log=_log,
   )
   splits = [s for s in ("train", "test") if s in results]
   columns = [c for c in _COLUMNS if c in results[splits[0]]]
@@ -313,6 +358,7 @@ def _eval(args) -> None:
 def main(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   args = _build_parser().parse_args(argv)
+  _setup_logging(args.verbose, args.quiet)
   if args.command == "train" and args.coordinator is not None:
     from flaxzoo.trainers import distributed
 
@@ -324,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
   from flaxzoo.trainers.checkpointing import CheckpointError
   from flaxzoo.trainers.config import ConfigError
   from flaxzoo.trainers.experiment import Interrupted
+  from flaxzoo.trainers.metric_log import MetricLogError
   from flaxzoo.zoo.registry import UnknownNameError
 
   try:
@@ -337,7 +384,9 @@ def main(argv: list[str] | None = None) -> int:
       _export(args)
     elif args.command == "predict":
       _predict(args)
-  except (DataError, ConfigError, UnknownNameError, CheckpointError) as e:
+    elif args.command == "plot":
+      _plot(args)
+  except (DataError, ConfigError, UnknownNameError, CheckpointError, MetricLogError) as e:
     print(f"flaxzoo: error: {e}", file=sys.stderr)
     return 2
   except Interrupted as e:

@@ -16,6 +16,8 @@ from flax import nnx
 from flaxzoo.datasets.sources import LoadedData, load_data
 from flaxzoo.trainers.checkpointing import CheckpointError, Checkpointer, abstract_like, parse_keep_best
 from flaxzoo.trainers.config import ConfigError, ExperimentConfig
+from flaxzoo.trainers.metric_log import MetricLog, read_metrics
+from flaxzoo.trainers.progress import Progress
 from flaxzoo.trainers.trainer import History, Trainer
 from flaxzoo.zoo import create_model
 
@@ -192,6 +194,9 @@ def run_experiment(
     fallback: bool = False,
     should_stop: Callable[[], bool] | None = None,
     download: bool = False,
+    progress: str = "off",
+    tensorboard: bool = True,
+    plots: bool = False,
 ) -> dict[str, Any]:
   """Trains `config` and writes `<workdir>/results.json` (default `runs/<name>`).
 
@@ -203,6 +208,11 @@ def run_experiment(
   Returns:
     The results: `{"experiment", "step", "train": {...}, "test": {...}, ...}`
     with metrics of the final parameters.
+
+  Every `log_every` steps the train and test metrics go to
+  `<workdir>/metrics.jsonl` and TensorBoard events in `<workdir>/tb/` (see
+  `metric_log`); `progress` is `bar`, `lines` or `off` (see `progress`);
+  `plots` writes the PNGs of `plots.plot_run` to `<workdir>/plots/` at the end.
 
   Raises:
     Interrupted: `should_stop()` became true; a checkpoint was saved first.
@@ -275,10 +285,29 @@ def run_experiment(
       f" on {trainer.placement.describe()}"
   )
 
+  evaluated: dict[str, Any] = {}
+
+  def evaluate_splits(t: Trainer) -> dict[str, dict[str, Any]]:
+    """Train and test metrics at the current step, computed once per step."""
+    if evaluated.get("step") != t.step:
+      evaluated.update(step=t.step, metrics={"train": t.evaluate(splits["train"]), "test": t.evaluate(splits["test"])})
+    return evaluated["metrics"]
+
   def save(t: Trainer) -> None:
-    metrics = {"train": t.evaluate(splits["train"]), "test": t.evaluate(splits["test"])}
+    metrics = evaluate_splits(t)
     checkpointer.save(t.step, t.state, meta_of(metrics), metrics)
 
+  # Every process evaluates (the computation spans all devices); process 0 writes.
+  metric_log = MetricLog(workdir, trainer.step, tensorboard) if writer else None
+  learning_rate = None if config.optimizer == "lbfgs" else config.learning_rate
+
+  def log_metrics(t: Trainer, history: History) -> None:
+    metrics = evaluate_splits(t)
+    loss = history.losses[-1] if history.steps and history.steps[-1] == t.step else None
+    if metric_log:
+      metric_log.write({"step": t.step, "learning_rate": learning_rate, "loss": loss, **metrics})
+
+  bar = Progress(config.steps, trainer.step, progress if writer else "off", config.name)
   remaining = config.steps - trainer.step
   try:
     if remaining > 0:
@@ -292,7 +321,10 @@ def run_experiment(
           checkpoint_every=(save_every or default_save_every(config)) if checkpointer else None,
           on_checkpoint=save if checkpointer else None,
           should_stop=should_stop,
+          hooks=[(config.log_every, log_metrics)],
+          on_progress=lambda step, h: bar.update(step, h.losses[-1] if h.losses else None),
       )
+      bar.close()
       if history.stopped:
         if checkpointer:
           save(trainer)
@@ -302,8 +334,11 @@ def run_experiment(
     else:
       log(f"nothing to train: step {trainer.step} >= --steps {config.steps}; evaluating")
       history = History()
-      history.metrics = {"train": trainer.evaluate(splits["train"]), "test": trainer.evaluate(splits["test"])}
+      history.metrics = evaluate_splits(trainer)
   finally:
+    bar.close()
+    if metric_log:
+      metric_log.close()
     if checkpointer:
       checkpointer.close()
 
@@ -327,6 +362,11 @@ def run_experiment(
   }
   if writer:
     write_json_atomic(workdir / "results.json", results)
+    if plots:
+      from flaxzoo.trainers.plots import plot_run
+
+      files = plot_run(read_metrics(workdir), trainer, data, config.name, trainer.step, workdir / "plots")
+      log(f"plots: {', '.join(str(f) for f in files)}")
   results["workdir"] = str(workdir)
   return results
 

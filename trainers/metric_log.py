@@ -81,11 +81,13 @@ class MetricLog:
     self.path = self.workdir / METRICS_FILE
     resume_step = resume_step or 0
     kept: list[dict[str, Any]] = []
-    if self.path.exists():
-      if resume_step > 0:
-        kept = [r for r in read_metrics(self.path) if r["step"] <= resume_step]
-      else:
-        self.path.rename(self.path.with_name(f"{METRICS_FILE}.old-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"))
+    suffix = f".old-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    if resume_step > 0 and self.path.exists():
+      kept = [r for r in read_metrics(self.path) if r["step"] <= resume_step]
+    elif resume_step == 0:  # a fresh run: an earlier run's logs are kept aside
+      for old in (self.path, self.workdir / TENSORBOARD_DIR):
+        if old.exists():
+          old.rename(old.with_name(old.name + suffix))
     tmp = self.path.with_name(f".{METRICS_FILE}.tmp")
     with open(tmp, "w") as f:
       for record in kept:

@@ -32,13 +32,15 @@ def _pyplot():
 
 
 def _save(fig, path: pathlib.Path) -> pathlib.Path:
-  fig.tight_layout()
+  # Fixed margins: tight_layout measures every text box and costs ~0.2 s a figure.
+  fig.subplots_adjust(left=0.12, right=0.97, bottom=0.11, top=0.88 if fig._suptitle else 0.92, wspace=0.08)
   fig.savefig(path, dpi=DPI)
   _pyplot().close(fig)
   return path
 
 
-def plot_loss(records: Sequence[dict[str, Any]], title: str, path: pathlib.Path) -> pathlib.Path:
+def plot_loss(records: Sequence[dict[str, Any]], title: str, path: pathlib.Path,
+              mse_unit: str = "label units²") -> pathlib.Path:
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=FIGSIZE)
   steps = [r["step"] for r in records]
@@ -50,7 +52,7 @@ def plot_loss(records: Sequence[dict[str, Any]], title: str, path: pathlib.Path)
       ax.plot(*zip(*points), label=f"{split} {key}", color=color, marker="o", ms=3)
   ax.set_yscale("log")
   ax.set_xlabel("step")
-  ax.set_ylabel(f"{key} (label units²)" if key == "mse" else "log loss (nats)")
+  ax.set_ylabel(f"MSE ({mse_unit})" if key == "mse" else "log loss (nats)")
   ax.set_title(title)
   ax.legend()
   ax.grid(alpha=0.3, which="both")
@@ -149,11 +151,12 @@ def plot_run(records, trainer, data, experiment: str, step: int, out_dir) -> lis
   out = pathlib.Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
   title = f"{experiment}, step {step}"
-  files = [plot_loss(records, f"{title}: loss", out / "loss.png")]
+  pre = data.preprocessing
+  mse_unit = f"(age / {pre.label_scale:g} years)²" if pre.label_unit == "years" else "label units²"
+  files = [plot_loss(records, f"{title}: loss", out / "loss.png", mse_unit)]
   splits = data.splits
   outputs = {s: trainer.predict(x) for s, (x, _) in splits.items()}
   if data.task == "regression":
-    pre = data.preprocessing
     if pre.label_unit == "years":  # brain age: in years, from the raw ages
       age = {s: np.asarray(data.raw[s]["age"], np.float64) for s in splits}
       predicted = {s: pre.postprocess(outputs[s])[:, 0] for s in splits}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -176,6 +176,8 @@ class Trainer:
       checkpoint_every: int | None = None,
       on_checkpoint: Callable[["Trainer"], None] | None = None,
       should_stop: Callable[[], bool] | None = None,
+      hooks: Sequence[tuple[int, Callable[["Trainer", History], None]]] = (),
+      on_progress: Callable[[int, History], None] | None = None,
   ) -> History:
     """Takes `steps` more optimizer steps on `train`.
 
@@ -198,6 +200,10 @@ class Trainer:
       should_stop: polled between compiled calls (about every 1000 steps);
         True ends `fit` early with `self.state` at the step reached and
         `history.stopped` set (e.g. on SIGTERM, to save and exit).
+      hooks: `(every, fn)` pairs: `fn(self, history)` runs whenever the step
+        count reaches a multiple of `every`, and at the end, before
+        `on_checkpoint` (e.g. evaluate and log metrics).
+      on_progress: `fn(step, history)` after every compiled call (progress bars).
 
     Returns:
       A `History` of logged losses and final metrics (also of `train`).
@@ -216,10 +222,21 @@ class Trainer:
     state = placement.put_state(self.state)
     start = time.perf_counter()
     first, end = self.step, self.step + steps
-    targets = []  # The loop stops at each save point, then at the end.
-    if checkpoint_every:
-      targets = list(range((first // checkpoint_every + 1) * checkpoint_every, end, checkpoint_every))
-    targets.append(end)
+    # The loop stops wherever a hook or a save is due, and at the end.
+    periodic = [(every, fn) for every, fn in hooks]
+    if on_checkpoint:
+      periodic.append((checkpoint_every, lambda trainer, _: on_checkpoint(trainer)))
+    stops = {end}
+    for every, _ in periodic:
+      if every:
+        stops.update(range((first // every + 1) * every, end, every))
+    targets = sorted(stops)
+
+    def run_due(step: int) -> None:
+      for every, fn in periodic:
+        if step == end or (every and step % every == 0):
+          fn(self, history)
+
     if fused:
       run = self.fused_loop(layout.num_blocks, shuffle)
       # About 1000 steps a call: should_stop is polled that often, and every
@@ -237,12 +254,13 @@ class Trainer:
           history.steps += to_host(placement.unreplicate(logged_steps)).tolist()
           history.losses += to_host(placement.unreplicate(logged_losses)).tolist()
           current += num_logs * steps_per_log
+          if on_progress:
+            on_progress(current, history)
           history.stopped = bool(should_stop and should_stop() and current < end)
         self.state = placement.unreplicate(state)
         if history.stopped:
           break
-        if on_checkpoint:
-          on_checkpoint(self)
+        run_due(current)
     else:
       step_fn = self._single_step(layout.num_blocks, shuffle)
       for i in range(1, steps + 1):
@@ -250,11 +268,13 @@ class Trainer:
         if i % log_every == 0 or i == steps:
           history.steps.append(int(to_host(placement.unreplicate(state.step))))
           history.losses.append(float(to_host(placement.unreplicate(loss))))
+          if on_progress:
+            on_progress(first + i, history)
         elif i % 16 == 0:
           jax.block_until_ready(loss)  # a long un-blocked loop of collectives can hang
-        if first + i in targets and on_checkpoint:
+        if first + i in stops:
           self.state = placement.unreplicate(state)
-          on_checkpoint(self)
+          run_due(first + i)
     self.state = placement.unreplicate(state)
     jax.block_until_ready(self.state)
     history.train_seconds = time.perf_counter() - start
