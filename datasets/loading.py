@@ -78,8 +78,11 @@ def prepare(name: str, data_dir=None, log=None):
         log(f"building dataset {name} {builder.version} into {root} (first use)")
       from tensorflow_datasets.core.utils import tqdm_utils
 
+      from flaxzoo.trainers.progress import current_mode
+
       was_active = tqdm_utils._active  # pylint: disable=protected-access
-      tqdm_utils.display_progress_bar(False)
+      # TFDS's own bars on a terminal (progress "bar"); none in logs or with --quiet.
+      tqdm_utils.display_progress_bar(current_mode() == "bar")
       try:
         # TFDS prints its own two lines to stdout, which belongs to results.
         with contextlib.redirect_stdout(sys.stderr if log else io.StringIO()):

@@ -221,14 +221,14 @@ def _train(args) -> None:
     from flaxzoo.trainers import distributed
 
     distributed.initialize(args.coordinator, args.num_processes, args.process_id, args.timeout)
-  from flaxzoo.trainers.progress import choose_mode
+  from flaxzoo.trainers.progress import current_mode
 
   stop = _StopFlag()
   results = run_experiment(
       config, workdir=args.workdir, data_dir=args.data_dir, log=_log,
       save_every=args.save_every, keep=args.keep, keep_best=args.keep_best, async_save=not args.sync_save,
       restart=args.restart, fallback=args.fallback, should_stop=stop, download=args.download,
-      progress=choose_mode(args.quiet), tensorboard=not args.no_tensorboard, plots=not args.no_plots,
+      progress=current_mode(), tensorboard=not args.no_tensorboard, plots=not args.no_plots,
   )
   if (args.process_id or 0) == 0:
     _print_table(results)
@@ -359,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   args = _build_parser().parse_args(argv)
   _setup_logging(args.verbose, args.quiet)
+  from flaxzoo.trainers import progress
+
+  progress.configure(progress.choose_mode(args.quiet))
   if args.command == "train" and args.coordinator is not None:
     from flaxzoo.trainers import distributed
 

@@ -17,7 +17,7 @@ from flaxzoo.datasets.sources import LoadedData, load_data
 from flaxzoo.trainers.checkpointing import CheckpointError, Checkpointer, abstract_like, parse_keep_best
 from flaxzoo.trainers.config import ConfigError, ExperimentConfig
 from flaxzoo.trainers.metric_log import MetricLog, read_metrics
-from flaxzoo.trainers.progress import Progress
+from flaxzoo.trainers.progress import Progress, track
 from flaxzoo.trainers.trainer import History, Trainer
 from flaxzoo.zoo import create_model
 
@@ -454,7 +454,7 @@ def evaluate_checkpoint(workdir, step: int | None = None, *, best: bool = False,
       "experiment": meta["config"]["name"],
       "step": meta["step"],
       "workdir": str(workdir),
-      **{name: trainer.evaluate(splits[name]) for name in names},
+      **{name: trainer.evaluate(splits[name]) for name in track(names, "evaluating")},
       "devices": {"mode": trainer.placement.mode, "count": len(trainer.placement.devices)},
   }
   if jax.process_index() == 0:

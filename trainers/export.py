@@ -15,6 +15,7 @@ from flax import nnx
 from flaxzoo.datasets.preprocessing import TissueFractions
 from flaxzoo.trainers.config import ConfigError
 from flaxzoo.trainers.experiment import library_versions, load_trained, write_json_atomic
+from flaxzoo.trainers.progress import track
 
 SMITH_2019 = "Smith et al. 2019, Estimation of brain age delta from brain imaging, NeuroImage 200:528-539"
 
@@ -69,7 +70,7 @@ def build_card(name: str, trainer, meta: dict[str, Any], data_dir=None) -> dict[
     card["dataset"]["version"] = str(get_builder("brain_age", data_dir).version)
     card["dataset"]["split"] = "reference: permutation(split(PRNGKey(13))[0], 652), legacy threefry; 587 train / 65 test"
   if data.task == "classification" or not isinstance(preprocessing, TissueFractions):
-    card["metrics"] = {split: trainer.evaluate(xy) for split, xy in data.splits.items()}
+    card["metrics"] = {split: trainer.evaluate(xy) for split, xy in track(data.splits.items(), "evaluating")}
     return card
   raw = data.raw
   predicted = {split: preprocessing.postprocess(trainer.predict(preprocessing.features_of(raw[split])))[:, 0]
@@ -77,7 +78,7 @@ def build_card(name: str, trainer, meta: dict[str, Any], data_dir=None) -> dict[
   bias = _bias_fit(predicted["train"], raw["train"]["age"])
   card["metrics"] = {
       split: {**trainer.evaluate(data.splits[split]), **brain_age_metrics(predicted[split], raw[split]["age"], bias)}
-      for split in raw
+      for split in track(raw, "evaluating")
   }
   card["bias_correction"] = bias
   # How far the weights are from the exact optimum of their own training objective.

@@ -65,6 +65,33 @@ def scalars(record: dict[str, Any]) -> dict[str, float]:
   return out
 
 
+class _EventFile:
+  """TensorBoard scalars written and flushed synchronously (tensorboardX's
+  `SummaryWriter` queues events to a thread: a killed run loses the last ones)."""
+
+  def __init__(self, logdir: pathlib.Path, resume_step: int):
+    from tensorboardX.event_file_writer import EventsWriter
+    from tensorboardX.proto.event_pb2 import Event, SessionLog
+
+    logdir.mkdir(parents=True, exist_ok=True)
+    # A file of its own per start (names are by the second and host).
+    self._writer = EventsWriter(os.fspath(logdir / "events"), f".from{resume_step}.{os.getpid()}")
+    self._event = Event
+    if resume_step:  # TensorBoard hides the earlier run's events from this step on
+      self._writer.write_event(Event(step=resume_step + 1, session_log=SessionLog(status=SessionLog.START)))
+    self._writer.flush()
+
+  def write(self, step: int, wall_time: float, values: dict[str, float]) -> None:
+    from tensorboardX.summary import scalar
+
+    for name, value in values.items():
+      self._writer.write_event(self._event(wall_time=wall_time, step=step, summary=scalar(name, value)))
+    self._writer.flush()
+
+  def close(self) -> None:
+    self._writer.close()
+
+
 class MetricLog:
   """Appends records to metrics.jsonl (flushed and synced each time) and TensorBoard.
 
@@ -97,12 +124,7 @@ class MetricLog:
     self._file = open(self.path, "a")
     self._tb = None
     if tensorboard:
-      from tensorboardX import SummaryWriter
-
-      # A file of its own per start (names are by the second), and a purge of
-      # the steps a resumed run writes again.
-      self._tb = SummaryWriter(os.fspath(self.workdir / TENSORBOARD_DIR), purge_step=resume_step + 1 if resume_step else None,
-                               filename_suffix=f".from{resume_step}.{os.getpid()}")
+      self._tb = _EventFile(self.workdir / TENSORBOARD_DIR, resume_step)
     self._t0 = time.perf_counter()
 
   def write(self, record: dict[str, Any]) -> None:
@@ -116,9 +138,7 @@ class MetricLog:
     self._file.flush()
     os.fsync(self._file.fileno())
     if self._tb is not None:
-      for name, value in scalars(record).items():
-        self._tb.add_scalar(name, value, step)
-      self._tb.flush()
+      self._tb.write(step, record["time"], scalars(record))
     self.last_step = step
 
   def close(self) -> None:

@@ -12,6 +12,22 @@ from typing import Iterable, TextIO
 
 MODES = ("bar", "lines", "off")
 
+# What the command line asked for, for operations that take no `mode` argument
+# (dataset build, evaluation, export). The Python API default: no output.
+_mode = "off"
+
+
+def configure(mode: str) -> None:
+  """Sets the progress mode of operations without a `mode` argument (the CLI calls this)."""
+  global _mode
+  if mode not in MODES:
+    raise ValueError(f"unknown progress mode {mode!r}; known: {', '.join(MODES)}")
+  _mode = mode
+
+
+def current_mode() -> str:
+  return _mode
+
 
 def choose_mode(quiet: bool, stream: TextIO | None = None) -> str:
   """`off` when quiet; a bar when both stdout and `stream` (stderr) are terminals; else lines."""
@@ -42,10 +58,14 @@ class Progress:
     self._t0 = time.perf_counter()
     self._last_line = (start, self._t0)
     if mode == "bar":
+      import shutil
+
       from tqdm.auto import tqdm
 
-      self._bar = tqdm(total=total, initial=start, desc=desc, unit="steps", file=self.stream, dynamic_ncols=True,
-                       leave=True)
+      # A terminal that reports no size (0 x 0) gets 100 x 24: tqdm would hide the bar.
+      size = shutil.get_terminal_size((100, 24))
+      self._bar = tqdm(total=total, initial=start, desc=desc, unit="steps", file=self.stream,
+                       ncols=size.columns or 100, nrows=size.lines or 24, leave=True)
 
   def update(self, step: int, loss: float | None = None) -> None:
     if self.mode == "off":
@@ -71,9 +91,9 @@ class Progress:
       self._bar = None
 
 
-def track(items: Iterable, desc: str, mode: str, stream: TextIO | None = None) -> Iterable:
-  """`items`, with a bar over them in `bar` mode (for evaluation, export, plotting)."""
-  if mode != "bar":
+def track(items: Iterable, desc: str, mode: str | None = None, stream: TextIO | None = None) -> Iterable:
+  """`items`, with a bar over them in `bar` mode (default: the configured mode)."""
+  if (mode or _mode) != "bar":
     return items
   from tqdm.auto import tqdm
 

@@ -1,0 +1,142 @@
+"""Watching a run: metrics.jsonl and TensorBoard across a kill and a resume,
+plots, progress output on a terminal and off it, --quiet."""
+
+import os
+import pty
+import re
+import select
+import signal
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from flaxzoo.trainers.metric_log import read_metrics, scalars
+from test_checkpoints import kill_after_save
+
+# ~1 µs a step: 30 logged steps, a checkpoint every 500000.
+LONG = ["brain_age_gm", "--steps", "3000000", "--save-every", "500000", "--log-every", "100000", "--keep", "10",
+        "--no-plots"]
+
+
+def tensorboard_scalars(logdir):
+  from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+  events = EventAccumulator(str(logdir), size_guidance={"scalars": 0})
+  events.Reload()
+  return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_metrics_after_a_kill_and_a_resume_have_each_step_once_and_match_tensorboard(tmp_path, data_dir):
+  reference = tmp_path / "reference"
+  assert run_cli("train", *LONG, "--workdir", reference, "--data-dir", data_dir).returncode == 0
+  run = tmp_path / "run"
+  resumed_from = kill_after_save(LONG, run, 1500000, data_dir)
+  logged_before_kill = [r["step"] for r in read_metrics(run)]
+  assert logged_before_kill[-1] >= resumed_from  # a kill leaves records past the checkpoint
+  result = run_cli("train", *LONG, "--workdir", run, "--data-dir", data_dir)
+  assert result.returncode == 0, result.stderr
+  assert f"resuming from step {resumed_from}" in result.stderr
+
+  records, expected = read_metrics(run), read_metrics(reference)
+  assert [r["step"] for r in records] == list(range(100000, 3000001, 100000))
+  for got, want in zip(records, expected):  # the same values as the run that was never killed
+    assert got["loss"] == want["loss"] and got["test"] == want["test"] and got["train"] == want["train"]
+    assert got["learning_rate"] == 0.05 and got["time"] > 0
+  # TensorBoard shows the same scalars, once per step (the resumed writer purged the rest).
+  events = tensorboard_scalars(run / "tb")
+  assert set(events) == set(scalars(records[0]))
+  for tag, points in events.items():
+    want = [(r["step"], scalars(r)[tag]) for r in records]
+    assert [s for s, _ in points] == [s for s, _ in want], tag
+    np.testing.assert_allclose([v for _, v in points], [v for _, v in want], rtol=1e-6, err_msg=tag)
+
+
+def png_size(path):
+  data = path.read_bytes()
+  assert data[:8] == b"\x89PNG\r\n\x1a\n"
+  return struct.unpack(">II", data[16:24])
+
+
+@pytest.mark.parametrize("experiment, pictures", [
+    ("brain_age_tissue", ["loss", "predicted_vs_true", "brain_age_gap"]),
+    ("brain_age_group", ["loss", "roc", "confusion"]),
+])
+def test_plot_writes_the_pictures_of_the_task(experiment, pictures, tmp_path, data_dir):
+  workdir = tmp_path / "run"
+  trained = run_cli("train", experiment, "--steps", "2000", "--log-every", "200", "--workdir", workdir,
+                    "--data-dir", data_dir, "--no-plots")
+  assert trained.returncode == 0, trained.stderr
+  assert not (workdir / "plots").exists()
+  out = tmp_path / "pictures"
+  result = run_cli("plot", "--workdir", workdir, "--out", out, "--data-dir", data_dir)
+  assert result.returncode == 0, result.stderr
+  assert sorted(p.stem for p in out.iterdir()) == sorted(pictures)
+  for picture in pictures:
+    path = out / f"{picture}.png"
+    assert path.stat().st_size > 10_000 and png_size(path) == (640, 480), picture
+
+
+def test_train_plots_by_default(tmp_path, data_dir):
+  result = run_cli("train", "brain_age_gm", "--steps", "1000", "--log-every", "500", "--workdir", tmp_path,
+                   "--data-dir", data_dir)
+  assert result.returncode == 0, result.stderr
+  assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["brain_age_gap.png", "loss.png",
+                                                                    "predicted_vs_true.png"]
+
+
+def test_plot_of_a_workdir_without_metrics_is_a_clear_error(tmp_path):
+  result = run_cli("plot", "--workdir", tmp_path)
+  assert result.returncode == 2
+  assert result.stderr == f"flaxzoo: error: {tmp_path}/metrics.jsonl: no such file (metrics are written by `flaxzoo train`)\n"
+
+
+TABLE = re.compile(r"^(brain_age_gm after \d+ steps:|  split .*|  (train|test) .*|results: .*)$")
+
+
+def test_quiet_prints_only_the_final_table(tmp_path, data_dir):
+  result = run_cli("train", "brain_age_gm", "--steps", "3000", "--workdir", tmp_path, "--data-dir", data_dir,
+                   "--quiet")
+  assert result.returncode == 0 and result.stderr == ""
+  lines = result.stdout.splitlines()
+  assert len(lines) == 5 and all(TABLE.match(line) for line in lines), lines
+
+
+def test_output_off_a_terminal_is_plain_lines(tmp_path, data_dir):
+  result = run_cli("train", "brain_age_gm", "--steps", "3000", "--log-every", "100", "--workdir", tmp_path,
+                   "--data-dir", data_dir, "--no-plots")
+  assert result.returncode == 0
+  text = result.stdout + result.stderr
+  assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", text)  # no \r, no escape sequences
+  progress = [line for line in result.stderr.splitlines() if "steps/s" in line]
+  assert progress and progress[-1].startswith("brain_age_gm: step 3000/3000 (100%), loss ")
+  assert len(progress) <= 11  # every 10%, not every logged step
+
+
+def test_a_terminal_gets_a_progress_bar(tmp_path, data_dir):
+  main, child = pty.openpty()
+  process = subprocess.Popen(
+      [sys.executable, "-m", "flaxzoo.trainers.cli", "train", "brain_age_gm", "--steps", "3000", "--workdir",
+       str(tmp_path), "--data-dir", str(data_dir), "--no-plots"],
+      stdin=child, stdout=child, stderr=child, env={**os.environ, "COLUMNS": "120"})
+  os.close(child)
+  output = b""
+  while True:
+    ready, _, _ = select.select([main], [], [], 120)
+    if not ready:
+      process.send_signal(signal.SIGKILL)
+      break
+    try:
+      chunk = os.read(main, 4096)
+    except OSError:  # the child closed the terminal
+      break
+    if not chunk:
+      break
+    output += chunk
+  assert process.wait(timeout=60) == 0
+  text = output.decode(errors="replace")
+  assert "\r" in text and "3000/3000" in text and "steps/s" in text and "loss=" in text
+  assert "brain_age_gm after 3000 steps:" in text
