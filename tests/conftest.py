@@ -33,10 +33,19 @@ def brain_age(data_dir):
   return {split: load_split("brain_age", split, data_dir) for split in ("train", "test")}
 
 
-def run_cli(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
+def cli_args(args, plots: bool = False) -> list[str]:
+  """`args` as strings; `train` gets `--no-plots` unless a test is about plots
+  (matplotlib adds ~1 s to every run)."""
+  args = [str(a) for a in args]
+  if args and args[0] == "train" and not plots:
+    args.append("--no-plots")
+  return args
+
+
+def run_cli(*args, env=None, cwd=None, plots=False) -> subprocess.CompletedProcess:
   """Runs `flaxzoo ARGS` in a fresh Python process."""
   return subprocess.run(
-      [sys.executable, "-m", "flaxzoo.trainers.cli", *map(str, args)],
+      [sys.executable, "-m", "flaxzoo.trainers.cli", *cli_args(args, plots)],
       capture_output=True, text=True, timeout=300, cwd=cwd,
       env={**os.environ, **(env or {})},
   )

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import cli_args, run_cli
 
 # ~1 µs a step on one CPU device: long enough to be killed at chosen moments.
 LONG = ["--steps", "3000000", "--save-every", "500000", "--log-every", "100000", "--keep", "10"]
@@ -22,7 +22,7 @@ EIGHT = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
 
 
 def start(args, env=None):
-  return subprocess.Popen([sys.executable, "-m", "flaxzoo.trainers.cli", *map(str, args)],
+  return subprocess.Popen([sys.executable, "-m", "flaxzoo.trainers.cli", *cli_args(args)],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           env={**os.environ, **(env or {})})
 

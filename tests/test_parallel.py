@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import cli_args, run_cli
 from test_reference import REFERENCE
 
 WORKER = pathlib.Path(__file__).with_name("parallel_worker.py")
@@ -116,7 +116,7 @@ def free_port() -> int:
 
 
 def start(args, env):
-  return subprocess.Popen([sys.executable, "-m", "flaxzoo.trainers.cli", *map(str, args)],
+  return subprocess.Popen([sys.executable, "-m", "flaxzoo.trainers.cli", *cli_args(args)],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           env={**os.environ, **env}, start_new_session=True)
 

@@ -18,8 +18,7 @@ from flaxzoo.trainers.metric_log import read_metrics, scalars
 from test_checkpoints import kill_after_save
 
 # ~1 µs a step: 30 logged steps, a checkpoint every 500000.
-LONG = ["brain_age_gm", "--steps", "3000000", "--save-every", "500000", "--log-every", "100000", "--keep", "10",
-        "--no-plots"]
+LONG = ["brain_age_gm", "--steps", "3000000", "--save-every", "500000", "--log-every", "100000", "--keep", "10"]
 
 
 def tensorboard_scalars(logdir):
@@ -68,7 +67,7 @@ def png_size(path):
 def test_plot_writes_the_pictures_of_the_task(experiment, pictures, tmp_path, data_dir):
   workdir = tmp_path / "run"
   trained = run_cli("train", experiment, "--steps", "2000", "--log-every", "200", "--workdir", workdir,
-                    "--data-dir", data_dir, "--no-plots")
+                    "--data-dir", data_dir)
   assert trained.returncode == 0, trained.stderr
   assert not (workdir / "plots").exists()
   out = tmp_path / "pictures"
@@ -82,7 +81,7 @@ def test_plot_writes_the_pictures_of_the_task(experiment, pictures, tmp_path, da
 
 def test_train_plots_by_default(tmp_path, data_dir):
   result = run_cli("train", "brain_age_gm", "--steps", "1000", "--log-every", "500", "--workdir", tmp_path,
-                   "--data-dir", data_dir)
+                   "--data-dir", data_dir, plots=True)
   assert result.returncode == 0, result.stderr
   assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["brain_age_gap.png", "loss.png",
                                                                     "predicted_vs_true.png"]
@@ -107,7 +106,7 @@ def test_quiet_prints_only_the_final_table(tmp_path, data_dir):
 
 def test_output_off_a_terminal_is_plain_lines(tmp_path, data_dir):
   result = run_cli("train", "brain_age_gm", "--steps", "3000", "--log-every", "100", "--workdir", tmp_path,
-                   "--data-dir", data_dir, "--no-plots")
+                   "--data-dir", data_dir)
   assert result.returncode == 0
   text = result.stdout + result.stderr
   assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", text)  # no \r, no escape sequences
