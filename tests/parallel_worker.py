@@ -39,7 +39,7 @@ def main():
       model = create_model("linear_regression", seed=13, init="reference", in_features=pre.num_features)
       trainer = Trainer(model, optax.sgd(run.get("lr", 0.05)), "mse", seed=13, parallel=run["parallel"],
                         devices=run.get("devices"), label_scale=100.0, label_unit="years")
-    history = trainer.fit(train, steps=run["steps"], batch_size=run.get("batch_size"),
+    history = trainer.fit(train, steps=run["steps"], batch_size=run.get("batch_size"), shuffle=run.get("shuffle", "blocks"),
                           eval_data={"test": test}, log_every=run.get("log_every", 1000))
     params = trainer.params
     results.append({

@@ -92,6 +92,17 @@ def test_mini_batches_that_do_not_divide_by_the_device_count(data_dir):
   assert np.abs(np.subtract(full["kernel"], results[0]["kernel"])).max() > 1e-4  # batches mattered
 
 
+def test_row_shuffling_is_the_same_on_a_mesh_of_any_size(data_dir):
+  runs = [{"features": "tissue", "steps": 120, "parallel": "none", "batch_size": 100, "shuffle": "rows",
+           "log_every": 40}]
+  runs += [{**runs[0], "parallel": "mesh", "devices": n} for n in (3, 8)]
+  baseline, *others = run_worker(data_dir, runs)
+  for run in others:
+    assert_same_params(run, baseline)
+  blocks = run_worker(data_dir, [{**runs[0], "shuffle": "blocks"}])[0]
+  assert np.abs(np.subtract(blocks["kernel"], baseline["kernel"])).max() > 1e-5  # another order
+
+
 def test_logistic_l2_and_classification_metrics_match_on_every_device_count(data_dir):
   # 587 train / 65 test rows: padded on 3, 4 and 8 devices. Before convergence (300 steps).
   runs = [{"features": "tissue", "label": "age_group", "l2": 0.01, "steps": 300, "parallel": "none",

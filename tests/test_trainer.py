@@ -170,3 +170,36 @@ def test_bad_data_shapes_are_rejected():
     trainer.fit((np.zeros((4, 1), np.float32), np.zeros(3, np.float32)), steps=1)
   with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
     trainer.fit((np.zeros((4, 1), np.float32), np.zeros(4, np.float32)), steps=1, batch_size=0)
+
+
+def test_row_shuffling_visits_every_example_once_per_epoch_in_a_new_order():
+  from flaxzoo.trainers.batching import arrange, make_epoch_order_fn, make_layout, make_take_fn
+
+  layout = make_layout(23, 5, num_shards=2)  # 5 batches, the last of 3; blocks of 6 (padded)
+  blocks = {k: jnp.asarray(v) for k, v in arrange({"x": np.arange(23.0)[:, None], "y": np.zeros(23)}, layout).items()}
+  order_fn, take = make_epoch_order_fn(layout.num_blocks, "rows", layout), make_take_fn("rows", layout)
+  epochs = []
+  for epoch in range(3):
+    order = order_fn(epoch, jax.random.PRNGKey(0))
+    seen = []
+    for position in range(layout.num_blocks):
+      batch = take(blocks, order, position)
+      real = np.asarray(batch["weight"]) > 0
+      assert real.sum() == (5 if position < 4 else 3)
+      np.testing.assert_allclose(np.asarray(batch["scale"])[real], 1 / real.sum(), rtol=1e-6)
+      seen += np.asarray(batch["x"])[real, 0].astype(int).tolist()
+    assert sorted(seen) == list(range(23))
+    epochs.append(seen)
+  assert epochs[0] != epochs[1] != epochs[2]
+
+
+def test_row_shuffling_fused_equals_the_step_by_step_loop():
+  rng = np.random.default_rng(3)
+  x = rng.standard_normal((50, 2)).astype(np.float32)
+  y = (x @ np.array([1.0, -2.0], np.float32)).astype(np.float32)
+  runs = []
+  for fused in (True, False):
+    trainer = Trainer(LinearRegression(2, rngs=nnx.Rngs(0)), optax.sgd(0.1), "mse", parallel="none")
+    trainer.fit((x, y), steps=37, batch_size=8, shuffle="rows", fused=fused, log_every=10)
+    runs.append(np.asarray(trainer.params["linear"]["kernel"][...]))
+  np.testing.assert_allclose(runs[0], runs[1], rtol=1e-6)

@@ -14,6 +14,12 @@ The order is a function of (seed, step), not of how steps were chunked or
 resumed. Trade-off: the examples that share a batch stay together for the
 whole run (as with a fixed sharded input pipeline); only the order of
 batches changes between epochs.
+
+`shuffle="rows"`: a fresh permutation of all rows every epoch, as a data
+loader with `shuffle=True` does: every batch is a new random set of rows.
+Each step gathers its rows by index from the resident data (no full copy per
+epoch), which costs a random read per row instead of a contiguous one.
+`shuffle="none"`: the batches in data order.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-SHUFFLES = ("blocks", "none")
+SHUFFLES = ("blocks", "rows", "none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,17 +99,47 @@ def arrange(data: Mapping[str, np.ndarray], layout: Layout, order: np.ndarray | 
   return blocks
 
 
-def make_epoch_order_fn(num_blocks: int, shuffle: str = "blocks"):
-  """`epoch_order_fn(epoch, rng) -> [num_blocks] int32`: the blocks in the order epoch `epoch` visits them."""
+def make_epoch_order_fn(num_blocks: int, shuffle: str = "blocks", layout: Layout | None = None):
+  """`epoch_order_fn(epoch, rng)`: what epoch `epoch` visits, in order.
+
+  `blocks`/`none`: block indices `[num_blocks]`. `rows` (needs `layout`): a
+  permutation of the example indices, padded to `[num_blocks * batch_size]`.
+  """
   if shuffle not in SHUFFLES:
     raise ValueError(f"unknown shuffle {shuffle!r}; known: {', '.join(SHUFFLES)}")
+  if shuffle == "rows":
+    n, padded = layout.num_examples, layout.num_blocks * layout.batch_size
+    return lambda epoch, rng: jnp.pad(
+        jax.random.permutation(jax.random.fold_in(rng, epoch), n).astype(jnp.int32), (0, padded - n))
   if shuffle == "none" or num_blocks == 1:
     return lambda epoch, rng: jnp.arange(num_blocks, dtype=jnp.int32)
   return lambda epoch, rng: jax.random.permutation(jax.random.fold_in(rng, epoch), num_blocks).astype(jnp.int32)
 
 
+def make_take_fn(shuffle: str = "blocks", layout: Layout | None = None):
+  """`take_fn(blocks, order, position) -> batch`: the batch at `position` of an epoch's `order`."""
+  if shuffle != "rows":
+    return lambda blocks, order, position: take_block(blocks, order[position])
+  n, batch, block = layout.num_examples, layout.batch_size, layout.block_size
+
+  def take_rows(blocks, order, position):
+    offset = jnp.arange(block)
+    place = position * batch + offset
+    real = (offset < batch) & (place < n)
+    index = jnp.where(real, order[jnp.minimum(place, order.shape[0] - 1)], 0)
+    slot = (index // batch) * block + index % batch  # where example `index` lies in the blocks
+    flat = {key: value.reshape((-1,) + value.shape[2:]) for key, value in blocks.items() if key != "scale"}
+    rows = {key: jnp.take(value, slot, axis=0) for key, value in flat.items()}
+    weight = jnp.where(real, rows["weight"], 0)
+    rows["weight"] = weight
+    rows["scale"] = weight / jnp.maximum(jnp.sum(weight), jnp.finfo(weight.dtype).tiny)
+    return rows
+
+  return take_rows
+
+
 def make_block_index_fn(num_blocks: int, shuffle: str = "blocks"):
-  """`block_index_fn(step, rng) -> int32`: which block step `step` trains on.
+  """`block_index_fn(step, rng) -> int32`: which block step `step` trains on (`blocks`/`none`).
 
   Computes the epoch's order on every call; the fused loop keeps the order of
   the current epoch instead (`make_epoch_order_fn`), with the same result.

@@ -87,7 +87,9 @@ def _build_parser() -> argparse.ArgumentParser:
   train.add_argument("--seed", type=int, help="seed of the initialisation and batch order")
   train.add_argument("--log-every", type=_positive(int), help="steps between logged losses")
   train.add_argument("--data-dir", help="TFDS data dir (default: $TFDS_DATA_DIR or ~/.cache/flaxzoo)")
-  train.add_argument("--shuffle", choices=["blocks", "none"], help="mini-batch order (default: blocks)")
+  train.add_argument("--shuffle", choices=["blocks", "rows", "none"],
+                     help="mini-batch order: blocks (default; rows permuted once, batch order every epoch),"
+                          " rows (every epoch), none")
   train.add_argument("--parallel", choices=["auto", "none", "pmap", "mesh"],
                      help="none: jit on one device; pmap / mesh: data-parallel; auto (default):"
                           " mesh on more than one device")

@@ -52,7 +52,7 @@ class ExperimentConfig:
     seed: seeds the initialisation and the batch order (the brain_age split
       is fixed by the dataset, not by this seed).
     log_every: steps between logged losses.
-    shuffle: mini-batch order, `blocks` or `none` (see `trainers.batching`).
+    shuffle: mini-batch order, `blocks`, `rows` or `none` (see `trainers.batching`).
     parallel: `auto`, `none`, `pmap` or `mesh` (see `trainers.parallel`).
     devices: local devices to use; None for all.
   """

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from flaxzoo.trainers.batching import take_block
 
 
-def make_fused_loop(train_step, epoch_order_fn, num_blocks: int):
+def make_fused_loop(train_step, epoch_order_fn, num_blocks: int, take_fn=None):
   """Returns `run(state, blocks, num_logs, steps_per_log) -> (state, steps, losses)`.
 
   Args:
@@ -24,6 +24,8 @@ def make_fused_loop(train_step, epoch_order_fn, num_blocks: int):
       `blocks [num_blocks, ...]` in; computed once per epoch (a shuffle per
       step would cost more than the step).
     num_blocks: batches per epoch.
+    take_fn: `(blocks, order, position) -> batch`; default the block
+      `order[position]` (see `batching.make_take_fn`).
 
   `run` is not yet compiled: wrap it in `jax.jit` or `jax.pmap` with
   `num_logs` and `steps_per_log` static. `steps [num_logs]` are the step
@@ -31,12 +33,14 @@ def make_fused_loop(train_step, epoch_order_fn, num_blocks: int):
   block's last step (computed before its update).
   """
 
+  take_fn = take_fn or (lambda blocks, order, position: take_block(blocks, order[position]))
+
   def run(state, blocks, num_logs: int, steps_per_log: int):
     def one_step(_, carry):
       state, _, order = carry
       epoch, position = jnp.divmod(state.step, num_blocks)
       order = jax.lax.cond(position == 0, lambda: epoch_order_fn(epoch, state.rng), lambda: order)
-      state, loss = train_step(state, take_block(blocks, order[position]))
+      state, loss = train_step(state, take_fn(blocks, order, position))
       return state, loss, order
 
     def block(carry, _):

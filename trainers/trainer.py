@@ -20,7 +20,7 @@ from flax import nnx
 
 from flaxzoo.trainers import losses as losses_lib
 from flaxzoo.trainers import metrics as metrics_lib
-from flaxzoo.trainers.batching import (SHUFFLES, arrange, make_block_index_fn, make_epoch_order_fn, make_layout,
+from flaxzoo.trainers.batching import (SHUFFLES, arrange, make_epoch_order_fn, make_layout, make_take_fn,
                                        take_block)
 from flaxzoo.trainers.loop import make_fused_loop
 from flaxzoo.trainers.parallel import Placement, make_placement, to_host
@@ -137,19 +137,28 @@ class Trainer:
     """A new NNX model holding the current parameters."""
     return nnx.merge(self.graphdef, to_host(self.state.params), self._rest)
 
-  def fused_loop(self, num_blocks: int, shuffle: str = "blocks"):
-    """The compiled `run(state, blocks, num_logs, steps_per_log)` for device blocks (see `loop`)."""
-    key = (num_blocks, shuffle)
+  def fused_loop(self, num_blocks: int, shuffle: str = "blocks", layout=None):
+    """The compiled `run(state, blocks, num_logs, steps_per_log)` for device blocks (see `loop`).
+
+    `shuffle="rows"` needs the data's `layout` (its batches gather rows by index).
+    """
+    key = (num_blocks, shuffle, layout if shuffle == "rows" else None)
     if key not in self._loops:
-      run = make_fused_loop(self._train_step, make_epoch_order_fn(num_blocks, shuffle), num_blocks)
+      run = make_fused_loop(self._train_step, make_epoch_order_fn(num_blocks, shuffle, layout), num_blocks,
+                            make_take_fn(shuffle, layout))
       self._loops[key] = self.placement.compile(run, num_static=2)
     return self._loops[key]
 
-  def _single_step(self, num_blocks: int, shuffle: str):
-    key = (num_blocks, shuffle)
+  def _single_step(self, num_blocks: int, shuffle: str, layout=None):
+    key = (num_blocks, shuffle, layout if shuffle == "rows" else None)
     if key not in self._steps:
-      index_fn = make_block_index_fn(num_blocks, shuffle)
-      step = lambda state, blocks: self._train_step(state, take_block(blocks, index_fn(state.step, state.rng)))
+      epoch_order_fn = make_epoch_order_fn(num_blocks, shuffle, layout)
+      take_fn = make_take_fn(shuffle, layout)
+
+      def step(state, blocks):
+        epoch, position = jnp.divmod(state.step, num_blocks)
+        return self._train_step(state, take_fn(blocks, epoch_order_fn(epoch, state.rng), position))
+
       self._steps[key] = self.placement.compile(step)
     return self._steps[key]
 
@@ -188,7 +197,8 @@ class Trainer:
       batch_size: None (or >= n) for full-batch gradient descent; else
         mini-batches (the last one of an epoch may be smaller).
       shuffle: `"blocks"` (rows permuted once, batch order reshuffled every
-        epoch; see `flaxzoo.trainers.batching`) or `"none"` (data order).
+        epoch; see `flaxzoo.trainers.batching`), `"rows"` (a fresh permutation
+        of the rows every epoch) or `"none"` (data order).
       eval_data: `{name: data}` evaluated with the final parameters.
       log_every: record the loss every this many steps.
       fused: run `log_every`-step blocks inside one compiled call (default);
@@ -216,6 +226,10 @@ class Trainer:
       raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if shuffle not in SHUFFLES:
       raise ValueError(f"unknown shuffle {shuffle!r}; known: {', '.join(SHUFFLES)}")
+    if shuffle == "rows" and self.placement.mode == "pmap":
+      # Each pmap device holds its own rows: a global row permutation would
+      # need every device's data. jit over a Mesh gathers across devices.
+      raise ValueError("shuffle 'rows' needs parallel 'none' or 'mesh', not 'pmap'")
     layout, blocks = self.layout_blocks(train, batch_size, shuffle)
     history = History()
     placement = self.placement
@@ -238,7 +252,7 @@ class Trainer:
           fn(self, history)
 
     if fused:
-      run = self.fused_loop(layout.num_blocks, shuffle)
+      run = self.fused_loop(layout.num_blocks, shuffle, layout)
       # About 1000 steps a call: should_stop is polled that often, and every
       # call (uninterrupted or resumed) runs one of the same few executables.
       logs_per_call = max(1, 1000 // log_every)
@@ -262,7 +276,7 @@ class Trainer:
           break
         run_due(current)
     else:
-      step_fn = self._single_step(layout.num_blocks, shuffle)
+      step_fn = self._single_step(layout.num_blocks, shuffle, layout)
       for i in range(1, steps + 1):
         state, loss = step_fn(state, blocks)
         if i % log_every == 0 or i == steps:
