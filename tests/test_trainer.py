@@ -203,3 +203,18 @@ def test_row_shuffling_fused_equals_the_step_by_step_loop():
     trainer.fit((x, y), steps=37, batch_size=8, shuffle="rows", fused=fused, log_every=10)
     runs.append(np.asarray(trainer.params["linear"]["kernel"][...]))
   np.testing.assert_allclose(runs[0], runs[1], rtol=1e-6)
+
+
+def test_a_large_full_batch_is_streamed_in_row_chunks_with_the_same_result():
+  rng = np.random.default_rng(4)
+  x = rng.standard_normal((3000, 3)).astype(np.float32)
+  y = (x @ np.array([0.5, -1.0, 2.0], np.float32) + 0.3).astype(np.float32)
+  results = {}
+  for chunk in (None, 64):  # 3000 rows: 47 chunks of 64, the last padded with weight-0 rows
+    trainer = Trainer(LinearRegression(3, rngs=nnx.Rngs(0)), optax.sgd(0.1), "mse", parallel="none", row_chunk=chunk)
+    layout, _ = trainer.layout_blocks((x, y))
+    assert layout.block_size == (3000 if chunk is None else 3008)
+    history = trainer.fit((x, y), steps=30, log_every=10)
+    results[chunk] = (np.asarray(trainer.params["linear"]["kernel"][...]), history.losses)
+  np.testing.assert_allclose(results[64][0], results[None][0], rtol=1e-5)
+  np.testing.assert_allclose(results[64][1], results[None][1], rtol=1e-5)

@@ -42,28 +42,32 @@ class Layout:
     num_examples: real examples `n`.
     batch_size: real examples per block `B` (`n` for full batch).
     num_shards: devices the block dimension is split over.
-    block_size: `B` rounded up to a multiple of `num_shards`.
+    block_size: `B` rounded up to a multiple of `num_shards * row_chunk`.
+    row_chunk: each device's share of a block is a whole number of these
+      (a full batch is streamed through the step in chunks of rows).
     num_blocks: `ceil(n / B)`, the batches of one epoch.
   """
 
   num_examples: int
   batch_size: int
   num_shards: int
+  row_chunk: int = 1
 
   @property
   def block_size(self) -> int:
-    return -(-self.batch_size // self.num_shards) * self.num_shards
+    unit = self.num_shards * self.row_chunk
+    return -(-self.batch_size // unit) * unit
 
   @property
   def num_blocks(self) -> int:
     return -(-self.num_examples // self.batch_size)
 
 
-def make_layout(num_examples: int, batch_size: int | None, num_shards: int = 1) -> Layout:
+def make_layout(num_examples: int, batch_size: int | None, num_shards: int = 1, row_chunk: int = 1) -> Layout:
   """Full batch when `batch_size` is None or covers the data."""
   if batch_size is None or batch_size >= num_examples:
     batch_size = num_examples
-  return Layout(num_examples, batch_size, num_shards)
+  return Layout(num_examples, batch_size, num_shards, row_chunk)
 
 
 def arrange(data: Mapping[str, np.ndarray], layout: Layout, order: np.ndarray | None = None) -> dict[str, np.ndarray]:

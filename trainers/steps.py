@@ -58,7 +58,8 @@ def _psum(tree, axis_name):
   return tree if axis_name is None else jax.lax.psum(tree, axis_name)
 
 
-def make_train_step(apply_fn, per_example_loss_fn, tx: optax.GradientTransformation, axis_name=None, l2: float = 0.0):
+def make_train_step(apply_fn, per_example_loss_fn, tx: optax.GradientTransformation, axis_name=None, l2: float = 0.0,
+                    row_chunk: int | None = None):
   """`train_step(state, batch) -> (state, loss)`: one gradient step, pure.
 
   Args:
@@ -70,6 +71,10 @@ def make_train_step(apply_fn, per_example_loss_fn, tx: optax.GradientTransformat
     axis_name: the `pmap` axis to sum gradients over, or None (one device,
       or `jit` over a mesh, where the sums are global already).
     l2: weight of `losses.l2_penalty`, added once after the sum over devices.
+    row_chunk: a batch of more rows than this (a whole multiple of it) is
+      streamed through the loss in chunks of `row_chunk` rows, gradients
+      summed in a `lax.scan`: each chunk is read once for the forward and the
+      backward pass while it is in cache, instead of the whole batch twice.
   """
 
   def penalty(params):
@@ -83,7 +88,19 @@ def make_train_step(apply_fn, per_example_loss_fn, tx: optax.GradientTransformat
     def objective(params):  # the same value on every device
       return _psum(data_loss(params), axis_name) + penalty(params)
 
-    loss, grads = jax.value_and_grad(data_loss)(state.params)
+    rows = batch["x"].shape[0]
+    if row_chunk and rows > row_chunk and rows % row_chunk == 0:
+      chunks = jax.tree.map(lambda v: v.reshape((rows // row_chunk, row_chunk) + v.shape[1:]), batch)
+
+      def add_chunk(carry, chunk):
+        chunk_loss = lambda p: jnp.sum(chunk["scale"] * per_example_loss_fn(apply_fn(p, chunk["x"]), chunk["y"]))
+        value, grad = jax.value_and_grad(chunk_loss)(state.params)
+        return jax.tree.map(jnp.add, carry, (value, grad)), None
+
+      zeros = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, state.params))
+      (loss, grads), _ = jax.lax.scan(add_chunk, zeros, chunks)
+    else:
+      loss, grads = jax.value_and_grad(data_loss)(state.params)
     loss, grads = _psum((loss, grads), axis_name)
     if l2:
       extra, extra_grads = jax.value_and_grad(penalty)(state.params)

@@ -26,6 +26,10 @@ from flaxzoo.trainers.loop import make_fused_loop
 from flaxzoo.trainers.parallel import Placement, make_placement, to_host
 from flaxzoo.trainers.steps import TrainState, make_apply_fn, make_eval_step, make_train_step
 
+# Batches of at least STREAM_MIN_CHUNKS * ROW_CHUNK rows a device go through the
+# step in chunks of ROW_CHUNK rows (padded to a whole number of chunks).
+ROW_CHUNK, STREAM_MIN_CHUNKS = 4096, 16
+
 Data = tuple[Any, Any] | Mapping[str, Any]  # (x [n, d], y [n]) or {"x": ..., "y": ..., "weight": ...}
 
 
@@ -76,6 +80,8 @@ class Trainer:
       (brain age: 100, "years" → `mae_years`, `rmse_years`).
     l2: minimise `mean loss + l2 * 0.5 * sum(kernel ** 2)` (biases are not
       penalised): scikit-learn's `C = 1 / (n * l2)` for n training examples.
+    row_chunk: a batch of at least 16 such chunks a device is streamed
+      through the step in chunks of this many rows (None: never).
 
   The same data and seed give the same parameters in every mode and on any
   number of devices, to float rounding.
@@ -94,6 +100,7 @@ class Trainer:
       label_scale: float | None = None,
       label_unit: str | None = None,
       l2: float = 0.0,
+      row_chunk: int | None = ROW_CHUNK,
   ):
     self.graphdef, params, self._rest = nnx.split(model, nnx.Param, ...)
     # Extra args (value, value_fn) reach line-search optimizers; the rest ignore them.
@@ -114,7 +121,10 @@ class Trainer:
     )
     self._apply_fn = make_apply_fn(self.graphdef, self._rest)
     axis_name = self.placement.axis_name
-    self._train_step = make_train_step(self._apply_fn, self.loss_fn, self.tx, axis_name, self.l2)
+    # A full batch of many rows is streamed through the step in chunks (see
+    # steps.make_train_step); not under a Mesh, where the rows are sharded.
+    self.row_chunk = None if self.placement.mode == "mesh" else row_chunk
+    self._train_step = make_train_step(self._apply_fn, self.loss_fn, self.tx, axis_name, self.l2, self.row_chunk)
     eval_step = make_eval_step(self._apply_fn, metrics_lib.SUMS[self.task], axis_name)
     self._evaluate = self.placement.compile(
         lambda params, blocks, shift: eval_step(params, take_block(blocks, 0), shift), num_broadcast=1
@@ -166,6 +176,8 @@ class Trainer:
     """Host data → device blocks for this trainer's devices (see `batching`)."""
     arrays = _as_numpy(data, name)
     layout = make_layout(len(arrays["x"]), batch_size, self.placement.num_shards)
+    if self.row_chunk and layout.block_size >= STREAM_MIN_CHUNKS * self.row_chunk * layout.num_shards:
+      layout = make_layout(len(arrays["x"]), batch_size, self.placement.num_shards, self.row_chunk)
     # The one-time row permutation of block shuffling, seeded; none for full batch.
     order = None
     if shuffle == "blocks" and layout.num_blocks > 1:
