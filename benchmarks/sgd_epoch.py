@@ -8,6 +8,8 @@ Data: x [rows, d] standard normal float32 (d = 64 and 16), y = x @ w + 0.1 noise
   * flaxzoo: one epoch of `Trainer`'s fused loop (data resident on the device,
     batches taken inside the compiled loop), shuffle `blocks` (the rows permuted
     once, the batch order every epoch) and `none`;
+  * flaxzoo `rows`: a fresh row permutation every epoch, each batch gathered
+    by index inside the compiled loop;
   * per-epoch permutation: the same epoch after `jax.random.permutation` and a
     gather of all rows (what a naive full reshuffle costs);
   * scikit-learn: `SGDRegressor(max_iter=1, tol=None)` (default shuffle, one
@@ -72,7 +74,7 @@ def flaxzoo_epoch(x, y, batch, shuffle, repeats, permute_rows=False):
   """Seconds of one fused epoch and the MSE after it."""
   trainer = Trainer(LinearRegression(x.shape[1], rngs=nnx.Rngs(0)), optax.sgd(LR), "mse", parallel="none")
   layout, blocks = trainer.layout_blocks((x, y), batch, "none" if permute_rows else shuffle)
-  run = trainer.fused_loop(layout.num_blocks, "none" if permute_rows else shuffle)
+  run = trainer.fused_loop(layout.num_blocks, "none" if permute_rows else shuffle, layout)
   initial = trainer.placement.put_state(trainer.state)
   steps = layout.num_blocks
 
@@ -164,24 +166,29 @@ def main():
   for d in (64, 16):
     x, y = make_data(rows, d)
     floor, floor_spread = memory_floor(x, max(repeats, 5))
-    sk, sk_mse = sklearn_epoch(x, y, repeats)
     for batch in (8192, 1024):
       row = {"memory_floor_s": floor, "memory_floor_spread_s": floor_spread}
-      for name, kwargs in (("blocks", {"shuffle": "blocks"}), ("none", {"shuffle": "none"}),
+      for name, kwargs in (("blocks", {"shuffle": "blocks"}), ("rows", {"shuffle": "rows"}),
+                           ("none", {"shuffle": "none"}),
                            ("permutation_gather", {"shuffle": "none", "permute_rows": True})):
         (seconds, spread), error = flaxzoo_epoch(x, y, batch, repeats=repeats, **kwargs)
         row[f"flaxzoo_{name}_s"], row[f"flaxzoo_{name}_spread_s"], row[f"flaxzoo_{name}_mse"] = seconds, spread, error
+      results[f"d{d}_b{batch}"] = row
+    # scikit-learn and PyTorch after flaxzoo: their OpenMP threads keep spinning
+    # for a while after a parallel section and would slow whatever runs next.
+    sk, sk_mse = sklearn_epoch(x, y, repeats)
+    for batch in (8192, 1024):
+      row = results[f"d{d}_b{batch}"]
       row["sklearn_s"], row["sklearn_spread_s"] = sk
       row["sklearn_mse"] = sk_mse
       if have_torch:
         for name, shuffled in (("slices", False), ("shuffled", True)):
           (seconds, spread), error = torch_epoch(x, y, batch, repeats, shuffled)
           row[f"torch_{name}_s"], row[f"torch_{name}_spread_s"], row[f"torch_{name}_mse"] = seconds, spread, error
-      results[f"d{d}_b{batch}"] = row
 
   print(f"one SGD epoch (lr {LR}) over {rows:,} rows; {jax.devices()[0].platform}, {os.cpu_count()} cores;"
         f" medians of {repeats}; 'x floor' = time / one read of x (jnp.sum)")
-  columns = [("flaxzoo_blocks", "flaxzoo blocks"), ("flaxzoo_none", "flaxzoo none"),
+  columns = [("flaxzoo_blocks", "flaxzoo blocks"), ("flaxzoo_rows", "flaxzoo rows"), ("flaxzoo_none", "flaxzoo none"),
              ("flaxzoo_permutation_gather", "perm+gather"), ("sklearn", "sklearn SGDReg")]
   if have_torch:
     columns += [("torch_slices", "torch slices"), ("torch_shuffled", "torch shuffled")]

@@ -66,14 +66,14 @@ def in_memory_epoch(x_path, y_path, repeats):
   return median_time(lambda: jax.block_until_ready(run(initial, blocks, 1, layout.num_blocks)), repeats)
 
 
-def streamed_epoch(x_path, y_path, chunk_rows, repeats):
+def streamed_epoch(x_path, y_path, chunk_rows, repeats, shuffle):
   trainer = new_trainer()
   initial = trainer.state
-  fit_stream(trainer, x_path, y_path, batch_size=BATCH, chunk_rows=chunk_rows)  # compiles
+  fit_stream(trainer, x_path, y_path, batch_size=BATCH, chunk_rows=chunk_rows, shuffle=shuffle)  # compiles
 
   def epoch():
     trainer.state = initial
-    fit_stream(trainer, x_path, y_path, batch_size=BATCH, chunk_rows=chunk_rows)
+    fit_stream(trainer, x_path, y_path, batch_size=BATCH, chunk_rows=chunk_rows, shuffle=shuffle)
 
   return median_time(epoch, repeats)
 
@@ -81,7 +81,7 @@ def streamed_epoch(x_path, y_path, chunk_rows, repeats):
 def child(x_path, y_path, chunk_rows):
   """One streamed epoch; prints the peak resident memory in MiB."""
   trainer = new_trainer()
-  fit_stream(trainer, x_path, y_path, batch_size=BATCH, chunk_rows=chunk_rows)
+  fit_stream(trainer, x_path, y_path, batch_size=BATCH, chunk_rows=chunk_rows, shuffle="blocks")
   print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
@@ -116,7 +116,8 @@ def main():
     x_path, y_path = write_files(folder, rows)
     file_mb = (os.path.getsize(x_path) + os.path.getsize(y_path)) / 2**20
     memory_s, memory_spread = in_memory_epoch(x_path, y_path, repeats)
-    stream_s, stream_spread = streamed_epoch(x_path, y_path, chunk_rows, repeats)
+    stream_s, stream_spread = streamed_epoch(x_path, y_path, chunk_rows, repeats, "none")
+    shuffled_s, shuffled_spread = streamed_epoch(x_path, y_path, chunk_rows, repeats, "blocks")
     for path in (x_path, y_path):
       os.remove(path)
     sizes = [rows // 4, rows // 2, rows]
@@ -127,8 +128,11 @@ def main():
         f" {chunk_rows:,} rows; {jax.devices()[0].platform}, {os.cpu_count()} cores; medians of {repeats}")
   print(f"  in memory: {memory_s * 1e3:8.1f} ms ({memory_spread[0] * 1e3:.1f}-{memory_spread[1] * 1e3:.1f})"
         f"  {rows / memory_s / 1e6:6.1f} M rows/s")
-  print(f"  streamed:  {stream_s * 1e3:8.1f} ms ({stream_spread[0] * 1e3:.1f}-{stream_spread[1] * 1e3:.1f})"
+  print(f"  streamed, file order:   {stream_s * 1e3:8.1f} ms ({stream_spread[0] * 1e3:.1f}-{stream_spread[1] * 1e3:.1f})"
         f"  {rows / stream_s / 1e6:6.1f} M rows/s = {100 * throughput:.0f}% of in memory")
+  print(f"  streamed, rows shuffled in each chunk: {shuffled_s * 1e3:8.1f} ms"
+        f" ({shuffled_spread[0] * 1e3:.1f}-{shuffled_spread[1] * 1e3:.1f})"
+        f"  {rows / shuffled_s / 1e6:6.1f} M rows/s = {100 * memory_s / shuffled_s:.0f}% of in memory")
   chunk_mb = chunk_rows * 65 * 4 / 2**20
   print(f"  peak RSS streaming {', '.join(f'{n:,} rows ({n * 65 * 4 / 2**20:,.0f} MiB): {mb:,.0f} MiB' for n, mb in peaks.items())}"
         f"; one chunk is {chunk_mb:.0f} MiB")
@@ -136,10 +140,12 @@ def main():
       "peak_rss_mb": max(peaks.values()),
       "peak_rss_by_rows_mb": {str(n): mb for n, mb in peaks.items()},
       "throughput_vs_in_memory": throughput,
+      "throughput_shuffled_chunks_vs_in_memory": memory_s / shuffled_s,
       "file_mb": file_mb,
       "chunk_mb": chunk_mb,
       "in_memory_s": memory_s,
       "streamed_s": stream_s,
+      "streamed_shuffled_s": shuffled_s,
       "rows": rows,
   }
   if args.json:

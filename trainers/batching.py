@@ -85,6 +85,12 @@ def arrange(data: Mapping[str, np.ndarray], layout: Layout, order: np.ndarray | 
     to reduce separately (a second all-reduce per step, as costly as the first).
   """
   n, batch, block, num_blocks = layout.num_examples, layout.batch_size, layout.block_size, layout.num_blocks
+  if order is None and "weight" not in data and block == batch and n == num_blocks * batch:
+    # Whole batches in data order and no padding: the blocks are views, no copy.
+    blocks = {key: np.asarray(value).reshape((num_blocks, block) + np.shape(value)[1:]) for key, value in data.items()}
+    blocks["weight"] = np.ones((num_blocks, block), np.float32)
+    blocks["scale"] = np.full((num_blocks, block), 1 / batch, np.float32)
+    return blocks
   order = np.arange(n) if order is None else np.asarray(order)
   # Position p of the padded epoch holds example index[p]; slot[p] is real.
   slots = np.arange(num_blocks * block)

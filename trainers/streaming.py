@@ -24,6 +24,13 @@ from flaxzoo.datasets.tables import DataError
 from flaxzoo.trainers.parallel import to_host
 
 
+def _aligned_empty(shape, dtype, alignment: int = 64) -> np.ndarray:
+  size = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+  raw = np.empty(size + alignment, np.uint8)
+  start = (-raw.ctypes.data) % alignment
+  return raw[start:start + size].view(dtype).reshape(shape)
+
+
 @dataclasses.dataclass(frozen=True)
 class NpyRows:
   """The rows of a C-ordered `.npy` file, read by position: `rows.read(start, stop)`."""
@@ -61,8 +68,8 @@ class NpyRows:
     return int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
 
   def read(self, start: int, stop: int) -> np.ndarray:
-    """Rows `start:stop` as a new array."""
-    out = np.empty((stop - start,) + self.shape[1:], self.dtype)
+    """Rows `start:stop` as a new array (64-byte aligned: the CPU device then uses it without a copy)."""
+    out = _aligned_empty((stop - start,) + self.shape[1:], self.dtype)
     view = memoryview(out.reshape(-1).view(np.uint8))
     fd = os.open(self.path, os.O_RDONLY)
     try:
