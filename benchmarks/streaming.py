@@ -7,7 +7,7 @@ A stand-in for data larger than memory: x [rows, 64] float32 (4,000,000 rows =
 all of it on the device (`Trainer`'s fused loop, batch 8192, block shuffle);
 the streamed epoch (`flaxzoo.trainers.streaming.fit_stream`) reads chunks of
 `--chunk-rows` rows in a background thread while the previous chunk trains.
-Peak memory (the process's maximum resident set, `ru_maxrss`) is measured in
+Peak memory (the process's maximum resident set, VmHWM) is measured in
 fresh child processes that stream files of 1/4, 1/2 and all of the rows: it
 stays flat as the file grows. (The file sits in the page cache after it is
 written, so this measures the pipeline, not the disk.)
@@ -78,11 +78,21 @@ def streamed_epoch(x_path, y_path, chunk_rows, repeats, shuffle):
   return median_time(epoch, repeats)
 
 
+def peak_resident_mb() -> float:
+  """This process's peak resident memory: VmHWM (ru_maxrss would carry the parent's peak across fork and exec)."""
+  with open("/proc/self/status") as f:
+    for line in f:
+      if line.startswith("VmHWM:"):
+        return int(line.split()[1]) / 1024
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(x_path, y_path, chunk_rows):
-  """One streamed epoch; prints the peak resident memory in MiB."""
+  """One streamed epoch; prints the peak resident memory in MiB, before and after streaming."""
   trainer = new_trainer()
+  before = peak_resident_mb()
   fit_stream(trainer, x_path, y_path, batch_size=BATCH, chunk_rows=chunk_rows, shuffle="blocks")
-  print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+  print(before, peak_resident_mb())
 
 
 def peak_rss_mb(folder, rows, chunk_rows):
@@ -94,7 +104,8 @@ def peak_rss_mb(folder, rows, chunk_rows):
                        check=True, capture_output=True, text=True)
   for path in (x_path, y_path):
     os.remove(path)
-  return float(out.stdout.strip().splitlines()[-1])
+  before, after = map(float, out.stdout.strip().splitlines()[-1].split())
+  return before, after
 
 
 def main():
@@ -121,7 +132,9 @@ def main():
     for path in (x_path, y_path):
       os.remove(path)
     sizes = [rows // 4, rows // 2, rows]
-    peaks = {n: peak_rss_mb(folder, n, chunk_rows) for n in sizes}
+    measured = {n: peak_rss_mb(folder, n, chunk_rows) for n in sizes}
+    baseline = max(before for before, _ in measured.values())
+    peaks = {n: after for n, (_, after) in measured.items()}
 
   throughput = memory_s / stream_s
   print(f"one epoch over {rows:,} x 64 float32 rows ({file_mb:,.0f} MiB of .npy), batch {BATCH}, chunks of"
@@ -135,10 +148,11 @@ def main():
         f"  {rows / shuffled_s / 1e6:6.1f} M rows/s = {100 * memory_s / shuffled_s:.0f}% of in memory")
   chunk_mb = chunk_rows * 65 * 4 / 2**20
   print(f"  peak RSS streaming {', '.join(f'{n:,} rows ({n * 65 * 4 / 2**20:,.0f} MiB): {mb:,.0f} MiB' for n, mb in peaks.items())}"
-        f"; one chunk is {chunk_mb:.0f} MiB")
+        f"; {baseline:,.0f} MiB before streaming (jax, the trainer); one chunk is {chunk_mb:.0f} MiB")
   metrics = {
       "peak_rss_mb": max(peaks.values()),
       "peak_rss_by_rows_mb": {str(n): mb for n, mb in peaks.items()},
+      "rss_before_streaming_mb": baseline,
       "throughput_vs_in_memory": throughput,
       "throughput_shuffled_chunks_vs_in_memory": memory_s / shuffled_s,
       "file_mb": file_mb,

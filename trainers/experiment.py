@@ -229,6 +229,7 @@ def run_experiment(
     raise ConfigError(f"save_every must be a positive integer, got {save_every}")
   data, trainer, _ = _build(config, data_dir, log, download)
   preprocessing, splits = data.preprocessing, data.splits
+  dataset_record = _dataset_record(config)  # hashes a CSV once, not at every save
 
   def meta_of(metrics):
     return {
@@ -237,7 +238,7 @@ def run_experiment(
         "config": config.to_dict(),
         "metrics": metrics,
         "preprocessing": preprocessing.to_dict(),
-        "dataset": _dataset_record(config),
+        "dataset": dataset_record,
         "task": data.task,
         "classes": data.class_names,
         "keep_best": keep_best,
@@ -352,7 +353,7 @@ def run_experiment(
                   "processes": jax.process_count(), "platform": trainer.placement.devices[0].platform},
       "config": config.to_dict(),
       "preprocessing": preprocessing.to_dict(),
-      "dataset": _dataset_record(config),
+      "dataset": dataset_record,
       "task": data.task,
       "classes": data.class_names,
       "history": {"step": history.steps, "loss": history.losses},
