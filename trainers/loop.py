@@ -36,10 +36,14 @@ def make_fused_loop(train_step, epoch_order_fn, num_blocks: int, take_fn=None):
   take_fn = take_fn or (lambda blocks, order, position: take_block(blocks, order[position]))
 
   def run(state, blocks, num_logs: int, steps_per_log: int):
+    first_step = state.step
+
     def one_step(_, carry):
       state, _, order = carry
       epoch, position = jnp.divmod(state.step, num_blocks)
-      order = jax.lax.cond(position == 0, lambda: epoch_order_fn(epoch, state.rng), lambda: order)
+      # A new epoch's order; the first step of the call has it already.
+      new_epoch = (position == 0) & (state.step != first_step)
+      order = jax.lax.cond(new_epoch, lambda: epoch_order_fn(epoch, state.rng), lambda: order)
       state, loss = train_step(state, take_fn(blocks, order, position))
       return state, loss, order
 
