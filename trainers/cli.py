@@ -23,37 +23,27 @@ class _Parser(argparse.ArgumentParser):
     self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _positive(kind):
+def _number(kind, valid, requirement: str):
+  """An argparse type: `kind(text)` that satisfies `valid`, else a one-line error."""
+
   def parse(text: str):
     try:
       value = kind(text)
     except ValueError:
       raise argparse.ArgumentTypeError(f"not a {kind.__name__}: {text!r}") from None
-    if not value > 0:
-      raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    if not valid(value):
+      raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
     return value
 
   return parse
 
 
-def _fraction(text: str) -> float:
-  try:
-    value = float(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-  if not 0 < value < 1:
-    raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-  return value
+def _positive(kind):
+  return _number(kind, lambda v: v > 0, "> 0")
 
 
-def _non_negative(text: str) -> float:
-  try:
-    value = float(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-  if not value >= 0:
-    raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-  return value
+_fraction = _number(float, lambda v: 0 < v < 1, "between 0 and 1")
+_non_negative = _number(float, lambda v: v >= 0, ">= 0")
 
 
 def _build_parser() -> argparse.ArgumentParser:
