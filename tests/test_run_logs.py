@@ -139,3 +139,21 @@ def test_a_terminal_gets_a_progress_bar(tmp_path, data_dir):
   text = output.decode(errors="replace")
   assert "\r" in text and "3000/3000" in text and "steps/s" in text and "loss=" in text
   assert "brain_age_gm after 3000 steps:" in text
+
+
+def test_event_files_are_valid_tfrecords_that_tensorboard_reads(tmp_path):
+  from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+
+  from flaxzoo.trainers.tensorboard_events import EventFile, crc32c
+
+  assert crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
+  events = EventFile(tmp_path, ".test", restart_step=7)
+  events.add_scalars(7, {"loss": 0.25, "test/r2": -1.5}, wall_time=1234.5)
+  events.add_scalars(2**40, {"loss": 3.0})
+  events.close()
+  read = list(LegacyEventFileLoader(events.path).Load())  # as written, not migrated
+  assert read[0].file_version == "brain.Event:2"
+  assert read[1].step == 7 and read[1].session_log.status == 1  # START: a restart at step 7
+  assert read[2].step == 7 and read[2].wall_time == 1234.5
+  assert {v.tag: v.simple_value for v in read[2].summary.value} == {"loss": 0.25, "test/r2": -1.5}
+  assert read[3].step == 2**40 and read[3].summary.value[0].simple_value == 3.0

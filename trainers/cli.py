@@ -257,7 +257,7 @@ def _log(message: str) -> None:
 
 
 # Loggers of libraries whose warnings mean nothing to a user of the CLI.
-_LIBRARY_LOGGERS = ("absl", "jax", "orbax", "tensorflow_datasets", "etils", "tensorboardX", "matplotlib")
+_LIBRARY_LOGGERS = ("absl", "jax", "orbax", "tensorflow_datasets", "etils", "matplotlib")
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:

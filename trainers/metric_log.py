@@ -6,8 +6,8 @@ objective at that step) and the `train` and `test` metrics of the parameters
 after it. A resumed run keeps the records up to the checkpoint it resumes from
 and drops the later ones (the run reaches those steps again, with the same
 values), so each logged step appears once, in order. TensorBoard gets the same
-scalars; a resumed writer purges the events after the resumed step, as
-TensorBoard does after a restart.
+scalars; a resumed run marks its restart step, after which TensorBoard hides
+the earlier events (as after any restart).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import os
 import pathlib
 import time
 from typing import Any
+
+from flaxzoo.trainers.tensorboard_events import EventFile
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tb"
@@ -65,33 +67,6 @@ def scalars(record: dict[str, Any]) -> dict[str, float]:
   return out
 
 
-class _EventFile:
-  """TensorBoard scalars written and flushed synchronously (tensorboardX's
-  `SummaryWriter` queues events to a thread: a killed run loses the last ones)."""
-
-  def __init__(self, logdir: pathlib.Path, resume_step: int):
-    from tensorboardX.event_file_writer import EventsWriter
-    from tensorboardX.proto.event_pb2 import Event, SessionLog
-
-    logdir.mkdir(parents=True, exist_ok=True)
-    # A file of its own per start (names are by the second and host).
-    self._writer = EventsWriter(os.fspath(logdir / "events"), f".from{resume_step}.{os.getpid()}")
-    self._event = Event
-    if resume_step:  # TensorBoard hides the earlier run's events from this step on
-      self._writer.write_event(Event(step=resume_step + 1, session_log=SessionLog(status=SessionLog.START)))
-    self._writer.flush()
-
-  def write(self, step: int, wall_time: float, values: dict[str, float]) -> None:
-    from tensorboardX.summary import scalar
-
-    for name, value in values.items():
-      self._writer.write_event(self._event(wall_time=wall_time, step=step, summary=scalar(name, value)))
-    self._writer.flush()
-
-  def close(self) -> None:
-    self._writer.close()
-
-
 class MetricLog:
   """Appends records to metrics.jsonl (flushed and synced each time) and TensorBoard.
 
@@ -100,7 +75,7 @@ class MetricLog:
     resume_step: the step training starts from; records after it are dropped.
       None or 0: a fresh run, which starts a fresh file (an earlier file is
       moved to `metrics.jsonl.old-<time>`, never deleted).
-    tensorboard: also write TensorBoard events (tensorboardX, no TensorFlow).
+    tensorboard: also write TensorBoard events (`tensorboard_events`, no TensorFlow).
   """
 
   def __init__(self, workdir, resume_step: int | None = None, tensorboard: bool = True):
@@ -124,7 +99,9 @@ class MetricLog:
     self._file = open(self.path, "a")
     self._tb = None
     if tensorboard:
-      self._tb = _EventFile(self.workdir / TENSORBOARD_DIR, resume_step)
+      # A file of its own per start, and TensorBoard's restart mark on a resume.
+      self._tb = EventFile(self.workdir / TENSORBOARD_DIR, f".from{resume_step}.{os.getpid()}",
+                           resume_step + 1 if resume_step else None)
     self._t0 = time.perf_counter()
 
   def write(self, record: dict[str, Any]) -> None:
@@ -138,7 +115,7 @@ class MetricLog:
     self._file.flush()
     os.fsync(self._file.fileno())
     if self._tb is not None:
-      self._tb.write(step, record["time"], scalars(record))
+      self._tb.add_scalars(step, scalars(record), record["time"])
     self.last_step = step
 
   def close(self) -> None:
