@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import math
 import os
 
 import numpy as np
 
-from flaxzoo.datasets.tables import DataError
+from flaxzoo.datasets.tables import DataError, parse_number
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,23 +37,11 @@ class CsvTable:
     i = self.index_of(column)
     return [row[i].strip() for row in self.rows]
 
-  def numeric(self, column: str, rows=None) -> np.ndarray:
-    """Column `column` as float64 `[n]` (or only `rows`); a cell that is not a finite number is an error."""
+  def numeric(self, column: str) -> np.ndarray:
+    """Column `column` as float64 `[n]`; a cell that is not a finite number is an error naming its line."""
     i = self.index_of(column)
-    picked = range(len(self.rows)) if rows is None else rows
-    values = np.empty(len(picked), np.float64)
-    for k, r in enumerate(picked):
-      text = self.rows[r][i].strip()
-      try:
-        value = float(text)
-      except ValueError:
-        raise DataError(
-            f"{self.path}, line {self.lines[r]}, column {column!r}: not a number: {text!r}"
-        ) from None
-      if not math.isfinite(value):
-        raise DataError(f"{self.path}, line {self.lines[r]}, column {column!r}: not finite: {text!r}")
-      values[k] = value
-    return values
+    return np.asarray([parse_number(row[i], self.path, line, column) for row, line in zip(self.rows, self.lines)],
+                      np.float64)
 
 
 def read_csv_table(path: str | os.PathLike) -> CsvTable:

@@ -98,7 +98,7 @@ class TissueFractions(_Transform):
           f"unknown feature set {self.features!r}; known: {', '.join(FEATURE_SETS)}"
       )
     if self.label not in ("age", "age_group"):
-      raise ValueError(f"unknown brain_age label {self.label!r}; known: age, age_group")
+      raise ValueError(f"unknown label {self.label!r}; known: age, age_group")
 
   @property
   def task(self) -> str:

@@ -130,7 +130,10 @@ def _check_classes(data: LoadedData) -> None:
 
 def _brain_age(features, label, task, data_dir, log) -> LoadedData:
   label = label or "age"
-  preprocessing = TissueFractions(features=features or "gm", label=label)
+  try:
+    preprocessing = TissueFractions(features=features or "gm", label=label)
+  except ValueError as e:  # an unknown feature set or label, named with the known ones
+    raise DataError(f"brain_age: {e}") from None
   if task is not None and task != preprocessing.task:
     raise DataError(f"brain_age label {label!r} is a {preprocessing.task} target, not {task}")
   raw = {split: load_split("brain_age", split, data_dir, log) for split in ("train", "test")}
@@ -247,6 +250,8 @@ def _tfds(name, spec, features, label, task, test_fraction, seed, data_dir, down
   else:
     columns = [c for c in info_features if c != label and _is_numeric(info_features[c])]
   sources = builder.as_data_source()
+  if "train" not in sources:
+    raise DataError(f"{name}: no 'train' split; splits: {', '.join(sources)}")
   raw = {}
   if "test" in sources:
     for split in ("train", "test"):

@@ -67,7 +67,8 @@ def _find_columns(header: list[str], path, need_age: bool) -> dict[str, int]:
   return found
 
 
-def _parse_cell(text: str, path, line: int, column: str) -> float:
+def parse_number(text: str, path, line: int, column: str) -> float:
+  """A cell as a finite float; otherwise a DataError naming the file, line and column."""
   try:
     value = float(text)
   except ValueError:
@@ -129,7 +130,7 @@ def read_volume_table(path: str | os.PathLike, *, need_age: bool = True) -> Volu
       if field == "id":
         values["id"].append(cells[i].strip())
         continue
-      value = _parse_cell(cells[i], path, line_number, names[field])
+      value = parse_number(cells[i], path, line_number, names[field])
       if value < 0:
         raise DataError(
             f"{path}, line {line_number}, column {names[field]!r}: must not be"

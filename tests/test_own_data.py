@@ -122,6 +122,17 @@ def test_bad_csv_is_one_line_error(tmp_path, content, args, message):
   assert not (tmp_path / "run" / "results.json").exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["brain_age_gm", "--features", "xyz"], "brain_age: unknown feature set 'xyz'; known: gm, tissue"),
+    (["brain_age_gm", "--label", "height"], "brain_age: unknown label 'height'; known: age, age_group"),
+    (["brain_age_gm", "--task", "classification"], "brain_age label 'age' is a regression target"),
+    (["brain_age_tissue", "--shuffle", "rows", "--parallel", "pmap"], "--shuffle rows needs --parallel none or mesh"),
+])
+def test_bad_brain_age_options_are_one_line_errors(args, message, tmp_path, data_dir):
+  result = run_cli("train", *args, "--workdir", tmp_path, "--data-dir", data_dir)
+  assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+
+
 def test_a_missing_dataset_option_is_a_clear_error(tmp_path):
   result = run_cli("train", "linear_classifier", "--workdir", tmp_path)
   assert result.returncode == 2 and "--dataset csv:PATH --label COLUMN" in result.stderr

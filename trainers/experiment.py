@@ -154,6 +154,9 @@ def _build(config: ExperimentConfig, data_dir, log, download: bool = False):
       label_unit=preprocessing.label_unit,
       l2=config.l2,
   )
+  if config.shuffle == "rows" and trainer.placement.mode == "pmap":
+    raise ConfigError(f"{config.name}: --shuffle rows needs --parallel none or mesh (under pmap each device"
+                      " holds only its own rows)")
   return data, trainer, {"name": model_name, "args": args}
 
 
