@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from flaxzoo.datasets.sources import load_data
 from flaxzoo.trainers import Trainer, logistic_loss, softmax_loss
 from flaxzoo.trainers import metrics as metrics_lib
-from flaxzoo.trainers.losses import l2_penalty
+from flaxzoo.trainers.losses import l2_penalty, sigmoid_cross_entropies
 from flaxzoo.zoo import create_model
 
 
@@ -46,6 +46,20 @@ def test_loss_gradients_numerically():
   check_grads(lambda z: logistic_loss(z, jnp.array([1, 0, 1, 0])), (logits,), order=2, modes=("fwd", "rev"))
   logits3 = jnp.array([[0.3, -0.2, 1.0], [-1.2, 0.5, 0.1]])
   check_grads(lambda z: softmax_loss(z, jnp.array([2, 0])), (logits3,), order=2, modes=("fwd", "rev"))
+
+
+def test_logistic_loss_equals_optax_values_and_gradients_at_extreme_logits():
+  # The loss has its own gradient rule (one exp an example); it must agree
+  # with optax's form everywhere, saturated logits included, and for soft labels.
+  z = jnp.array([-100.0, -30.0, -5.0, -1e-3, 0.0, 1e-3, 5.0, 30.0, 100.0])
+  for y in (jnp.zeros_like(z), jnp.ones_like(z), jnp.full_like(z, 0.3)):
+    reference = lambda z, y: jnp.sum(optax.sigmoid_binary_cross_entropy(z, y))
+    ours = lambda z, y: jnp.sum(sigmoid_cross_entropies(z[:, None], y))
+    np.testing.assert_allclose(ours(z, y), reference(z, y), rtol=1e-6)
+    for got, want in zip(jax.grad(ours, (0, 1))(z, y), jax.grad(reference, (0, 1))(z, y)):
+      np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+  check_grads(lambda z, y: sigmoid_cross_entropies(z, y), (jnp.array([[0.3], [-2.0]]), jnp.array([0.2, 0.9])),
+              order=2, modes=("fwd", "rev"))
 
 
 def test_first_step_is_the_hand_gradient_with_l2():

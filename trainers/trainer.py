@@ -24,11 +24,11 @@ from flaxzoo.trainers.batching import (SHUFFLES, arrange, make_epoch_order_fn, m
                                        take_block)
 from flaxzoo.trainers.loop import make_fused_loop
 from flaxzoo.trainers.parallel import Placement, make_placement, to_host
-from flaxzoo.trainers.steps import TrainState, make_apply_fn, make_eval_step, make_train_step
+from flaxzoo.trainers.steps import STREAM_MIN_CHUNKS, TrainState, make_apply_fn, make_eval_step, make_train_step
 
 # Batches of at least STREAM_MIN_CHUNKS * ROW_CHUNK rows a device go through the
 # step in chunks of ROW_CHUNK rows (padded to a whole number of chunks).
-ROW_CHUNK, STREAM_MIN_CHUNKS = 4096, 16
+ROW_CHUNK = 4096
 
 Data = tuple[Any, Any] | Mapping[str, Any]  # (x [n, d], y [n]) or {"x": ..., "y": ..., "weight": ...}
 
