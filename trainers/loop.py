@@ -20,9 +20,9 @@ def make_fused_loop(train_step, epoch_order_fn, num_blocks: int, take_fn=None):
 
   Args:
     train_step: `(state, batch) -> (state, loss)`.
-    epoch_order_fn: `(epoch, rng) -> [num_blocks]`, the order an epoch visits
-      `blocks [num_blocks, ...]` in; computed once per epoch (a shuffle per
-      step would cost more than the step).
+    epoch_order_fn: `(epoch, rng) -> order`, what an epoch visits, computed
+      once per epoch: the order of `blocks [num_blocks, ...]` (`[num_blocks]`),
+      or what `take_fn` reads, such as a row permutation's keys.
     num_blocks: batches per epoch.
     take_fn: `(blocks, order, position) -> batch`; default the block
       `order[position]` (see `batching.make_take_fn`).
