@@ -1,11 +1,16 @@
 """Training on data larger than memory: `.npy` files read in chunks of rows,
 prepared in a background thread while the device trains on the previous chunk.
 
-Memory stays bounded by the chunks in flight (`prefetch + 1` chunks, each held
-as read, as laid out in blocks and on the device), whatever the file size:
-rows are read with plain positioned reads (`os.pread`) into fresh arrays, not
-through a memory map, whose pages would stay resident and count towards the
-process's memory until the kernel needs them back.
+Each chunk is its own read-only memory map of the file's rows, populated in
+the background thread, which the CPU device then uses in place (rows of a
+multiple of 64 bytes are 64-byte aligned in an .npy file, and JAX does not copy
+aligned host memory onto the CPU): no copy of the data at all when the batches
+are in file order. A map is closed when the chunk's training is done, so memory
+stays bounded by the chunks in flight (`prefetch + 1`), whatever the file size;
+one map of the whole file would keep every page it touched resident (and
+counted in the process's memory) until the kernel needs them back. Reading
+each chunk into a fresh array instead (`os.preadv`) cost a copy of every row:
+~11 ms per 65 MiB chunk, as much as training on it.
 
 >>> history = fit_stream(trainer, "x.npy", "y.npy", batch_size=8192, chunk_rows=262144)
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import mmap
 import os
 import time
 
@@ -24,16 +30,9 @@ from flaxzoo.datasets.tables import DataError
 from flaxzoo.trainers.parallel import to_host
 
 
-def _aligned_empty(shape, dtype, alignment: int = 64) -> np.ndarray:
-  size = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-  raw = np.empty(size + alignment, np.uint8)
-  start = (-raw.ctypes.data) % alignment
-  return raw[start:start + size].view(dtype).reshape(shape)
-
-
 @dataclasses.dataclass(frozen=True)
 class NpyRows:
-  """The rows of a C-ordered `.npy` file, read by position: `rows.read(start, stop)`."""
+  """The rows of a C-ordered `.npy` file, by position: `rows.read(start, stop)`."""
 
   path: str
   shape: tuple[int, ...]
@@ -68,20 +67,23 @@ class NpyRows:
     return int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
 
   def read(self, start: int, stop: int) -> np.ndarray:
-    """Rows `start:stop` as a new array (64-byte aligned: the CPU device then uses it without a copy)."""
-    out = _aligned_empty((stop - start,) + self.shape[1:], self.dtype)
-    view = memoryview(out.reshape(-1).view(np.uint8))
-    fd = os.open(self.path, os.O_RDONLY)
-    try:
-      done, position = 0, self.offset + start * self.row_bytes
-      while done < len(view):
-        got = os.preadv(fd, [view[done:]], position + done)
-        if got == 0:
-          raise DataError(f"{self.path}: ended early at byte {position + done}")
-        done += got
-    finally:
-      os.close(fd)
-    return out
+    """Rows `start:stop`, read-only, from a memory map of just those rows (closed with the array).
+
+    The pages are read in now (`MAP_POPULATE`), in the calling thread.
+    """
+    begin = self.offset + start * self.row_bytes
+    length = (stop - start) * self.row_bytes
+    if length == 0:
+      return np.empty((0,) + self.shape[1:], self.dtype)
+    base = begin - begin % mmap.ALLOCATIONGRANULARITY  # a map starts at a page boundary
+    with open(self.path, "rb") as f:
+      if os.fstat(f.fileno()).st_size < begin + length:
+        raise DataError(f"{self.path}: ended early, before byte {begin + length}")
+      mapped = mmap.mmap(f.fileno(), begin - base + length, prot=mmap.PROT_READ,
+                         flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0), offset=base)
+    count = (stop - start) * (self.row_bytes // self.dtype.itemsize)
+    # The array holds the map; the map is unmapped when the last view of it goes.
+    return np.frombuffer(mapped, self.dtype, count, offset=begin - base).reshape((stop - start,) + self.shape[1:])
 
 
 @dataclasses.dataclass
@@ -123,6 +125,7 @@ def fit_stream(trainer, x_path, y_path, *, batch_size: int, epochs: int = 1, chu
   placement = trainer.placement
   state = placement.put_state(trainer.state)
   begin = time.perf_counter()
+  results = []
   with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
     work = [bounds[k % len(bounds)] for k in range(epochs * len(bounds))]
     pending = [pool.submit(prepare, *bounds_) for bounds_ in work[:prefetch + 1]]
@@ -135,9 +138,15 @@ def fit_stream(trainer, x_path, y_path, *, batch_size: int, epochs: int = 1, chu
       run = trainer.fused_loop(layout.num_blocks, "none")
       state, steps, losses = run(state, blocks, 1, layout.num_blocks)
       del blocks  # its memory goes back once the call is done with it
-      history.steps.append(int(to_host(placement.unreplicate(steps))[-1]))
-      history.losses.append(float(to_host(placement.unreplicate(losses))[-1]))
+      # Wait for the chunk before this one, not this one: the device goes on
+      # to this chunk without a gap, and at most two chunks are queued on it.
+      if results:
+        jax.block_until_ready(results[-1])
+      results.append((steps, losses))
       history.rows += layout.num_examples
+  for steps, losses in results:
+    history.steps.append(int(to_host(placement.unreplicate(steps))[-1]))
+    history.losses.append(float(to_host(placement.unreplicate(losses))[-1]))
   trainer.state = placement.unreplicate(state)
   jax.block_until_ready(trainer.state)
   history.seconds = time.perf_counter() - begin
