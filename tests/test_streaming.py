@@ -64,3 +64,31 @@ def test_bad_files_are_named(tmp_path):
   np.save(tmp_path / "short.npy", np.zeros(10, np.float32))
   with pytest.raises(DataError, match="short.npy: 10 rows, but .*x.npy has 5000"):
     fit_stream(trainer(), tmp_path / "x.npy", tmp_path / "short.npy", batch_size=10)
+
+
+def test_chunk_maps_are_closed_after_training(tmp_path):
+  # Each chunk is a memory map of its rows; none may outlive its chunk (or memory grows with the file).
+  x, y = files(tmp_path)
+  rows = NpyRows.open(tmp_path / "x.npy")
+  chunk = rows.read(1024, 2048)
+  assert not chunk.flags.writeable
+  path = str(tmp_path / "x.npy")
+
+  def maps():
+    with open("/proc/self/maps") as f:
+      return [line for line in f if line.rstrip().endswith(path)]
+
+  assert len(maps()) == 1
+  del chunk
+  assert maps() == []
+  fit_stream(trainer(), tmp_path / "x.npy", tmp_path / "y.npy", batch_size=128, chunk_rows=1024, shuffle="none")
+  assert maps() == []
+
+
+def test_a_file_cut_short_after_opening_is_named(tmp_path):
+  files(tmp_path)
+  rows = NpyRows.open(tmp_path / "x.npy")
+  with open(tmp_path / "x.npy", "r+b") as f:
+    f.truncate(rows.offset + 100 * rows.row_bytes)
+  with pytest.raises(DataError, match="x.npy: ended early"):
+    rows.read(0, 1000)

@@ -6,7 +6,8 @@ the background thread, which the CPU device then uses in place (rows of a
 multiple of 64 bytes are 64-byte aligned in an .npy file, and JAX does not copy
 aligned host memory onto the CPU): no copy of the data at all when the batches
 are in file order. A map is closed when the chunk's training is done, so memory
-stays bounded by the chunks in flight (`prefetch + 1`), whatever the file size;
+stays bounded by the chunks in flight (`prefetch + 1` prepared ahead, and at
+most two queued on the device), whatever the file size;
 one map of the whole file would keep every page it touched resident (and
 counted in the process's memory) until the kernel needs them back. Reading
 each chunk into a fresh array instead (`os.preadv`) cost a copy of every row:
