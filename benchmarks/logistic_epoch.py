@@ -15,7 +15,6 @@ Accuracy is over all rows, after the epoch. Medians of `--repeats` (min-max).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import warnings
@@ -27,7 +26,7 @@ from flax import nnx
 
 from flaxzoo.trainers import Trainer
 from flaxzoo.zoo import LinearClassifier
-from sgd_epoch import median_time, memory_floor
+from sgd_epoch import benchmark_parser, median_time, memory_floor
 
 LR = 0.5
 
@@ -80,12 +79,7 @@ def sklearn_fits(x, y, repeats):
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--rows", type=int, default=1_000_000)
-  parser.add_argument("--repeats", type=int, default=5)
-  parser.add_argument("--smoke", action="store_true", help="tiny sizes, only to prove it runs")
-  parser.add_argument("--json", help="write {name, metrics} here")
-  args = parser.parse_args()
+  args = benchmark_parser(__doc__, 1_000_000).parse_args()
   rows = 20_000 if args.smoke else args.rows
   repeats = 1 if args.smoke else args.repeats
   x, y = make_data(rows)

@@ -152,13 +152,18 @@ def torch_epoch(x, y, batch, repeats, shuffled):
   return seconds, mse(x, y, model.weight.detach().numpy(), model.bias.detach().numpy()[0])
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--rows", type=int, default=2_000_000)
+def benchmark_parser(doc: str, rows: int) -> argparse.ArgumentParser:
+  """The options every epoch benchmark takes: --rows, --repeats, --smoke, --json."""
+  parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+  parser.add_argument("--rows", type=int, default=rows)
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--smoke", action="store_true", help="tiny sizes, only to prove it runs")
   parser.add_argument("--json", help="write {name, metrics} here")
-  args = parser.parse_args()
+  return parser
+
+
+def main():
+  args = benchmark_parser(__doc__, 2_000_000).parse_args()
   rows = 20_000 if args.smoke else args.rows
   repeats = 1 if args.smoke else args.repeats
   try:

@@ -31,7 +31,7 @@ from flax import nnx
 from flaxzoo.trainers import Trainer
 from flaxzoo.trainers.streaming import fit_stream
 from flaxzoo.zoo import LinearRegression
-from sgd_epoch import LR, median_time
+from sgd_epoch import LR, benchmark_parser, median_time
 
 BATCH = 8192
 
@@ -109,12 +109,8 @@ def peak_rss_mb(folder, rows, chunk_rows):
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--rows", type=int, default=4_000_000)
+  parser = benchmark_parser(__doc__, 4_000_000)
   parser.add_argument("--chunk-rows", type=int, default=262_144)
-  parser.add_argument("--repeats", type=int, default=5)
-  parser.add_argument("--smoke", action="store_true", help="tiny sizes, only to prove it runs")
-  parser.add_argument("--json", help="write {name, metrics} here")
   parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child:

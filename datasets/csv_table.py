@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from flaxzoo.datasets.tables import DataError, parse_number
+from flaxzoo.datasets.tables import DataError, parse_number, read_text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,17 +56,7 @@ def read_csv_table(path: str | os.PathLike) -> CsvTable:
       empty or repeated name, a row with another number of fields, no data rows.
   """
   path = os.fspath(path)
-  try:
-    with open(path, encoding="utf-8", newline="") as f:
-      text = f.read()
-  except FileNotFoundError:
-    raise DataError(f"{path}: no such file") from None
-  except IsADirectoryError:
-    raise DataError(f"{path}: is a directory, not a table") from None
-  except UnicodeDecodeError as e:
-    raise DataError(f"{path}: not a UTF-8 text table ({e.reason})") from None
-  except OSError as e:
-    raise DataError(f"{path}: cannot read ({e.strerror})") from None
+  text = read_text(path, newline="")
   lines = text.splitlines()
   if not lines or not any(line.strip() for line in lines):
     raise DataError(f"{path}: empty file (expected a header row, then one row per example)")

@@ -67,6 +67,24 @@ def _find_columns(header: list[str], path, need_age: bool) -> dict[str, int]:
   return found
 
 
+def read_text(path: str | os.PathLike, newline: str | None = None) -> str:
+  """The whole UTF-8 text of the table at `path`; a one-line `DataError` naming it if unreadable.
+
+  `newline=""` keeps line endings inside quoted cells for the `csv` module.
+  """
+  try:
+    with open(path, encoding="utf-8", newline=newline) as f:
+      return f.read()
+  except FileNotFoundError:
+    raise DataError(f"{path}: no such file") from None
+  except IsADirectoryError:
+    raise DataError(f"{path}: is a directory, not a table") from None
+  except UnicodeDecodeError as e:
+    raise DataError(f"{path}: not a UTF-8 text table ({e.reason})") from None
+  except OSError as e:
+    raise DataError(f"{path}: cannot read ({e.strerror})") from None
+
+
 def parse_number(text: str, path, line: int, column: str) -> float:
   """A cell as a finite float; otherwise a DataError naming the file, line and column."""
   try:
@@ -100,15 +118,7 @@ def read_volume_table(path: str | os.PathLike, *, need_age: bool = True) -> Volu
       cell, a negative volume or age, a total volume of zero or below the sum
       of the tissues (1% tolerance), or no data rows.
   """
-  try:
-    with open(path, encoding="utf-8") as f:
-      lines = f.read().splitlines()
-  except FileNotFoundError:
-    raise DataError(f"{path}: no such file") from None
-  except UnicodeDecodeError as e:
-    raise DataError(f"{path}: not a UTF-8 text table ({e.reason})") from None
-  except OSError as e:
-    raise DataError(f"{path}: cannot read ({e.strerror})") from None
+  lines = read_text(path).splitlines()
   if not lines or not lines[0].strip():
     raise DataError(f"{path}: file is empty (expected a header line)")
   delimiter = next((d for d in ("\t", ";") if d in lines[0]), ",")

@@ -63,3 +63,5 @@ def test_missing_file_and_binary_file(tmp_path):
   path.write_bytes(b"\xff\xfe\x00garbage")
   with pytest.raises(DataError, match="not a UTF-8 text table"):
     read_volume_table(path)
+  with pytest.raises(DataError, match="is a directory, not a table"):
+    read_volume_table(tmp_path)
