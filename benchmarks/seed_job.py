@@ -119,7 +119,7 @@ def end_to_end(data_dir, steps, repeats):
     with tempfile.TemporaryDirectory() as workdir:
       start = time.perf_counter()
       subprocess.run(
-          [sys.executable, "-m", "flaxzoo.trainers.cli", "train", "brain_age_gm", "--quiet",
+          [sys.executable, "-m", "flaxzoo.experiments.cli", "train", "brain_age_gm", "--quiet",
            "--workdir", workdir, "--data-dir", data_dir, "--steps", str(steps)],
           check=True, capture_output=True,
       )

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import io
+import logging
 import os
-import sys
 import pathlib
+import sys
 import tempfile
 
 import numpy as np
 
 from flaxzoo.datasets.tables import DataError
 
-_BUILDERS = {"brain_age": "flaxzoo.datasets.brain_age"}
+_BUILDERS = {"brain_age": "flaxzoo.datasets.brain_age.brain_age_dataset_builder"}
 
 
 def default_data_dir() -> pathlib.Path:
@@ -25,16 +25,20 @@ def default_data_dir() -> pathlib.Path:
   return pathlib.Path(cache) / "flaxzoo" / "tensorflow_datasets"
 
 
-def _check_writable(data_dir: pathlib.Path) -> None:
+def ensure_writable(directory, what: str = "data dir", hint: str = "") -> pathlib.Path:
+  """Creates `directory` and checks that it can be written to, before any work (the one probe).
+
+  Raises:
+    DataError: `"{what} {directory} is not writable (reason){hint}"`.
+  """
+  directory = pathlib.Path(directory)
   try:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=data_dir, prefix=".flaxzoo-write-test"):
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=directory, prefix=".flaxzoo-write-test"):
       pass
   except OSError as e:
-    raise DataError(
-        f"data dir {data_dir} is not writable ({e.strerror or e}); pass another"
-        " with --data-dir or TFDS_DATA_DIR"
-    ) from None
+    raise DataError(f"{what} {directory} is not writable ({e.strerror or e}){hint}") from None
+  return directory
 
 
 @contextlib.contextmanager
@@ -62,27 +66,25 @@ def get_builder(name: str, data_dir=None):
     return module.Builder(data_dir=os.fspath(data_dir), file_format="array_record")
 
 
-def prepare(name: str, data_dir=None, log=None):
+def prepare(name: str, data_dir=None, log=None, progress_bar: bool = False):
   """Builds dataset `name` into `data_dir` unless it is already there; returns the builder.
 
   Args:
-    log: called with one line before a build (TFDS's own progress bars are off:
-      the build of brain_age takes well under a second).
+    log: called with one line before a build.
+    progress_bar: show TFDS's own bars during a build (a terminal; none in
+      logs or with --quiet).
   """
   with _quiet_absl():
     builder = get_builder(name, data_dir)
     if not builder.is_prepared():
       root = pathlib.Path(builder.data_dir).parents[1]
-      _check_writable(root)
+      ensure_writable(root, "data dir", "; pass another with --data-dir or TFDS_DATA_DIR")
       if log:
         log(f"building dataset {name} {builder.version} into {root} (first use)")
       from tensorflow_datasets.core.utils import tqdm_utils
 
-      from flaxzoo.trainers.progress import current_mode
-
       was_active = tqdm_utils._active  # pylint: disable=protected-access
-      # TFDS's own bars on a terminal (progress "bar"); none in logs or with --quiet.
-      tqdm_utils.display_progress_bar(current_mode() == "bar")
+      tqdm_utils.display_progress_bar(progress_bar)
       try:
         # TFDS prints its own two lines to stdout, which belongs to results.
         with contextlib.redirect_stdout(sys.stderr if log else io.StringIO()):
@@ -92,14 +94,14 @@ def prepare(name: str, data_dir=None, log=None):
   return builder
 
 
-def load_split(name: str, split: str, data_dir=None, log=None) -> dict[str, np.ndarray]:
+def load_split(name: str, split: str, data_dir=None, log=None, progress_bar: bool = False) -> dict[str, np.ndarray]:
   """Reads a whole split as `{feature: [n] array}`, in the split's reference order.
 
   Built on first use. Read with `as_data_source()` (array_record random access),
   which needs no TensorFlow. Examples come back in storage order, not split
   order, so they are sorted by their `index` feature.
   """
-  builder = prepare(name, data_dir, log)
+  builder = prepare(name, data_dir, log, progress_bar)
   sources = builder.as_data_source()
   if split not in sources:
     raise DataError(f"dataset {name!r} has no split {split!r}; splits: {', '.join(sources)}")

@@ -1,7 +1,16 @@
-"""The brain-age preprocessing as a named transform that serialises to JSON.
+"""Preprocessing: named transforms from raw columns to model inputs, serialised to JSON.
 
-Kept out of the dataset builder so that the stored examples stay raw (cm^3 and
-years) and a model card can record exactly which transform its weights expect.
+Kept out of the dataset builders so that stored examples stay raw and a model
+card records exactly which transform its weights expect. Every transform is a
+frozen dataclass registered by name (`register_preprocessing`);
+`preprocessing_from_dict` rebuilds one from plain data (no code is loaded).
+
+Besides `features_of`/`labels_of`, a transform answers what the run layer and
+the cards ask of any dataset, so that none of them needs to know which
+dataset it is (brain age answers in years; see `datasets/brain_age/`):
+`read_inputs` (predict's input table), `natural_labels` and `postprocess`
+(the label and outputs in the data's own unit), `residual_name`, and
+`fit_report`/`report_metrics`/`predict_columns`/`card_readme`.
 """
 
 from __future__ import annotations
@@ -11,12 +20,16 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from flaxzoo.datasets.tables import VolumeTable
+from flaxzoo.datasets.tables import DataError, read_table
+from flaxzoo.zoo.registry import Registry
 
-FEATURE_SETS = {
-    "gm": ("gm",),
-    "tissue": ("gm", "wm", "csf"),
-}
+PREPROCESSINGS: Registry[type] = Registry("preprocessing")
+
+
+def register_preprocessing(cls: type) -> type:
+  """Class decorator: registers a preprocessing under its `name`."""
+  PREPROCESSINGS.register(cls.name, cls)
+  return cls
 
 
 def fit_standardization(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -28,26 +41,33 @@ def fit_standardization(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, 
   return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
-def _finish(x: np.ndarray, mean, std) -> np.ndarray:
-  """float64 features → (standardised when `mean` is set) float32 model inputs."""
-  if mean is not None:
-    x = (x - np.asarray(mean, np.float64)) / np.asarray(std, np.float64)
-  return x.astype(np.float32)
+def getter(table):
+  """`get(column)` for a mapping of columns or an object with column attributes."""
+  return table.__getitem__ if isinstance(table, Mapping) else lambda k: getattr(table, k)
 
 
-class _Transform:
-  """What every preprocessing shares: JSON round trip and standardisation."""
+class Preprocessing:
+  """What every preprocessing shares: JSON round trip, standardisation, and defaults of the hooks."""
 
   name: str
   mean: tuple[float, ...] | None
   std: tuple[float, ...] | None
+  label_scale: float | None = None
+  label_unit: str | None = None
+  residual_name: str | None = None  # a name for predicted − true (plots), when the field has one
 
   def raw_features(self, table) -> np.ndarray:
     raise NotImplementedError
 
+  def labels_of(self, values) -> np.ndarray:
+    raise NotImplementedError
+
   def features_of(self, table) -> np.ndarray:
-    """Raw table → model inputs `[n, num_features]` float32."""
-    return _finish(self.raw_features(table), self.mean, self.std)
+    """Raw table → model inputs `[n, num_features]` float32 (standardised when fitted)."""
+    x = self.raw_features(table)
+    if self.mean is not None:
+      x = (x - np.asarray(self.mean, np.float64)) / np.asarray(self.std, np.float64)
+    return x.astype(np.float32)
 
   def standardized(self, train_table):
     """A copy that standardises each feature with the mean and std of `train_table`."""
@@ -57,97 +77,47 @@ class _Transform:
   def to_dict(self) -> dict[str, Any]:
     return {"name": self.name, "params": dataclasses.asdict(self)}
 
-
-def _getter(table):
-  return table.__getitem__ if isinstance(table, Mapping) else lambda k: getattr(table, k)
-
-
-@dataclasses.dataclass(frozen=True)
-class TissueFractions(_Transform):
-  """Tissue volumes as fractions of total volume; age in units of 100 years.
-
-  The reference preprocessing: `round(volume / total, 3)` for each selected
-  tissue and `round(age / 100, 2)` for the label, computed in float64 and
-  then cast to float32.
-
-  Attributes:
-    features: `"gm"` (gray matter only) or `"tissue"` (GM, WM, CSF).
-    volume_decimals: decimals kept of each fraction.
-    label_scale: years per label unit (age / label_scale is the label).
-    label_decimals: decimals kept of the label.
-    label: `"age"` (regression) or `"age_group"` (classification: 1 when
-      age >= `age_group_threshold` years, else 0).
-    age_group_threshold: years.
-    mean, std: standardisation of the fractions (None: off, the reference).
-  """
-
-  features: str = "gm"
-  volume_decimals: int = 3
-  label_scale: float = 100.0
-  label_decimals: int = 2
-  label: str = "age"
-  age_group_threshold: float = 60.0
-  mean: tuple[float, ...] | None = None
-  std: tuple[float, ...] | None = None
-
-  name = "tissue_fractions"
-
-  def __post_init__(self):
-    if self.features not in FEATURE_SETS:
-      raise ValueError(
-          f"unknown feature set {self.features!r}; known: {', '.join(FEATURE_SETS)}"
-      )
-    if self.label not in ("age", "age_group"):
-      raise ValueError(f"unknown label {self.label!r}; known: age, age_group")
-
-  @property
-  def task(self) -> str:
-    return "regression" if self.label == "age" else "classification"
-
-  @property
-  def label_unit(self) -> str | None:
-    return "years" if self.label == "age" else None
-
-  @property
-  def class_names(self) -> tuple[str, ...] | None:
-    if self.label == "age":
-      return None
-    t = f"{self.age_group_threshold:g}"
-    return (f"age<{t}", f"age>={t}")
-
-  @property
-  def columns(self) -> tuple[str, ...]:
-    return FEATURE_SETS[self.features]
-
-  @property
-  def num_features(self) -> int:
-    return len(self.columns)
-
-  def raw_features(self, table: VolumeTable | Mapping[str, np.ndarray]) -> np.ndarray:
-    """Raw volumes → rounded fractions `[n, num_features]` float64."""
-    get = _getter(table)
-    total = np.asarray(get("total"), np.float64)
-    fractions = [np.asarray(get(c), np.float64) / total for c in self.columns]
-    return np.round(np.stack(fractions, axis=1), self.volume_decimals)
-
-  def labels_of(self, age_years: np.ndarray) -> np.ndarray:
-    """Ages in years `[n]` → labels `[n]`: float32 ages / 100, or int32 age groups."""
-    age = np.asarray(age_years, np.float64)
-    if self.label == "age_group":
-      return (age >= self.age_group_threshold).astype(np.int32)
-    return np.round(age / self.label_scale, self.label_decimals).astype(np.float32)
-
-  def __call__(self, table) -> tuple[np.ndarray, np.ndarray]:
-    """Raw table → `(x [n, num_features], y [n])`."""
-    return self.features_of(table), self.labels_of(_getter(table)("age"))
-
   def postprocess(self, outputs: np.ndarray) -> np.ndarray:
-    """Model outputs (label units) → years."""
-    return np.asarray(outputs, np.float64) * self.label_scale
+    """Model outputs (label units) → the label's own unit, float64."""
+    return np.asarray(outputs, np.float64)
+
+  # Hooks of the higher layers; the defaults fit any table of named columns.
+
+  def read_inputs(self, path) -> tuple[Mapping[str, np.ndarray], tuple[str, ...]]:
+    """Predict's input table: `(columns, ids)`; ids from an `id` column, else row numbers."""
+    raw = read_table(path)
+    table = {c: raw.numeric(c) for c in self.input_columns}
+    ids = tuple(raw.text("id")) if "id" in raw.header else tuple(str(i + 1) for i in range(len(raw)))
+    return table, ids
+
+  @property
+  def input_columns(self) -> tuple[str, ...]:
+    raise NotImplementedError
+
+  def natural_labels(self, raw) -> np.ndarray:
+    """Regression: the true label of a raw split in its own unit `[n]` float64."""
+    return np.asarray(self.labels_of(getter(raw)(self.label)), np.float64)
+
+  def fit_report(self, predicted_train: np.ndarray, raw_train) -> dict[str, Any]:
+    """Card entries fitted on the training split (e.g. a bias correction); none by default."""
+    return {}
+
+  def report_metrics(self, predicted: np.ndarray, raw, report: Mapping[str, Any]) -> dict[str, float]:
+    """Card metrics of one split beyond the trainer's (e.g. in years); none by default."""
+    return {}
+
+  def predict_columns(self, predicted: np.ndarray, table, report: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Regression predictions as output columns; `predicted` is in the label's own unit."""
+    return {"predicted": predicted}
+
+  def card_readme(self, card: Mapping[str, Any]) -> str | None:
+    """A card's README text, or None for the generic one."""
+    return None
 
 
+@register_preprocessing
 @dataclasses.dataclass(frozen=True)
-class Columns(_Transform):
+class Columns(Preprocessing):
   """Named numeric columns of a table (CSV, or a TFDS dataset's features) as model inputs.
 
   Attributes:
@@ -169,8 +139,6 @@ class Columns(_Transform):
   std: tuple[float, ...] | None = None
 
   name = "columns"
-  label_scale = None
-  label_unit = None
 
   def __post_init__(self):
     if self.task not in ("regression", "classification"):
@@ -183,6 +151,10 @@ class Columns(_Transform):
   @property
   def num_features(self) -> int:
     return len(self.mean) if self.mean is not None else len(self.features)
+
+  @property
+  def input_columns(self) -> tuple[str, ...]:
+    return self.features
 
   def raw_features(self, table: Mapping[str, np.ndarray]) -> np.ndarray:
     scale = self.scale or {}
@@ -200,14 +172,14 @@ class Columns(_Transform):
     names = [class_name(v) for v in np.asarray(values).reshape(-1)]
     unknown = sorted({n for n in names if n not in index})
     if unknown:
-      raise ValueError(f"label {self.label!r}: unknown classes {unknown[:5]}; known: {list(self.classes)}")
+      raise DataError(f"label {self.label!r}: unknown classes {unknown[:5]}; known: {list(self.classes)}")
     return np.asarray([index[n] for n in names], np.int32)
 
   def __call__(self, table) -> tuple[np.ndarray, np.ndarray]:
     return self.features_of(table), self.labels_of(table[self.label])
 
-  def postprocess(self, outputs: np.ndarray) -> np.ndarray:
-    return np.asarray(outputs, np.float64)
+  def natural_labels(self, raw) -> np.ndarray:
+    return np.asarray(raw[self.label], np.float64)
 
 
 def class_name(value) -> str:
@@ -225,21 +197,17 @@ def class_name(value) -> str:
   return str(int(number)) if number.is_integer() else repr(number)
 
 
-_PREPROCESSINGS = {TissueFractions.name: TissueFractions, Columns.name: Columns}
-_TUPLES = ("classes", "mean", "std")
+_TUPLES = ("features", "classes", "mean", "std")
 
 
-def preprocessing_from_dict(spec: Mapping[str, Any]):
+def preprocessing_from_dict(spec: Mapping[str, Any]) -> Preprocessing:
   """Rebuilds a preprocessing from `to_dict()` output (plain data, no code)."""
-  name = spec.get("name")
-  if name not in _PREPROCESSINGS:
-    raise ValueError(
-        f"unknown preprocessing {name!r}; known: {', '.join(_PREPROCESSINGS)}"
-    )
+  cls = PREPROCESSINGS.get(spec.get("name"))
   params = dict(spec.get("params", {}))
-  if name == Columns.name and isinstance(params.get("features"), list):
-    params["features"] = tuple(params["features"])
   for key in _TUPLES:
     if isinstance(params.get(key), list):
       params[key] = tuple(params[key])
-  return _PREPROCESSINGS[name](**params)
+  try:
+    return cls(**params)
+  except TypeError as e:
+    raise ValueError(f"preprocessing {cls.name!r}: {e}") from None

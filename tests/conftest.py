@@ -45,7 +45,7 @@ def cli_args(args, plots: bool = False) -> list[str]:
 def run_cli(*args, env=None, cwd=None, plots=False) -> subprocess.CompletedProcess:
   """Runs `flaxzoo ARGS` in a fresh Python process."""
   return subprocess.run(
-      [sys.executable, "-m", "flaxzoo.trainers.cli", *cli_args(args, plots)],
+      [sys.executable, "-m", "flaxzoo.experiments.cli", *cli_args(args, plots)],
       capture_output=True, text=True, timeout=300, cwd=cwd,
       env={**os.environ, **(env or {})},
   )

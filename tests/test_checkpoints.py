@@ -22,7 +22,7 @@ EIGHT = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
 
 
 def start(args, env=None):
-  return subprocess.Popen([sys.executable, "-m", "flaxzoo.trainers.cli", *cli_args(args)],
+  return subprocess.Popen([sys.executable, "-m", "flaxzoo.experiments.cli", *cli_args(args)],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           env={**os.environ, **(env or {})})
 
@@ -156,7 +156,7 @@ def test_eval_best_and_step(trained, data_dir):
 
 
 def test_python_api_loads_a_trained_model_in_two_lines(trained, data_dir):
-  from flaxzoo.trainers import load_trained
+  from flaxzoo.experiments import load_trained
 
   trainer, meta = load_trained(trained, data_dir=data_dir)
   assert meta["step"] == 3000 and trainer.step == 3000

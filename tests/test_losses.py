@@ -81,5 +81,5 @@ def test_per_example_losses_by_name_average_to_the_batch_losses():
   np.testing.assert_allclose(jnp.mean(get_loss("softmax")(logits, jnp.int32([2, 0]))),
                              softmax_loss(logits, jnp.int32([2, 0])), rtol=1e-7)
   assert get_loss(softmax_loss) is softmax_loss
-  with pytest.raises(ValueError, match="unknown loss 'hinge'; known: mse, logistic, softmax"):
+  with pytest.raises(ValueError, match="unknown loss 'hinge'; known: logistic, mse, softmax"):
     get_loss("hinge")

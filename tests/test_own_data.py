@@ -106,7 +106,7 @@ def test_integer_labels_infer_classification_and_task_overrides(tmp_path):
     ("a,y\n1,0\n2,0\n3,0\n4,0\n5,0\n", ["--label", "y"], "one class only ('0')"),
     ("a,b,y\n1,2,0\n3,x,1\n", ["--label", "y"], "line 3, column 'b': not a number: 'x'"),
     ("a,y\n1,p\n2,q\n3,r\n4,s\n5,t\n", ["--label", "y"], "5 classes but the train split has only 4 rows"),
-    ("", ["--label", "y"], "empty file"),
+    ("", ["--label", "y"], "file is empty"),
     ("a,y\n", ["--label", "y"], "no data rows"),
     ("a,y\n1,0\n2,1\n", [], "pass --label COLUMN; columns: a, y"),
     ("a,y\n1,0\n2,1\n", ["--label", "y", "--features", "a,c"], "no feature column 'c'; columns: a, y"),

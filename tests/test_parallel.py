@@ -127,7 +127,7 @@ def free_port() -> int:
 
 
 def start(args, env):
-  return subprocess.Popen([sys.executable, "-m", "flaxzoo.trainers.cli", *cli_args(args)],
+  return subprocess.Popen([sys.executable, "-m", "flaxzoo.experiments.cli", *cli_args(args)],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           env={**os.environ, **env}, start_new_session=True)
 

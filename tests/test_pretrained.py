@@ -14,18 +14,19 @@ import pytest
 from conftest import run_cli
 from flaxzoo.datasets import TissueFractions, read_volume_table
 from flaxzoo.datasets.brain_age.brain_age_dataset_builder import RAW_FILE
-from flaxzoo.zoo import UnknownNameError, list_models, list_pretrained, load_pretrained, predict
+from flaxzoo.checkpoints import list_pretrained, load_pretrained, predict
+from flaxzoo.zoo import UnknownNameError
 
 SHIPPED = ["brain_age_gm", "brain_age_gm_lstsq", "brain_age_tissue"]  # regression
 CLASSIFIERS = ["brain_age_group"]
 
 
 def test_the_package_ships_the_brain_age_models():
-  assert list_pretrained() == sorted(SHIPPED + CLASSIFIERS) == list_models(pretrained=True)
-  from flaxzoo.zoo.pretrained import _package_dir
+  assert list_pretrained() == sorted(SHIPPED + CLASSIFIERS) == list_pretrained("brain_age*")
+  from flaxzoo.checkpoints.pretrained import weights_dir
 
   if os.environ.get("CI") == "true":  # .ci/run installs the wheel, not the repo: the files are package data
-    assert "site-packages" in str(_package_dir())
+    assert "site-packages" in str(weights_dir())
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -95,9 +96,9 @@ def test_the_reference_models_carry_the_reference_table():
 
 
 def test_predict_on_the_reference_table_equals_the_trainers_predictions(brain_age, data_dir, tmp_path):
-  from flaxzoo.trainers import run_experiment
-  from flaxzoo.trainers.config import get_experiment
-  from flaxzoo.trainers import load_trained
+  from flaxzoo.experiments import run_experiment
+  from flaxzoo.experiments import get_experiment
+  from flaxzoo.experiments import load_trained
 
   run_experiment(get_experiment("brain_age_tissue"), workdir=tmp_path, data_dir=data_dir)
   trainer, _ = load_trained(tmp_path, data_dir=data_dir)
@@ -145,24 +146,26 @@ def test_cli_predict_rejects_bad_rows_by_file_and_line(row, message, tmp_path):
 def test_bad_names_paths_and_cards(tmp_path):
   with pytest.raises(UnknownNameError, match="unknown pretrained model 'resnet50'; available: brain_age_gm, "):
     load_pretrained("resnet50")
-  with pytest.raises(UnknownNameError, match="is not a pretrained checkpoint"):
+  from flaxzoo.checkpoints import CheckpointError
+
+  with pytest.raises(CheckpointError, match="is not a pretrained checkpoint"):
     load_pretrained(tmp_path)
   # A name with a separator or ".." is a path, never looked up in the package.
   with pytest.raises(UnknownNameError, match="no such checkpoint directory"):
     load_pretrained("x/brain_age_gm")
   with pytest.raises(UnknownNameError, match="no such checkpoint directory"):
     load_pretrained("../brain_age_gm")
-  from flaxzoo.zoo.pretrained import _package_dir
+  from flaxzoo.checkpoints.pretrained import weights_dir
 
   broken = tmp_path / "broken"
-  shutil.copytree(_package_dir() / "brain_age_gm", broken)
+  shutil.copytree(weights_dir() / "brain_age_gm", broken)
   card = json.loads((broken / "card.json").read_text())
   card["model"]["args"]["in_features"] = 3
   (broken / "card.json").write_text(json.dumps(card))
-  with pytest.raises(ValueError, match=r"the card.s model has linear.kernel.value of shape \(3, 1\), the arrays \(1, 1\)"):
+  with pytest.raises(CheckpointError, match=r"the card.s model does not fit the arrays \(linear.kernel.value: saved \(1, 1\), expected \(3, 1\)\)"):
     load_pretrained(broken)
   result = run_cli("predict", str(broken), "--input", RAW_FILE)
-  assert result.returncode == 2 and "the card's model has" in result.stderr
+  assert result.returncode == 2 and "the card's model does not fit the arrays" in result.stderr
   missing = tmp_path / "missing.csv"
   missing.write_text("id,GM Vol,CSF Vol,Total Vol\n1,2,3,6\n")
   result = run_cli("predict", "brain_age_gm", "--input", missing)
@@ -196,7 +199,7 @@ def test_the_built_wheel_loads_and_predicts_outside_the_repository(tmp_path):
                  check=True, capture_output=True, timeout=300)
   table = tmp_path / "people.tsv"
   table.write_text("GM Vol\tWM Vol\tCSF Vol\tTotal Vol\tAge\n716.28\t425.44\t493.752\t1635.472\t24\n")
-  code = ("import flaxzoo.zoo as z, sys\n"
+  code = ("import flaxzoo.checkpoints as z, sys\n"
           "print(z.__file__)\n"
           "for name in z.list_pretrained():\n"
           "  m, c = z.load_pretrained(name)\n"
@@ -214,7 +217,7 @@ def test_the_built_wheel_loads_and_predicts_outside_the_repository(tmp_path):
 
 
 def test_loads_replicated_on_eight_devices():
-  code = ("from flaxzoo.zoo import load_pretrained; import numpy as np\n"
+  code = ("from flaxzoo.checkpoints import load_pretrained; import numpy as np\n"
           "m, c = load_pretrained('brain_age_gm', devices=8)\n"
           "print(len(m.linear.kernel[...].sharding.device_set), float(m(np.ones((16, 1), np.float32))[0, 0]))")
   result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

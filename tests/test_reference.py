@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from flaxzoo.trainers.config import get_experiment
-from flaxzoo.trainers.experiment import run_experiment
+from flaxzoo.experiments import get_experiment
+from flaxzoo.experiments import run_experiment
 
 # train MSE, train R2, train MAE (years), test MSE, test R2, test MAE (years)
 REFERENCE = {

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from flaxzoo.trainers.metric_log import read_metrics, scalars
+from flaxzoo.experiments.metric_log import read_metrics, scalars
 from test_checkpoints import kill_after_save
 
 # ~1 µs a step: 30 logged steps, a checkpoint every 500000.
@@ -118,7 +118,7 @@ def test_output_off_a_terminal_is_plain_lines(tmp_path, data_dir):
 def test_a_terminal_gets_a_progress_bar(tmp_path, data_dir):
   main, child = pty.openpty()
   process = subprocess.Popen(
-      [sys.executable, "-m", "flaxzoo.trainers.cli", "train", "brain_age_gm", "--steps", "3000", "--workdir",
+      [sys.executable, "-m", "flaxzoo.experiments.cli", "train", "brain_age_gm", "--steps", "3000", "--workdir",
        str(tmp_path), "--data-dir", str(data_dir), "--no-plots"],
       stdin=child, stdout=child, stderr=child, env={**os.environ, "COLUMNS": "120"})
   os.close(child)
@@ -144,7 +144,7 @@ def test_a_terminal_gets_a_progress_bar(tmp_path, data_dir):
 def test_event_files_are_valid_tfrecords_that_tensorboard_reads(tmp_path):
   from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
 
-  from flaxzoo.trainers.tensorboard_events import EventFile, crc32c
+  from flaxzoo.experiments.tensorboard_events import EventFile, crc32c
 
   assert crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
   events = EventFile(tmp_path, ".test", restart_step=7)

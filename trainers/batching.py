@@ -149,21 +149,6 @@ def make_take_fn(shuffle: str = "blocks", layout: Layout | None = None):
   return take_rows
 
 
-def make_block_index_fn(num_blocks: int, shuffle: str = "blocks"):
-  """`block_index_fn(step, rng) -> int32`: which block step `step` trains on (`blocks`/`none`).
-
-  Computes the epoch's order on every call; the fused loop keeps the order of
-  the current epoch instead (`make_epoch_order_fn`), with the same result.
-  """
-  epoch_order_fn = make_epoch_order_fn(num_blocks, shuffle)
-
-  def block_index_fn(step, rng):
-    epoch, position = jnp.divmod(step, num_blocks)
-    return epoch_order_fn(epoch, rng)[position]
-
-  return block_index_fn
-
-
 def take_block(blocks, index):
   """The batch `{key: [block_size, ...]}` of block `index` (no copy of other blocks)."""
   return {key: jax.lax.dynamic_index_in_dim(value, index, axis=0, keepdims=False)

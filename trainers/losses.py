@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from flaxzoo.zoo.registry import UnknownNameError
+from flaxzoo.zoo.registry import Registry
 
 LossFn = Callable[[jax.Array, jax.Array, jax.Array | None], jax.Array]
 
@@ -126,11 +126,11 @@ def l2_penalty(params) -> jax.Array:
 PerExampleLossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 # What the trainer minimises, by name: `(outputs, labels) -> [batch]`.
-PER_EXAMPLE: dict[str, PerExampleLossFn] = {
-    "mse": squared_errors,
-    "logistic": sigmoid_cross_entropies,
-    "softmax": softmax_cross_entropies,
-}
+PER_EXAMPLE: Registry[PerExampleLossFn] = Registry("loss")
+PER_EXAMPLE.register("mse", squared_errors)
+PER_EXAMPLE.register("logistic", sigmoid_cross_entropies)
+PER_EXAMPLE.register("softmax", softmax_cross_entropies)
+# The same losses as weighted batch means, for direct use.
 LOSSES: dict[str, LossFn] = {"mse": mse_loss, "logistic": logistic_loss, "softmax": softmax_loss}
 
 
@@ -138,6 +138,4 @@ def get_loss(name_or_fn: str | PerExampleLossFn) -> PerExampleLossFn:
   """A per-example loss by name (`mse`, `logistic`, `softmax`), or a callable as is."""
   if callable(name_or_fn):
     return name_or_fn
-  if name_or_fn not in PER_EXAMPLE:
-    raise UnknownNameError(f"unknown loss {name_or_fn!r}; known: {', '.join(PER_EXAMPLE)}")
-  return PER_EXAMPLE[name_or_fn]
+  return PER_EXAMPLE.get(name_or_fn)

@@ -23,7 +23,7 @@ from flaxzoo.trainers import metrics as metrics_lib
 from flaxzoo.trainers.batching import (SHUFFLES, arrange, make_epoch_order_fn, make_layout, make_take_fn,
                                        take_block)
 from flaxzoo.trainers.loop import make_fused_loop
-from flaxzoo.trainers.parallel import Placement, make_placement, to_host
+from flaxzoo.trainers.placement import Placement, make_placement, to_host
 from flaxzoo.trainers.steps import STREAM_MIN_CHUNKS, TrainState, make_apply_fn, make_eval_step, make_train_step
 
 # Batches of at least STREAM_MIN_CHUNKS * ROW_CHUNK rows a device go through the
@@ -72,7 +72,7 @@ class Trainer:
       `(outputs [b, k], labels [b]) -> [b]`.
     seed: seeds the batch order of mini-batch training.
     parallel: `"auto"`, `"none"` (jit, one device), `"pmap"` or `"mesh"`
-      (data-parallel over `devices`); see `flaxzoo.trainers.parallel`.
+      (data-parallel over `devices`); see `flaxzoo.trainers.placement`.
     devices: how many local devices; default all.
     task: `"regression"` or `"classification"` (metrics); inferred from a
       named loss.
@@ -159,19 +159,6 @@ class Trainer:
       self._loops[key] = self.placement.compile(run, num_static=2)
     return self._loops[key]
 
-  def _single_step(self, num_blocks: int, shuffle: str, layout=None):
-    key = (num_blocks, shuffle, layout if shuffle == "rows" else None)
-    if key not in self._steps:
-      epoch_order_fn = make_epoch_order_fn(num_blocks, shuffle, layout)
-      take_fn = make_take_fn(shuffle, layout)
-
-      def step(state, blocks):
-        epoch, position = jnp.divmod(state.step, num_blocks)
-        return self._train_step(state, take_fn(blocks, epoch_order_fn(epoch, state.rng), position))
-
-      self._steps[key] = self.placement.compile(step)
-    return self._steps[key]
-
   def layout_blocks(self, data: Data, batch_size: int | None = None, shuffle: str = "blocks", name="train"):
     """Host data → device blocks for this trainer's devices (see `batching`)."""
     arrays = _as_numpy(data, name)
@@ -193,7 +180,6 @@ class Trainer:
       shuffle: str = "blocks",
       eval_data: Mapping[str, Data] | None = None,
       log_every: int = 1000,
-      fused: bool = True,
       checkpoint_every: int | None = None,
       on_checkpoint: Callable[["Trainer"], None] | None = None,
       should_stop: Callable[[], bool] | None = None,
@@ -212,10 +198,8 @@ class Trainer:
         epoch; see `flaxzoo.trainers.batching`), `"rows"` (a fresh permutation
         of the rows every epoch) or `"none"` (data order).
       eval_data: `{name: data}` evaluated with the final parameters.
-      log_every: record the loss every this many steps.
-      fused: run `log_every`-step blocks inside one compiled call (default);
-        False runs a Python loop over a compiled single step (slow; for
-        checking the fused loop).
+      log_every: record the loss every this many steps (blocks of
+        `log_every` steps run inside one compiled call).
       checkpoint_every: call `on_checkpoint(self)` whenever the step count
         reaches a multiple of this, and at the end.
       on_checkpoint: e.g. saves `self.state`; the fused loop stops there.
@@ -263,44 +247,29 @@ class Trainer:
         if step == end or (every and step % every == 0):
           fn(self, history)
 
-    if fused:
-      run = self.fused_loop(layout.num_blocks, shuffle, layout)
-      # About 1000 steps a call: should_stop is polled that often, and every
-      # call (uninterrupted or resumed) runs one of the same few executables.
-      logs_per_call = max(1, 1000 // log_every)
-      current = first
-      for target in targets:
-        while current < target and not history.stopped:
-          remaining = target - current
-          num_logs, steps_per_log = min(remaining // log_every, logs_per_call), log_every
-          if num_logs == 0:
-            num_logs, steps_per_log = 1, remaining
-          state, logged_steps, logged_losses = run(state, blocks, num_logs, steps_per_log)
-          # Reading the losses waits for the call: never many calls in flight.
-          history.steps += to_host(placement.unreplicate(logged_steps)).tolist()
-          history.losses += to_host(placement.unreplicate(logged_losses)).tolist()
-          current += num_logs * steps_per_log
-          if on_progress:
-            on_progress(current, history)
-          history.stopped = bool(should_stop and should_stop() and current < end)
-        self.state = placement.unreplicate(state)
-        if history.stopped:
-          break
-        run_due(current)
-    else:
-      step_fn = self._single_step(layout.num_blocks, shuffle, layout)
-      for i in range(1, steps + 1):
-        state, loss = step_fn(state, blocks)
-        if i % log_every == 0 or i == steps:
-          history.steps.append(int(to_host(placement.unreplicate(state.step))))
-          history.losses.append(float(to_host(placement.unreplicate(loss))))
-          if on_progress:
-            on_progress(first + i, history)
-        elif i % 16 == 0:
-          jax.block_until_ready(loss)  # a long un-blocked loop of collectives can hang
-        if first + i in stops:
-          self.state = placement.unreplicate(state)
-          run_due(first + i)
+    run = self.fused_loop(layout.num_blocks, shuffle, layout)
+    # About 1000 steps a call: should_stop is polled that often, and every
+    # call (uninterrupted or resumed) runs one of the same few executables.
+    logs_per_call = max(1, 1000 // log_every)
+    current = first
+    for target in targets:
+      while current < target and not history.stopped:
+        remaining = target - current
+        num_logs, steps_per_log = min(remaining // log_every, logs_per_call), log_every
+        if num_logs == 0:
+          num_logs, steps_per_log = 1, remaining
+        state, logged_steps, logged_losses = run(state, blocks, num_logs, steps_per_log)
+        # Reading the losses waits for the call: never many calls in flight.
+        history.steps += to_host(placement.unreplicate(logged_steps)).tolist()
+        history.losses += to_host(placement.unreplicate(logged_losses)).tolist()
+        current += num_logs * steps_per_log
+        if on_progress:
+          on_progress(current, history)
+        history.stopped = bool(should_stop and should_stop() and current < end)
+      self.state = placement.unreplicate(state)
+      if history.stopped:
+        break
+      run_due(current)
     self.state = placement.unreplicate(state)
     jax.block_until_ready(self.state)
     history.train_seconds = time.perf_counter() - start

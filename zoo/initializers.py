@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from flaxzoo.zoo.registry import Registry
+
 
 def reference_init(model: nnx.Module, seed: int = 13) -> nnx.Module:
   """Sets a single-output linear model to the brain-age reference initialisation.
@@ -38,4 +40,7 @@ def reference_init(model: nnx.Module, seed: int = 13) -> nnx.Module:
   return model
 
 
-INITIALIZERS = {"default": None, "reference": reference_init}
+# `fn(model, seed)`, applied after construction; "default" keeps the module's own.
+INITIALIZERS: Registry = Registry("init")
+INITIALIZERS.register("default", None)
+INITIALIZERS.register("reference", reference_init)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-
-SMALL = 8  # up to this many features, the forward pass is written out (see __call__)
+from flaxzoo.zoo.dense import check_input, dense
 
 
 class LinearRegression(nnx.Module):
@@ -33,13 +32,6 @@ class LinearRegression(nnx.Module):
     self.linear = nnx.Linear(in_features, out_features, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    """x: `[batch, in_features]` → `[batch, out_features]`."""
-    if self.in_features > SMALL:
-      return self.linear(x)
-    # A few features: multiply-adds, not a matrix product. XLA's CPU dot for a
-    # [n, 3] @ [3, 1] product (and its gradient) costs ~2x the whole step.
-    kernel, bias = self.linear.kernel[...], self.linear.bias[...]
-    out = x[:, :1] * kernel[:1]
-    for k in range(1, self.in_features):
-      out = out + x[:, k:k + 1] * kernel[k:k + 1]
-    return out + bias[None, :]
+    """x: `[batch, in_features]` → `[batch, out_features]` (one example `[in_features]` → `[out_features]`)."""
+    check_input(x, self.in_features, "LinearRegression")
+    return dense(x, self.linear.kernel[...], self.linear.bias[...])

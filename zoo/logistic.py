@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
+from flaxzoo.zoo.dense import check_input
+
 
 class LinearClassifier(nnx.Module):
   """Logits of a linear classifier: `x @ kernel + bias`.
@@ -34,4 +36,5 @@ class LinearClassifier(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """x: `[batch, in_features]` → logits `[batch, 1]` (binary) or `[batch, num_classes]`."""
+    check_input(x, self.in_features, "LinearClassifier")
     return self.linear(x)

@@ -1,8 +1,76 @@
-"""The registered models of the zoo."""
+"""The model zoo: `create_model(name, **overrides)`, `list_models()`, and the registered models."""
 
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from flax import nnx
+
+from flaxzoo.zoo.initializers import INITIALIZERS
 from flaxzoo.zoo.linear import LinearRegression
 from flaxzoo.zoo.logistic import LinearClassifier
-from flaxzoo.zoo.registry import register_model
+from flaxzoo.zoo.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """A named model: its constructor and default constructor arguments."""
+
+  name: str
+  constructor: Callable[..., nnx.Module]
+  defaults: dict[str, Any]
+  description: str
+
+
+_MODELS: Registry[ModelSpec] = Registry("model")
+
+
+def register_model(name: str, constructor, description: str = "", **defaults) -> ModelSpec:
+  """Registers `constructor` under `name`; a name can be registered once."""
+  return _MODELS.register(name, ModelSpec(name, constructor, dict(defaults), description))
+
+
+def get_model_spec(name: str) -> ModelSpec:
+  return _MODELS.get(name)
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+  """Registered model names, sorted, optionally filtered by a glob `pattern`.
+
+  The shipped pretrained weights are listed by `flaxzoo.checkpoints.list_pretrained`.
+  """
+  return _MODELS.names(pattern)
+
+
+def create_model(name: str, *, seed: int = 0, init: str = "default", **overrides) -> nnx.Module:
+  """Builds the model registered as `name`.
+
+  Args:
+    name: a name from `list_models()`.
+    seed: seeds `nnx.Rngs` (and the reference init).
+    init: `"default"` (the module's own initialisers) or `"reference"`
+      (`flaxzoo.zoo.initializers.reference_init`).
+    **overrides: constructor arguments replacing the registered defaults,
+      e.g. `in_features=3`.
+
+  Raises:
+    UnknownNameError: for an unknown model or init name, listing the known ones.
+    ValueError: for an argument the constructor does not take.
+  """
+  spec = get_model_spec(name)
+  initializer = INITIALIZERS.get(init)
+  unknown = set(overrides) - set(spec.defaults)
+  if unknown:
+    raise ValueError(
+        f"model {name!r} takes no argument {sorted(unknown)[0]!r}; it takes:"
+        f" {', '.join(spec.defaults)}"
+    )
+  model = spec.constructor(**{**spec.defaults, **overrides}, rngs=nnx.Rngs(seed))
+  if initializer is not None:
+    initializer(model, seed)
+  return model
+
 
 register_model(
     "linear_regression", LinearRegression,

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import pathlib
 
 from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
-from flaxzoo.datasets.tables import DataError, read_volume_table
-
-RAW_FILE = pathlib.Path(__file__).with_name("brain_data.tsv")
-RAW_SHA256 = "2145cce715e1cd033bd493d152844977df1fed7db7887e09e70b3547797a27b7"
-SPLIT_SEED = 13
-TEST_FRACTION = 0.1
+from flaxzoo.datasets.brain_age.split import RAW_FILE, RAW_SHA256, VERSION, reference_split
+from flaxzoo.datasets.brain_age.volumes import read_volume_table
+from flaxzoo.datasets.tables import DataError
 
 
 def sha256_of(path) -> str:
@@ -23,26 +19,10 @@ def sha256_of(path) -> str:
     return hashlib.sha256(f.read()).hexdigest()
 
 
-def reference_split(num_rows: int, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
-  """Row indices of the reference train and test splits, in reference order.
-
-  `k1, _ = split(PRNGKey(seed))` with the legacy (non-partitionable) threefry,
-  then `permutation(k1, num_rows)`: the first 90% are train, the rest test.
-  Permuting indices gives the same order as permuting the rows themselves.
-  """
-  import jax  # Deferred: the builder module is imported by light-weight callers too.
-
-  with jax.threefry_partitionable(False):
-    k1, _ = jax.random.split(jax.random.PRNGKey(seed))
-    order = np.asarray(jax.random.permutation(k1, num_rows))
-  num_test = int(num_rows * TEST_FRACTION)
-  return order[: num_rows - num_test], order[num_rows - num_test :]
-
-
 class Builder(tfds.core.GeneratorBasedBuilder):
   """DatasetBuilder for brain_age: raw volumes (cm^3) and age (years)."""
 
-  VERSION = tfds.core.Version("1.0.0")
+  VERSION = tfds.core.Version(VERSION)
   RELEASE_NOTES = {"1.0.0": "Initial release: 652 people, reference 587/65 split (seed 13)."}
   # Class attributes so that a test can point a subclass at a tampered copy.
   RAW_FILE = RAW_FILE

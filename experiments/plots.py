@@ -2,10 +2,12 @@
 
 - `loss.png`: the training objective at each logged step and the train and
   test loss (MSE or log loss) of the parameters, log scale.
-- regression: `predicted_vs_true.png` (years for brain age, identity line);
-  brain age also `brain_age_gap.png`: the gap (predicted − age) against age
-  with its linear trend fitted on the training split, and the gap after
-  subtracting that trend (bias correction, Smith et al. 2019).
+- regression: `predicted_vs_true.png` in the label's own unit (years for
+  brain age), with the identity line; where the data names its residual
+  (brain age: the brain-age gap), also `<name>.png`: the residual (predicted −
+  true) against the true value with its linear trend fitted on the training
+  split, and the residual after subtracting that trend (for brain age the
+  bias correction of Smith et al. 2019).
 - classification: `roc.png` (binary: the ROC curve; more classes: one
   against the rest) and `confusion.png` (test split).
 """
@@ -17,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from flaxzoo.trainers.metric_log import MetricLogError, read_metrics
+from flaxzoo.experiments.metric_log import MetricLogError, read_metrics
 
 FIGSIZE, DPI = (6.4, 4.8), 100  # 640 x 480 pixels
 
@@ -76,24 +78,26 @@ def plot_predicted_vs_true(true: dict[str, np.ndarray], predicted: dict[str, np.
   return _save(fig, path)
 
 
-def plot_brain_age_gap(age: dict[str, np.ndarray], predicted: dict[str, np.ndarray], title: str,
-                       path: pathlib.Path) -> pathlib.Path:
+def plot_residual(true: dict[str, np.ndarray], predicted: dict[str, np.ndarray], name: str, unit: str, title: str,
+                  path: pathlib.Path) -> pathlib.Path:
+  """The residual `name` (predicted − true) against the true value, raw and with its train-split trend removed."""
   plt = _pyplot()
   fig, (raw_ax, corrected_ax) = plt.subplots(1, 2, figsize=FIGSIZE, sharey=True)
+  age = true
   gap = {s: predicted[s] - age[s] for s in age}
   slope, intercept = np.polyfit(age["train"], gap["train"], 1)
   line = np.linspace(min(a.min() for a in age.values()), max(a.max() for a in age.values()), 2)
   for split, style in (("train", dict(color="tab:blue", alpha=0.35, s=8)), ("test", dict(color="tab:orange", s=14))):
     raw_ax.scatter(age[split], gap[split], label=split, **style)
     corrected_ax.scatter(age[split], gap[split] - (slope * age[split] + intercept), label=split, **style)
-  raw_ax.plot(line, slope * line + intercept, color="k", lw=1.5, label=f"fit on train: {slope:+.3f}·age {intercept:+.1f}")
+  raw_ax.plot(line, slope * line + intercept, color="k", lw=1.5, label=f"fit on train: {slope:+.3f}·true {intercept:+.1f}")
   corrected_ax.axhline(0, color="k", lw=1)
-  raw_ax.set_title("brain-age gap")
-  corrected_ax.set_title("bias-corrected gap")
+  raw_ax.set_title(name)
+  corrected_ax.set_title(f"bias-corrected {name.split()[-1]}")
   for ax in (raw_ax, corrected_ax):
-    ax.set_xlabel("age (years)")
+    ax.set_xlabel(f"true ({unit})")
     ax.grid(alpha=0.3)
-  raw_ax.set_ylabel("predicted − true age (years)")
+  raw_ax.set_ylabel(f"predicted − true ({unit})")
   raw_ax.legend(fontsize=8)
   fig.suptitle(title)
   return _save(fig, path)
@@ -152,22 +156,20 @@ def plot_run(records, trainer, data, experiment: str, step: int, out_dir) -> lis
   out.mkdir(parents=True, exist_ok=True)
   title = f"{experiment}, step {step}"
   pre = data.preprocessing
-  mse_unit = f"(age / {pre.label_scale:g} years)²" if pre.label_unit == "years" else "label units²"
+  unit = pre.label_unit or "label units"
+  mse_unit = f"(label / {pre.label_scale:g} {unit})²" if pre.label_scale else "label units²"
   files = [plot_loss(records, f"{title}: loss", out / "loss.png", mse_unit)]
   splits = data.splits
   outputs = {s: trainer.predict(x) for s, (x, _) in splits.items()}
   if data.task == "regression":
-    if pre.label_unit == "years":  # brain age: in years, from the raw ages
-      age = {s: np.asarray(data.raw[s]["age"], np.float64) for s in splits}
-      predicted = {s: pre.postprocess(outputs[s])[:, 0] for s in splits}
-      files.append(plot_predicted_vs_true(age, predicted, "years", f"{title}: predicted age", out / "predicted_vs_true.png"))
-      files.append(plot_brain_age_gap(age, predicted, f"{title}: brain-age gap", out / "brain_age_gap.png"))
-    else:
-      true = {s: np.asarray(y, np.float64) for s, (_, y) in splits.items()}
-      predicted = {s: np.asarray(outputs[s], np.float64)[:, 0] for s in splits}
-      label = getattr(pre, "label", "label")
-      files.append(plot_predicted_vs_true(true, predicted, f"{label}, label units", f"{title}: predicted vs true",
-                                          out / "predicted_vs_true.png"))
+    true = {s: pre.natural_labels(data.raw[s]) for s in splits}
+    predicted = {s: pre.postprocess(outputs[s])[:, 0] for s in splits}
+    label = pre.label if pre.label_unit is None else f"{pre.label}, {unit}"
+    files.append(plot_predicted_vs_true(true, predicted, unit if pre.label_unit else f"{label}",
+                                        f"{title}: predicted {pre.label}", out / "predicted_vs_true.png"))
+    if pre.residual_name:
+      files.append(plot_residual(true, predicted, pre.residual_name, unit, f"{title}: {pre.residual_name}",
+                                 out / f"{pre.residual_name.replace('-', '_').replace(' ', '_')}.png"))
   else:
     classes = list(data.class_names)
     scores = {s: (o[:, 0] if o.shape[1] == 1 else o) for s, o in outputs.items()}
@@ -180,7 +182,7 @@ def plot_run(records, trainer, data, experiment: str, step: int, out_dir) -> lis
 
 def plot_workdir(workdir, out_dir=None, data_dir=None, log=None) -> list[pathlib.Path]:
   """`flaxzoo plot`: the plots of a training workdir (its metrics.jsonl and latest checkpoint)."""
-  from flaxzoo.trainers.experiment import load_trained
+  from flaxzoo.experiments.trained import load_trained
 
   workdir = pathlib.Path(workdir)
   records = read_metrics(workdir)

@@ -1,11 +1,14 @@
-"""Orbax checkpoints of a training run: `<workdir>/checkpoints/<step>/{state, meta}`.
+"""Orbax checkpoints of a training run: `<workdir>/checkpoints/<step>/{state, meta, metrics}`.
 
 `state` is the whole `TrainState` (params, optimizer state, step, rng) as
-Orbax arrays; `meta` is JSON: the experiment's config, the metrics at that
-step and library versions. Orbax writes each step to a temporary directory
-and renames it when complete, so a run killed mid-save leaves the last
-complete step; a step directory without Orbax's `commit_success.txt` is
-never read. Nothing in a checkpoint is executed (no pickle).
+Orbax arrays; `meta` is JSON: the run's config, the model, the metrics at that
+step and library versions; `metrics` the flat metrics Orbax ranks steps by.
+Orbax owns what it owns: which steps are complete (it writes each step to a
+temporary directory and renames it when done, so a run killed mid-save leaves
+the last complete step), the latest and the best step, what to keep. flaxzoo
+adds a seal: the size and sha256 of every file of a finished step, so that a
+truncated, deleted or altered file is named before Orbax reads it.
+Nothing in a checkpoint is executed (no pickle).
 
 Restoring goes through an abstract target (shapes, dtypes, the restoring
 run's sharding), so a checkpoint saved on 8 devices restores on 1 and the
@@ -16,22 +19,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pathlib
 from typing import Any, Callable
 
 import jax
 import numpy as np
 
-from flaxzoo.trainers.config import ConfigError
+from flaxzoo.checkpoints.errors import CheckpointError
+from flaxzoo.checkpoints.files import write_atomic
 
-COMMIT_MARKER = "commit_success.txt"
 SEAL = "flaxzoo_files.json"
-_HIGHER_IS_BETTER = ("r2", "accuracy", "auc", "balanced_accuracy")
-
-
-class CheckpointError(ValueError):
-  """A checkpoint cannot be used; the message names the step and what is wrong."""
+_HIGHER_IS_BETTER = ("r2", "accuracy", "auc", "roc_auc", "balanced_accuracy")
 
 
 def parse_keep_best(spec: str | None) -> tuple[str, str] | None:
@@ -42,13 +40,14 @@ def parse_keep_best(spec: str | None) -> tuple[str, str] | None:
   if not mode:
     mode = "max" if name.rsplit("/", 1)[-1] in _HIGHER_IS_BETTER else "min"
   if mode not in ("min", "max") or "/" not in name:
-    raise ConfigError(f"--keep-best must be SPLIT/METRIC[:min|max], e.g. test/mse, got {spec!r}")
+    raise ValueError(f"keep_best must be SPLIT/METRIC[:min|max], e.g. test/mse, got {spec!r}")
   return name, mode
 
 
-def _flat_metrics(metrics: dict[str, dict[str, float]]) -> dict[str, float]:
+def flat_metrics(metrics: dict[str, dict[str, Any]]) -> dict[str, float]:
+  """`{"test": {"mse": ...}}` → `{"test/mse": ...}`, numbers only (not the confusion matrix)."""
   return {f"{split}/{key}": float(value) for split, values in metrics.items() for key, value in values.items()
-          if isinstance(value, (int, float))}  # not the confusion matrix
+          if isinstance(value, (int, float))}
 
 
 class Checkpointer:
@@ -56,9 +55,9 @@ class Checkpointer:
 
   Args:
     directory: `<workdir>/checkpoints`.
-    keep: how many recent checkpoints to keep (None: all).
-    keep_best: keep the best by this metric (`"test/mse"`, `"test/r2:max"`)
-      instead of the most recent.
+    keep: how many checkpoints to keep (None: all).
+    keep_best: rank steps by this metric (`"test/mse"`, `"test/r2:max"`):
+      keep the best instead of the most recent, and `best_step()`.
     async_save: write in the background; `close()` waits for it.
   """
 
@@ -88,19 +87,22 @@ class Checkpointer:
     return sorted(self._manager.all_steps())
 
   def latest_step(self) -> int | None:
-    steps = self.steps()
-    return steps[-1] if steps else None
+    return self._manager.latest_step()
 
-  def save(self, step: int, state, meta: dict[str, Any], metrics: dict[str, dict[str, float]] | None = None) -> None:
-    """Saves `state` (host-global view) and `meta` (JSON) as step `step`."""
+  def best_step(self) -> int | None:
+    """The best step by `keep_best` (Orbax's ranking of the saved metrics); the latest without it."""
+    return self._manager.best_step()
+
+  def save(self, step: int, state, meta: dict[str, Any], metrics: dict[str, dict[str, Any]] | None = None) -> None:
+    """Saves `state` (host-global view), `meta` (JSON) and `metrics` as step `step`."""
     ocp = self._ocp
-    flat = _flat_metrics(metrics or {})
+    flat = flat_metrics(metrics or {})
     if self.keep_best and self.keep_best[0] not in flat:
-      raise ConfigError(f"--keep-best {self.keep_best[0]}: no such metric; known: {', '.join(sorted(flat))}")
+      raise ValueError(f"keep_best {self.keep_best[0]}: no such metric; known: {', '.join(sorted(flat))}")
     self._manager.save(
         step,
         args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-        metrics=flat if self.keep_best else None,
+        metrics=flat,
         force=True,
     )
     # Orbax finishes the previous background save before it starts this one.
@@ -112,21 +114,17 @@ class Checkpointer:
     self._seal()
     self._manager.close()
 
-  # A list of every file of a finished step with its size and sha256, written
-  # beside Orbax's files: a truncated, deleted or altered array file is then
-  # named before Orbax reads it (TensorStore's own errors on such files are
-  # long and come with tracebacks printed from its threads).
+  def _step_dir(self, step: int) -> pathlib.Path:
+    return self.directory / str(step)
 
   def _seal(self, exclude: int | None = None) -> None:
     if jax.process_index() != 0:
       return
+    self._manager.reload()  # the steps Orbax has finished since the last save
     for step in self.steps():
       listing = self._step_dir(step) / SEAL
-      if step == exclude or listing.exists() or not (self._step_dir(step) / COMMIT_MARKER).exists():
-        continue
-      tmp = listing.with_suffix(".tmp")
-      tmp.write_text(json.dumps(_file_digests(self._step_dir(step)), indent=1))
-      os.replace(tmp, listing)
+      if step != exclude and not listing.exists():
+        write_atomic(listing, json.dumps(_file_digests(self._step_dir(step)), indent=1))
 
   def _verify_files(self, step: int) -> None:
     listing = self._step_dir(step) / SEAL
@@ -134,7 +132,7 @@ class Checkpointer:
       return  # Killed between Orbax's commit and the listing: nothing to check against.
     try:
       expected = json.loads(listing.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
       raise CheckpointError(f"checkpoint step {step} ({listing}): unreadable file list ({e})") from None
     actual = _file_digests(self._step_dir(step))
     for name, digest in sorted(expected.items()):
@@ -150,28 +148,24 @@ class Checkpointer:
       if actual[name]["sha256"] != digest["sha256"]:
         raise CheckpointError(f"checkpoint step {step} ({self._step_dir(step)}): {name} was altered since it was saved")
 
-  def _step_dir(self, step: int) -> pathlib.Path:
-    return self.directory / str(step)
+  def _check_complete(self, step: int) -> None:
+    if step not in self.steps():
+      raise CheckpointError(f"checkpoint step {step}: no such complete step in {self.directory} (steps: {self.steps()})")
 
   def restore_meta(self, step: int) -> dict[str, Any]:
+    """The JSON `meta` of step `step`, read by Orbax."""
     self._check_complete(step)
-    path = self._step_dir(step) / "meta" / "metadata"  # where ocp.args.JsonSave writes
-    if not path.is_file():
-      raise CheckpointError(f"checkpoint step {step} ({self._step_dir(step)}): its meta item is missing")
+    ocp = self._ocp
     try:
-      meta = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-      raise CheckpointError(f"checkpoint step {step} ({path}): meta is not valid JSON ({e})") from None
+      meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    except FileNotFoundError:
+      raise CheckpointError(f"checkpoint step {step} ({self._step_dir(step)}): its meta item is missing") from None
+    except (ValueError, OSError, RecursionError) as e:  # JSONDecodeError is a ValueError
+      text = " ".join(str(e).split())[:200]
+      raise CheckpointError(f"checkpoint step {step} ({self._step_dir(step)}): meta is not valid JSON ({text})") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
-      raise CheckpointError(f"checkpoint step {step} ({path}): meta has no config")
+      raise CheckpointError(f"checkpoint step {step} ({self._step_dir(step)}): meta has no config")
     return meta
-
-  def _check_complete(self, step: int) -> None:
-    directory = self._step_dir(step)
-    if not directory.is_dir():
-      raise CheckpointError(f"checkpoint step {step}: no such step in {self.directory} (steps: {self.steps()})")
-    if not (directory / COMMIT_MARKER).exists():
-      raise CheckpointError(f"checkpoint step {step} ({directory}): incomplete, no {COMMIT_MARKER}")
 
   def restore(self, step: int, abstract_state) -> tuple[Any, dict[str, Any]]:
     """Restores step `step` into `abstract_state`'s shapes, dtypes and shardings.
@@ -183,20 +177,13 @@ class Checkpointer:
     meta = self.restore_meta(step)
     self._verify_files(step)  # before Orbax opens any array file
     ocp = self._ocp
-    expected = {_dotted(path): tuple(leaf.shape)
-                for path, leaf in jax.tree_util.tree_flatten_with_path(abstract_state)[0]}
     try:
       stored = self._manager.item_metadata(step)["state"]
-      stored_shapes = {leaf.name: tuple(leaf.shape) for leaf in jax.tree.leaves(
-          stored, is_leaf=lambda x: hasattr(x, "shape") and hasattr(x, "name"))}
     except Exception:  # noqa: BLE001 - unreadable metadata is reported by the restore below.
-      stored_shapes = {}
-    mismatched = [f"{k}: saved {stored_shapes.get(k, 'nothing')}, expected {v}"
-                  for k, v in expected.items() if stored_shapes and stored_shapes.get(k) != v]
-    if mismatched:
-      raise CheckpointError(
-          f"checkpoint step {step} ({self._step_dir(step)}) holds another model: {mismatched[0]}"
-      )
+      stored = None
+    mismatch = shape_mismatch(abstract_state, stored)
+    if mismatch:
+      raise CheckpointError(f"checkpoint step {step} ({self._step_dir(step)}) holds another model: {mismatch}")
     try:
       restored = self._manager.restore(
           step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
@@ -207,23 +194,47 @@ class Checkpointer:
       raise CheckpointError(f"checkpoint step {step} ({self._step_dir(step)}): cannot read the state ({text})") from None
     return state, meta
 
-  def restore_with_fallback(self, step: int, abstract_state, fallback: bool, warn: Callable[[str], None]):
-    """`restore(step)`; with `fallback`, tries earlier complete steps on a CheckpointError."""
-    candidates = [s for s in self.steps() if s <= step][::-1] if fallback else [step]
-    if fallback and step not in candidates:
-      candidates.insert(0, step)
-    first_error = None
-    for candidate in candidates:
-      try:
-        result = self.restore(candidate, abstract_state)
-      except CheckpointError as e:
-        if not fallback:
-          raise
-        first_error = first_error or e
-        warn(f"warning: {e}; trying an earlier step")
-        continue
-      return candidate, result
-    raise first_error or CheckpointError(f"no usable checkpoint in {self.directory}")
+  def restore_with_fallback(self, step: int, restore_fn: Callable[[int], Any], fallback: bool,
+                            warn: Callable[[str], None]) -> tuple[int, Any]:
+    """`(step, restore_fn(step))`; with `fallback`, earlier complete steps in turn on a CheckpointError."""
+    return with_fallback(self.steps(), step, restore_fn, fallback, warn, self.directory)
+
+
+def with_fallback(steps: list[int], step: int, restore_fn: Callable[[int], Any], fallback: bool,
+                  warn: Callable[[str], None], where) -> tuple[int, Any]:
+  """The one fallback loop: `restore_fn(step)`, or with `fallback` the latest earlier step that restores."""
+  candidates = [s for s in steps if s <= step][::-1] if fallback else [step]
+  if fallback and step not in candidates:
+    candidates.insert(0, step)
+  first_error = None
+  for candidate in candidates:
+    try:
+      return candidate, restore_fn(candidate)
+    except CheckpointError as e:
+      if not fallback:
+        raise
+      first_error = first_error or e
+      warn(f"warning: {e}; trying an earlier step")
+  raise first_error or CheckpointError(f"no usable checkpoint in {where}")
+
+
+def shape_mismatch(expected_tree, stored_metadata) -> str | None:
+  """The first array of `expected_tree` whose shape differs from Orbax's stored metadata, as text.
+
+  The one shape check of restores (run checkpoints and exported params).
+  """
+  if stored_metadata is None:
+    return None
+  stored = {leaf.name: tuple(leaf.shape) for leaf in jax.tree.leaves(
+      getattr(stored_metadata, "item_metadata", stored_metadata),
+      is_leaf=lambda x: hasattr(x, "shape") and hasattr(x, "name"))}
+  if not stored:
+    return None
+  for path, leaf in jax.tree_util.tree_flatten_with_path(expected_tree)[0]:
+    key = _dotted(path)
+    if stored.get(key) != tuple(leaf.shape):
+      return f"{key}: saved {stored.get(key, 'nothing')}, expected {tuple(leaf.shape)}"
+  return None
 
 
 def _file_digests(step_dir: pathlib.Path) -> dict[str, dict[str, Any]]:
@@ -237,13 +248,10 @@ def _file_digests(step_dir: pathlib.Path) -> dict[str, dict[str, Any]]:
 
 def _dotted(path) -> str:
   """A pytree path as Orbax names arrays: `params.linear.bias.value`."""
-  parts = []
-  for key in path:
-    parts.append(str(getattr(key, "name", getattr(key, "key", getattr(key, "idx", key)))))
-  return ".".join(parts)
+  return ".".join(str(getattr(key, "name", getattr(key, "key", getattr(key, "idx", key)))) for key in path)
 
 
 def abstract_like(tree, sharding) -> Any:
   """`ShapeDtypeStruct`s of `tree`'s leaves, placed with `sharding` (the restoring run's)."""
-  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype if not hasattr(x, "dtype") else x.dtype,
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype,
                                                      sharding=sharding), tree)

@@ -42,8 +42,35 @@ def _positive(kind):
   return _number(kind, lambda v: v > 0, "> 0")
 
 
-_fraction = _number(float, lambda v: 0 < v < 1, "between 0 and 1")
-_non_negative = _number(float, lambda v: v >= 0, ">= 0")
+def _field_type(field):
+  """argparse's `type` for a schema field: the schema's own parse and check, errors in one line."""
+  from flaxzoo.experiments.config import parse_flag_value
+
+  def parse(text: str):
+    try:
+      return parse_flag_value(field, text)
+    except ValueError as e:
+      raise argparse.ArgumentTypeError(str(e)) from None
+
+  return parse
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+  """One flag per field of the config schema (`flaxzoo.experiments.config.Config`), declared there."""
+  from flaxzoo.experiments.config import field_options, flag_of
+
+  for field in field_options():
+    meta = field.metadata
+    kwargs = dict(dest=field.name, help=meta["help"], default=None)
+    if meta["kind"] is bool:
+      kwargs["action"] = argparse.BooleanOptionalAction
+    else:
+      kwargs["type"] = _field_type(field)
+      if meta["choices"]:
+        kwargs["choices"] = meta["choices"]
+      if meta["metavar"]:
+        kwargs["metavar"] = meta["metavar"]
+    parser.add_argument(flag_of(field), **kwargs)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -58,32 +85,9 @@ def _build_parser() -> argparse.ArgumentParser:
   train = commands.add_parser("train", help="train a named experiment", parents=[common])
   train.add_argument("experiment", help="an experiment name (see `flaxzoo list`)")
   train.add_argument("--workdir", help="output folder (default: runs/EXPERIMENT)")
-  train.add_argument("--dataset", metavar="brain_age|csv:PATH|tfds:NAME[/CONFIG]",
-                     help="the data (experiments linear, linear_regression, linear_classifier need it)")
-  train.add_argument("--label", help="the label column (csv), `label` feature (tfds), or age_group (brain_age)")
-  train.add_argument("--features", metavar="COL,...", help="input columns (default: all but the label)")
-  train.add_argument("--task", choices=["regression", "classification"], help="default: inferred from the label")
-  train.add_argument("--test-fraction", type=_fraction, help="held-out share of a csv/tfds dataset (default 0.2)")
-  train.add_argument("--split-seed", type=int, help="seed of the train/test split (default 0)")
-  train.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
-                     help="standardise features with the train split's mean and std (default: on, except the"
-                          " brain-age regression reference)")
-  train.add_argument("--optimizer", choices=["sgd", "momentum", "adam", "lbfgs"], help="optax optimizer")
-  train.add_argument("--l2", type=_non_negative, help="L2 penalty l2/2*|w|^2 (sklearn: C = 1/(n*l2))")
+  _add_config_flags(train)
   train.add_argument("--download", action="store_true", help="tfds: download and prepare a missing dataset")
-  train.add_argument("--steps", type=_positive(int), help="optimizer steps")
-  train.add_argument("--lr", type=_positive(float), help="learning rate")
-  train.add_argument("--batch-size", type=_positive(int), help="mini-batch size (default: full batch)")
-  train.add_argument("--seed", type=int, help="seed of the initialisation and batch order")
-  train.add_argument("--log-every", type=_positive(int), help="steps between logged losses")
   train.add_argument("--data-dir", help="TFDS data dir (default: $TFDS_DATA_DIR or ~/.cache/flaxzoo)")
-  train.add_argument("--shuffle", choices=["blocks", "rows", "none"],
-                     help="mini-batch order: blocks (default; rows permuted once, batch order every epoch),"
-                          " rows (every epoch), none")
-  train.add_argument("--parallel", choices=["auto", "none", "pmap", "mesh"],
-                     help="none: jit on one device; pmap / mesh: data-parallel; auto (default):"
-                          " mesh on more than one device")
-  train.add_argument("--devices", type=_positive(int), help="local devices to use (default: all)")
   train.add_argument("--coordinator", metavar="HOST:PORT",
                      help="multi-process run: address of process 0 (jax.distributed)")
   train.add_argument("--num-processes", type=_positive(int), help="multi-process run: how many processes")
@@ -138,13 +142,13 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _list() -> None:
-  from flaxzoo.trainers.config import get_experiment, list_experiments
-  from flaxzoo.zoo import get_model_spec, list_models
+  from flaxzoo.checkpoints.pretrained import list_pretrained, read_card_summary
+  from flaxzoo.experiments.named import get_experiment, list_experiments
+  from flaxzoo.zoo.models import get_model_spec, list_models
 
   print("models:")
   for name in list_models():
     print(f"  {name:22s} {get_model_spec(name).description}")
-  from flaxzoo.zoo import list_pretrained, read_card_summary
 
   print("pretrained:")
   for name in list_pretrained():
@@ -184,36 +188,22 @@ def _print_table(results) -> None:
 
 
 def _train(args) -> None:
-  from flaxzoo.trainers.config import ConfigError, get_experiment
-  from flaxzoo.trainers.experiment import run_experiment
+  from flaxzoo.experiments.config import ConfigError, field_options
+  from flaxzoo.experiments.named import get_experiment
+  from flaxzoo.experiments.runner import run_experiment
 
-  config = get_experiment(args.experiment).replace(
-      dataset=args.dataset,
-      label=args.label,
-      features=args.features,
-      task=args.task,
-      test_fraction=args.test_fraction,
-      split_seed=args.split_seed,
-      standardize=args.standardize,
-      optimizer=args.optimizer,
-      l2=args.l2,
-      steps=args.steps,
-      learning_rate=args.lr,
-      batch_size=args.batch_size,
-      seed=args.seed,
-      log_every=args.log_every,
-      shuffle=args.shuffle,
-      parallel=args.parallel,
-      devices=args.devices,
-  )
+  config = get_experiment(args.experiment).replace(**{f.name: getattr(args, f.name) for f in field_options()})
   multi = [args.coordinator, args.num_processes, args.process_id]
   if any(v is not None for v in multi):
     if any(v is None for v in multi):
       raise ConfigError("a multi-process run needs --coordinator, --num-processes and --process-id together")
     from flaxzoo.trainers import distributed
 
-    distributed.initialize(args.coordinator, args.num_processes, args.process_id, args.timeout)
-  from flaxzoo.trainers.progress import current_mode
+    try:
+      distributed.initialize(args.coordinator, args.num_processes, args.process_id, args.timeout)
+    except (ValueError, RuntimeError) as e:
+      raise ConfigError(str(e)) from None
+  from flaxzoo.experiments.progress import current_mode
 
   stop = _StopFlag()
   results = run_experiment(
@@ -246,7 +236,7 @@ class _StopFlag:
 
 
 def _plot(args) -> None:
-  from flaxzoo.trainers.plots import plot_workdir
+  from flaxzoo.experiments.plots import plot_workdir
 
   for path in plot_workdir(args.workdir, args.out, data_dir=args.data_dir, log=_log):
     print(path)
@@ -277,12 +267,13 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
 
 
 def _export(args) -> None:
-  from flaxzoo.trainers.export import export
+  import json
 
-  target = export(args.workdir, args.name, args.out, step=args.step, force=args.force, data_dir=args.data_dir)
-  card = __import__("json").loads((target / "card.json").read_text())
-  from flaxzoo.zoo.pretrained import summary
+  from flaxzoo.checkpoints.card import summary
+  from flaxzoo.experiments.trained import export_run
 
+  target = export_run(args.workdir, args.name, args.out, step=args.step, force=args.force, data_dir=args.data_dir)
+  card = json.loads((target / "card.json").read_text())
   print(f"exported {args.workdir} (step {card['recipe']['step']}) to {target}: {summary(card)}")
 
 
@@ -291,26 +282,16 @@ def _predict(args) -> None:
   import io
   import pathlib
 
-  from flaxzoo.datasets.csv_table import read_csv_table
-  from flaxzoo.datasets.preprocessing import TissueFractions
-  from flaxzoo.datasets.tables import read_volume_table
-  from flaxzoo.trainers.config import ConfigError
-  from flaxzoo.zoo import load_pretrained, predict
+  from flaxzoo.checkpoints.predict import predict
+  from flaxzoo.experiments.config import ConfigError
+  from flaxzoo.experiments.trained import load_model
+  from flaxzoo.experiments.workdir import write_atomic
 
   if args.output and pathlib.Path(args.output).exists() and not args.force:
     raise ConfigError(f"{args.output} exists; pass --force to overwrite it")
-  try:
-    model, card = load_pretrained(args.model)
-  except ValueError as e:
-    raise ConfigError(str(e)) from None
-  preprocessing = card.preprocessing
-  if isinstance(preprocessing, TissueFractions):
-    table = read_volume_table(args.input, need_age=False)
-    ids = table.ids or tuple(str(i + 1) for i in range(len(table)))
-  else:  # the model's own feature columns, by name
-    raw = read_csv_table(args.input)
-    table = {c: raw.numeric(c) for c in preprocessing.features}
-    ids = tuple(raw.text("id")) if "id" in raw.header else tuple(str(i + 1) for i in range(len(raw)))
+  model, card = load_model(args.model)
+  _log(f"model: {card.name} from {card.path}")
+  table, ids = card.preprocessing.read_inputs(args.input)
   result = predict(model, card, table)
   columns = ["id"] + list(result)
   buffer = io.StringIO()
@@ -319,9 +300,7 @@ def _predict(args) -> None:
   for i, person in enumerate(ids):
     writer.writerow([person] + [_cell(result[c][i]) for c in columns[1:]])
   if args.output:
-    tmp = pathlib.Path(args.output).with_name(f".{pathlib.Path(args.output).name}.tmp")
-    tmp.write_text(buffer.getvalue())
-    tmp.replace(args.output)
+    write_atomic(args.output, buffer.getvalue())
     _log(f"{len(ids)} predictions ({card.name}) written to {args.output}")
   else:
     sys.stdout.write(buffer.getvalue())
@@ -332,7 +311,7 @@ def _cell(value) -> str:
 
 
 def _eval(args) -> None:
-  from flaxzoo.trainers.experiment import evaluate_checkpoint
+  from flaxzoo.experiments.trained import evaluate_checkpoint
 
   results = evaluate_checkpoint(
       args.workdir, args.step, best=args.best, split=args.split, data_dir=args.data_dir,
@@ -351,36 +330,27 @@ def main(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   args = _build_parser().parse_args(argv)
   _setup_logging(args.verbose, args.quiet)
-  from flaxzoo.trainers import progress
+  from flaxzoo.experiments import progress
 
   progress.configure(progress.choose_mode(args.quiet))
   if args.command == "train" and args.coordinator is not None:
-    from flaxzoo.trainers import distributed
+    from flaxzoo.experiments import supervisor
 
-    if not distributed.is_worker():
-      return distributed.run_supervised(
+    if not supervisor.is_worker():
+      return supervisor.run_supervised(
           argv, args.coordinator, args.process_id or 0, args.num_processes or 1, args.timeout
       )
+  from flaxzoo.checkpoints.errors import CheckpointError
   from flaxzoo.datasets.tables import DataError
-  from flaxzoo.trainers.checkpointing import CheckpointError
-  from flaxzoo.trainers.config import ConfigError
-  from flaxzoo.trainers.experiment import Interrupted
-  from flaxzoo.trainers.metric_log import MetricLogError
+  from flaxzoo.experiments.config import ConfigError
+  from flaxzoo.experiments.metric_log import MetricLogError
+  from flaxzoo.experiments.runner import Interrupted
   from flaxzoo.zoo.registry import UnknownNameError
 
+  commands = {"list": lambda: _list(), "train": lambda: _train(args), "eval": lambda: _eval(args),
+              "export": lambda: _export(args), "predict": lambda: _predict(args), "plot": lambda: _plot(args)}
   try:
-    if args.command == "list":
-      _list()
-    elif args.command == "train":
-      _train(args)
-    elif args.command == "eval":
-      _eval(args)
-    elif args.command == "export":
-      _export(args)
-    elif args.command == "predict":
-      _predict(args)
-    elif args.command == "plot":
-      _plot(args)
+    commands[args.command]()
   except (DataError, ConfigError, UnknownNameError, CheckpointError, MetricLogError) as e:
     print(f"flaxzoo: error: {e}", file=sys.stderr)
     return 2

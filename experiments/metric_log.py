@@ -19,7 +19,8 @@ import pathlib
 import time
 from typing import Any
 
-from flaxzoo.trainers.tensorboard_events import EventFile
+from flaxzoo.experiments.tensorboard_events import EventFile
+from flaxzoo.experiments.workdir import move_aside, write_atomic
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tb"
@@ -83,18 +84,13 @@ class MetricLog:
     self.path = self.workdir / METRICS_FILE
     resume_step = resume_step or 0
     kept: list[dict[str, Any]] = []
-    suffix = f".old-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     if resume_step > 0 and self.path.exists():
       kept = [r for r in read_metrics(self.path) if r["step"] <= resume_step]
     elif resume_step == 0:  # a fresh run: an earlier run's logs are kept aside
       for old in (self.path, self.workdir / TENSORBOARD_DIR):
         if old.exists():
-          old.rename(old.with_name(old.name + suffix))
-    tmp = self.path.with_name(f".{METRICS_FILE}.tmp")
-    with open(tmp, "w") as f:
-      for record in kept:
-        f.write(json.dumps(record) + "\n")
-    os.replace(tmp, self.path)
+          move_aside(old)
+    write_atomic(self.path, "".join(json.dumps(record) + "\n" for record in kept))
     self.last_step = kept[-1]["step"] if kept else None
     self._file = open(self.path, "a")
     self._tb = None

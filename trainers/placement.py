@@ -24,8 +24,6 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
-from flaxzoo.trainers.config import ConfigError
-
 PARALLEL_MODES = ("auto", "none", "pmap", "mesh")
 AXIS = "data"
 
@@ -133,14 +131,14 @@ def make_placement(parallel: str = "auto", devices: int | None = None) -> Placem
       With several processes, `mesh` uses that many devices of each process.
   """
   if parallel not in PARALLEL_MODES:
-    raise ConfigError(f"unknown parallel mode {parallel!r}; known: {', '.join(PARALLEL_MODES)}")
+    raise ValueError(f"unknown parallel mode {parallel!r}; known: {', '.join(PARALLEL_MODES)}")
   local = jax.local_devices()
   if devices is not None:
     if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
-      raise ConfigError(f"--devices must be a positive integer, got {devices!r}")
+      raise ValueError(f"devices must be a positive integer, got {devices!r}")
     if devices > len(local):
-      raise ConfigError(
-          f"--devices {devices}: only {len(local)} {local[0].platform} device(s) available"
+      raise ValueError(
+          f"devices={devices}: only {len(local)} {local[0].platform} device(s) available"
           " (on CPU, set XLA_FLAGS=--xla_force_host_platform_device_count=N before starting)"
       )
   count = len(local) if devices is None else devices
@@ -149,7 +147,7 @@ def make_placement(parallel: str = "auto", devices: int | None = None) -> Placem
     parallel = "mesh" if count * processes > 1 else "none"
   if processes > 1:
     if parallel != "mesh":
-      raise ConfigError(f"--parallel {parallel} runs on one process; with several processes use mesh")
+      raise ValueError(f"parallel={parallel!r} runs on one process; with several processes use 'mesh'")
     by_process = {}
     for device in sorted(jax.devices(), key=lambda d: (d.process_index, d.id)):
       by_process.setdefault(device.process_index, []).append(device)

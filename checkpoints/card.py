@@ -1,0 +1,189 @@
+"""Model cards: what belongs to a set of weights, as plain JSON (`card.json`).
+
+A card records the model's constructor (`model: {name, args}`), the
+preprocessing its inputs need, the dataset (name, checksum, split sizes), the
+recipe (the run's config and the `flaxzoo train` command that reproduces it),
+metrics computed from the model and the data (never typed in), and library
+versions. Reading one loads JSON only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import sys
+from typing import Any, Mapping
+
+import jax
+import numpy as np
+
+from flaxzoo.checkpoints.errors import CheckpointError
+from flaxzoo.datasets.preprocessing import Preprocessing, preprocessing_from_dict
+
+CARD = "card.json"
+FORMAT = "flaxzoo-card/1"
+_REQUIRED = ("name", "model", "preprocessing", "metrics")
+
+
+def library_versions() -> dict[str, str]:
+  """Python's and the libraries' versions, for results, checkpoints and cards."""
+  from importlib import metadata
+
+  names = ["flaxzoo", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "numpy"]
+  versions = {"python": sys.version.split()[0]}
+  for name in names:
+    try:
+      versions[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+      versions[name] = "not installed"
+  return versions
+
+
+@dataclasses.dataclass(frozen=True)
+class Card:
+  """A card read from `card.json`: `data` is the JSON, `path` the folder.
+
+  `card.preprocess(table)` turns a raw table into model inputs `[n, d]`,
+  `card.postprocess(outputs)` model outputs into the label's own unit.
+  """
+
+  data: dict[str, Any]
+  path: pathlib.Path
+
+  @property
+  def name(self) -> str:
+    return self.data["name"]
+
+  @property
+  def task(self) -> str:
+    return self.data.get("task", "regression")
+
+  @property
+  def preprocessing(self) -> Preprocessing:
+    return preprocessing_from_dict(self.data["preprocessing"])
+
+  def preprocess(self, table) -> np.ndarray:
+    return self.preprocessing.features_of(table)
+
+  def postprocess(self, outputs) -> np.ndarray:
+    return self.preprocessing.postprocess(np.asarray(outputs)).reshape(len(outputs), -1)[:, 0]
+
+  @property
+  def metrics(self) -> dict[str, dict[str, float]]:
+    return self.data["metrics"]
+
+
+def read_card(path) -> Card:
+  """The card in folder `path`; a CheckpointError naming the file if it is missing or malformed."""
+  path = pathlib.Path(path)
+  file = path / CARD
+  try:
+    data = json.loads(file.read_text())
+  except FileNotFoundError:
+    raise CheckpointError(f"{path} is not a pretrained checkpoint (no {CARD})") from None
+  except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+    raise CheckpointError(f"{file}: not a valid card ({e})") from None
+  if not isinstance(data, dict):
+    raise CheckpointError(f"{file}: not a valid card (not a JSON object)")
+  for key in _REQUIRED:
+    if key not in data:
+      raise CheckpointError(f"{file}: the card has no {key!r}")
+  return Card(data, path)
+
+
+def summary(card_data: Mapping[str, Any]) -> str:
+  """One line of a card's test metrics."""
+  test = card_data["metrics"]["test"]
+  if "accuracy" in test:
+    auc = f", ROC AUC {test['roc_auc']:.3f}" if "roc_auc" in test else ""
+    return f"test accuracy {test['accuracy']:.3f}, balanced {test['balanced_accuracy']:.3f}{auc}"
+  if "mae_years" in test:
+    return f"test MAE {test['mae_years']:.2f} years, R2 {test['r2']:.3f}, r {test['pearson_r']:.3f}"
+  return f"test MSE {test['mse']:.4g}, R2 {test['r2']:.3f}"
+
+
+def build_card(name: str, trainer, data, *, model: Mapping[str, Any], recipe: Mapping[str, Any],
+               evaluate=None) -> dict[str, Any]:
+  """The card of a trained model: computed from the model and the data, never typed in.
+
+  Args:
+    name: the card's name.
+    trainer: a `flaxzoo.trainers.Trainer` holding the trained parameters.
+    data: the run's `flaxzoo.datasets.LoadedData` (splits, raw columns, fitted preprocessing).
+    model: `{"name", "args"}` of `flaxzoo.zoo.create_model`.
+    recipe: `{"experiment", "step", "config", "command"}` of the run.
+    evaluate: `evaluate(split_name, split)` → metrics; default `trainer.evaluate`.
+  """
+  evaluate = evaluate or (lambda _, split: trainer.evaluate(split))
+  preprocessing = data.preprocessing
+  card = {
+      "name": name,
+      "format": FORMAT,
+      "task": data.task,
+      "model": dict(model),
+      "preprocessing": preprocessing.to_dict(),
+      "dataset": {**data.record, "splits": {s: len(y) for s, (_, y) in data.splits.items()}},
+      "recipe": dict(recipe),
+      "parameters": int(sum(np.size(leaf) for leaf in jax.tree.leaves(trainer.params))),
+      "versions": library_versions(),
+  }
+  if data.task == "classification":
+    card["classes"] = list(data.class_names)
+  card["metrics"] = {split: evaluate(split, xy) for split, xy in data.splits.items()}
+  if data.task == "classification":
+    return card
+  # The label's own unit (years for brain age): what the data's preprocessing reports beyond the trainer's.
+  predicted = {split: preprocessing.postprocess(trainer.predict(x))[:, 0] for split, (x, _) in data.splits.items()}
+  card.update(preprocessing.fit_report(predicted["train"], data.raw["train"]))
+  for split in card["metrics"]:
+    card["metrics"][split].update(preprocessing.report_metrics(predicted[split], data.raw[split], card))
+  if model.get("name") == "linear_regression":
+    # How far the weights are from the exact optimum of their own (unpenalised) objective.
+    x_train, y_train = data.splits["train"]
+    design = np.c_[x_train.astype(np.float64), np.ones(len(x_train))]
+    coef = np.linalg.lstsq(design, y_train.astype(np.float64), rcond=None)[0]
+    optimum_mse = float(np.mean((design @ coef - y_train) ** 2))
+    card["least_squares"] = {
+        "train_mse_optimum": optimum_mse,
+        "train_mse_excess": card["metrics"]["train"]["mse"] / optimum_mse - 1 if optimum_mse > 0 else 0.0,
+        "note": "the closed-form least-squares optimum (np.linalg.lstsq) of the training split",
+    }
+  return card
+
+
+def readme(card: Mapping[str, Any]) -> str:
+  """The README.md of an export, generated from its card (the preprocessing may write its own)."""
+  own = preprocessing_from_dict(card["preprocessing"]).card_readme(card)
+  if own is not None:
+    return own
+  metrics = card["metrics"]
+  columns = [c for c in ("accuracy", "balanced_accuracy", "log_loss", "roc_auc", "mse", "mae", "r2")
+             if c in metrics["test"]]
+  rows = "\n".join(f"| {split} | {m['count']} | " + " | ".join(f"{m[c]:.4f}" for c in columns) + " |"
+                   for split, m in metrics.items())
+  pre = card["preprocessing"]
+  what = (f"classes {', '.join(card['classes'])}" if card["task"] == "classification" else "a number")
+  standardised = "standardised with the training split's mean and std" if pre["params"].get("mean") else "as they are"
+  confusion = ""
+  if card["task"] == "classification":
+    confusion = (f"\nTest confusion matrix (rows: true class, columns: predicted; {', '.join(card['classes'])}):"
+                 f" `{metrics['test']['confusion']}`.\n")
+  return f"""# {card['name']}
+
+A `{card['model']['name']}` ({card['parameters']} parameters) trained on `{card['dataset']['name']}`
+({card['task']}: predicts {what}; features {standardised}).
+
+| split | examples | {' | '.join(columns)} |
+|---|---|{'---|' * len(columns)}
+{rows}
+{confusion}
+Recipe: `{card['recipe']['command']}` (step {card['recipe']['step']}; the full config is in card.json).
+Generated from card.json by `flaxzoo export`.
+
+```python
+from flaxzoo.checkpoints import load_pretrained, predict
+model, card = load_pretrained("{card['name']}")
+result = predict(model, card, table)
+```
+"""

@@ -1,0 +1,34 @@
+"""Predictions of a model for the rows of a raw table, with its card's preprocessing."""
+
+from __future__ import annotations
+
+import numpy as np
+from flax import nnx
+
+from flaxzoo.checkpoints.card import Card
+
+
+def predict(model: nnx.Module, card: Card, table) -> dict[str, np.ndarray]:
+  """Predictions for each row of a raw table (the card's preprocessing is applied).
+
+  Returns:
+    Classification: `"predicted_class"` (class names) and `"probability_<class>"`
+    for each class. Regression: the preprocessing's columns in the label's own
+    unit; brain age: `{"predicted_age": [n]}` in years, and with ages in the
+    table also `"age"`, `"brain_age_gap"` (predicted − age) and
+    `"corrected_gap"`; other data: `"predicted"`.
+  """
+  preprocessing = card.preprocessing
+  outputs = np.asarray(model(np.asarray(preprocessing.features_of(table))), np.float64)
+  if card.task == "classification":
+    if outputs.shape[1] == 1:
+      p1 = 1 / (1 + np.exp(-outputs[:, 0]))
+      probabilities = np.stack([1 - p1, p1], axis=1)
+    else:
+      shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+      probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+    classes = card.data["classes"]
+    result = {"predicted_class": np.asarray(classes)[np.argmax(probabilities, axis=1)]}
+    result.update({f"probability_{name}": probabilities[:, k] for k, name in enumerate(classes)})
+    return result
+  return preprocessing.predict_columns(card.postprocess(outputs), table, card.data)

@@ -1,0 +1,114 @@
+"""Pretrained models: `load_pretrained(name_or_path) -> (model, card)`, offline.
+
+A pretrained checkpoint is a folder `NAME/` with `card.json` (see `card`) and
+`params/`, an Orbax checkpoint of the parameters only. The package ships some
+in `flaxzoo/checkpoints/weights/`; `flaxzoo export` writes more. Loading reads
+JSON and arrays only: nothing in a checkpoint can run code, and no network is
+touched. A training workdir is loaded by `flaxzoo.experiments.load_trained`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.resources
+import os
+import pathlib
+
+import jax
+import numpy as np
+from flax import nnx
+
+from flaxzoo.checkpoints.card import CARD, Card, read_card
+from flaxzoo.checkpoints.errors import CheckpointError
+from flaxzoo.checkpoints.manager import shape_mismatch
+from flaxzoo.zoo.models import create_model
+from flaxzoo.zoo.registry import UnknownNameError
+
+
+def weights_dir() -> pathlib.Path:
+  """Where the shipped weights are: package data, beside the code in their own folder."""
+  return pathlib.Path(str(importlib.resources.files("flaxzoo.checkpoints"))) / "weights"
+
+
+def list_pretrained(pattern: str | None = None) -> list[str]:
+  """Names of the checkpoints shipped with the package, sorted, optionally filtered by a glob."""
+  names = sorted(p.name for p in weights_dir().iterdir() if (p / CARD).is_file())
+  return [n for n in names if pattern is None or fnmatch.fnmatch(n, pattern)]
+
+
+def is_path(text: str) -> bool:
+  """A name written as a path (a separator, `.` or `..` in it) is a folder, never a shipped name."""
+  return os.sep in text or "/" in text or text.startswith(".")
+
+
+def resolve(name_or_path) -> pathlib.Path:
+  """The folder of a shipped name, or the folder a path names."""
+  text = os.fspath(name_or_path)
+  if isinstance(name_or_path, os.PathLike) or is_path(text):
+    path = pathlib.Path(text)
+    if not path.is_dir():
+      raise UnknownNameError(f"{text}: no such checkpoint directory")
+    return path
+  known = list_pretrained()
+  if text not in known:
+    raise UnknownNameError(
+        f"unknown pretrained model {text!r}; available: {', '.join(known)} (a folder: write it as ./{text})")
+  return weights_dir() / text
+
+
+def read_card_summary(name: str) -> str:
+  """One line about a shipped checkpoint: its test metrics."""
+  from flaxzoo.checkpoints.card import summary
+
+  return summary(read_card(weights_dir() / name).data)
+
+
+def load_pretrained(name_or_path, *, devices: int | None = None) -> tuple[nnx.Module, Card]:
+  """A pretrained model and its card, from the package by name or from an export folder.
+
+  Args:
+    name_or_path: a name from `list_pretrained()`, or a folder written by
+      `flaxzoo export` (a path: `./NAME`, `exports/NAME`, a `pathlib.Path`).
+    devices: replicate the parameters over this many local devices (default:
+      the first device only).
+
+  Returns:
+    `(model, card)`.
+  """
+  path = resolve(name_or_path)
+  if not (path / CARD).is_file() and (path / "checkpoints").is_dir():
+    raise CheckpointError(f"{path} is a training workdir: load it with flaxzoo.experiments.load_trained,"
+                          " or export it (flaxzoo export)")
+  card = read_card(path)
+  spec = card.data["model"]
+  try:
+    abstract = nnx.eval_shape(lambda: create_model(spec["name"], **spec["args"]))
+  except (TypeError, ValueError, KeyError) as e:
+    raise CheckpointError(f"{path / CARD}: the card's model cannot be built ({e})") from None
+  graphdef, abstract_params, rest = nnx.split(abstract, nnx.Param, ...)
+  sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract_params)
+  params_dir = (path / "params").absolute()
+  if not params_dir.is_dir():
+    raise CheckpointError(f"{path}: no params/ folder beside {CARD}")
+  import orbax.checkpoint as ocp
+
+  with ocp.StandardCheckpointer() as checkpointer:
+    mismatch = shape_mismatch(target, checkpointer.metadata(params_dir))
+    if mismatch:
+      raise CheckpointError(f"{path}: the card's model does not fit the arrays ({mismatch})")
+    params = checkpointer.restore(params_dir, target)
+  model = nnx.merge(graphdef, params, rest)
+  return place(model, devices), card
+
+
+def place(model: nnx.Module, devices: int | None) -> nnx.Module:
+  """The model with its state replicated over the first `devices` local devices."""
+  if not devices or devices == 1:
+    return model
+  if devices > len(jax.local_devices()):
+    raise ValueError(f"devices={devices}: only {len(jax.local_devices())} available")
+  mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()[:devices]), ("data",))
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  graphdef, state = nnx.split(model)
+  return nnx.merge(graphdef, jax.device_put(state, replicated))

@@ -1,0 +1,71 @@
+"""From a config to what a run trains: the loaded data, the model, the Trainer."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from flaxzoo.datasets.sources import LoadedData, load_data
+from flaxzoo.experiments.config import Config, ConfigError
+from flaxzoo.trainers.trainer import Trainer
+from flaxzoo.zoo.models import create_model
+
+
+@dataclasses.dataclass
+class Built:
+  """A config made concrete: `model` is `{"name", "args"}` for `create_model`, `loss` the resolved loss."""
+
+  data: LoadedData
+  trainer: Trainer
+  model: dict[str, Any]
+  loss: str
+
+
+def model_and_loss(config: Config, data: LoadedData) -> tuple[str, str]:
+  """The config's model and loss, or the task's defaults; a mismatch is a ConfigError."""
+  if data.task == "regression":
+    model, loss = config.model or "linear_regression", config.loss or "mse"
+    if loss != "mse":
+      raise ConfigError(f"{config.name}: loss {loss!r} needs class labels, but {data.name} is a regression task")
+    return model, loss
+  binary = data.num_classes == 2
+  model = config.model or ("logistic_regression" if binary else "softmax_regression")
+  loss = config.loss or ("logistic" if binary else "softmax")
+  if loss == "mse":
+    raise ConfigError(f"{config.name}: {data.name} is a classification task; use the logistic or softmax loss")
+  if loss == "logistic" and not binary:
+    raise ConfigError(f"{config.name}: the logistic loss needs 2 classes, {data.name} has {data.num_classes};"
+                      " use softmax")
+  return model, loss
+
+
+def build(config: Config, data_dir=None, log: Callable[[str], None] | None = None, *, download: bool = False,
+          progress_bar: bool = False) -> Built:
+  """Loads the data and builds the model and the Trainer that `config` describes."""
+  if config.dataset is None:
+    raise ConfigError(f"{config.name}: which data? pass --dataset csv:PATH --label COLUMN, or --dataset tfds:NAME")
+  data = load_data(
+      config.dataset, features=config.features, label=config.label, task=config.task,
+      test_fraction=config.test_fraction, split_seed=config.split_seed, standardize=config.standardize,
+      data_dir=data_dir, download=download, log=log, progress_bar=progress_bar,
+  )
+  model_name, loss = model_and_loss(config, data)
+  args = {"in_features": data.num_features}
+  if data.task == "classification":
+    args["num_classes"] = data.num_classes
+  try:
+    model = create_model(model_name, seed=config.seed, init=config.init, **args)
+  except ValueError as e:
+    raise ConfigError(f"{config.name}: model {model_name!r}: {e}") from None
+  if config.shuffle == "rows" and config.parallel == "pmap":
+    raise ConfigError(f"{config.name}: --shuffle rows needs --parallel none or mesh (under pmap each device"
+                      " holds only its own rows)")
+  preprocessing = data.preprocessing
+  try:
+    trainer = Trainer(
+        model, config.make_optimizer(), loss, seed=config.seed, parallel=config.parallel, devices=config.devices,
+        task=data.task, label_scale=preprocessing.label_scale, label_unit=preprocessing.label_unit, l2=config.l2,
+    )
+  except ValueError as e:  # the Trainer names its Python arguments; the message is the user's fix
+    raise ConfigError(f"{config.name}: {e}") from None
+  return Built(data, trainer, {"name": model_name, "args": args}, loss)

@@ -1,0 +1,277 @@
+"""Running a named experiment end to end: data, model, training with checkpoints and logs, results.json."""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from typing import Any, Callable
+
+import numpy as np
+from flax import nnx
+
+from flaxzoo.checkpoints.card import library_versions
+from flaxzoo.checkpoints.manager import Checkpointer, abstract_like, parse_keep_best
+from flaxzoo.experiments.build import build
+from flaxzoo.experiments.config import Config, ConfigError, reproducing_command, resumable_fields
+from flaxzoo.experiments.metric_log import MetricLog, read_metrics
+from flaxzoo.experiments.named import EXPERIMENTS, get_experiment
+from flaxzoo.experiments.progress import Progress
+from flaxzoo.experiments.workdir import move_aside, prepare_workdir, write_json_atomic
+from flaxzoo.trainers.trainer import History, Trainer
+
+
+class Interrupted(Exception):
+  """Training stopped on request (SIGTERM/SIGINT) after saving a checkpoint."""
+
+  def __init__(self, step: int, path: pathlib.Path):
+    super().__init__(f"interrupted at step {step}; checkpoint saved to {path}; rerun the same command to resume")
+    self.step, self.path = step, path
+
+
+def command_of(config: Config) -> str:
+  """The `flaxzoo train` command line that reproduces `config`'s parameters."""
+  base = get_experiment(config.name) if config.name in EXPERIMENTS else get_experiment("linear")
+  return reproducing_command(config if config.name in EXPERIMENTS else _renamed(config, "linear"), base)
+
+
+def _renamed(config: Config, name: str) -> Config:
+  import dataclasses
+
+  return dataclasses.replace(config, name=name)
+
+
+def params_as_lists(params) -> dict[str, Any]:
+  flat = {}
+  for path, leaf in nnx.to_flat_state(params):
+    flat["/".join(str(p) for p in path)] = np.asarray(leaf.get_value()).tolist()
+  return flat
+
+
+def config_differences(saved: dict[str, Any], config: Config) -> list[str]:
+  """Fields a resumed run may not change that differ from the checkpoint's."""
+  current, resumable = config.to_dict(), set(resumable_fields())
+  keys = sorted(set(saved) | set(current))
+  return [f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}"
+          for k in keys if k not in resumable and saved.get(k) != current.get(k)]
+
+
+def default_save_every(config: Config) -> int:
+  """About 5 checkpoints a run, at multiples of log_every."""
+  blocks = -(-config.steps // (5 * config.log_every))
+  return max(1, blocks) * config.log_every
+
+
+def restore_target(trainer: Trainer):
+  """The abstract state to restore into: the restoring run's devices, not the saver's."""
+  from jax.sharding import NamedSharding, PartitionSpec, SingleDeviceSharding
+
+  placement = trainer.placement
+  if placement.mode == "mesh":
+    sharding = NamedSharding(placement.mesh, PartitionSpec())
+  else:
+    sharding = SingleDeviceSharding(placement.devices[0])
+  return abstract_like(trainer.state, sharding)
+
+
+def run_experiment(
+    config: Config,
+    workdir=None,
+    data_dir=None,
+    log: Callable[[str], None] | None = None,
+    *,
+    checkpoint: bool = True,
+    save_every: int | None = None,
+    keep: int | None = 3,
+    keep_best: str | None = None,
+    async_save: bool = True,
+    restart: bool = False,
+    fallback: bool = False,
+    should_stop: Callable[[], bool] | None = None,
+    download: bool = False,
+    progress: str = "off",
+    tensorboard: bool = True,
+    plots: bool = False,
+) -> dict[str, Any]:
+  """Trains `config` and writes `<workdir>/results.json` (default `runs/<name>`).
+
+  With `checkpoint` (the default), the training state is saved to
+  `<workdir>/checkpoints/` every `save_every` steps and at the end, and a
+  workdir that has checkpoints resumes from the latest complete one (same
+  config except the resumable fields); `restart` moves them aside first.
+  Every `log_every` steps the train and test metrics go to
+  `<workdir>/metrics.jsonl` and TensorBoard events in `<workdir>/tb/`;
+  `progress` is `bar`, `lines` or `off`; `plots` writes the PNGs of
+  `plots.plot_run` to `<workdir>/plots/` at the end.
+
+  Returns:
+    The results: `{"experiment", "step", "train": {...}, "test": {...}, "model",
+    "loss", "command", ...}` with metrics of the final parameters.
+
+  Raises:
+    Interrupted: `should_stop()` became true; a checkpoint was saved first.
+  """
+  import jax
+
+  start = time.perf_counter()
+  writer = jax.process_index() == 0  # With several processes only process 0 writes.
+  log = (log if writer else None) or (lambda message: None)
+  workdir = pathlib.Path(workdir or pathlib.Path("runs") / config.name)
+  if writer:
+    prepare_workdir(workdir)
+  if save_every is not None and save_every <= 0:
+    raise ConfigError(f"save_every must be a positive integer, got {save_every}")
+  built = build(config, data_dir, log, download=download, progress_bar=progress == "bar" and writer)
+  data, trainer = built.data, built.trainer
+  splits = data.splits
+  command = command_of(config)
+
+  def meta_of(metrics):
+    return {
+        "experiment": config.name,
+        "step": trainer.step,
+        "config": config.to_dict(),
+        "command": command,
+        "model": built.model,
+        "loss": built.loss,
+        "metrics": metrics,
+        "preprocessing": data.preprocessing.to_dict(),
+        "dataset": data.record,
+        "task": data.task,
+        "classes": data.class_names,
+        "keep_best": keep_best,
+        "versions": library_versions(),
+    }
+
+  checkpointer = None
+  if checkpoint and keep_best:  # a misspelt metric fails now, not at the first save
+    try:
+      name = parse_keep_best(keep_best)[0]
+    except ValueError as e:
+      raise ConfigError(f"--keep-best: {e}") from None
+    known = [f"{split}/{key}" for split in ("train", "test") for key in trainer.evaluate(splits["test"])]
+    if name not in known:
+      raise ConfigError(f"--keep-best {name}: no such metric; known: {', '.join(known)}")
+  if checkpoint:
+    directory = workdir / "checkpoints"
+    if restart and directory.exists() and writer:
+      log(f"--restart: moved the earlier checkpoints to {move_aside(directory)}")
+    checkpointer = Checkpointer(directory, keep=keep, keep_best=keep_best, async_save=async_save)
+    latest = checkpointer.latest_step()
+    if latest is not None:
+      target = restore_target(trainer)
+      step, (state, meta) = checkpointer.restore_with_fallback(
+          latest, lambda s: checkpointer.restore(s, target), fallback, log)
+      broken = [s for s in checkpointer.steps() if s > step]
+      if broken and writer:
+        # Training goes on from `step` and will save these steps again: keep the
+        # broken ones for inspection, out of Orbax's way, never deleted.
+        aside = directory.with_name(f"checkpoints.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+        aside.mkdir(exist_ok=True)
+        for s in broken:
+          (directory / str(s)).rename(aside / str(s))
+        log(f"warning: moved the unusable checkpoint steps {broken} to {aside}")
+        checkpointer.close()
+        checkpointer = Checkpointer(directory, keep=keep, keep_best=keep_best, async_save=async_save)
+      differences = config_differences(meta["config"], config)
+      if differences:
+        raise ConfigError(
+            f"{workdir} holds a run of another config (step {step}); pass --restart to start over,"
+            f" or another --workdir. Differences: {'; '.join(differences)}"
+        )
+      trainer.state = state
+      log(f"resuming from step {step} ({checkpointer.directory / str(step)})")
+
+  log(
+      f"{config.name}: {config.steps} steps of {config.optimizer}(lr={config.learning_rate:g}),"
+      f" {'full batch' if config.batch_size is None else f'batch {config.batch_size}'},"
+      f" {len(splits['train'][0])} train / {len(splits['test'][0])} test examples,"
+      f" on {trainer.placement.describe()}"
+  )
+
+  evaluated: dict[str, Any] = {}
+
+  def evaluate_splits(t: Trainer) -> dict[str, dict[str, Any]]:
+    """Train and test metrics at the current step, computed once per step."""
+    if evaluated.get("step") != t.step:
+      evaluated.update(step=t.step, metrics={"train": t.evaluate(splits["train"]), "test": t.evaluate(splits["test"])})
+    return evaluated["metrics"]
+
+  def save(t: Trainer) -> None:
+    metrics = evaluate_splits(t)
+    checkpointer.save(t.step, t.state, meta_of(metrics), metrics)
+
+  # Every process evaluates (the computation spans all devices); process 0 writes.
+  metric_log = MetricLog(workdir, trainer.step, tensorboard) if writer else None
+  learning_rate = None if config.optimizer == "lbfgs" else config.learning_rate
+
+  def log_metrics(t: Trainer, history: History) -> None:
+    metrics = evaluate_splits(t)
+    loss = history.losses[-1] if history.steps and history.steps[-1] == t.step else None
+    if metric_log:
+      metric_log.write({"step": t.step, "learning_rate": learning_rate, "loss": loss, **metrics})
+
+  bar = Progress(config.steps, trainer.step, progress if writer else "off", config.name)
+  remaining = config.steps - trainer.step
+  try:
+    if remaining > 0:
+      history = trainer.fit(
+          splits["train"],
+          steps=remaining,
+          batch_size=config.batch_size,
+          shuffle=config.shuffle,
+          eval_data={"test": splits["test"]},
+          log_every=config.log_every,
+          checkpoint_every=(save_every or default_save_every(config)) if checkpointer else None,
+          on_checkpoint=save if checkpointer else None,
+          should_stop=should_stop,
+          hooks=[(config.log_every, log_metrics)],
+          on_progress=lambda step, h: bar.update(step, h.losses[-1] if h.losses else None),
+      )
+      bar.close()
+      if history.stopped:
+        if checkpointer:
+          save(trainer)
+          checkpointer.close()
+          raise Interrupted(trainer.step, checkpointer.directory / str(trainer.step))
+        raise Interrupted(trainer.step, workdir)
+    else:
+      log(f"nothing to train: step {trainer.step} >= --steps {config.steps}; evaluating")
+      history = History()
+      history.metrics = evaluate_splits(trainer)
+  finally:
+    bar.close()
+    if metric_log:
+      metric_log.close()
+    if checkpointer:
+      checkpointer.close()
+
+  results = {
+      "experiment": config.name,
+      "step": trainer.step,
+      "train": history.metrics["train"],
+      "test": history.metrics["test"],
+      "model": built.model,
+      "loss": built.loss,
+      "command": command,
+      "params": params_as_lists(trainer.params),
+      "devices": {"mode": trainer.placement.mode, "count": len(trainer.placement.devices),
+                  "processes": jax.process_count(), "platform": trainer.placement.devices[0].platform},
+      "config": config.to_dict(),
+      "preprocessing": data.preprocessing.to_dict(),
+      "dataset": data.record,
+      "task": data.task,
+      "classes": data.class_names,
+      "history": {"step": history.steps, "loss": history.losses},
+      "train_seconds": history.train_seconds,
+      "wall_seconds": time.perf_counter() - start,
+      "versions": library_versions(),
+  }
+  if writer:
+    write_json_atomic(workdir / "results.json", results)
+    if plots:
+      from flaxzoo.experiments.plots import plot_run
+
+      files = plot_run(read_metrics(workdir), trainer, data, config.name, trainer.step, workdir / "plots")
+      log(f"plots: {', '.join(str(f) for f in files)}")
+  results["workdir"] = str(workdir)
+  return results

@@ -1,0 +1,143 @@
+"""A trained run's workdir, used again: restore it (`load_trained`), evaluate it, export it, predict with it."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import shlex
+import sys
+from typing import Any
+
+from flaxzoo.checkpoints.card import Card, build_card
+from flaxzoo.checkpoints.errors import CheckpointError
+from flaxzoo.checkpoints.export import check_name, export
+from flaxzoo.checkpoints.manager import Checkpointer, parse_keep_best, with_fallback
+from flaxzoo.experiments.build import build
+from flaxzoo.experiments.config import Config, ConfigError
+from flaxzoo.experiments.progress import track
+from flaxzoo.experiments.runner import command_of, restore_target
+from flaxzoo.experiments.workdir import write_json_atomic
+
+
+def _open_checkpoints(workdir, keep_best: str | None = None) -> Checkpointer:
+  directory = pathlib.Path(workdir) / "checkpoints"
+  if not directory.is_dir():
+    raise CheckpointError(f"{workdir}: no checkpoints (expected {directory})")
+  return Checkpointer(directory, keep=None, keep_best=keep_best)
+
+
+def _best_step(workdir, checkpointer: Checkpointer) -> int:
+  """The best step by the run's `--keep-best` metric (default test/mse), as Orbax ranks the saved metrics."""
+  spec = checkpointer.restore_meta(checkpointer.latest_step()).get("keep_best") or "test/mse"
+  parse_keep_best(spec)
+  ranked = _open_checkpoints(workdir, spec)
+  try:
+    best = ranked.best_step()
+  finally:
+    ranked.close()
+  if best is None:
+    raise CheckpointError(f"{checkpointer.directory}: no checkpoint records {spec}")
+  return best
+
+
+def _choose_step(workdir, checkpointer: Checkpointer, step: int | None, best: bool) -> int:
+  steps = checkpointer.steps()
+  if not steps:
+    raise CheckpointError(f"{checkpointer.directory}: no complete checkpoint")
+  if step is not None:
+    if step not in steps:
+      raise CheckpointError(f"checkpoint step {step}: no such step in {checkpointer.directory} (steps: {steps})")
+    return step
+  return _best_step(workdir, checkpointer) if best else steps[-1]
+
+
+def load_trained(workdir, step: int | None = None, *, best: bool = False, data_dir=None, parallel: str = "none",
+                 devices: int | None = None, fallback: bool = False, log=None):
+  """A trained run's Trainer from `<workdir>/checkpoints`, and the checkpoint's meta.
+
+  >>> trainer, meta = load_trained("runs/brain_age_gm")
+  >>> trainer.model  # an nnx.Module with the trained parameters
+
+  `meta` is the checkpoint's JSON plus `step`, `splits` and `data` (the run's `LoadedData`).
+  """
+  log = log or (lambda message: None)
+  checkpointer = _open_checkpoints(workdir)
+  try:
+    chosen = _choose_step(workdir, checkpointer, step, best)
+    _, config_dict = with_fallback(checkpointer.steps(), chosen, lambda s: checkpointer.restore_meta(s)["config"],
+                                   fallback, log, checkpointer.directory)
+    try:
+      config = Config(**{**config_dict, "parallel": parallel, "devices": devices})
+    except TypeError as e:  # a config written by another flaxzoo version
+      raise CheckpointError(f"{checkpointer.directory}: the checkpoint's config does not fit this flaxzoo ({e})") from None
+    built = build(config, data_dir, log)
+    trainer = built.trainer
+    target = restore_target(trainer)
+    chosen, (state, meta) = checkpointer.restore_with_fallback(
+        chosen, lambda s: checkpointer.restore(s, target), fallback, log)
+    trainer.state = state
+  finally:
+    checkpointer.close()
+  return trainer, {**meta, "step": chosen, "splits": built.data.splits, "data": built.data, "model": built.model,
+                   "config_object": config}
+
+
+def evaluate_checkpoint(workdir, step: int | None = None, *, best: bool = False, split: str = "test",
+                        data_dir=None, parallel: str = "auto", devices: int | None = None,
+                        fallback: bool = False, log=None) -> dict[str, Any]:
+  """Restores a checkpoint onto this run's devices, evaluates it, writes `<workdir>/eval.json`."""
+  import jax
+
+  trainer, meta = load_trained(workdir, step, best=best, data_dir=data_dir, parallel=parallel, devices=devices,
+                               fallback=fallback, log=log)
+  splits = meta["splits"]
+  names = ["train", "test"] if split == "all" else [split]
+  for name in names:
+    if name not in splits:
+      raise ConfigError(f"unknown split {name!r}; known: {', '.join(splits)}, all")
+  results = {
+      "experiment": meta["config"]["name"],
+      "step": meta["step"],
+      "workdir": str(workdir),
+      **{name: trainer.evaluate(splits[name]) for name in track(names, "evaluating")},
+      "devices": {"mode": trainer.placement.mode, "count": len(trainer.placement.devices)},
+  }
+  if jax.process_index() == 0:
+    write_json_atomic(pathlib.Path(workdir) / "eval.json", results)
+  return results
+
+
+def card_of_run(name: str, trainer, meta: dict[str, Any]) -> dict[str, Any]:
+  """The card of a restored run (`load_trained`'s output): the recipe is the run's own command."""
+  config: Config = meta["config_object"]
+  recipe = {"experiment": config.name, "step": meta["step"], "config": dataclasses.asdict(config),
+            "command": command_of(config)}
+  return build_card(name, trainer, meta["data"], model=meta["model"], recipe=recipe,
+                    evaluate=lambda split, xy: trainer.evaluate(xy))
+
+
+def export_run(workdir, name: str, out="checkpoints", *, step: int | None = None, force: bool = False,
+               data_dir=None) -> pathlib.Path:
+  """`flaxzoo export`: `<out>/<name>/` from a trained workdir (see `flaxzoo.checkpoints.export`)."""
+  try:
+    check_name(name)
+  except ValueError as e:
+    raise ConfigError(f"--name: {e}") from None
+  target = pathlib.Path(out) / name
+  if (target.exists() or target.is_symlink()) and not force:
+    raise ConfigError(f"{target} exists; pass --force to replace it")
+  trainer, meta = load_trained(workdir, step, data_dir=data_dir)
+  card = card_of_run(name, trainer, meta)
+  card["recipe"]["exported_by"] = " ".join(shlex.quote(a) for a in ["flaxzoo", *sys.argv[1:]])
+  return export(trainer.model, card, out, force=force)
+
+
+def load_model(name_or_path, *, data_dir=None) -> tuple[Any, Card]:
+  """`(model, card)` of a shipped name, an export folder or a training workdir (its latest checkpoint)."""
+  from flaxzoo.checkpoints.pretrained import load_pretrained, resolve
+
+  path = resolve(name_or_path)
+  if not (path / "card.json").is_file() and (path / "checkpoints").is_dir():
+    trainer, meta = load_trained(path, data_dir=data_dir)
+    return trainer.model, Card(card_of_run(path.name, trainer, meta), path)
+  return load_pretrained(path)
