@@ -23,10 +23,10 @@ import jax
 import numpy as np
 import optax
 from flax import nnx
+from sgd_epoch import benchmark_parser, median_time, memory_floor
 
 from flaxzoo.trainers import Trainer
 from flaxzoo.zoo import LinearClassifier
-from sgd_epoch import benchmark_parser, median_time, memory_floor
 
 LR = 0.5
 

@@ -94,7 +94,8 @@ def bench_features(features, steps, repeats, reference_repeats, data_dir):
   jitted_step_loop(xj, yj, w0, b0, 2)  # compile
   jitted_s, jitted_spread, jitted_params = timed(lambda: jitted_step_loop(xj, yj, w0, b0, steps), reference_repeats)
   reference_loop(xj, yj, w0, b0, 2)  # compile the forward
-  reference_s, reference_spread, reference_params = timed(lambda: reference_loop(xj, yj, w0, b0, steps), reference_repeats)
+  reference_s, reference_spread, reference_params = timed(lambda: reference_loop(xj, yj, w0, b0, steps),
+                                                          reference_repeats)
   # Same parameters from all three, or the comparison means nothing.
   final = trainer.state.params
   np.testing.assert_allclose(np.asarray(final["linear"]["kernel"][...])[:, 0], reference_params[0], atol=1e-5)
@@ -148,8 +149,9 @@ def main():
   print(f"{'features':9s} {'reference loop':>20s} {'jitted-step loop':>20s} {'flaxzoo fused':>22s}"
         f" {'vs reference':>13s} {'vs jitted-step':>15s}")
   for f, r in rows.items():
-    print(f"{f:9s} {r['reference_loop_s']:9.3f} s ({r['reference_loop_spread_s'][0]:.2f}-{r['reference_loop_spread_s'][1]:.2f})"
-          f" {r['jitted_step_loop_s']:9.3f} s ({r['jitted_step_loop_spread_s'][0]:.2f}-{r['jitted_step_loop_spread_s'][1]:.2f})"
+    reference, jitted = r['reference_loop_spread_s'], r['jitted_step_loop_spread_s']
+    print(f"{f:9s} {r['reference_loop_s']:9.3f} s ({reference[0]:.2f}-{reference[1]:.2f})"
+          f" {r['jitted_step_loop_s']:9.3f} s ({jitted[0]:.2f}-{jitted[1]:.2f})"
           f" {r['flaxzoo_s'] * 1e3:8.2f} ms ({r['flaxzoo_spread_s'][0] * 1e3:.1f}-{r['flaxzoo_spread_s'][1] * 1e3:.1f})"
           f" {r['speedup_vs_reference_loop']:12.0f}x {r['speedup_vs_jitted_step_loop']:14.0f}x")
   print(f"end to end: `flaxzoo train brain_age_gm` in a fresh process: {e2e_s:.2f} s"

@@ -27,11 +27,11 @@ import jax
 import numpy as np
 import optax
 from flax import nnx
+from sgd_epoch import LR, benchmark_parser, median_time
 
 from flaxzoo.trainers import Trainer
 from flaxzoo.trainers.streaming import fit_stream
 from flaxzoo.zoo import LinearRegression
-from sgd_epoch import LR, benchmark_parser, median_time
 
 BATCH = 8192
 
@@ -137,13 +137,15 @@ def main():
         f" {chunk_rows:,} rows; {jax.devices()[0].platform}, {os.cpu_count()} cores; medians of {repeats}")
   print(f"  in memory: {memory_s * 1e3:8.1f} ms ({memory_spread[0] * 1e3:.1f}-{memory_spread[1] * 1e3:.1f})"
         f"  {rows / memory_s / 1e6:6.1f} M rows/s")
-  print(f"  streamed, file order:   {stream_s * 1e3:8.1f} ms ({stream_spread[0] * 1e3:.1f}-{stream_spread[1] * 1e3:.1f})"
+  low, high = stream_spread[0] * 1e3, stream_spread[1] * 1e3
+  print(f"  streamed, file order:   {stream_s * 1e3:8.1f} ms ({low:.1f}-{high:.1f})"
         f"  {rows / stream_s / 1e6:6.1f} M rows/s = {100 * throughput:.0f}% of in memory")
   print(f"  streamed, rows shuffled in each chunk: {shuffled_s * 1e3:8.1f} ms"
         f" ({shuffled_spread[0] * 1e3:.1f}-{shuffled_spread[1] * 1e3:.1f})"
         f"  {rows / shuffled_s / 1e6:6.1f} M rows/s = {100 * memory_s / shuffled_s:.0f}% of in memory")
   chunk_mb = chunk_rows * 65 * 4 / 2**20
-  print(f"  peak RSS streaming {', '.join(f'{n:,} rows ({n * 65 * 4 / 2**20:,.0f} MiB): {mb:,.0f} MiB' for n, mb in peaks.items())}"
+  sizes = ', '.join(f'{n:,} rows ({n * 65 * 4 / 2**20:,.0f} MiB): {mb:,.0f} MiB' for n, mb in peaks.items())
+  print(f"  peak RSS streaming {sizes}"
         f"; {baseline:,.0f} MiB before streaming (jax, the trainer); one chunk is {chunk_mb:.0f} MiB")
   metrics = {
       "peak_rss_mb": max(peaks.values()),

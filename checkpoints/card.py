@@ -13,7 +13,8 @@ import dataclasses
 import json
 import pathlib
 import sys
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import numpy as np

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pathlib
 import shutil
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import numpy as np

@@ -20,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import pathlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -150,7 +151,8 @@ class Checkpointer:
 
   def _check_complete(self, step: int) -> None:
     if step not in self.steps():
-      raise CheckpointError(f"checkpoint step {step}: no such complete step in {self.directory} (steps: {self.steps()})")
+      raise CheckpointError(f"checkpoint step {step}: no such complete step in {self.directory}"
+                            f" (steps: {self.steps()})")
 
   def restore_meta(self, step: int) -> dict[str, Any]:
     """The JSON `meta` of step `step`, read by Orbax."""
@@ -162,7 +164,8 @@ class Checkpointer:
       raise CheckpointError(f"checkpoint step {step} ({self._step_dir(step)}): its meta item is missing") from None
     except (ValueError, OSError, RecursionError) as e:  # JSONDecodeError is a ValueError
       text = " ".join(str(e).split())[:200]
-      raise CheckpointError(f"checkpoint step {step} ({self._step_dir(step)}): meta is not valid JSON ({text})") from None
+      raise CheckpointError(f"checkpoint step {step} ({self._step_dir(step)}): meta is not valid JSON"
+                            f" ({text})") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
       raise CheckpointError(f"checkpoint step {step} ({self._step_dir(step)}): meta has no config")
     return meta
@@ -191,7 +194,8 @@ class Checkpointer:
       state = jax.block_until_ready(restored["state"])
     except Exception as e:  # noqa: BLE001 - Orbax/TensorStore raise many types for bad files.
       text = " ".join(str(e).split())[:240] or type(e).__name__
-      raise CheckpointError(f"checkpoint step {step} ({self._step_dir(step)}): cannot read the state ({text})") from None
+      raise CheckpointError(f"checkpoint step {step} ({self._step_dir(step)}): cannot read the state"
+                            f" ({text})") from None
     return state, meta
 
   def restore_with_fallback(self, step: int, restore_fn: Callable[[int], Any], fallback: bool,
@@ -253,5 +257,7 @@ def _dotted(path) -> str:
 
 def abstract_like(tree, sharding) -> Any:
   """`ShapeDtypeStruct`s of `tree`'s leaves, placed with `sharding` (the restoring run's)."""
-  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype,
-                                                     sharding=sharding), tree)
+  def abstract(x):
+    return jax.ShapeDtypeStruct(np.shape(x), x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype, sharding=sharding)
+
+  return jax.tree.map(abstract, tree)

@@ -21,7 +21,7 @@ class NpyRows:
   offset: int
 
   @classmethod
-  def open(cls, path) -> "NpyRows":
+  def open(cls, path) -> NpyRows:
     path = os.fspath(path)
     try:
       with open(path, "rb") as f:

@@ -16,7 +16,8 @@ dataset it is (brain age answers in years; see `datasets/brain_age/`):
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

@@ -26,7 +26,8 @@ preprocess, check classes) the same way for every kind.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -56,10 +57,10 @@ class Request:
 
 
 # `loader(request) -> LoadedData` (splits left empty: `load_data` fills them), by kind.
-SOURCES: Registry[Callable[[Request], "LoadedData"]] = Registry("dataset")
+SOURCES: Registry[Callable[[Request], LoadedData]] = Registry("dataset")
 
 
-def register_source(kind: str, loader: Callable[[Request], "LoadedData"]) -> None:
+def register_source(kind: str, loader: Callable[[Request], LoadedData]) -> None:
   """Registers `loader` for datasets named `KIND` or `KIND:SPEC`."""
   SOURCES.register(kind, loader)
 
@@ -182,8 +183,14 @@ def split_rows(n: int, test_fraction: float, seed: int, where: str) -> dict[str,
 def classes_of(values) -> tuple[str, ...]:
   names = [class_name(v) for v in values]
   unique = sorted(set(names))
-  try:  # numbers in numeric order
+  if all(_is_number(name) for name in unique):  # numbers in numeric order
     unique = sorted(unique, key=float)
-  except ValueError:
-    pass
   return tuple(unique)
+
+
+def _is_number(text: str) -> bool:
+  try:
+    float(text)
+  except ValueError:
+    return False
+  return True

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flaxzoo.datasets.sources import LoadedData, load_data
 from flaxzoo.experiments.config import Config, ConfigError

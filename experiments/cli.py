@@ -236,7 +236,7 @@ class _StopFlag:
 
 
 def _plot(args) -> None:
-  from flaxzoo.experiments.plots import plot_workdir
+  from flaxzoo.experiments.trained import plot_workdir
 
   for path in plot_workdir(args.workdir, args.out, data_dir=args.data_dir, log=_log):
     print(path)

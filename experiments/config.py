@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flaxzoo.zoo.registry import Registry
 
@@ -108,7 +109,7 @@ class Config:
     if self.optimizer not in OPTIMIZERS:
       raise ConfigError(f"{self.name}: unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS.names())}")
 
-  def replace(self, **overrides: Any) -> "Config":
+  def replace(self, **overrides: Any) -> Config:
     """A copy with the given fields changed; `None` values are ignored."""
     return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -92,7 +92,7 @@ class MetricLog:
           move_aside(old)
     write_atomic(self.path, "".join(json.dumps(record) + "\n" for record in kept))
     self.last_step = kept[-1]["step"] if kept else None
-    self._file = open(self.path, "a")
+    self._file = open(self.path, "a")  # noqa: SIM115 - open for the life of the log, closed by close()
     self._tb = None
     if tensorboard:
       # A file of its own per start, and TensorBoard's restart mark on a resume.

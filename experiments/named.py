@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-
 from flaxzoo.experiments.config import Config
-from flaxzoo.experiments.configs import (brain_age_gm, brain_age_gm_lstsq, brain_age_group, brain_age_tissue, linear,
-                                         linear_classifier, linear_regression)
+from flaxzoo.experiments.configs import (
+  brain_age_gm,
+  brain_age_gm_lstsq,
+  brain_age_group,
+  brain_age_tissue,
+  linear,
+  linear_classifier,
+  linear_regression,
+)
 from flaxzoo.zoo.registry import Registry
 
 EXPERIMENTS: Registry = Registry("experiment")

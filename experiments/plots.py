@@ -15,11 +15,10 @@
 from __future__ import annotations
 
 import pathlib
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-
-from flaxzoo.experiments.metric_log import MetricLogError, read_metrics
 
 FIGSIZE, DPI = (6.4, 4.8), 100  # 640 x 480 pixels
 
@@ -90,7 +89,8 @@ def plot_residual(true: dict[str, np.ndarray], predicted: dict[str, np.ndarray],
   for split, style in (("train", dict(color="tab:blue", alpha=0.35, s=8)), ("test", dict(color="tab:orange", s=14))):
     raw_ax.scatter(age[split], gap[split], label=split, **style)
     corrected_ax.scatter(age[split], gap[split] - (slope * age[split] + intercept), label=split, **style)
-  raw_ax.plot(line, slope * line + intercept, color="k", lw=1.5, label=f"fit on train: {slope:+.3f}·true {intercept:+.1f}")
+  raw_ax.plot(line, slope * line + intercept, color="k", lw=1.5,
+              label=f"fit on train: {slope:+.3f}·true {intercept:+.1f}")
   corrected_ax.axhline(0, color="k", lw=1)
   raw_ax.set_title(name)
   corrected_ax.set_title(f"bias-corrected {name.split()[-1]}")
@@ -178,15 +178,3 @@ def plot_run(records, trainer, data, experiment: str, step: int, out_dir) -> lis
     confusion = trainer.evaluate(splits["test"])["confusion"]
     files.append(plot_confusion(confusion, classes, f"{title}: test confusion matrix", out / "confusion.png"))
   return files
-
-
-def plot_workdir(workdir, out_dir=None, data_dir=None, log=None) -> list[pathlib.Path]:
-  """`flaxzoo plot`: the plots of a training workdir (its metrics.jsonl and latest checkpoint)."""
-  from flaxzoo.experiments.trained import load_trained
-
-  workdir = pathlib.Path(workdir)
-  records = read_metrics(workdir)
-  if not records:
-    raise MetricLogError(f"{workdir / 'metrics.jsonl'}: no records yet")
-  trainer, meta = load_trained(workdir, data_dir=data_dir, log=log)
-  return plot_run(records, trainer, meta["data"], meta["config"]["name"], meta["step"], out_dir or workdir / "plots")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Iterable, TextIO
+from collections.abc import Iterable
+from typing import TextIO
 
 MODES = ("bar", "lines", "off")
 

@@ -88,7 +88,7 @@ class EventFile:
     os.makedirs(logdir, exist_ok=True)
     name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}{suffix}"
     self.path = os.path.join(os.fspath(logdir), name)
-    self._file = open(self.path, "ab")
+    self._file = open(self.path, "ab")  # noqa: SIM115 - open for the life of the file, closed by close()
     self._write(encode_event(time.time(), 0, file_version="brain.Event:2"))
     if restart_step is not None:
       self._write(encode_event(time.time(), restart_step, session_start=True))

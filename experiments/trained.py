@@ -14,6 +14,7 @@ from flaxzoo.checkpoints.export import check_name, export
 from flaxzoo.checkpoints.manager import Checkpointer, parse_keep_best, with_fallback
 from flaxzoo.experiments.build import build
 from flaxzoo.experiments.config import Config, ConfigError
+from flaxzoo.experiments.metric_log import MetricLogError, read_metrics
 from flaxzoo.experiments.progress import track
 from flaxzoo.experiments.runner import command_of, restore_target
 from flaxzoo.experiments.workdir import write_json_atomic
@@ -69,7 +70,8 @@ def load_trained(workdir, step: int | None = None, *, best: bool = False, data_d
     try:
       config = Config(**{**config_dict, "parallel": parallel, "devices": devices})
     except TypeError as e:  # a config written by another flaxzoo version
-      raise CheckpointError(f"{checkpointer.directory}: the checkpoint's config does not fit this flaxzoo ({e})") from None
+      raise CheckpointError(f"{checkpointer.directory}: the checkpoint's config does not fit this flaxzoo"
+                            f" ({e})") from None
     built = build(config, data_dir, log)
     trainer = built.trainer
     target = restore_target(trainer)
@@ -141,3 +143,15 @@ def load_model(name_or_path, *, data_dir=None) -> tuple[Any, Card]:
     trainer, meta = load_trained(path, data_dir=data_dir)
     return trainer.model, Card(card_of_run(path.name, trainer, meta), path)
   return load_pretrained(path)
+
+
+def plot_workdir(workdir, out_dir=None, data_dir=None, log=None) -> list[pathlib.Path]:
+  """`flaxzoo plot`: the plots of a training workdir (its metrics.jsonl and latest checkpoint)."""
+  workdir = pathlib.Path(workdir)
+  records = read_metrics(workdir)
+  if not records:
+    raise MetricLogError(f"{workdir / 'metrics.jsonl'}: no records yet")
+  trainer, meta = load_trained(workdir, data_dir=data_dir, log=log)
+  from flaxzoo.experiments.plots import plot_run
+
+  return plot_run(records, trainer, meta["data"], meta["config"]["name"], meta["step"], out_dir or workdir / "plots")

@@ -49,3 +49,26 @@ def run_cli(*args, env=None, cwd=None, plots=False) -> subprocess.CompletedProce
       capture_output=True, text=True, timeout=300, cwd=cwd,
       env={**os.environ, **(env or {})},
   )
+
+
+def cli_main(*args, plots: bool = False) -> subprocess.CompletedProcess:
+  """Runs `flaxzoo ARGS` in this process, through `main(argv)`: where the process boundary is not what a
+  test is about (no imports to pay again). Returns the exit code, stdout and stderr like `run_cli`."""
+  import contextlib
+  import io
+  import signal
+
+  from flaxzoo.experiments.cli import main
+
+  handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}  # train installs its own
+  out, err = io.StringIO(), io.StringIO()
+  try:
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+      try:
+        code = main(cli_args(args, plots))
+      except SystemExit as e:  # argparse's usage errors
+        code = e.code
+  finally:
+    for signum, handler in handlers.items():
+      signal.signal(signum, handler)
+  return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())

@@ -9,8 +9,7 @@ import tensorflow_datasets as tfds
 
 from flaxzoo.datasets import DataError, load_split, prepare, read_volume_table
 from flaxzoo.datasets.brain_age import reference_split
-from flaxzoo.datasets.brain_age.brain_age_dataset_builder import Builder
-from flaxzoo.datasets.brain_age.brain_age_dataset_builder import RAW_FILE
+from flaxzoo.datasets.brain_age.brain_age_dataset_builder import RAW_FILE, Builder
 
 
 def test_split_sizes_and_reference_order(brain_age):

@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import cli_args, run_cli
 
 # ~1 µs a step on one CPU device: long enough to be killed at chosen moments.

@@ -2,12 +2,11 @@
 
 import json
 import pathlib
-import sys
 import shutil
 import subprocess
+import sys
 
 import pytest
-
 from conftest import run_cli
 from test_reference import assert_matches_reference
 

@@ -5,8 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn.metrics import accuracy_score, log_loss, mean_absolute_error, mean_squared_error, r2_score
 
-from flaxzoo.trainers.metrics import (classification_sums, finalize_classification, finalize_regression,
-                                      regression_sums)
+from flaxzoo.trainers.metrics import classification_sums, finalize_classification, finalize_regression, regression_sums
 
 
 def test_regression_metrics_match_scikit_learn():

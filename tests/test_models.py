@@ -1,12 +1,12 @@
 """Every registered model builds and has the documented shapes; reference init."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-from flaxzoo.zoo import (LinearClassifier, LinearRegression, UnknownNameError, create_model,
-                         list_models, register_model)
+from flaxzoo.zoo import LinearClassifier, LinearRegression, UnknownNameError, create_model, list_models, register_model
 
 OUTPUTS = {"linear_regression": 1, "logistic_regression": 1, "softmax_regression": 3}
 
@@ -72,3 +72,51 @@ def test_unknown_names_list_the_known_ones():
 def test_a_name_registers_once():
   with pytest.raises(ValueError, match="already registered"):
     register_model("linear_regression", LinearRegression)
+
+
+@pytest.mark.parametrize("model", [LinearRegression(3, rngs=nnx.Rngs(0)), LinearClassifier(3, 4, rngs=nnx.Rngs(0))],
+                         ids=["regression", "classifier"])
+def test_a_wrong_input_width_rank_or_dtype_is_rejected_like_nnx_linear(model):
+  name = type(model).__name__
+  plain = nnx.Linear(3, 1, rngs=nnx.Rngs(0))
+  for x in (np.ones((2, 4), np.float32), np.ones((2, 2), np.float32)):  # the 4th column was ignored before
+    with pytest.raises(TypeError):
+      plain(x)
+    with pytest.raises(TypeError, match=rf"{name}: x must be \[\.\.\., 3\] \(3 features\), got shape \(2, {x.shape[1]}\)"):
+      model(x)
+  with pytest.raises(TypeError, match="got a scalar"):
+    model(np.float32(1.0))
+  for x in (np.ones((2, 3), np.complex64), np.array([["a", "b", "c"]])):
+    with pytest.raises(TypeError, match="x must be a real array"):
+      model(x)
+
+
+@pytest.mark.parametrize("model", [LinearRegression(3, 2, rngs=nnx.Rngs(1)), LinearClassifier(3, 4, rngs=nnx.Rngs(1))],
+                         ids=["regression", "classifier"])
+def test_one_example_and_any_leading_axes_like_nnx_linear(model):
+  x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype(np.float32)
+  reference = nnx.Linear(3, model.linear.out_features, rngs=nnx.Rngs(0))
+  reference.kernel.set_value(model.linear.kernel[...])
+  reference.bias.set_value(model.linear.bias[...])
+  np.testing.assert_allclose(model(x), reference(x), rtol=1e-6, atol=1e-6)  # [2, 5, 3] -> [2, 5, k]
+  np.testing.assert_allclose(model(x[0, 0]), reference(x[0, 0]), rtol=1e-6, atol=1e-6)  # [3] -> [k]
+  assert model(x[0, 0]).shape == (model.linear.out_features,)
+
+
+@pytest.mark.parametrize("in_features", range(1, 11))
+def test_the_cpu_fast_path_equals_the_plain_product(in_features):
+  from flaxzoo.zoo.dense import SMALL, dense, dense_plain, dense_unrolled
+
+  rng = np.random.default_rng(in_features)
+  kernel = jnp.asarray(rng.normal(size=(in_features, 2)), jnp.float32)
+  bias = jnp.asarray(rng.normal(size=(2,)), jnp.float32)
+  for shape in ((in_features,), (7, in_features), (2, 3, in_features)):
+    x = jnp.asarray(rng.normal(size=shape), jnp.float32)
+    np.testing.assert_allclose(dense_unrolled(x, kernel, bias), dense_plain(x, kernel, bias), rtol=1e-5, atol=1e-6)
+    # Gradients too: the trainer differentiates the fast path.
+    grad = lambda f: jax.grad(lambda k: jnp.sum(f(x, k, bias) ** 2))(kernel)
+    np.testing.assert_allclose(grad(dense_unrolled), grad(dense_plain), rtol=1e-5, atol=1e-5)
+  # Which path the model takes: unrolled for a few features on the CPU, one dot otherwise.
+  expected = dense_unrolled if in_features <= SMALL and jax.default_backend() == "cpu" else dense_plain
+  x = jnp.asarray(rng.normal(size=(4, in_features)), jnp.float32)
+  np.testing.assert_array_equal(dense(x, kernel, bias), expected(x, kernel, bias))

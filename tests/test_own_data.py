@@ -8,8 +8,8 @@ import os
 import numpy as np
 import PIL.Image
 import pytest
-
 from conftest import run_cli
+
 from flaxzoo.datasets import DataError
 from flaxzoo.datasets.sources import load_data
 
@@ -181,7 +181,7 @@ def test_tfds_dataset_end_to_end(tmp_path):
   prepare_tiny_shapes(data_dir)
   data = load_data(f"tfds:{TINY_NAME}", data_dir=data_dir)
   x, y = data.splits["train"]
-  assert x.shape == (120, 16) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1  # flattened, / 255
+  assert x.shape == (120, 16) and x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1  # flattened, / 255
   assert data.class_names == ("top", "bottom") and data.splits["test"][0].shape == (40, 16)
   workdir = tmp_path / "run"
   result = run_cli("train", "linear_classifier", "--dataset", f"tfds:{TINY_NAME}", "--data-dir", data_dir,

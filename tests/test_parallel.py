@@ -13,7 +13,6 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import cli_args, run_cli
 from test_reference import REFERENCE
 

@@ -10,11 +10,11 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
+
+from flaxzoo.checkpoints import list_pretrained, load_pretrained, predict
 from flaxzoo.datasets import TissueFractions, read_volume_table
 from flaxzoo.datasets.brain_age.brain_age_dataset_builder import RAW_FILE
-from flaxzoo.checkpoints import list_pretrained, load_pretrained, predict
 from flaxzoo.zoo import UnknownNameError
 
 SHIPPED = ["brain_age_gm", "brain_age_gm_lstsq", "brain_age_tissue"]  # regression
@@ -96,9 +96,7 @@ def test_the_reference_models_carry_the_reference_table():
 
 
 def test_predict_on_the_reference_table_equals_the_trainers_predictions(brain_age, data_dir, tmp_path):
-  from flaxzoo.experiments import run_experiment
-  from flaxzoo.experiments import get_experiment
-  from flaxzoo.experiments import load_trained
+  from flaxzoo.experiments import get_experiment, load_trained, run_experiment
 
   run_experiment(get_experiment("brain_age_tissue"), workdir=tmp_path, data_dir=data_dir)
   trainer, _ = load_trained(tmp_path, data_dir=data_dir)

@@ -5,8 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from flaxzoo.experiments import get_experiment
-from flaxzoo.experiments import run_experiment
+from flaxzoo.experiments import get_experiment, run_experiment
 
 # train MSE, train R2, train MAE (years), test MSE, test R2, test MAE (years)
 REFERENCE = {

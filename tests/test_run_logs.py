@@ -12,10 +12,10 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
-from flaxzoo.experiments.metric_log import read_metrics, scalars
 from test_checkpoints import kill_after_save
+
+from flaxzoo.experiments.metric_log import read_metrics, scalars
 
 # ~1 µs a step: 30 logged steps, a checkpoint every 500000.
 LONG = ["brain_age_gm", "--steps", "3000000", "--save-every", "500000", "--log-every", "100000", "--keep", "10"]

@@ -26,7 +26,7 @@ epoch), which costs a random read per row instead of a contiguous one.
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp

@@ -10,7 +10,7 @@ optional per-example weights `[batch]` (0 marks padding) give
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

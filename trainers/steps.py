@@ -14,7 +14,8 @@ shards change nothing, and a step needs one all-reduce.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax
 import jax

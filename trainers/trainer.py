@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -20,8 +21,7 @@ from flax import nnx
 
 from flaxzoo.trainers import losses as losses_lib
 from flaxzoo.trainers import metrics as metrics_lib
-from flaxzoo.trainers.batching import (SHUFFLES, arrange, make_epoch_order_fn, make_layout, make_take_fn,
-                                       take_block)
+from flaxzoo.trainers.batching import SHUFFLES, arrange, make_epoch_order_fn, make_layout, make_take_fn, take_block
 from flaxzoo.trainers.loop import make_fused_loop
 from flaxzoo.trainers.placement import Placement, make_placement, to_host
 from flaxzoo.trainers.steps import STREAM_MIN_CHUNKS, TrainState, make_apply_fn, make_eval_step, make_train_step
@@ -181,9 +181,9 @@ class Trainer:
       eval_data: Mapping[str, Data] | None = None,
       log_every: int = 1000,
       checkpoint_every: int | None = None,
-      on_checkpoint: Callable[["Trainer"], None] | None = None,
+      on_checkpoint: Callable[[Trainer], None] | None = None,
       should_stop: Callable[[], bool] | None = None,
-      hooks: Sequence[tuple[int, Callable[["Trainer", History], None]]] = (),
+      hooks: Sequence[tuple[int, Callable[[Trainer, History], None]]] = (),
       on_progress: Callable[[int, History], None] | None = None,
   ) -> History:
     """Takes `steps` more optimizer steps on `train`.

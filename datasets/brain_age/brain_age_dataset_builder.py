@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import inspect
 
-from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
+from etils import epath
 
 from flaxzoo.datasets.brain_age.split import RAW_FILE, RAW_SHA256, VERSION, reference_split
 from flaxzoo.datasets.brain_age.volumes import read_volume_table
