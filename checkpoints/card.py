@@ -99,8 +99,10 @@ def summary(card_data: Mapping[str, Any]) -> str:
   if "accuracy" in test:
     auc = f", ROC AUC {test['roc_auc']:.3f}" if "roc_auc" in test else ""
     return f"test accuracy {test['accuracy']:.3f}, balanced {test['balanced_accuracy']:.3f}{auc}"
-  if "mae_years" in test:
-    return f"test MAE {test['mae_years']:.2f} years, R2 {test['r2']:.3f}, r {test['pearson_r']:.3f}"
+  unit = next((k[4:] for k in test if k.startswith("mae_")), None)  # errors in the label's own unit
+  if unit:
+    r = f", r {test['pearson_r']:.3f}" if "pearson_r" in test else ""
+    return f"test MAE {test[f'mae_{unit}']:.2f} {unit}, R2 {test['r2']:.3f}{r}"
   return f"test MSE {test['mse']:.4g}, R2 {test['r2']:.3f}"
 
 

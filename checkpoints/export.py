@@ -33,7 +33,7 @@ def export(model: nnx.Module, card: Mapping[str, Any], out, *, force: bool = Fal
   target = pathlib.Path(out) / name
   if target.is_symlink() or target.exists():
     if not force:
-      raise CheckpointError(f"{target} exists; pass --force to replace it")
+      raise CheckpointError(f"{target} exists; pass force=True to replace it")
     if target.is_symlink() or not target.is_dir() or not (target / CARD).is_file():
       raise CheckpointError(f"{target} exists and is not an earlier export (no {CARD}); not replacing it")
   staging = target.with_name(f".{name}.staging")

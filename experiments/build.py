@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from flaxzoo.datasets.sources import LoadedData, load_data
-from flaxzoo.experiments.config import Config, ConfigError
+from flaxzoo.experiments.config import Config
+from flaxzoo.experiments.errors import ConfigError
 from flaxzoo.trainers.trainer import Trainer
 from flaxzoo.zoo.models import create_model
 

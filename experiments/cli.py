@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 
 
@@ -156,9 +157,7 @@ def _list() -> None:
   print("experiments:")
   for name in list_experiments():
     c = get_experiment(name)
-    data = c.dataset or "--dataset"
-    if c.dataset == "brain_age":
-      data += f"/{c.features}" + (f" -> {c.label}" if c.label else "")
+    data = (c.dataset or "--dataset") + (f"/{c.features}" if c.features else "") + (f" -> {c.label}" if c.label else "")
     model = c.model or {"regression": "linear_regression", "classification": "logistic/softmax"}.get(
         c.task, "model by task")
     print(
@@ -168,19 +167,25 @@ def _list() -> None:
     )
 
 
-# Decimals as in DESIGN.md's reference table.
-_COLUMNS = {"mse": ".6f", "rmse": ".6f", "mae": ".6f", "r2": ".5f", "mae_years": ".3f", "rmse_years": ".3f",
-            "accuracy": ".4f", "balanced_accuracy": ".4f", "log_loss": ".6f", "roc_auc": ".4f"}
+# Decimals as in DESIGN.md's reference table; errors in the label's own unit (`mae_years`) get 3.
+_COLUMNS = {"mse": ".6f", "rmse": ".6f", "mae": ".6f", "r2": ".5f", "accuracy": ".4f", "balanced_accuracy": ".4f",
+            "log_loss": ".6f", "roc_auc": ".4f"}
 _HEADERS = {"balanced_accuracy": "bal_acc"}
 
 
-def _print_table(results) -> None:
-  columns = [c for c in _COLUMNS if c in results["train"]]
-  print(f"{results['experiment']} after {results['step']} steps:")
+def _print_metrics(results, splits) -> None:
+  """The metrics table of `results[split]` for each split."""
+  first = results[splits[0]]
+  formats = {**_COLUMNS, **{k: ".3f" for k in first if k.startswith(("mae_", "rmse_"))}}
+  columns = [c for c in formats if c in first]
   print("  " + f"{'split':6s}" + "".join(f"{_HEADERS.get(c, c):>12s}" for c in columns))
-  for split in ("train", "test"):
-    row = results[split]
-    print("  " + f"{split:6s}" + "".join(f"{row[c]:>12{_COLUMNS[c]}}" for c in columns))
+  for split in splits:
+    print("  " + f"{split:6s}" + "".join(f"{results[split][c]:>12{formats[c]}}" for c in columns))
+
+
+def _print_table(results) -> None:
+  print(f"{results['experiment']} after {results['step']} steps:")
+  _print_metrics(results, ["train", "test"])
   if "confusion" in results["test"]:
     names = results.get("classes") or [str(k) for k in range(len(results["test"]["confusion"]))]
     print(f"  test confusion (rows: true {', '.join(names)}; columns: predicted): {results['test']['confusion']}")
@@ -188,7 +193,8 @@ def _print_table(results) -> None:
 
 
 def _train(args) -> None:
-  from flaxzoo.experiments.config import ConfigError, field_options
+  from flaxzoo.experiments.config import field_options
+  from flaxzoo.experiments.errors import ConfigError
   from flaxzoo.experiments.named import get_experiment
   from flaxzoo.experiments.runner import run_experiment
 
@@ -197,6 +203,10 @@ def _train(args) -> None:
   if any(v is not None for v in multi):
     if any(v is None for v in multi):
       raise ConfigError("a multi-process run needs --coordinator, --num-processes and --process-id together")
+    if not re.fullmatch(r"[\w.\-]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5}", args.coordinator):
+      raise ConfigError(f"--coordinator must be HOST:PORT, got {args.coordinator!r}")
+    if not 0 <= args.process_id < args.num_processes:
+      raise ConfigError(f"--process-id must be in [0, {args.num_processes}), got {args.process_id}")
     from flaxzoo.trainers import distributed
 
     try:
@@ -283,14 +293,13 @@ def _predict(args) -> None:
   import pathlib
 
   from flaxzoo.checkpoints.predict import predict
-  from flaxzoo.experiments.config import ConfigError
+  from flaxzoo.experiments.errors import ConfigError
   from flaxzoo.experiments.trained import load_model
   from flaxzoo.experiments.workdir import write_atomic
 
   if args.output and pathlib.Path(args.output).exists() and not args.force:
     raise ConfigError(f"{args.output} exists; pass --force to overwrite it")
   model, card = load_model(args.model)
-  _log(f"model: {card.name} from {card.path}")
   table, ids = card.preprocessing.read_inputs(args.input)
   result = predict(model, card, table)
   columns = ["id"] + list(result)
@@ -301,9 +310,9 @@ def _predict(args) -> None:
     writer.writerow([person] + [_cell(result[c][i]) for c in columns[1:]])
   if args.output:
     write_atomic(args.output, buffer.getvalue())
-    _log(f"{len(ids)} predictions ({card.name}) written to {args.output}")
   else:
     sys.stdout.write(buffer.getvalue())
+  _log(f"{len(ids)} predictions of {card.name} ({card.path})" + (f" written to {args.output}" if args.output else ""))
 
 
 def _cell(value) -> str:
@@ -318,11 +327,8 @@ def _eval(args) -> None:
       parallel=args.parallel, devices=args.devices, fallback=args.fallback, log=_log,
   )
   splits = [s for s in ("train", "test") if s in results]
-  columns = [c for c in _COLUMNS if c in results[splits[0]]]
   print(f"{results['experiment']} at step {results['step']} on {results['devices']['count']} device(s):")
-  print("  " + f"{'split':6s}" + "".join(f"{_HEADERS.get(c, c):>12s}" for c in columns))
-  for split in splits:
-    print("  " + f"{split:6s}" + "".join(f"{results[split][c]:>12{_COLUMNS[c]}}" for c in columns))
+  _print_metrics(results, splits)
   print(f"eval: {results['workdir']}/eval.json")
 
 
@@ -342,9 +348,7 @@ def main(argv: list[str] | None = None) -> int:
       )
   from flaxzoo.checkpoints.errors import CheckpointError
   from flaxzoo.datasets.tables import DataError
-  from flaxzoo.experiments.config import ConfigError
-  from flaxzoo.experiments.metric_log import MetricLogError
-  from flaxzoo.experiments.runner import Interrupted
+  from flaxzoo.experiments.errors import ConfigError, Interrupted, MetricLogError
   from flaxzoo.zoo.registry import UnknownNameError
 
   commands = {"list": lambda: _list(), "train": lambda: _train(args), "eval": lambda: _eval(args),

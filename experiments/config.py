@@ -13,11 +13,8 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
+from flaxzoo.experiments.errors import ConfigError
 from flaxzoo.zoo.registry import Registry
-
-
-class ConfigError(ValueError):
-  """A config field has an invalid value; the message names the field."""
 
 
 def _optax():

@@ -19,15 +19,12 @@ import pathlib
 import time
 from typing import Any
 
+from flaxzoo.experiments.errors import MetricLogError
 from flaxzoo.experiments.tensorboard_events import EventFile
 from flaxzoo.experiments.workdir import move_aside, write_atomic
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tb"
-
-
-class MetricLogError(ValueError):
-  """A metrics.jsonl cannot be read; the message names the file and line."""
 
 
 def read_metrics(path, *, tolerate_torn_end: bool = True) -> list[dict[str, Any]]:

@@ -13,20 +13,13 @@ from flax import nnx
 from flaxzoo.checkpoints.card import library_versions
 from flaxzoo.checkpoints.manager import Checkpointer, abstract_like, parse_keep_best
 from flaxzoo.experiments.build import build
-from flaxzoo.experiments.config import Config, ConfigError, reproducing_command, resumable_fields
+from flaxzoo.experiments.config import Config, reproducing_command, resumable_fields
+from flaxzoo.experiments.errors import ConfigError, Interrupted
 from flaxzoo.experiments.metric_log import MetricLog, read_metrics
 from flaxzoo.experiments.named import EXPERIMENTS, get_experiment
 from flaxzoo.experiments.progress import Progress
 from flaxzoo.experiments.workdir import move_aside, prepare_workdir, write_json_atomic
 from flaxzoo.trainers.trainer import History, Trainer
-
-
-class Interrupted(Exception):
-  """Training stopped on request (SIGTERM/SIGINT) after saving a checkpoint."""
-
-  def __init__(self, step: int, path: pathlib.Path):
-    super().__init__(f"interrupted at step {step}; checkpoint saved to {path}; rerun the same command to resume")
-    self.step, self.path = step, path
 
 
 def command_of(config: Config) -> str:

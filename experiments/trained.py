@@ -13,8 +13,9 @@ from flaxzoo.checkpoints.errors import CheckpointError
 from flaxzoo.checkpoints.export import check_name, export
 from flaxzoo.checkpoints.manager import Checkpointer, parse_keep_best, with_fallback
 from flaxzoo.experiments.build import build
-from flaxzoo.experiments.config import Config, ConfigError
-from flaxzoo.experiments.metric_log import MetricLogError, read_metrics
+from flaxzoo.experiments.config import Config
+from flaxzoo.experiments.errors import ConfigError, MetricLogError
+from flaxzoo.experiments.metric_log import read_metrics
 from flaxzoo.experiments.progress import track
 from flaxzoo.experiments.runner import command_of, restore_target
 from flaxzoo.experiments.workdir import write_json_atomic

@@ -9,7 +9,7 @@ from flaxzoo.checkpoints.files import write_atomic as write_atomic
 from flaxzoo.checkpoints.files import write_json_atomic as write_json_atomic
 from flaxzoo.datasets.loading import ensure_writable
 from flaxzoo.datasets.tables import DataError
-from flaxzoo.experiments.config import ConfigError
+from flaxzoo.experiments.errors import ConfigError
 
 
 def prepare_workdir(workdir) -> pathlib.Path:

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import cli_main
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

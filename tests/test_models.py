@@ -114,7 +114,7 @@ def test_the_cpu_fast_path_equals_the_plain_product(in_features):
     x = jnp.asarray(rng.normal(size=shape), jnp.float32)
     np.testing.assert_allclose(dense_unrolled(x, kernel, bias), dense_plain(x, kernel, bias), rtol=1e-5, atol=1e-6)
     # Gradients too: the trainer differentiates the fast path.
-    grad = lambda f: jax.grad(lambda k: jnp.sum(f(x, k, bias) ** 2))(kernel)
+    grad = lambda f, x=x: jax.grad(lambda k: jnp.sum(f(x, k, bias) ** 2))(kernel)
     np.testing.assert_allclose(grad(dense_unrolled), grad(dense_plain), rtol=1e-5, atol=1e-5)
   # Which path the model takes: unrolled for a few features on the CPU, one dot otherwise.
   expected = dense_unrolled if in_features <= SMALL and jax.default_backend() == "cpu" else dense_plain

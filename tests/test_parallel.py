@@ -210,7 +210,7 @@ def test_unreachable_coordinator_is_a_clear_error_in_bounded_time(tmp_path, data
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--devices", "9"], "--devices 9: only 8 cpu device(s) available"),
+        (["--devices", "9"], "devices=9: only 8 cpu device(s) available"),
         (["--devices", "0"], "argument --devices: must be > 0, got 0"),
         (["--devices", "-2"], "argument --devices: must be > 0, got -2"),
         (["--parallel", "tpu"], "argument --parallel: invalid choice: 'tpu'"),

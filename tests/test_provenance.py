@@ -7,8 +7,8 @@ import shlex
 
 import numpy as np
 import pytest
-
 from conftest import cli_main
+
 from flaxzoo.experiments.config import Config, field_options, flag_of, training_fields
 
 
@@ -92,7 +92,7 @@ def test_every_schema_field_is_a_train_flag_and_back():
 
 
 def test_a_bad_value_is_named_by_the_schema():
-  from flaxzoo.experiments.config import ConfigError
+  from flaxzoo.experiments.errors import ConfigError
 
   with pytest.raises(ConfigError, match="x: learning_rate must be > 0, got -1"):
     Config(name="x", learning_rate=-1)

@@ -1,7 +1,7 @@
 """Several processes, one training run: `jax.distributed` on JAX's own runtime.
 
-Every process runs the same command with its own `--process-id`; process 0
-also hosts the coordinator at `--coordinator HOST:PORT`. Afterwards
+Every process calls `initialize` with its own `process_id`; process 0 also
+hosts the coordinator at `coordinator` (`HOST:PORT`). Afterwards
 `jax.devices()` lists every process's devices and a `mesh` Trainer spans them.
 """
 
