@@ -42,32 +42,62 @@ def cli_args(args, plots: bool = False) -> list[str]:
   return args
 
 
-def run_cli(*args, env=None, cwd=None, plots=False) -> subprocess.CompletedProcess:
-  """Runs `flaxzoo ARGS` in a fresh Python process."""
-  return subprocess.run(
-      [sys.executable, "-m", "flaxzoo.experiments.cli", *cli_args(args, plots)],
-      capture_output=True, text=True, timeout=300, cwd=cwd,
-      env={**os.environ, **(env or {})},
-  )
+# Variables that must be set before jax is imported, or that change what is imported: a fresh process.
+_PROCESS_ENV = ("XLA_FLAGS", "PYTHONPATH", "JAX_PLATFORMS")
+
+
+def run_cli(*args, env=None, cwd=None, plots=False, fresh_process=False) -> subprocess.CompletedProcess:
+  """Runs `flaxzoo ARGS` and returns its exit code, stdout and stderr.
+
+  In this process through `main(argv)` (no second start-up to pay), unless the
+  test needs a fresh process: `fresh_process`, or an `env` that must be set
+  before jax is imported (XLA_FLAGS for simulated devices)."""
+  env = {k: str(v) for k, v in (env or {}).items()}
+  if fresh_process or any(k in env for k in _PROCESS_ENV):
+    return subprocess.run(
+        [sys.executable, "-m", "flaxzoo.experiments.cli", *cli_args(args, plots)],
+        capture_output=True, text=True, timeout=300, cwd=cwd,
+        env={**os.environ, **env},
+    )
+  saved_env = {k: os.environ.get(k) for k in env}
+  saved_cwd = os.getcwd()
+  os.environ.update(env)
+  try:
+    if cwd is not None:
+      os.chdir(cwd)
+    return cli_main(*args, plots=plots)
+  finally:
+    os.chdir(saved_cwd)
+    for k, v in saved_env.items():
+      if v is None:
+        os.environ.pop(k, None)
+      else:
+        os.environ[k] = v
 
 
 def cli_main(*args, plots: bool = False) -> subprocess.CompletedProcess:
-  """Runs `flaxzoo ARGS` in this process, through `main(argv)`: where the process boundary is not what a
-  test is about (no imports to pay again). Returns the exit code, stdout and stderr like `run_cli`."""
+  """Runs `flaxzoo ARGS` in this process, through `main(argv)`, as the console script would: standard
+  dtype promotion (the tests' strict mode is for our own code), an uncaught exception printed as a
+  traceback with exit code 1. Returns the exit code, stdout and stderr like a subprocess."""
   import contextlib
   import io
   import signal
+  import traceback
 
   from flaxzoo.experiments.cli import main
 
   handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}  # train installs its own
   out, err = io.StringIO(), io.StringIO()
   try:
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+         jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
       try:
         code = main(cli_args(args, plots))
-      except SystemExit as e:  # argparse's usage errors
-        code = e.code
+      except SystemExit as e:  # argparse's usage errors and --help
+        code = e.code or 0
+      except Exception:  # noqa: BLE001 - what the console script would print
+        err.write(traceback.format_exc())
+        code = 1
   finally:
     for signum, handler in handlers.items():
       signal.signal(signum, handler)
