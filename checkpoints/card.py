@@ -14,13 +14,14 @@ import json
 import pathlib
 import sys
 from collections.abc import Mapping
-from typing import Any
-
-import jax
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from flaxzoo.checkpoints.errors import CheckpointError
-from flaxzoo.datasets.preprocessing import Preprocessing, preprocessing_from_dict
+
+if TYPE_CHECKING:  # reading a card imports neither numpy nor JAX (flaxzoo list)
+  import numpy as np
+
+  from flaxzoo.datasets.preprocessing import Preprocessing
 
 CARD = "card.json"
 FORMAT = "flaxzoo-card/1"
@@ -62,12 +63,16 @@ class Card:
 
   @property
   def preprocessing(self) -> Preprocessing:
+    from flaxzoo.datasets.preprocessing import preprocessing_from_dict
+
     return preprocessing_from_dict(self.data["preprocessing"])
 
   def preprocess(self, table) -> np.ndarray:
     return self.preprocessing.features_of(table)
 
   def postprocess(self, outputs) -> np.ndarray:
+    import numpy as np
+
     return self.preprocessing.postprocess(np.asarray(outputs)).reshape(len(outputs), -1)[:, 0]
 
   @property
@@ -118,6 +123,9 @@ def build_card(name: str, trainer, data, *, model: Mapping[str, Any], recipe: Ma
     recipe: `{"experiment", "step", "config", "command"}` of the run.
     evaluate: `evaluate(split_name, split)` → metrics; default `trainer.evaluate`.
   """
+  import jax
+  import numpy as np
+
   evaluate = evaluate or (lambda _, split: trainer.evaluate(split))
   preprocessing = data.preprocessing
   card = {
@@ -157,6 +165,8 @@ def build_card(name: str, trainer, data, *, model: Mapping[str, Any], recipe: Ma
 
 def readme(card: Mapping[str, Any]) -> str:
   """The README.md of an export, generated from its card (the preprocessing may write its own)."""
+  from flaxzoo.datasets.preprocessing import preprocessing_from_dict
+
   own = preprocessing_from_dict(card["preprocessing"]).card_readme(card)
   if own is not None:
     return own

@@ -13,16 +13,14 @@ import fnmatch
 import importlib.resources
 import os
 import pathlib
-
-import jax
-import numpy as np
-from flax import nnx
+from typing import TYPE_CHECKING
 
 from flaxzoo.checkpoints.card import CARD, Card, read_card
 from flaxzoo.checkpoints.errors import CheckpointError
-from flaxzoo.checkpoints.manager import shape_mismatch
-from flaxzoo.zoo.models import create_model
 from flaxzoo.zoo.registry import UnknownNameError
+
+if TYPE_CHECKING:  # listing and reading cards import no JAX (flaxzoo list)
+  from flax import nnx
 
 
 def weights_dir() -> pathlib.Path:
@@ -75,6 +73,13 @@ def load_pretrained(name_or_path, *, devices: int | None = None) -> tuple[nnx.Mo
   Returns:
     `(model, card)`.
   """
+  import jax
+  import orbax.checkpoint as ocp
+  from flax import nnx
+
+  from flaxzoo.checkpoints.manager import shape_mismatch
+  from flaxzoo.zoo.models import create_model
+
   path = resolve(name_or_path)
   if not (path / CARD).is_file() and (path / "checkpoints").is_dir():
     raise CheckpointError(f"{path} is a training workdir: load it with flaxzoo.experiments.load_trained,"
@@ -91,8 +96,6 @@ def load_pretrained(name_or_path, *, devices: int | None = None) -> tuple[nnx.Mo
   params_dir = (path / "params").absolute()
   if not params_dir.is_dir():
     raise CheckpointError(f"{path}: no params/ folder beside {CARD}")
-  import orbax.checkpoint as ocp
-
   with ocp.StandardCheckpointer() as checkpointer:
     mismatch = shape_mismatch(target, checkpointer.metadata(params_dir))
     if mismatch:
@@ -104,6 +107,10 @@ def load_pretrained(name_or_path, *, devices: int | None = None) -> tuple[nnx.Mo
 
 def place(model: nnx.Module, devices: int | None) -> nnx.Module:
   """The model with its state replicated over the first `devices` local devices."""
+  import jax
+  import numpy as np
+  from flax import nnx
+
   if not devices or devices == 1:
     return model
   if devices > len(jax.local_devices()):

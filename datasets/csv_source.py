@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 
 from flaxzoo.datasets.preprocessing import Columns, class_name
-from flaxzoo.datasets.sources import LoadedData, Request, classes_of, infer_task, register_source, split_rows
+from flaxzoo.datasets.sources import LoadedData, Request, classes_of, infer_task, split_rows
 from flaxzoo.datasets.tables import DataError, read_bytes, read_table
 
 
@@ -44,5 +44,3 @@ def load_csv(request: Request) -> LoadedData:
   record = {"sha256": hashlib.sha256(read_bytes(path)).hexdigest()}
   return LoadedData(name, task, preprocessing, {}, raw, classes, record)
 
-
-register_source("csv", load_csv)

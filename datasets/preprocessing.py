@@ -25,6 +25,7 @@ from flaxzoo.datasets.tables import DataError, read_table
 from flaxzoo.zoo.registry import Registry
 
 PREPROCESSINGS: Registry[type] = Registry("preprocessing")
+PREPROCESSINGS.register_lazy("tissue_fractions", "flaxzoo.datasets.brain_age.preprocessing:TissueFractions")
 
 
 def register_preprocessing(cls: type) -> type:

@@ -60,9 +60,18 @@ class Request:
 SOURCES: Registry[Callable[[Request], LoadedData]] = Registry("dataset")
 
 
-def register_source(kind: str, loader: Callable[[Request], LoadedData]) -> None:
-  """Registers `loader` for datasets named `KIND` or `KIND:SPEC`."""
-  SOURCES.register(kind, loader)
+def register_source(kind: str, loader: Callable[[Request], LoadedData] | str) -> None:
+  """Registers `loader` (a function, or `"package.module:function"`) for datasets named `KIND` or `KIND:SPEC`."""
+  if isinstance(loader, str):
+    SOURCES.register_lazy(kind, loader)
+  else:
+    SOURCES.register(kind, loader)
+
+
+# The sources flaxzoo knows, by path (imported when used).
+register_source("brain_age", "flaxzoo.datasets.brain_age.source:load_brain_age")
+register_source("csv", "flaxzoo.datasets.csv_source:load_csv")
+register_source("tfds", "flaxzoo.datasets.tfds_source:load_tfds")
 
 
 @dataclasses.dataclass

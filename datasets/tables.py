@@ -17,8 +17,10 @@ import dataclasses
 import math
 import os
 import re
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # the CLI imports DataError before it knows whether it needs numpy
+  import numpy as np
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
@@ -95,6 +97,8 @@ class Table:
 
   def numeric(self, column: str) -> np.ndarray:
     """Column `column` as float64 `[n]`; a cell that is not a finite number is an error naming its line."""
+    import numpy as np
+
     i = self.index_of(column)
     return np.asarray([parse_number(row[i], self.path, line, column) for row, line in zip(self.rows, self.lines)],
                       np.float64)

@@ -9,7 +9,7 @@ import numpy as np
 
 from flaxzoo.datasets.loading import default_data_dir
 from flaxzoo.datasets.preprocessing import Columns
-from flaxzoo.datasets.sources import LoadedData, Request, classes_of, infer_task, register_source, split_rows
+from flaxzoo.datasets.sources import LoadedData, Request, classes_of, infer_task, split_rows
 from flaxzoo.datasets.tables import DataError
 
 
@@ -108,5 +108,3 @@ def _read_source(source, columns, name, split) -> dict[str, np.ndarray]:
   examples = source.__getitems__(range(len(source)))
   return {c: np.stack([np.asarray(e[c]) for e in examples]) for c in columns}
 
-
-register_source("tfds", load_tfds)

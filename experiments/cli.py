@@ -292,7 +292,7 @@ def _predict(args) -> None:
   import io
   import pathlib
 
-  from flaxzoo.checkpoints.predict import predict
+  from flaxzoo.checkpoints.prediction import predict
   from flaxzoo.experiments.errors import ConfigError
   from flaxzoo.experiments.trained import load_model
   from flaxzoo.experiments.workdir import write_atomic

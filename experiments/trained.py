@@ -10,7 +10,7 @@ from typing import Any
 
 from flaxzoo.checkpoints.card import Card, build_card
 from flaxzoo.checkpoints.errors import CheckpointError
-from flaxzoo.checkpoints.export import check_name, export
+from flaxzoo.checkpoints.exporting import check_name, export
 from flaxzoo.checkpoints.manager import Checkpointer, parse_keep_best, with_fallback
 from flaxzoo.experiments.build import build
 from flaxzoo.experiments.config import Config
@@ -121,7 +121,7 @@ def card_of_run(name: str, trainer, meta: dict[str, Any]) -> dict[str, Any]:
 
 def export_run(workdir, name: str, out="checkpoints", *, step: int | None = None, force: bool = False,
                data_dir=None) -> pathlib.Path:
-  """`flaxzoo export`: `<out>/<name>/` from a trained workdir (see `flaxzoo.checkpoints.export`)."""
+  """`flaxzoo export`: `<out>/<name>/` from a trained workdir (see `flaxzoo.checkpoints.exporting`)."""
   try:
     check_name(name)
   except ValueError as e:

@@ -1,12 +1,45 @@
 """Models of the zoo (Flax NNX) and their registry."""
 
-from flaxzoo.zoo.initializers import reference_init as reference_init
-from flaxzoo.zoo.linear import LinearRegression as LinearRegression
-from flaxzoo.zoo.logistic import LinearClassifier as LinearClassifier
-from flaxzoo.zoo.models import ModelSpec as ModelSpec
-from flaxzoo.zoo.models import create_model as create_model
-from flaxzoo.zoo.models import get_model_spec as get_model_spec
-from flaxzoo.zoo.models import list_models as list_models
-from flaxzoo.zoo.models import register_model as register_model
-from flaxzoo.zoo.registry import Registry as Registry
-from flaxzoo.zoo.registry import UnknownNameError as UnknownNameError
+from typing import TYPE_CHECKING
+
+# Name -> module. Imported on first use, so that `import flaxzoo.zoo` costs nothing
+# until a name is used (the CLI's --help and list import no JAX).
+_EXPORTS = {
+    "reference_init": "flaxzoo.zoo.initializers",
+    "LinearRegression": "flaxzoo.zoo.linear",
+    "LinearClassifier": "flaxzoo.zoo.logistic",
+    "ModelSpec": "flaxzoo.zoo.models",
+    "create_model": "flaxzoo.zoo.models",
+    "get_model_spec": "flaxzoo.zoo.models",
+    "list_models": "flaxzoo.zoo.models",
+    "register_model": "flaxzoo.zoo.models",
+    "Registry": "flaxzoo.zoo.registry",
+    "UnknownNameError": "flaxzoo.zoo.registry",
+}
+
+if TYPE_CHECKING:
+  from flaxzoo.zoo.initializers import reference_init as reference_init
+  from flaxzoo.zoo.linear import LinearRegression as LinearRegression
+  from flaxzoo.zoo.logistic import LinearClassifier as LinearClassifier
+  from flaxzoo.zoo.models import ModelSpec as ModelSpec
+  from flaxzoo.zoo.models import create_model as create_model
+  from flaxzoo.zoo.models import get_model_spec as get_model_spec
+  from flaxzoo.zoo.models import list_models as list_models
+  from flaxzoo.zoo.models import register_model as register_model
+  from flaxzoo.zoo.registry import Registry as Registry
+  from flaxzoo.zoo.registry import UnknownNameError as UnknownNameError
+
+
+def __getattr__(name: str):
+  if name in _EXPORTS:
+    import importlib
+
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+  return sorted(_EXPORTS)
+
+
+__all__ = sorted(_EXPORTS)

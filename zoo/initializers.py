@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
-from flax import nnx
+from typing import TYPE_CHECKING
 
 from flaxzoo.zoo.registry import Registry
+
+if TYPE_CHECKING:
+  from flax import nnx
 
 
 def reference_init(model: nnx.Module, seed: int = 13) -> nnx.Module:
@@ -24,6 +25,9 @@ def reference_init(model: nnx.Module, seed: int = 13) -> nnx.Module:
   Returns:
     The same model, updated in place.
   """
+  import jax
+  import jax.numpy as jnp
+
   kernel, bias = model.linear.kernel, model.linear.bias
   if len(kernel.shape) != 2 or kernel.shape[1] != 1:
     raise ValueError(

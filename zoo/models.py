@@ -6,11 +6,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from flax import nnx
-
 from flaxzoo.zoo.initializers import INITIALIZERS
-from flaxzoo.zoo.linear import LinearRegression
-from flaxzoo.zoo.logistic import LinearClassifier
 from flaxzoo.zoo.registry import Registry
 
 
@@ -19,16 +15,25 @@ class ModelSpec:
   """A named model: its constructor and default constructor arguments."""
 
   name: str
-  constructor: Callable[..., nnx.Module]
+  constructor: Callable[..., Any] | str  # an nnx.Module class, or "package.module:Class" imported when built
   defaults: dict[str, Any]
   description: str
+
+  def build(self, **kwargs):
+    constructor = self.constructor
+    if isinstance(constructor, str):
+      import importlib
+
+      module, _, attribute = constructor.partition(":")
+      constructor = getattr(importlib.import_module(module), attribute)
+    return constructor(**kwargs)
 
 
 _MODELS: Registry[ModelSpec] = Registry("model")
 
 
 def register_model(name: str, constructor, description: str = "", **defaults) -> ModelSpec:
-  """Registers `constructor` under `name`; a name can be registered once."""
+  """Registers `constructor` (a class, or `"package.module:Class"`) under `name`; a name can be registered once."""
   return _MODELS.register(name, ModelSpec(name, constructor, dict(defaults), description))
 
 
@@ -44,7 +49,7 @@ def list_models(pattern: str | None = None) -> list[str]:
   return _MODELS.names(pattern)
 
 
-def create_model(name: str, *, seed: int = 0, init: str = "default", **overrides) -> nnx.Module:
+def create_model(name: str, *, seed: int = 0, init: str = "default", **overrides):
   """Builds the model registered as `name`.
 
   Args:
@@ -67,24 +72,27 @@ def create_model(name: str, *, seed: int = 0, init: str = "default", **overrides
         f"model {name!r} takes no argument {sorted(unknown)[0]!r}; it takes:"
         f" {', '.join(spec.defaults)}"
     )
-  model = spec.constructor(**{**spec.defaults, **overrides}, rngs=nnx.Rngs(seed))
+  from flax import nnx
+
+  model = spec.build(**{**spec.defaults, **overrides}, rngs=nnx.Rngs(seed))
   if initializer is not None:
     initializer(model, seed)
   return model
 
 
+# By path: listing the models imports no JAX.
 register_model(
-    "linear_regression", LinearRegression,
+    "linear_regression", "flaxzoo.zoo.linear:LinearRegression",
     "least-squares linear regression, [batch, d] -> [batch, out]",
     in_features=1, out_features=1,
 )
 register_model(
-    "logistic_regression", LinearClassifier,
+    "logistic_regression", "flaxzoo.zoo.logistic:LinearClassifier",
     "binary logistic regression, one logit",
     in_features=1, num_classes=2,
 )
 register_model(
-    "softmax_regression", LinearClassifier,
+    "softmax_regression", "flaxzoo.zoo.logistic:LinearClassifier",
     "multinomial (softmax) regression, num_classes logits",
     in_features=1, num_classes=3,
 )

@@ -17,6 +17,17 @@ class UnknownNameError(ValueError):
   """A name is not registered; the message lists the known names."""
 
 
+class _Lazy:
+  def __init__(self, target: str):
+    self.target = target
+
+  def load(self):
+    import importlib
+
+    module, _, attribute = self.target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
 class Registry(Generic[T]):
   """`{name: value}` filled once per name. `kind` names the things in messages ("model")."""
 
@@ -30,10 +41,18 @@ class Registry(Generic[T]):
     self._entries[name] = value
     return value
 
+  def register_lazy(self, name: str, target: str) -> None:
+    """Registers `"package.module:attribute"`, imported on the first `get(name)`: listing
+    names then imports nothing heavy."""
+    self.register(name, _Lazy(target))
+
   def get(self, name: str) -> T:
     if name not in self._entries:
       raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}")
-    return self._entries[name]
+    value = self._entries[name]
+    if isinstance(value, _Lazy):
+      value = self._entries[name] = value.load()
+    return value
 
   def names(self, pattern: str | None = None) -> list[str]:
     """Registered names, sorted, optionally filtered by a glob `pattern`."""

@@ -4,15 +4,44 @@ The TFDS builder itself is `flaxzoo.datasets.brain_age.brain_age_dataset_builder
 (imported only when the dataset is built or read: it imports TFDS).
 """
 
-from flaxzoo.datasets.brain_age import source as _source  # Registers the `brain_age` source.
-from flaxzoo.datasets.brain_age.gap import brain_age_metrics as brain_age_metrics
-from flaxzoo.datasets.brain_age.gap import fit_bias as fit_bias
-from flaxzoo.datasets.brain_age.preprocessing import FEATURE_SETS as FEATURE_SETS
-from flaxzoo.datasets.brain_age.preprocessing import TissueFractions as TissueFractions
-from flaxzoo.datasets.brain_age.split import RAW_FILE as RAW_FILE
-from flaxzoo.datasets.brain_age.split import RAW_SHA256 as RAW_SHA256
-from flaxzoo.datasets.brain_age.split import reference_split as reference_split
-from flaxzoo.datasets.brain_age.volumes import VolumeTable as VolumeTable
-from flaxzoo.datasets.brain_age.volumes import read_volume_table as read_volume_table
+from typing import TYPE_CHECKING
 
-del _source
+# Name -> module. Imported on first use, so that `import flaxzoo.datasets.brain_age` costs nothing
+# until a name is used (the CLI's --help and list import no JAX).
+_EXPORTS = {
+    "brain_age_metrics": "flaxzoo.datasets.brain_age.gap",
+    "fit_bias": "flaxzoo.datasets.brain_age.gap",
+    "FEATURE_SETS": "flaxzoo.datasets.brain_age.preprocessing",
+    "TissueFractions": "flaxzoo.datasets.brain_age.preprocessing",
+    "RAW_FILE": "flaxzoo.datasets.brain_age.split",
+    "RAW_SHA256": "flaxzoo.datasets.brain_age.split",
+    "reference_split": "flaxzoo.datasets.brain_age.split",
+    "VolumeTable": "flaxzoo.datasets.brain_age.volumes",
+    "read_volume_table": "flaxzoo.datasets.brain_age.volumes",
+}
+
+if TYPE_CHECKING:
+  from flaxzoo.datasets.brain_age.gap import brain_age_metrics as brain_age_metrics
+  from flaxzoo.datasets.brain_age.gap import fit_bias as fit_bias
+  from flaxzoo.datasets.brain_age.preprocessing import FEATURE_SETS as FEATURE_SETS
+  from flaxzoo.datasets.brain_age.preprocessing import TissueFractions as TissueFractions
+  from flaxzoo.datasets.brain_age.split import RAW_FILE as RAW_FILE
+  from flaxzoo.datasets.brain_age.split import RAW_SHA256 as RAW_SHA256
+  from flaxzoo.datasets.brain_age.split import reference_split as reference_split
+  from flaxzoo.datasets.brain_age.volumes import VolumeTable as VolumeTable
+  from flaxzoo.datasets.brain_age.volumes import read_volume_table as read_volume_table
+
+
+def __getattr__(name: str):
+  if name in _EXPORTS:
+    import importlib
+
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+  return sorted(_EXPORTS)
+
+
+__all__ = sorted(_EXPORTS)

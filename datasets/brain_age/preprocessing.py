@@ -10,7 +10,7 @@ import numpy as np
 
 from flaxzoo.datasets.brain_age import gap
 from flaxzoo.datasets.brain_age.volumes import VolumeTable, read_volume_table
-from flaxzoo.datasets.preprocessing import Preprocessing, getter, register_preprocessing
+from flaxzoo.datasets.preprocessing import Preprocessing, getter
 
 FEATURE_SETS = {
     "gm": ("gm",),
@@ -18,10 +18,11 @@ FEATURE_SETS = {
 }
 
 
-@register_preprocessing
 @dataclasses.dataclass(frozen=True)
 class TissueFractions(Preprocessing):
   """Tissue volumes as fractions of total volume; age in units of 100 years.
+
+  Registered as the preprocessing `tissue_fractions` (`flaxzoo.datasets.preprocessing.PREPROCESSINGS`).
 
   The reference preprocessing: `round(volume / total, 3)` for each selected
   tissue and `round(age / 100, 2)` for the label, computed in float64 and

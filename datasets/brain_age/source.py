@@ -5,7 +5,7 @@ from __future__ import annotations
 from flaxzoo.datasets.brain_age.preprocessing import TissueFractions
 from flaxzoo.datasets.brain_age.split import RAW_SHA256, VERSION, describe_split
 from flaxzoo.datasets.loading import load_split
-from flaxzoo.datasets.sources import LoadedData, Request, register_source
+from flaxzoo.datasets.sources import LoadedData, Request
 from flaxzoo.datasets.tables import DataError
 
 
@@ -24,5 +24,3 @@ def load_brain_age(request: Request) -> LoadedData:
             "split": describe_split(sum(len(r["age"]) for r in raw.values()))}
   return LoadedData("brain_age", preprocessing.task, preprocessing, {}, raw, preprocessing.class_names, record)
 
-
-register_source("brain_age", load_brain_age)
