@@ -65,7 +65,10 @@ class Card:
   def preprocessing(self) -> Preprocessing:
     from flaxzoo.datasets.preprocessing import preprocessing_from_dict
 
-    return preprocessing_from_dict(self.data["preprocessing"])
+    try:
+      return preprocessing_from_dict(self.data["preprocessing"])
+    except (ValueError, TypeError) as e:
+      raise CheckpointError(f"{self.path / CARD}: its preprocessing cannot be rebuilt ({e})") from None
 
   def preprocess(self, table) -> np.ndarray:
     return self.preprocessing.features_of(table)
@@ -95,6 +98,13 @@ def read_card(path) -> Card:
   for key in _REQUIRED:
     if key not in data:
       raise CheckpointError(f"{file}: the card has no {key!r}")
+  model, metrics = data["model"], data["metrics"]
+  if not (isinstance(model, dict) and isinstance(model.get("name"), str) and isinstance(model.get("args"), dict)):
+    raise CheckpointError(f"{file}: 'model' must be {{\"name\": str, \"args\": {{...}}}}")
+  if not isinstance(data["preprocessing"], dict) or not isinstance(data["name"], str):
+    raise CheckpointError(f"{file}: 'name' must be a string and 'preprocessing' an object")
+  if not (isinstance(metrics, dict) and all(isinstance(m, dict) for m in metrics.values())):
+    raise CheckpointError(f"{file}: 'metrics' must map each split to an object")
   return Card(data, path)
 
 
@@ -141,6 +151,10 @@ def build_card(name: str, trainer, data, *, model: Mapping[str, Any], recipe: Ma
   }
   if data.task == "classification":
     card["classes"] = list(data.class_names)
+  x_train = np.asarray(data.splits["train"][0], np.float64)
+  # The model inputs the training split spans: predictions outside it are flagged (`predict`).
+  card["input_range"] = {"min": x_train.min(axis=0).tolist(), "max": x_train.max(axis=0).tolist(),
+                         "note": "per model input (after preprocessing), over the training split"}
   card["metrics"] = {split: evaluate(split, xy) for split, xy in data.splits.items()}
   if data.task == "classification":
     return card

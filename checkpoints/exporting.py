@@ -14,6 +14,7 @@ from flax import nnx
 from flaxzoo.checkpoints.card import CARD, readme
 from flaxzoo.checkpoints.errors import CheckpointError
 from flaxzoo.checkpoints.files import write_atomic, write_json_atomic
+from flaxzoo.checkpoints.manager import all_finite
 
 
 def check_name(name: str) -> None:
@@ -44,6 +45,8 @@ def export(model: nnx.Module, card: Mapping[str, Any], out, *, force: bool = Fal
     import orbax.checkpoint as ocp
 
     params = jax.tree.map(np.asarray, nnx.split(model, nnx.Param, ...)[1])
+    if not all_finite(params):
+      raise CheckpointError(f"{name}: the parameters are not all finite (a diverged run); not exported")
     with ocp.StandardCheckpointer() as checkpointer:
       checkpointer.save((staging / "params").absolute(), params)
     write_json_atomic(staging / CARD, dict(card))

@@ -7,6 +7,7 @@ the run layer's workdir (results, eval, predictions, logs) all write through it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import pathlib
 import tempfile
@@ -26,6 +27,26 @@ def write_atomic(path, data: str | bytes) -> None:
     raise
 
 
+def standard_json(value: Any) -> Any:
+  """`value` with every non-finite float (NaN, ±inf) as None: what standard JSON can hold.
+
+  A metric that is undefined (R2 of a constant label, ROC AUC of one class) is
+  `null`; a non-finite loss or parameter never gets this far (training stops).
+  """
+  if isinstance(value, float):
+    return value if math.isfinite(value) else None
+  if isinstance(value, dict):
+    return {k: standard_json(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [standard_json(v) for v in value]
+  return value
+
+
+def dumps(payload: Any, **kwargs) -> str:
+  """Standard JSON text (`allow_nan=False`) of `payload` after `standard_json`."""
+  return json.dumps(standard_json(payload), allow_nan=False, **kwargs)
+
+
 def write_json_atomic(path, payload: Any) -> None:
-  """`payload` as indented JSON, written atomically."""
-  write_atomic(path, json.dumps(payload, indent=2) + "\n")
+  """`payload` as indented standard JSON, written atomically."""
+  write_atomic(path, dumps(payload, indent=2) + "\n")

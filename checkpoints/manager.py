@@ -17,8 +17,12 @@ reverse.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
+import math
+import os
 import pathlib
 from collections.abc import Callable
 from typing import Any
@@ -48,7 +52,7 @@ def parse_keep_best(spec: str | None) -> tuple[str, str] | None:
 def flat_metrics(metrics: dict[str, dict[str, Any]]) -> dict[str, float]:
   """`{"test": {"mse": ...}}` → `{"test/mse": ...}`, numbers only (not the confusion matrix)."""
   return {f"{split}/{key}": float(value) for split, values in metrics.items() for key, value in values.items()
-          if isinstance(value, (int, float))}
+          if isinstance(value, (int, float)) and math.isfinite(value)}
 
 
 class Checkpointer:
@@ -98,22 +102,45 @@ class Checkpointer:
     """Saves `state` (host-global view), `meta` (JSON) and `metrics` as step `step`."""
     ocp = self._ocp
     flat = flat_metrics(metrics or {})
+    known = {f"{split}/{key}" for split, values in (metrics or {}).items() for key in values}
+    if self.keep_best and self.keep_best[0] not in known:
+      raise ValueError(f"keep_best {self.keep_best[0]}: no such metric; known: {', '.join(sorted(known))}")
     if self.keep_best and self.keep_best[0] not in flat:
-      raise ValueError(f"keep_best {self.keep_best[0]}: no such metric; known: {', '.join(sorted(flat))}")
-    self._manager.save(
-        step,
-        args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-        metrics=flat,
-        force=True,
-    )
-    # Orbax finishes the previous background save before it starts this one.
-    self._seal(exclude=step)
+      flat = None  # not finite at this step: a step without a rank (Orbax drops those first)
+    with self._writing(step):
+      self._manager.save(
+          step,
+          args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+          metrics=flat,
+          force=True,
+      )
+      # Orbax finishes the previous background save before it starts this one.
+      self._seal(exclude=step)
 
   def close(self) -> None:
     """Waits for a background save to finish: exiting before that loses it."""
-    self._manager.wait_until_finished()
-    self._seal()
-    self._manager.close()
+    try:
+      with self._writing(None):
+        self._manager.wait_until_finished()
+        self._seal()
+    finally:
+      self._manager.close()
+
+  @contextlib.contextmanager
+  def _writing(self, step: int | None):
+    """A failed write (out of space, read-only, …) as one OSError naming the folder; the complete steps stay."""
+    try:
+      yield
+    except Exception as e:  # noqa: BLE001 - Orbax, TensorStore and the OS each raise their own kinds.
+      text = " ".join(f"{type(x).__name__}: {x}" for x in _chain(e))
+      reason = next((x.strerror for x in _chain(e) if isinstance(x, OSError) and x.strerror), None)
+      if reason is None and "RESOURCE_EXHAUSTED" in text:
+        reason = os.strerror(errno.ENOSPC)
+      if reason is None:
+        raise
+      which = f"checkpoint step {step}" if step is not None else "a checkpoint"
+      raise OSError(errno.EIO, f"{reason} while writing {which} (the complete steps are kept; free space and"
+                                " rerun the same command to resume)", str(self.directory)) from None
 
   def _step_dir(self, step: int) -> pathlib.Path:
     return self.directory / str(step)
@@ -196,6 +223,9 @@ class Checkpointer:
       text = " ".join(str(e).split())[:240] or type(e).__name__
       raise CheckpointError(f"checkpoint step {step} ({self._step_dir(step)}): cannot read the state"
                             f" ({text})") from None
+    if not all_finite(getattr(state, "params", state)):
+      raise CheckpointError(f"checkpoint step {step} ({self._step_dir(step)}): holds non-finite parameters"
+                            " (a diverged run); not used")
     return state, meta
 
   def restore_with_fallback(self, step: int, restore_fn: Callable[[int], Any], fallback: bool,
@@ -220,6 +250,21 @@ def with_fallback(steps: list[int], step: int, restore_fn: Callable[[int], Any],
       first_error = first_error or e
       warn(f"warning: {e}; trying an earlier step")
   raise first_error or CheckpointError(f"no usable checkpoint in {where}")
+
+
+def _chain(error: BaseException):
+  """`error` and the exceptions it came from."""
+  seen = []
+  while error is not None and error not in seen:
+    seen.append(error)
+    error = error.__cause__ or error.__context__
+  return seen
+
+
+def all_finite(tree) -> bool:
+  """Whether every floating-point array of `tree` is finite (checked on the host)."""
+  return all(np.all(np.isfinite(np.asarray(leaf))) for leaf in jax.tree.leaves(tree)
+             if np.issubdtype(np.asarray(leaf).dtype, np.floating))
 
 
 def shape_mismatch(expected_tree, stored_metadata) -> str | None:

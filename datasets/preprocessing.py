@@ -85,10 +85,18 @@ class Preprocessing:
 
   # Hooks of the higher layers; the defaults fit any table of named columns.
 
-  def read_inputs(self, path) -> tuple[Mapping[str, np.ndarray], tuple[str, ...]]:
-    """Predict's input table: `(columns, ids)`; ids from an `id` column, else row numbers."""
+  def read_inputs(self, path, columns: Mapping[str, str] | None = None) -> tuple[Mapping[str, np.ndarray],
+                                                                                 tuple[str, ...]]:
+    """Predict's input table: `(columns, ids)`; ids from an `id` column, else row numbers.
+
+    `columns` maps an input name to the table's column where they differ.
+    """
     raw = read_table(path)
-    table = {c: raw.numeric(c) for c in self.input_columns}
+    columns = columns or {}
+    unknown = sorted(set(columns) - set(self.input_columns))
+    if unknown:
+      raise DataError(f"unknown input {unknown[0]!r}; the model's inputs: {', '.join(self.input_columns)}")
+    table = {c: raw.numeric(columns.get(c, c)) for c in self.input_columns}
     ids = tuple(raw.text("id")) if "id" in raw.header else tuple(str(i + 1) for i in range(len(raw)))
     return table, ids
 

@@ -40,7 +40,10 @@ def _number(kind, valid, requirement: str):
 
 
 def _positive(kind):
-  return _number(kind, lambda v: v > 0, "> 0")
+  return _number(kind, lambda v: 0 < v < 2**31, f"between 1 and {2**31 - 1}")
+
+
+_step = _number(int, lambda v: 0 <= v < 2**31, f"between 0 and {2**31 - 1}")
 
 
 def _field_type(field):
@@ -92,7 +95,7 @@ def _build_parser() -> argparse.ArgumentParser:
   train.add_argument("--coordinator", metavar="HOST:PORT",
                      help="multi-process run: address of process 0 (jax.distributed)")
   train.add_argument("--num-processes", type=_positive(int), help="multi-process run: how many processes")
-  train.add_argument("--process-id", type=int, help="multi-process run: this process, 0..P-1")
+  train.add_argument("--process-id", type=_step, help="multi-process run: this process, 0..P-1")
   train.add_argument("--timeout", type=_positive(int), default=60,
                      help="multi-process run: seconds to wait for the others to connect, or for a"
                           " process that stopped answering, before exiting with an error (default 60)")
@@ -111,7 +114,7 @@ def _build_parser() -> argparse.ArgumentParser:
   evaluate = commands.add_parser("eval", help="evaluate a checkpoint of a training workdir", parents=[common])
   evaluate.add_argument("--workdir", required=True, help="a workdir written by `flaxzoo train`")
   which = evaluate.add_mutually_exclusive_group()
-  which.add_argument("--step", type=int, help="the checkpoint step (default: the latest)")
+  which.add_argument("--step", type=_step, help="the checkpoint step (default: the latest)")
   which.add_argument("--best", action="store_true", help="the best checkpoint by the run's --keep-best metric")
   evaluate.add_argument("--split", default="test", help="train, test or all (default: test)")
   evaluate.add_argument("--parallel", choices=["auto", "none", "pmap", "mesh"], default="auto")
@@ -124,7 +127,7 @@ def _build_parser() -> argparse.ArgumentParser:
   export.add_argument("--workdir", required=True)
   export.add_argument("--name", required=True, help="the checkpoint's name (a folder name)")
   export.add_argument("--out", default="checkpoints", help="where to write NAME/ (default: checkpoints)")
-  export.add_argument("--step", type=int, help="the checkpoint step (default: the latest)")
+  export.add_argument("--step", type=_step, help="the checkpoint step (default: the latest)")
   export.add_argument("--data-dir", help="TFDS data dir")
   export.add_argument("--force", action="store_true", help="replace an existing export of that name")
 
@@ -139,6 +142,8 @@ def _build_parser() -> argparse.ArgumentParser:
   predict.add_argument("--input", required=True, help="CSV or TSV: GM, WM, CSF, total volume (cm^3); optional age, id")
   predict.add_argument("--output", help="CSV to write (default: standard output)")
   predict.add_argument("--force", action="store_true", help="overwrite an existing --output")
+  predict.add_argument("--column", action="append", default=[], metavar="INPUT=COLUMN",
+                       help="read INPUT (e.g. gm, or a feature) from the table's column COLUMN; repeatable")
   return parser
 
 
@@ -237,8 +242,14 @@ class _StopFlag:
       signal.signal(signum, self._handle)
 
   def _handle(self, signum, frame):
-    if self.signal is not None:  # A second signal: stop now.
-      raise KeyboardInterrupt
+    if self.signal is not None:
+      # A second signal: stop now, without waiting for the save in flight (Orbax commits a step by a
+      # rename, so the last complete checkpoint stays) and without a traceback from its threads.
+      import os
+
+      print("flaxzoo: interrupted again: stopped at once; the last complete checkpoint is kept", file=sys.stderr,
+            flush=True)
+      os._exit(128 + signum)
     self.signal = signum
 
   def __call__(self) -> bool:
@@ -271,8 +282,10 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
   logger.propagate = False
   logger.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO)
   if not verbose:
+    # Their errors reach flaxzoo as exceptions (one line each); their logs would repeat them with
+    # tracebacks from background threads (Orbax's save threads on a full disk).
     for name in _LIBRARY_LOGGERS:
-      logging.getLogger(name).setLevel(logging.ERROR)
+      logging.getLogger(name).setLevel(logging.CRITICAL)
     warnings.filterwarnings("ignore", module="|".join(_LIBRARY_LOGGERS))
 
 
@@ -299,9 +312,16 @@ def _predict(args) -> None:
 
   if args.output and pathlib.Path(args.output).exists() and not args.force:
     raise ConfigError(f"{args.output} exists; pass --force to overwrite it")
+  chosen = dict(item.partition("=")[::2] for item in args.column)
+  if any(not k or not v for k, v in chosen.items()):
+    raise ConfigError(f"--column takes INPUT=COLUMN, got {args.column}")
   model, card = load_model(args.model)
-  table, ids = card.preprocessing.read_inputs(args.input)
+  table, ids = card.preprocessing.read_inputs(args.input, chosen)
   result = predict(model, card, table)
+  outside = int(sum(result.get("outside_training_range", ()) == "yes"))
+  if outside:
+    _log(f"warning: {outside} of {len(ids)} rows have inputs outside the range of the training data"
+         " (column outside_training_range): their predictions are extrapolations")
   columns = ["id"] + list(result)
   buffer = io.StringIO()
   writer = csv.writer(buffer, lineterminator="\n")
@@ -316,7 +336,10 @@ def _predict(args) -> None:
 
 
 def _cell(value) -> str:
-  return value if isinstance(value, str) else f"{value:.3f}"
+  """A CSV cell: text as it is, numbers to 3 decimals, an unknown (NaN) number empty."""
+  if isinstance(value, str):
+    return value
+  return f"{value:.3f}" if value == value else ""
 
 
 def _eval(args) -> None:
@@ -361,6 +384,13 @@ def main(argv: list[str] | None = None) -> int:
   except Interrupted as e:
     print(f"flaxzoo: {e}", file=sys.stderr)
     return 143
+  except FloatingPointError as e:  # flaxzoo.trainers.DivergedError: nothing non-finite was saved
+    print(f"flaxzoo: error: {e} (--lr)", file=sys.stderr)
+    return 1
+  except OSError as e:  # out of space, read-only, a missing folder, a directory where a file goes
+    where = f"{e.filename}: " if e.filename else ""
+    print(f"flaxzoo: error: {where}{e.strerror or e}", file=sys.stderr)
+    return 1
   except KeyboardInterrupt:
     print("flaxzoo: interrupted", file=sys.stderr)
     return 130

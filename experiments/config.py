@@ -9,6 +9,7 @@ fields' metadata (`field_options`). Named experiments are small files in
 from __future__ import annotations
 
 import dataclasses
+import math
 import shlex
 from collections.abc import Callable
 from typing import Any
@@ -35,11 +36,24 @@ OPTIMIZERS.register("lbfgs", lambda lr: _optax().lbfgs())
 
 # Checks: `(value) -> requirement text or None`.
 def _positive(value) -> str | None:
-  return None if value > 0 else "> 0"
+  return None if 0 < value < math.inf else "> 0 and finite"
+
+
+_INT32 = 2**31 - 1  # the step counter is int32
+
+
+def _count(value) -> str | None:
+  """A positive count that fits the int32 step counter."""
+  return None if 0 < value <= _INT32 else f"between 1 and {_INT32}"
+
+
+def _seed(value) -> str | None:
+  """A seed numpy and JAX both take."""
+  return None if 0 <= value < 2**32 else "between 0 and 4294967295"
 
 
 def _non_negative(value) -> str | None:
-  return None if value >= 0 else ">= 0"
+  return None if 0 <= value < math.inf else ">= 0 and finite"
 
 
 def _fraction(value) -> str | None:
@@ -85,11 +99,11 @@ class Config:
       True, kind=bool, help="standardise features with the train split's mean and std (default: on, except the"
                              " brain-age regression reference)")
   test_fraction: float = option(0.2, kind=float, check=_fraction, help="held-out share of a csv/tfds dataset")
-  split_seed: int = option(0, kind=int, help="seed of the train/test split of a csv/tfds dataset")
-  steps: int = option(2000, kind=int, check=_positive, resumable=True, help="optimizer steps")
-  batch_size: int | None = option(None, kind=int, check=_positive, help="mini-batch size (default: full batch)")
-  seed: int = option(0, kind=int, help="seed of the initialisation and batch order")
-  log_every: int = option(100, kind=int, check=_positive, training=False, resumable=True,
+  split_seed: int = option(0, kind=int, check=_seed, help="seed of the train/test split of a csv/tfds dataset")
+  steps: int = option(2000, kind=int, check=_count, resumable=True, help="optimizer steps")
+  batch_size: int | None = option(None, kind=int, check=_count, help="mini-batch size (default: full batch)")
+  seed: int = option(0, kind=int, check=_seed, help="seed of the initialisation and batch order")
+  log_every: int = option(100, kind=int, check=_count, training=False, resumable=True,
                           help="steps between logged losses")
   shuffle: str = option("blocks", choices=("blocks", "rows", "none"),
                         help="mini-batch order: blocks (rows permuted once, batch order every epoch), rows (every"
@@ -97,7 +111,7 @@ class Config:
   parallel: str = option("auto", choices=("auto", "none", "pmap", "mesh"), training=False, resumable=True,
                          help="none: jit on one device; pmap / mesh: data-parallel; auto: mesh on more than one"
                               " device")
-  devices: int | None = option(None, kind=int, check=_positive, training=False, resumable=True,
+  devices: int | None = option(None, kind=int, check=_count, training=False, resumable=True,
                                help="local devices to use (default: all)")
 
   def __post_init__(self):

@@ -19,6 +19,7 @@ import pathlib
 import time
 from typing import Any
 
+from flaxzoo.checkpoints.files import dumps
 from flaxzoo.experiments.errors import MetricLogError
 from flaxzoo.experiments.tensorboard_events import EventFile
 from flaxzoo.experiments.workdir import move_aside, write_atomic
@@ -42,12 +43,17 @@ def read_metrics(path, *, tolerate_torn_end: bool = True) -> list[dict[str, Any]
       continue
     try:
       record = json.loads(line)
+    except RecursionError:
+      raise MetricLogError(f"{path}, line {number}: nested too deeply to be a metrics record") from None
     except json.JSONDecodeError:
       if tolerate_torn_end and number == len(lines):
         break
       raise MetricLogError(f"{path}, line {number}: not a JSON record") from None
     if not isinstance(record, dict) or not isinstance(record.get("step"), int):
       raise MetricLogError(f"{path}, line {number}: a record needs an integer 'step'")
+    if not all(isinstance(record.get(split, {}), dict) for split in ("train", "test")) or not isinstance(
+        record.get("loss"), (int, float, type(None))):
+      raise MetricLogError(f"{path}, line {number}: 'train'/'test' must be objects and 'loss' a number")
     records.append(record)
   return records
 
@@ -87,7 +93,7 @@ class MetricLog:
       for old in (self.path, self.workdir / TENSORBOARD_DIR):
         if old.exists():
           move_aside(old)
-    write_atomic(self.path, "".join(json.dumps(record) + "\n" for record in kept))
+    write_atomic(self.path, "".join(dumps(record) + "\n" for record in kept))
     self.last_step = kept[-1]["step"] if kept else None
     self._file = open(self.path, "a")  # noqa: SIM115 - open for the life of the log, closed by close()
     self._tb = None
@@ -104,7 +110,7 @@ class MetricLog:
       return
     record = {"step": step, "time": time.time(), "elapsed_s": time.perf_counter() - self._t0,
               **{k: v for k, v in record.items() if k != "step"}}
-    self._file.write(json.dumps(record) + "\n")
+    self._file.write(dumps(record) + "\n")
     self._file.flush()
     os.fsync(self._file.fileno())
     if self._tb is not None:

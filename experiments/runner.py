@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +12,7 @@ import numpy as np
 from flax import nnx
 
 from flaxzoo.checkpoints.card import library_versions
+from flaxzoo.checkpoints.files import standard_json
 from flaxzoo.checkpoints.manager import Checkpointer, abstract_like, parse_keep_best
 from flaxzoo.experiments.build import build
 from flaxzoo.experiments.config import Config, reproducing_command, resumable_fields
@@ -18,7 +20,7 @@ from flaxzoo.experiments.errors import ConfigError, Interrupted
 from flaxzoo.experiments.metric_log import MetricLog, read_metrics
 from flaxzoo.experiments.named import EXPERIMENTS, get_experiment
 from flaxzoo.experiments.progress import Progress
-from flaxzoo.experiments.workdir import move_aside, prepare_workdir, write_json_atomic
+from flaxzoo.experiments.workdir import WorkdirLock, claim, move_aside, set_aside_outputs, write_json_atomic
 from flaxzoo.trainers.trainer import History, Trainer
 
 
@@ -55,6 +57,19 @@ def default_save_every(config: Config) -> int:
   return max(1, blocks) * config.log_every
 
 
+def _close_all(closables) -> None:
+  """Closes each; a failure to close raises only when nothing else is being raised already."""
+  failures = []
+  for closable in closables:
+    if closable is not None:
+      try:
+        closable.close()
+      except Exception as e:  # noqa: BLE001 - the first error is the one to report
+        failures.append(e)
+  if failures and sys.exc_info()[0] is None:
+    raise failures[0]
+
+
 def restore_target(trainer: Trainer):
   """The abstract state to restore into: the restoring run's devices, not the saver's."""
   from jax.sharding import NamedSharding, PartitionSpec, SingleDeviceSharding
@@ -67,7 +82,25 @@ def restore_target(trainer: Trainer):
   return abstract_like(trainer.state, sharding)
 
 
-def run_experiment(
+def run_experiment(config: Config, workdir=None, data_dir=None, log: Callable[[str], None] | None = None,
+                   **options) -> dict[str, Any]:
+  """Trains `config` and writes `<workdir>/results.json` (default `runs/<name>`); see `train_in`.
+
+  The workdir is claimed (a new or empty folder, or one flaxzoo made) and locked
+  for the run's whole life (`flaxzoo.experiments.workdir`); with several
+  processes, process 0 does both.
+  """
+  import jax
+
+  workdir = pathlib.Path(workdir or pathlib.Path("runs") / config.name)
+  if jax.process_index() != 0:
+    return train_in(config, workdir, data_dir, log, **options)
+  claim(workdir)
+  with WorkdirLock(workdir):
+    return train_in(config, workdir, data_dir, log, **options)
+
+
+def train_in(
     config: Config,
     workdir=None,
     data_dir=None,
@@ -86,7 +119,7 @@ def run_experiment(
     tensorboard: bool = True,
     plots: bool = False,
 ) -> dict[str, Any]:
-  """Trains `config` and writes `<workdir>/results.json` (default `runs/<name>`).
+  """Trains `config` in `workdir` (claimed and locked by `run_experiment`), writes `results.json`.
 
   With `checkpoint` (the default), the training state is saved to
   `<workdir>/checkpoints/` every `save_every` steps and at the end, and a
@@ -109,9 +142,7 @@ def run_experiment(
   start = time.perf_counter()
   writer = jax.process_index() == 0  # With several processes only process 0 writes.
   log = (log if writer else None) or (lambda message: None)
-  workdir = pathlib.Path(workdir or pathlib.Path("runs") / config.name)
-  if writer:
-    prepare_workdir(workdir)
+  workdir = pathlib.Path(workdir)
   if save_every is not None and save_every <= 0:
     raise ConfigError(f"save_every must be a positive integer, got {save_every}")
   built = build(config, data_dir, log, download=download, progress_bar=progress == "bar" and writer)
@@ -120,7 +151,7 @@ def run_experiment(
   command = command_of(config)
 
   def meta_of(metrics):
-    return {
+    return standard_json({
         "experiment": config.name,
         "step": trainer.step,
         "config": config.to_dict(),
@@ -134,9 +165,9 @@ def run_experiment(
         "classes": data.class_names,
         "keep_best": keep_best,
         "versions": library_versions(),
-    }
+    })
 
-  checkpointer = None
+  checkpointer, resumed = None, False
   if checkpoint and keep_best:  # a misspelt metric fails now, not at the first save
     try:
       name = parse_keep_best(keep_best)[0]
@@ -173,7 +204,10 @@ def run_experiment(
             f" or another --workdir. Differences: {'; '.join(differences)}"
         )
       trainer.state = state
+      resumed = True
       log(f"resuming from step {step} ({checkpointer.directory / str(step)})")
+  if writer and not resumed:
+    set_aside_outputs(workdir, log)  # a new run: an earlier run's outputs are kept, not overwritten
 
   log(
       f"{config.name}: {config.steps} steps of {config.optimizer}(lr={config.learning_rate:g}),"
@@ -234,10 +268,7 @@ def run_experiment(
       history.metrics = evaluate_splits(trainer)
   finally:
     bar.close()
-    if metric_log:
-      metric_log.close()
-    if checkpointer:
-      checkpointer.close()
+    _close_all([metric_log, checkpointer])
 
   results = {
       "experiment": config.name,

@@ -70,7 +70,7 @@ def load_trained(workdir, step: int | None = None, *, best: bool = False, data_d
                                    fallback, log, checkpointer.directory)
     try:
       config = Config(**{**config_dict, "parallel": parallel, "devices": devices})
-    except TypeError as e:  # a config written by another flaxzoo version
+    except (TypeError, ConfigError) as e:  # a config written by another flaxzoo version, or edited
       raise CheckpointError(f"{checkpointer.directory}: the checkpoint's config does not fit this flaxzoo"
                             f" ({e})") from None
     built = build(config, data_dir, log)

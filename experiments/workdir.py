@@ -1,8 +1,25 @@
-"""A run's folder: created and checked before any work, files replaced atomically, old outputs moved aside."""
+"""A run's folder, owned: made by flaxzoo (a marker), used by one run at a time (a lock), and never
+a file flaxzoo did not write overwritten, moved or deleted.
+
+- The marker `.flaxzoo/workdir.json` says flaxzoo made the folder. A run starts
+  only in a new or empty folder, or in one with the marker; a folder holding
+  anything else is refused with one line.
+- The lock `.flaxzoo/lock` (an OS lock, `filelock`: it dies with the process)
+  is held for the whole run; `.flaxzoo/owner.json` names the holder, so a second
+  run on the same folder gets one line with its pid. The processes of one
+  multi-process run are one run: only process 0 takes the lock.
+- What a new run or `--restart` replaces (results.json, eval.json, plots/,
+  metrics.jsonl, tb/, checkpoints/) is moved aside to `NAME.old-<time>`, never
+  overwritten; files are written through a temporary file and a rename.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import pathlib
+import socket
+import sys
 import time
 
 from flaxzoo.checkpoints.files import write_atomic as write_atomic
@@ -10,6 +27,13 @@ from flaxzoo.checkpoints.files import write_json_atomic as write_json_atomic
 from flaxzoo.datasets.loading import ensure_writable
 from flaxzoo.datasets.tables import DataError
 from flaxzoo.experiments.errors import ConfigError
+
+STATE_DIR = ".flaxzoo"
+MARKER = "workdir.json"
+FORMAT = "flaxzoo-workdir/1"
+# What a run writes at the top of its workdir, and what a new run moves aside.
+OUTPUTS = ("results.json", "eval.json", "plots")
+OWN_NAMES = ("checkpoints", "metrics.jsonl", "tb", STATE_DIR) + OUTPUTS
 
 
 def prepare_workdir(workdir) -> pathlib.Path:
@@ -25,8 +49,94 @@ def move_aside(path: pathlib.Path, label: str = "old") -> pathlib.Path:
   stamp = time.strftime("%Y%m%d-%H%M%S")
   target = path.with_name(f"{path.name}.{label}-{stamp}")
   n = 1
-  while target.exists():
+  while target.exists() or target.is_symlink():
     target = path.with_name(f"{path.name}.{label}-{stamp}-{n}")
     n += 1
   path.rename(target)
   return target
+
+
+def _is_own(name: str) -> bool:
+  base = name.split(".old-")[0].split(".broken-")[0]
+  return base in OWN_NAMES or name.startswith(".flaxzoo-write-test")
+
+
+def check_no_links(workdir: pathlib.Path, names=OWN_NAMES) -> None:
+  """flaxzoo reads and writes its own files of a workdir, never through a symbolic link."""
+  for name in names:
+    if (workdir / name).is_symlink():
+      raise ConfigError(f"{workdir / name} is a symbolic link; flaxzoo does not read or write a workdir"
+                        " through links (replace it with the folder or file itself)")
+  checkpoints = workdir / "checkpoints"
+  if checkpoints.is_dir():
+    for entry in checkpoints.iterdir():
+      if entry.is_symlink():
+        raise ConfigError(f"{entry} is a symbolic link; flaxzoo does not read or write a workdir through links")
+
+
+def claim(workdir) -> pathlib.Path:
+  """Makes `workdir` flaxzoo's (a new or empty folder), or checks that it is; refuses any other folder."""
+  workdir = prepare_workdir(workdir)
+  state = workdir / STATE_DIR
+  marker = state / MARKER
+  if state.is_symlink() or marker.is_symlink():
+    raise ConfigError(f"{state} is a symbolic link; not a workdir flaxzoo made")
+  if marker.is_file():
+    try:
+      data = json.loads(marker.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+      data = None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+      raise ConfigError(f"{marker}: not a flaxzoo workdir marker; choose another --workdir")
+  else:
+    foreign = sorted(p.name for p in workdir.iterdir() if not p.name.startswith(".flaxzoo-write-test"))
+    if foreign:
+      shown = ", ".join(foreign[:3]) + (", …" if len(foreign) > 3 else "")
+      raise ConfigError(f"{workdir} is not empty and flaxzoo did not make it (it holds {shown}); flaxzoo"
+                        " never writes over files it did not write: choose a new or empty --workdir")
+    state.mkdir(exist_ok=True)
+    write_json_atomic(marker, {"format": FORMAT, "created": time.time()})
+  check_no_links(workdir)
+  return workdir
+
+
+class WorkdirLock:
+  """The exclusive lock of a workdir for one run's life (`with WorkdirLock(workdir): ...`)."""
+
+  def __init__(self, workdir):
+    import filelock
+
+    self.workdir = pathlib.Path(workdir)
+    self._owner = self.workdir / STATE_DIR / "owner.json"
+    self._lock = filelock.FileLock(self.workdir / STATE_DIR / "lock", timeout=0)
+
+  def __enter__(self) -> WorkdirLock:
+    import filelock
+
+    try:
+      self._lock.acquire()
+    except filelock.Timeout:
+      raise ConfigError(f"{self.workdir} is in use by another flaxzoo run ({self._holder()}); wait for it to"
+                        " end, or choose another --workdir") from None
+    write_json_atomic(self._owner, {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
+                                    "command": ["flaxzoo", *sys.argv[1:]]})
+    return self
+
+  def _holder(self) -> str:
+    try:
+      owner = json.loads(self._owner.read_text())
+      return f"pid {int(owner['pid'])} on {owner['host']}"
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+      return "its pid is not recorded yet"
+
+  def __exit__(self, *exc) -> None:
+    self._owner.unlink(missing_ok=True)
+    self._lock.release()
+
+
+def set_aside_outputs(workdir: pathlib.Path, log) -> None:
+  """A new run's outputs replace an earlier run's: those are moved aside, never overwritten."""
+  for name in OUTPUTS:
+    path = workdir / name
+    if path.exists():
+      log(f"moved the earlier {name} to {move_aside(path)}")

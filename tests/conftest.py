@@ -42,6 +42,14 @@ def cli_args(args, plots: bool = False) -> list[str]:
   return args
 
 
+def made_by_flaxzoo(workdir: pathlib.Path) -> pathlib.Path:
+  """An empty workdir with flaxzoo's marker, as a first run leaves it (for tests that put files in it)."""
+  from flaxzoo.experiments.workdir import claim
+
+  claim(workdir)
+  return workdir
+
+
 # Variables that must be set before jax is imported, or that change what is imported: a fresh process.
 _PROCESS_ENV = ("XLA_FLAGS", "PYTHONPATH", "JAX_PLATFORMS")
 

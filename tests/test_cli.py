@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import run_cli
+from conftest import made_by_flaxzoo, run_cli
 from test_reference import assert_matches_reference
 
 
@@ -59,12 +59,12 @@ def test_console_script_is_installed():
     "args, message",
     [
         (["train", "brain_age_wm"], "unknown experiment 'brain_age_wm'; known: brain_age_gm, brain_age_gm_lstsq, brain_age_group, brain_age_tissue, linear, "),
-        (["train", "brain_age_gm", "--steps", "0"], "argument --steps: must be > 0, got 0"),
-        (["train", "brain_age_gm", "--steps", "-3"], "argument --steps: must be > 0, got -3"),
+        (["train", "brain_age_gm", "--steps", "0"], "argument --steps: must be between 1 and 2147483647, got 0"),
+        (["train", "brain_age_gm", "--steps", "-3"], "argument --steps: must be between 1 and 2147483647, got -3"),
         (["train", "brain_age_gm", "--steps", "ten"], "argument --steps: not a int: 'ten'"),
-        (["train", "brain_age_gm", "--lr", "0"], "argument --lr: must be > 0, got 0"),
-        (["train", "brain_age_gm", "--lr", "-0.05"], "argument --lr: must be > 0, got -0.05"),
-        (["train", "brain_age_gm", "--batch-size", "0"], "argument --batch-size: must be > 0, got 0"),
+        (["train", "brain_age_gm", "--lr", "0"], "argument --lr: must be > 0 and finite, got 0"),
+        (["train", "brain_age_gm", "--lr", "-0.05"], "argument --lr: must be > 0 and finite, got -0.05"),
+        (["train", "brain_age_gm", "--batch-size", "0"], "argument --batch-size: must be between 1 and 2147483647, got 0"),
         (["fit", "brain_age_gm"], "invalid choice: 'fit'"),
     ],
     ids=["unknown-experiment", "steps-0", "steps-negative", "steps-text", "lr-0", "lr-negative", "batch-0",
@@ -85,8 +85,7 @@ def test_bad_arguments_exit_2_with_one_line_and_overwrite_nothing(args, message,
 def test_unwritable_data_dir_exits_2_and_keeps_earlier_results(tmp_path):
   blocker = tmp_path / "not-a-dir"
   blocker.write_text("x")
-  workdir = tmp_path / "run"
-  workdir.mkdir()
+  workdir = made_by_flaxzoo(tmp_path / "run")
   (workdir / "results.json").write_text('{"earlier": "run"}')
   result = run_cli("train", "brain_age_gm", "--workdir", workdir, "--data-dir", blocker / "tfds")
   assert result.returncode == 2

@@ -59,7 +59,7 @@ def test_csv_regression_end_to_end(regression_csv, tmp_path):
   predicted = run_cli("predict", workdir, "--input", regression_csv, "--output", out)
   assert predicted.returncode == 0, predicted.stderr
   lines = out.read_text().splitlines()
-  assert lines[0] == "id,predicted" and len(lines) == 201
+  assert lines[0] == "id,predicted,outside_training_range" and len(lines) == 201
   got = np.array([float(line.split(",")[1]) for line in lines[1:]])
   table = np.loadtxt(regression_csv, delimiter=",", skiprows=1)
   assert np.abs(got - table[:, 3]).mean() < 0.2
@@ -84,7 +84,7 @@ def test_csv_classification_end_to_end(classes_tsv, tmp_path):
   out = run_cli("predict", workdir, "--input", classes_tsv)
   assert out.returncode == 0, out.stderr
   header, first = out.stdout.splitlines()[:2]
-  assert header == "id,predicted_class,probability_cat,probability_dog,probability_eel"
+  assert header == "id,predicted_class,probability_cat,probability_dog,probability_eel,outside_training_range"
   assert first.split(",")[1] in ("cat", "dog", "eel")
 
 

@@ -211,8 +211,8 @@ def test_unreachable_coordinator_is_a_clear_error_in_bounded_time(tmp_path, data
     "args, message",
     [
         (["--devices", "9"], "devices=9: only 8 cpu device(s) available"),
-        (["--devices", "0"], "argument --devices: must be > 0, got 0"),
-        (["--devices", "-2"], "argument --devices: must be > 0, got -2"),
+        (["--devices", "0"], "argument --devices: must be between 1 and 2147483647, got 0"),
+        (["--devices", "-2"], "argument --devices: must be between 1 and 2147483647, got -2"),
         (["--parallel", "tpu"], "argument --parallel: invalid choice: 'tpu'"),
         (["--coordinator", "127.0.0.1:1"], "needs --coordinator, --num-processes and --process-id together"),
         (["--coordinator", "nohost", "--num-processes", "2", "--process-id", "0"], "--coordinator must be HOST:PORT, got 'nohost'"),

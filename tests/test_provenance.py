@@ -94,7 +94,7 @@ def test_every_schema_field_is_a_train_flag_and_back():
 def test_a_bad_value_is_named_by_the_schema():
   from flaxzoo.experiments.errors import ConfigError
 
-  with pytest.raises(ConfigError, match="x: learning_rate must be > 0, got -1"):
+  with pytest.raises(ConfigError, match="x: learning_rate must be > 0 and finite, got -1"):
     Config(name="x", learning_rate=-1)
   with pytest.raises(ConfigError, match="x: unknown shuffle 'random'; known: blocks, rows, none"):
     Config(name="x", shuffle="random")

@@ -24,6 +24,7 @@ _EXPORTS = {
     "TrainState": "flaxzoo.trainers.steps",
     "make_eval_step": "flaxzoo.trainers.steps",
     "make_train_step": "flaxzoo.trainers.steps",
+    "DivergedError": "flaxzoo.trainers.trainer",
     "History": "flaxzoo.trainers.trainer",
     "Trainer": "flaxzoo.trainers.trainer",
 }
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
   from flaxzoo.trainers.steps import TrainState as TrainState
   from flaxzoo.trainers.steps import make_eval_step as make_eval_step
   from flaxzoo.trainers.steps import make_train_step as make_train_step
+  from flaxzoo.trainers.trainer import DivergedError as DivergedError
   from flaxzoo.trainers.trainer import History as History
   from flaxzoo.trainers.trainer import Trainer as Trainer
 

@@ -30,7 +30,10 @@ def make_fused_loop(train_step, epoch_order_fn, num_blocks: int, take_fn=None):
   `run` is not yet compiled: wrap it in `jax.jit` or `jax.pmap` with
   `num_logs` and `steps_per_log` static. `steps [num_logs]` are the step
   counts after each block of steps, `losses [num_logs]` the loss of each
-  block's last step (computed before its update).
+  block's last step (computed before its update) — NaN when the parameters
+  after the block are not all finite, so that one look at the losses on the
+  host tells whether training diverged (a reduction over the parameters once
+  a block, no host sync per step).
   """
 
   take_fn = take_fn or (lambda blocks, order, position: take_block(blocks, order[position]))
@@ -52,7 +55,8 @@ def make_fused_loop(train_step, epoch_order_fn, num_blocks: int, take_fn=None):
       state, loss, order = jax.lax.fori_loop(
           0, steps_per_log, one_step, (state, jnp.zeros((), jnp.float32), order)
       )
-      return (state, order), (state.step, loss)
+      finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(state.params)]))
+      return (state, order), (state.step, jnp.where(finite, loss, jnp.nan))
 
     order = epoch_order_fn(state.step // num_blocks, state.rng)  # the epoch this call starts in
     (state, _), (steps, losses) = jax.lax.scan(block, (state, order), None, length=num_logs)

@@ -33,6 +33,16 @@ ROW_CHUNK = 4096
 Data = tuple[Any, Any] | Mapping[str, Any]  # (x [n, d], y [n]) or {"x": ..., "y": ..., "weight": ...}
 
 
+class DivergedError(FloatingPointError):
+  """Training reached a non-finite loss or parameters; `step` is the first logged step where it showed,
+  and the Trainer's state is the last finite one (`last_finite_step`)."""
+
+  def __init__(self, step: int, last_finite_step: int):
+    super().__init__(f"training diverged: the loss or the parameters are not finite at step {step} (the last"
+                     f" finite state is step {last_finite_step}); try a smaller learning rate")
+    self.step, self.last_finite_step = step, last_finite_step
+
+
 @dataclasses.dataclass
 class History:
   """What `fit` logged: loss every `log_every` steps and final metrics."""
@@ -213,6 +223,11 @@ class Trainer:
 
     Returns:
       A `History` of logged losses and final metrics (also of `train`).
+
+    Raises:
+      DivergedError: the loss or the parameters stopped being finite (checked
+        once per block of `log_every` steps, on device); `self.state` is then
+        the last finite state, and no hook or `on_checkpoint` saw the others.
     """
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
       raise ValueError(f"steps must be a positive integer, got {steps!r}")
@@ -258,10 +273,16 @@ class Trainer:
         num_logs, steps_per_log = min(remaining // log_every, logs_per_call), log_every
         if num_logs == 0:
           num_logs, steps_per_log = 1, remaining
+        before = state
         state, logged_steps, logged_losses = run(state, blocks, num_logs, steps_per_log)
         # Reading the losses waits for the call: never many calls in flight.
-        history.steps += to_host(placement.unreplicate(logged_steps)).tolist()
-        history.losses += to_host(placement.unreplicate(logged_losses)).tolist()
+        logged_steps = to_host(placement.unreplicate(logged_steps)).tolist()
+        logged_losses = to_host(placement.unreplicate(logged_losses))
+        if not np.all(np.isfinite(logged_losses)):  # NaN also marks non-finite parameters (see `loop`)
+          self.state = placement.unreplicate(before)
+          raise DivergedError(logged_steps[int(np.argmin(np.isfinite(logged_losses)))], current)
+        history.steps += logged_steps
+        history.losses += logged_losses.tolist()
         current += num_logs * steps_per_log
         if on_progress:
           on_progress(current, history)

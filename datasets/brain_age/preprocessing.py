@@ -107,8 +107,8 @@ class TissueFractions(Preprocessing):
 
   # The hooks: predict reads volume tables; cards and predictions report the gap in years.
 
-  def read_inputs(self, path):
-    table = read_volume_table(path, need_age=False)
+  def read_inputs(self, path, columns=None):
+    table = read_volume_table(path, need_age=False, columns=columns)
     return table, table.ids or tuple(str(i + 1) for i in range(len(table)))
 
   def natural_labels(self, raw) -> np.ndarray:

@@ -10,8 +10,10 @@ error that lists both.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -52,13 +54,22 @@ def _normalise(name: str) -> str:
   return re.sub(r"[\s_\-]+", "", name).lower()
 
 
-def _find_columns(header: tuple[str, ...], path, need_age: bool) -> dict[str, str]:
-  """`{field: header name}` of each field present."""
+def _find_columns(header: tuple[str, ...], path, need_age: bool, chosen: Mapping[str, str]) -> dict[str, str]:
+  """`{field: header name}` of each field present; `chosen` names a field's column explicitly."""
+  unknown = sorted(set(chosen) - set(_ALIASES))
+  if unknown:
+    raise DataError(f"unknown field {unknown[0]!r}; fields: {', '.join(_ALIASES)}")
   found = {}
   for field in VOLUME_COLUMNS + ("age", "id"):
+    if field in chosen:
+      if chosen[field] not in header:
+        raise DataError(f"{path}, line 1: no column {chosen[field]!r} for the field {field!r}; columns: {list(header)}")
+      found[field] = chosen[field]
+      continue
     matches = [h for h in header if _normalise(h) in _ALIASES[field]]
     if len(matches) > 1:
-      raise DataError(f"{path}, line 1: columns {matches} all name the field {field!r}; keep one")
+      raise DataError(f"{path}, line 1: columns {matches} all name the field {field!r}; say which one"
+                      f" (--column {field}=NAME)")
     if matches:
       found[field] = matches[0]
     elif field in VOLUME_COLUMNS or (field == "age" and need_age):
@@ -69,12 +80,16 @@ def _find_columns(header: tuple[str, ...], path, need_age: bool) -> dict[str, st
   return found
 
 
-def read_volume_table(path: str | os.PathLike, *, need_age: bool = True) -> VolumeTable:
+def read_volume_table(path: str | os.PathLike, *, need_age: bool = True,
+                      columns: Mapping[str, str] | None = None) -> VolumeTable:
   """Reads a CSV/TSV of GM, WM, CSF and total volumes (cm^3) and age (years).
 
   Args:
     path: the table (see `flaxzoo.datasets.tables` for the format rules).
-    need_age: whether an age column is required (it is read when present).
+    need_age: whether an age column is required (it is read when present;
+      without `need_age` a blank age cell is NaN: that person's age is unknown).
+    columns: `{field: header name}` where the header names a field twice or
+      in a way the aliases do not know (fields: gm, wm, csf, total, age, id).
 
   Returns:
     A `VolumeTable` of float64 arrays `[n]`, and the `id` column as strings
@@ -87,7 +102,7 @@ def read_volume_table(path: str | os.PathLike, *, need_age: bool = True) -> Volu
       of the tissues (1% tolerance), or no data rows.
   """
   table = read_table(path)
-  columns = _find_columns(table.header, table.path, need_age)
+  columns = _find_columns(table.header, table.path, need_age, columns or {})
   index = {field: table.header.index(name) for field, name in columns.items()}
   values = {field: [] for field in columns}
   for cells, line in zip(table.rows, table.lines):
@@ -95,6 +110,9 @@ def read_volume_table(path: str | os.PathLike, *, need_age: bool = True) -> Volu
       cell = cells[index[field]]
       if field == "id":
         values["id"].append(cell.strip())
+        continue
+      if field == "age" and not need_age and not cell.strip():
+        values["age"].append(math.nan)  # an optional age left blank: unknown
         continue
       value = parse_number(cell, table.path, line, name)
       if value < 0:
