@@ -286,6 +286,10 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
     # tracebacks from background threads (Orbax's save threads on a full disk).
     for name in _LIBRARY_LOGGERS:
       logging.getLogger(name).setLevel(logging.CRITICAL)
+    import threading
+
+    # Errors of library threads (Orbax's savers) that outlive a failed save: logged at debug level.
+    threading.excepthook = lambda hook: logger.debug("in thread %s: %r", hook.thread, hook.exc_value)
     warnings.filterwarnings("ignore", module="|".join(_LIBRARY_LOGGERS))
 
 

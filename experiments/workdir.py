@@ -123,11 +123,15 @@ class WorkdirLock:
     return self
 
   def _holder(self) -> str:
-    try:
-      owner = json.loads(self._owner.read_text())
-      return f"pid {int(owner['pid'])} on {owner['host']}"
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
-      return "its pid is not recorded yet"
+    deadline = time.monotonic() + 2  # the holder writes its record just after it takes the lock
+    while True:
+      try:
+        owner = json.loads(self._owner.read_text())
+        return f"pid {int(owner['pid'])} on {owner['host']}"
+      except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        if time.monotonic() > deadline:
+          return "its pid is not recorded"
+        time.sleep(0.02)
 
   def __exit__(self, *exc) -> None:
     self._owner.unlink(missing_ok=True)
