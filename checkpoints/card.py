@@ -105,7 +105,28 @@ def read_card(path) -> Card:
     raise CheckpointError(f"{file}: 'name' must be a string and 'preprocessing' an object")
   if not (isinstance(metrics, dict) and all(isinstance(m, dict) for m in metrics.values())):
     raise CheckpointError(f"{file}: 'metrics' must map each split to an object")
+  _check_optional(data, file)
   return Card(data, path)
+
+
+def _numbers(value) -> bool:
+  return isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+
+
+def _check_optional(data: Mapping[str, Any], file) -> None:
+  """The optional entries a card may carry have the types predict reads."""
+  checks = {
+      "input_range": lambda v: isinstance(v, dict) and _numbers(v.get("min")) and _numbers(v.get("max"))
+      and len(v["min"]) == len(v["max"]),
+      "classes": lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v) and len(v) >= 2,
+      "bias_correction": lambda v: isinstance(v, dict) and _numbers([v.get("slope"), v.get("intercept")]),
+      "task": lambda v: v in ("regression", "classification"),
+  }
+  for key, valid in checks.items():
+    if key in data and not valid(data[key]):
+      raise CheckpointError(f"{file}: {key!r} is not what a card holds there")
+  if data.get("task") == "classification" and "classes" not in data:
+    raise CheckpointError(f"{file}: a classification card needs 'classes'")
 
 
 def summary(card_data: Mapping[str, Any]) -> str:

@@ -70,6 +70,7 @@ class Checkpointer:
     import orbax.checkpoint as ocp  # ~0.8 s to import: only when checkpointing.
 
     self._ocp = ocp
+    self._failed = False
     self.directory = pathlib.Path(directory).absolute()
     best = parse_keep_best(keep_best)
     self.keep_best = best
@@ -118,7 +119,13 @@ class Checkpointer:
       self._seal(exclude=step)
 
   def close(self) -> None:
-    """Waits for a background save to finish: exiting before that loses it."""
+    """Waits for a background save to finish: exiting before that loses it.
+
+    After a failed write there is nothing to wait for: Orbax's threads are left to the process's end
+    (waiting on them after a full disk only adds their own error reports).
+    """
+    if self._failed:
+      return
     try:
       with self._writing(None):
         self._manager.wait_until_finished()
@@ -132,6 +139,7 @@ class Checkpointer:
     try:
       yield
     except Exception as e:  # noqa: BLE001 - Orbax, TensorStore and the OS each raise their own kinds.
+      self._failed = True
       text = " ".join(f"{type(x).__name__}: {x}" for x in _chain(e))
       reason = next((x.strerror for x in _chain(e) if isinstance(x, OSError) and x.strerror), None)
       if reason is None and "RESOURCE_EXHAUSTED" in text:

@@ -153,6 +153,13 @@ def load_data(
     data.preprocessing = data.preprocessing.standardized(data.raw["train"])
   preprocess = data.preprocessing
   data.splits = {split: preprocess(raw) for split, raw in data.raw.items()}
+  for x, y in data.splits.values():
+    x.flags.writeable = y.flags.writeable = False  # the run's data, shared by its steps and evaluations
+  for split, (x, _) in data.splits.items():
+    if not np.all(np.isfinite(x)):  # e.g. a TFDS feature of 1e308: float32 inputs overflow
+      column = int(np.argmax(~np.all(np.isfinite(x), axis=0)))
+      raise DataError(f"{data.name}: split {split!r}, model input {column} is not finite after preprocessing"
+                      " (a value too large for float32?)")
   if data.task == "classification":
     _check_classes(data)
   return data

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 
@@ -99,7 +100,8 @@ def _build_parser() -> argparse.ArgumentParser:
   train.add_argument("--timeout", type=_positive(int), default=60,
                      help="multi-process run: seconds to wait for the others to connect, or for a"
                           " process that stopped answering, before exiting with an error (default 60)")
-  train.add_argument("--save-every", type=_positive(int), help="steps between checkpoints (default: ~5 a run)")
+  train.add_argument("--save-every", type=_positive(int),
+                     help="steps between checkpoints (default: every minute of training, and at the end)")
   train.add_argument("--keep", type=_positive(int), default=3, help="checkpoints to keep (default 3)")
   train.add_argument("--keep-best", metavar="SPLIT/METRIC[:min|max]",
                      help="keep the best checkpoints by this metric, e.g. test/mse, instead of the latest")
@@ -109,6 +111,8 @@ def _build_parser() -> argparse.ArgumentParser:
   train.add_argument("--fallback", action="store_true",
                      help="if the latest checkpoint is broken, resume from the latest good one (with a warning)")
   train.add_argument("--no-plots", action="store_true", help="do not write <workdir>/plots/*.png at the end")
+  train.add_argument("--wait-for-plots", action="store_true",
+                     help="draw the plots before returning (default: in a background process)")
   train.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard events to <workdir>/tb/")
 
   evaluate = commands.add_parser("eval", help="evaluate a checkpoint of a training workdir", parents=[common])
@@ -198,10 +202,14 @@ def _print_table(results) -> None:
 
 
 def _train(args) -> None:
-  from flaxzoo.experiments.config import field_options
-  from flaxzoo.experiments.errors import ConfigError
-  from flaxzoo.experiments.named import get_experiment
-  from flaxzoo.experiments.runner import run_experiment
+  from flaxzoo.experiments.phases import Phases
+
+  phases = Phases()
+  with phases("imports"):
+    from flaxzoo.experiments.config import field_options
+    from flaxzoo.experiments.errors import ConfigError
+    from flaxzoo.experiments.named import get_experiment
+    from flaxzoo.experiments.runner import run_experiment
 
   config = get_experiment(args.experiment).replace(**{f.name: getattr(args, f.name) for f in field_options()})
   multi = [args.coordinator, args.num_processes, args.process_id]
@@ -225,8 +233,10 @@ def _train(args) -> None:
       config, workdir=args.workdir, data_dir=args.data_dir, log=_log,
       save_every=args.save_every, keep=args.keep, keep_best=args.keep_best, async_save=not args.sync_save,
       restart=args.restart, fallback=args.fallback, should_stop=stop, download=args.download,
-      progress=current_mode(), tensorboard=not args.no_tensorboard, plots=not args.no_plots,
+      progress=current_mode(), tensorboard=not args.no_tensorboard, phases=phases,
+      plots=None if args.no_plots else "background" if not args.wait_for_plots else "wait",
   )
+  logging.getLogger("flaxzoo").debug(phases.summary())
   if (args.process_id or 0) == 0:
     _print_table(results)
 
@@ -268,7 +278,28 @@ def _log(message: str) -> None:
 
 
 # Loggers of libraries whose warnings mean nothing to a user of the CLI.
-_LIBRARY_LOGGERS = ("absl", "jax", "orbax", "tensorflow_datasets", "etils", "matplotlib")
+_LIBRARY_LOGGERS = ("absl", "jax", "orbax", "tensorflow_datasets", "etils", "matplotlib", "concurrent.futures",
+                    "asyncio")
+
+
+class _MainThreadOnly:
+  """stderr for the main thread; what library threads print there (Orbax's and TensorStore's savers
+  report a failed write from each of their threads, with tracebacks) goes to the debug log instead.
+  The failure itself reaches flaxzoo as an exception: one line."""
+
+  def __init__(self, stream):
+    self._stream = stream
+
+  def write(self, text: str) -> int:
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+      return self._stream.write(text)
+    logging.getLogger("flaxzoo").debug("from a library thread: %s", text.rstrip())
+    return len(text)
+
+  def __getattr__(self, name):
+    return getattr(self._stream, name)
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
@@ -290,6 +321,8 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
 
     # Errors of library threads (Orbax's savers) that outlive a failed save: logged at debug level.
     threading.excepthook = lambda hook: logger.debug("in thread %s: %r", hook.thread, hook.exc_value)
+    if not isinstance(sys.stderr, _MainThreadOnly):
+      sys.stderr = _MainThreadOnly(sys.stderr)
     warnings.filterwarnings("ignore", module="|".join(_LIBRARY_LOGGERS))
 
 
@@ -359,9 +392,29 @@ def _eval(args) -> None:
   print(f"eval: {results['workdir']}/eval.json")
 
 
+def _use_compilation_cache() -> None:
+  """JAX's persistent compilation cache for the commands that compile: a second run of the same job
+  loads its compiled programs from disk instead of compiling them again (~0.4 s of a 2-second run).
+
+  In `$FLAXZOO_JAX_CACHE`, else `$XDG_CACHE_HOME/flaxzoo/jax` (~/.cache); `FLAXZOO_JAX_CACHE=off`
+  turns it off, and JAX's own `JAX_COMPILATION_CACHE_DIR` wins. Set before jax is imported.
+  """
+  where = os.environ.get("FLAXZOO_JAX_CACHE")
+  if where == "off" or "JAX_COMPILATION_CACHE_DIR" in os.environ or "jax" in sys.modules:
+    return
+  if not where:
+    where = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "flaxzoo", "jax")
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = where
+  # Every program: the small ones are the ones a short run compiles.
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+
 def main(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   args = _build_parser().parse_args(argv)
+  if args.command != "list":
+    _use_compilation_cache()
   _setup_logging(args.verbose, args.quiet)
   from flaxzoo.experiments import progress
 
@@ -402,8 +455,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry_point() -> None:
-  """The `flaxzoo` console script."""
-  sys.exit(main())
+  """The `flaxzoo` console script.
+
+  Exits without the interpreter's teardown once everything is written and closed: tearing down JAX's
+  runtime and a few thousand modules takes ~0.5 s and does nothing for the user.
+  """
+  code = main()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  logging.shutdown()
+  os._exit(code)
 
 
 if __name__ == "__main__":

@@ -110,11 +110,15 @@ class MetricLog:
       return
     record = {"step": step, "time": time.time(), "elapsed_s": time.perf_counter() - self._t0,
               **{k: v for k, v in record.items() if k != "step"}}
-    self._file.write(dumps(record) + "\n")
-    self._file.flush()
-    os.fsync(self._file.fileno())
-    if self._tb is not None:
-      self._tb.add_scalars(step, scalars(record), record["time"])
+    try:
+      self._file.write(dumps(record) + "\n")
+      self._file.flush()
+      os.fsync(self._file.fileno())
+      if self._tb is not None:
+        self._tb.add_scalars(step, scalars(record), record["time"])
+    except OSError as e:  # out of space, mostly: name where
+      raise OSError(e.errno, f"{e.strerror} while writing the metric log (metrics.jsonl, tb/)",
+                    e.filename or str(self.workdir)) from None
     self.last_step = step
 
   def close(self) -> None:

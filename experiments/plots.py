@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import pathlib
 from collections.abc import Sequence
 from typing import Any
@@ -35,8 +37,10 @@ def _pyplot():
 def _save(fig, path: pathlib.Path) -> pathlib.Path:
   # Fixed margins: tight_layout measures every text box and costs ~0.2 s a figure.
   fig.subplots_adjust(left=0.12, right=0.97, bottom=0.11, top=0.88 if fig._suptitle else 0.92, wspace=0.08)
-  fig.savefig(path, dpi=DPI)
+  tmp = path.with_name(f".{path.name}.tmp")
+  fig.savefig(tmp, dpi=DPI, format="png")
   _pyplot().close(fig)
+  os.replace(tmp, path)  # a reader (or a kill) never sees half a PNG
   return path
 
 
@@ -150,31 +154,72 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], t
   return _save(fig, path)
 
 
-def plot_run(records, trainer, data, experiment: str, step: int, out_dir) -> list[pathlib.Path]:
-  """All plots of a trained run; `data` is its `LoadedData`. Returns the files written."""
-  out = pathlib.Path(out_dir)
-  out.mkdir(parents=True, exist_ok=True)
-  title = f"{experiment}, step {step}"
+def plot_inputs(trainer, data, experiment: str, step: int) -> dict[str, Any]:
+  """What the plots of a trained run show, as plain arrays and text (`draw` needs no JAX).
+
+  `data` is the run's `LoadedData`; `trainer` holds the trained parameters.
+  """
   pre = data.preprocessing
   unit = pre.label_unit or "label units"
-  mse_unit = f"(label / {pre.label_scale:g} {unit})²" if pre.label_scale else "label units²"
-  files = [plot_loss(records, f"{title}: loss", out / "loss.png", mse_unit)]
+  inputs = {
+      "title": f"{experiment}, step {step}", "task": data.task, "unit": unit, "label": getattr(pre, "label", "label"),
+      "mse_unit": f"(label / {pre.label_scale:g} {unit})²" if pre.label_scale else "label units²",
+      "residual_name": pre.residual_name, "has_unit": pre.label_unit is not None,
+  }
   splits = data.splits
   outputs = {s: trainer.predict(x) for s, (x, _) in splits.items()}
   if data.task == "regression":
-    true = {s: pre.natural_labels(data.raw[s]) for s in splits}
-    predicted = {s: pre.postprocess(outputs[s])[:, 0] for s in splits}
-    label = pre.label if pre.label_unit is None else f"{pre.label}, {unit}"
-    files.append(plot_predicted_vs_true(true, predicted, unit if pre.label_unit else f"{label}",
-                                        f"{title}: predicted {pre.label}", out / "predicted_vs_true.png"))
-    if pre.residual_name:
-      files.append(plot_residual(true, predicted, pre.residual_name, unit, f"{title}: {pre.residual_name}",
-                                 out / f"{pre.residual_name.replace('-', '_').replace(' ', '_')}.png"))
+    inputs["true"] = {s: pre.natural_labels(data.raw[s]) for s in splits}
+    inputs["predicted"] = {s: pre.postprocess(outputs[s])[:, 0] for s in splits}
   else:
-    classes = list(data.class_names)
-    scores = {s: (o[:, 0] if o.shape[1] == 1 else o) for s, o in outputs.items()}
-    labels = {s: np.asarray(y) for s, (_, y) in splits.items()}
-    files.append(plot_roc(scores, labels, classes, f"{title}: ROC", out / "roc.png"))
-    confusion = trainer.evaluate(splits["test"])["confusion"]
-    files.append(plot_confusion(confusion, classes, f"{title}: test confusion matrix", out / "confusion.png"))
+    inputs["classes"] = list(data.class_names)
+    inputs["scores"] = {s: (o[:, 0] if o.shape[1] == 1 else o) for s, o in outputs.items()}
+    inputs["labels"] = {s: np.asarray(y) for s, (_, y) in splits.items()}
+    inputs["confusion"] = trainer.evaluate(splits["test"])["confusion"]
+  return inputs
+
+
+def draw(records, inputs: dict[str, Any], out_dir) -> list[pathlib.Path]:
+  """The PNGs of `plot_inputs` and the run's metric `records` into `out_dir`. Returns the files."""
+  out = pathlib.Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  title, unit = inputs["title"], inputs["unit"]
+  files = [plot_loss(records, f"{title}: loss", out / "loss.png", inputs["mse_unit"])]
+  if inputs["task"] == "regression":
+    true, predicted = inputs["true"], inputs["predicted"]
+    files.append(plot_predicted_vs_true(true, predicted, unit if inputs["has_unit"] else inputs["label"],
+                                        f"{title}: predicted {inputs['label']}", out / "predicted_vs_true.png"))
+    if inputs["residual_name"]:
+      name = inputs["residual_name"]
+      files.append(plot_residual(true, predicted, name, unit, f"{title}: {name}",
+                                 out / f"{name.replace('-', '_').replace(' ', '_')}.png"))
+  else:
+    classes = inputs["classes"]
+    files.append(plot_roc(inputs["scores"], inputs["labels"], classes, f"{title}: ROC", out / "roc.png"))
+    files.append(plot_confusion(inputs["confusion"], classes, f"{title}: test confusion matrix",
+                                out / "confusion.png"))
   return files
+
+
+def save_inputs(inputs: dict[str, Any], path: pathlib.Path) -> None:
+  """`plot_inputs` as one .npz (arrays) with its text as JSON inside: read back by `load_inputs`."""
+  arrays, text = {}, {}
+  for key, value in inputs.items():
+    if isinstance(value, dict):
+      for split, array in value.items():
+        arrays[f"{key}/{split}"] = np.asarray(array)
+    else:
+      text[key] = value
+  arrays["text"] = np.asarray(json.dumps(text))
+  with open(path, "wb") as f:
+    np.savez(f, **arrays)
+
+
+def load_inputs(path: pathlib.Path) -> dict[str, Any]:
+  with np.load(path, allow_pickle=False) as stored:  # numbers and text only: nothing that runs
+    inputs = json.loads(str(stored["text"]))
+    for name in stored.files:
+      if "/" in name:
+        key, split = name.split("/", 1)
+        inputs.setdefault(key, {})[split] = stored[name]
+  return inputs

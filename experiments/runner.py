@@ -19,8 +19,9 @@ from flaxzoo.experiments.config import Config, reproducing_command, resumable_fi
 from flaxzoo.experiments.errors import ConfigError, Interrupted
 from flaxzoo.experiments.metric_log import MetricLog, read_metrics
 from flaxzoo.experiments.named import EXPERIMENTS, get_experiment
+from flaxzoo.experiments.phases import Phases
 from flaxzoo.experiments.progress import Progress
-from flaxzoo.experiments.workdir import WorkdirLock, claim, move_aside, set_aside_outputs, write_json_atomic
+from flaxzoo.experiments.workdir import STATE_DIR, WorkdirLock, claim, move_aside, set_aside_outputs, write_json_atomic
 from flaxzoo.trainers.trainer import History, Trainer
 
 
@@ -51,10 +52,21 @@ def config_differences(saved: dict[str, Any], config: Config) -> list[str]:
           for k in keys if k not in resumable and saved.get(k) != current.get(k)]
 
 
-def default_save_every(config: Config) -> int:
-  """About 5 checkpoints a run, at multiples of log_every."""
-  blocks = -(-config.steps // (5 * config.log_every))
-  return max(1, blocks) * config.log_every
+# Without --save-every, a checkpoint is saved at the first logged step this many seconds after the
+# previous one, and at the end (a run of a few seconds saves once; SIGTERM/SIGINT save too).
+SAVE_INTERVAL_S = 60.0
+
+
+def start_plot_worker(workdir: pathlib.Path) -> None:
+  """`python -m flaxzoo.experiments.plot_worker WORKDIR`, detached: the run does not wait for it."""
+  import subprocess
+
+  _PLOT_WORKERS.append(subprocess.Popen(
+      [sys.executable, "-m", "flaxzoo.experiments.plot_worker", str(workdir)],
+      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+
+
+_PLOT_WORKERS: list = []  # kept: a worker is never waited for, and never reaped as garbage while it draws
 
 
 def _close_all(closables) -> None:
@@ -118,6 +130,7 @@ def train_in(
     progress: str = "off",
     tensorboard: bool = True,
     plots: bool = False,
+    phases: Phases | None = None,
 ) -> dict[str, Any]:
   """Trains `config` in `workdir` (claimed and locked by `run_experiment`), writes `results.json`.
 
@@ -128,7 +141,8 @@ def train_in(
   Every `log_every` steps the train and test metrics go to
   `<workdir>/metrics.jsonl` and TensorBoard events in `<workdir>/tb/`;
   `progress` is `bar`, `lines` or `off`; `plots` writes the PNGs of
-  `plots.plot_run` to `<workdir>/plots/` at the end.
+  `plots.draw` to `<workdir>/plots/` at the end (`"background"`: by a process
+  of their own that the run does not wait for).
 
   Returns:
     The results: `{"experiment", "step", "train": {...}, "test": {...}, "model",
@@ -145,7 +159,9 @@ def train_in(
   workdir = pathlib.Path(workdir)
   if save_every is not None and save_every <= 0:
     raise ConfigError(f"save_every must be a positive integer, got {save_every}")
-  built = build(config, data_dir, log, download=download, progress_bar=progress == "bar" and writer)
+  phases = phases or Phases()
+  with phases("data and model"):
+    built = build(config, data_dir, log, download=download, progress_bar=progress == "bar" and writer)
   data, trainer = built.data, built.trainer
   splits = data.splits
   command = command_of(config)
@@ -177,6 +193,8 @@ def train_in(
     if name not in known:
       raise ConfigError(f"--keep-best {name}: no such metric; known: {', '.join(known)}")
   if checkpoint:
+    phases_checkpoint = phases("checkpoint set-up")
+    phases_checkpoint.__enter__()
     directory = workdir / "checkpoints"
     if restart and directory.exists() and writer:
       log(f"--restart: moved the earlier checkpoints to {move_aside(directory)}")
@@ -206,6 +224,7 @@ def train_in(
       trainer.state = state
       resumed = True
       log(f"resuming from step {step} ({checkpointer.directory / str(step)})")
+    phases_checkpoint.__exit__(None, None, None)
   if writer and not resumed:
     set_aside_outputs(workdir, log)  # a new run: an earlier run's outputs are kept, not overwritten
 
@@ -221,27 +240,43 @@ def train_in(
   def evaluate_splits(t: Trainer) -> dict[str, dict[str, Any]]:
     """Train and test metrics at the current step, computed once per step."""
     if evaluated.get("step") != t.step:
-      evaluated.update(step=t.step, metrics={"train": t.evaluate(splits["train"]), "test": t.evaluate(splits["test"])})
+      with phases("evaluate"):
+        evaluated.update(step=t.step, metrics={"train": t.evaluate(splits["train"]),
+                                               "test": t.evaluate(splits["test"])})
     return evaluated["metrics"]
 
+  last_save = {"time": time.monotonic(), "step": None}
+
   def save(t: Trainer) -> None:
+    if last_save["step"] == t.step:
+      return
     metrics = evaluate_splits(t)
-    checkpointer.save(t.step, t.state, meta_of(metrics), metrics)
+    with phases("checkpoint saves"):
+      checkpointer.save(t.step, t.state, meta_of(metrics), metrics)
+    last_save.update(time=time.monotonic(), step=t.step)
+
+  def save_when_due(t: Trainer, _) -> None:
+    if time.monotonic() - last_save["time"] >= SAVE_INTERVAL_S:
+      save(t)
 
   # Every process evaluates (the computation spans all devices); process 0 writes.
-  metric_log = MetricLog(workdir, trainer.step, tensorboard) if writer else None
+  with phases("metric log"):
+    metric_log = MetricLog(workdir, trainer.step, tensorboard) if writer else None
   learning_rate = None if config.optimizer == "lbfgs" else config.learning_rate
 
   def log_metrics(t: Trainer, history: History) -> None:
     metrics = evaluate_splits(t)
     loss = history.losses[-1] if history.steps and history.steps[-1] == t.step else None
     if metric_log:
-      metric_log.write({"step": t.step, "learning_rate": learning_rate, "loss": loss, **metrics})
+      with phases("metric log"):
+        metric_log.write({"step": t.step, "learning_rate": learning_rate, "loss": loss, **metrics})
 
   bar = Progress(config.steps, trainer.step, progress if writer else "off", config.name)
   remaining = config.steps - trainer.step
   try:
     if remaining > 0:
+      nested = sum(phases.seconds.values())
+      fit_start = time.perf_counter()
       history = trainer.fit(
           splits["train"],
           steps=remaining,
@@ -249,12 +284,16 @@ def train_in(
           shuffle=config.shuffle,
           eval_data={"test": splits["test"]},
           log_every=config.log_every,
-          checkpoint_every=(save_every or default_save_every(config)) if checkpointer else None,
+          checkpoint_every=save_every if checkpointer else None,
           on_checkpoint=save if checkpointer else None,
           should_stop=should_stop,
-          hooks=[(config.log_every, log_metrics)],
+          hooks=[(config.log_every, log_metrics)] + ([(config.log_every, save_when_due)]
+                                                     if checkpointer and not save_every else []),
           on_progress=lambda step, h: bar.update(step, h.losses[-1] if h.losses else None),
       )
+      # The fit's own time: compiling and the steps, without the hooks' phases counted above.
+      phases.seconds["compile and steps"] = (time.perf_counter() - fit_start) - (sum(phases.seconds.values())
+                                                                                  - nested)
       bar.close()
       if history.stopped:
         if checkpointer:
@@ -268,7 +307,8 @@ def train_in(
       history.metrics = evaluate_splits(trainer)
   finally:
     bar.close()
-    _close_all([metric_log, checkpointer])
+    with phases("closing (the last save)"):
+      _close_all([metric_log, checkpointer])
 
   results = {
       "experiment": config.name,
@@ -294,9 +334,17 @@ def train_in(
   if writer:
     write_json_atomic(workdir / "results.json", results)
     if plots:
-      from flaxzoo.experiments.plots import plot_run
+      with phases("plots"):
+        from flaxzoo.experiments import plots as plots_lib
 
-      files = plot_run(read_metrics(workdir), trainer, data, config.name, trainer.step, workdir / "plots")
-      log(f"plots: {', '.join(str(f) for f in files)}")
+        inputs = plots_lib.plot_inputs(trainer, data, config.name, trainer.step)
+        if plots == "background":  # drawn by a process of its own, after this one has released the workdir
+          plots_lib.save_inputs(inputs, workdir / STATE_DIR / "plot_inputs.npz")
+          start_plot_worker(workdir)
+          log(f"plots: being drawn into {workdir / 'plots'} in the background"
+              f" (`flaxzoo plot --workdir {workdir}` draws them again)")
+        else:
+          files = plots_lib.draw(read_metrics(workdir), inputs, workdir / "plots")
+          log(f"plots: {', '.join(str(f) for f in files)}")
   results["workdir"] = str(workdir)
   return results

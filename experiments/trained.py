@@ -31,7 +31,10 @@ def _open_checkpoints(workdir, keep_best: str | None = None) -> Checkpointer:
 def _best_step(workdir, checkpointer: Checkpointer) -> int:
   """The best step by the run's `--keep-best` metric (default test/mse), as Orbax ranks the saved metrics."""
   spec = checkpointer.restore_meta(checkpointer.latest_step()).get("keep_best") or "test/mse"
-  parse_keep_best(spec)
+  try:
+    parse_keep_best(spec if isinstance(spec, str) else repr(spec))
+  except ValueError as e:
+    raise CheckpointError(f"{checkpointer.directory}: the run's keep_best is not usable ({e})") from None
   ranked = _open_checkpoints(workdir, spec)
   try:
     best = ranked.best_step()
@@ -153,6 +156,7 @@ def plot_workdir(workdir, out_dir=None, data_dir=None, log=None) -> list[pathlib
   if not records:
     raise MetricLogError(f"{workdir / 'metrics.jsonl'}: no records yet")
   trainer, meta = load_trained(workdir, data_dir=data_dir, log=log)
-  from flaxzoo.experiments.plots import plot_run
+  from flaxzoo.experiments.plots import draw, plot_inputs
 
-  return plot_run(records, trainer, meta["data"], meta["config"]["name"], meta["step"], out_dir or workdir / "plots")
+  inputs = plot_inputs(trainer, meta["data"], meta["config"]["name"], meta["step"])
+  return draw(records, inputs, out_dir or workdir / "plots")

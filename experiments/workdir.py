@@ -103,10 +103,11 @@ def claim(workdir) -> pathlib.Path:
 class WorkdirLock:
   """The exclusive lock of a workdir for one run's life (`with WorkdirLock(workdir): ...`)."""
 
-  def __init__(self, workdir):
+  def __init__(self, workdir, role: str = "run", wait_s: float = 0):
     import filelock
 
     self.workdir = pathlib.Path(workdir)
+    self.role, self.wait_s = role, wait_s
     self._owner = self.workdir / STATE_DIR / "owner.json"
     self._lock = filelock.FileLock(self.workdir / STATE_DIR / "lock", timeout=0)
 
@@ -114,23 +115,30 @@ class WorkdirLock:
     import filelock
 
     try:
-      self._lock.acquire()
+      self._lock.acquire(timeout=self.wait_s)
     except filelock.Timeout:
-      raise ConfigError(f"{self.workdir} is in use by another flaxzoo run ({self._holder()}); wait for it to"
-                        " end, or choose another --workdir") from None
+      holder = self._holder()
+      try:  # the previous run's plots, drawn in the background, take a moment: wait for them
+        if holder.get("role") != "plots":
+          raise filelock.Timeout(self._lock.lock_file)
+        self._lock.acquire(timeout=60)
+      except filelock.Timeout:
+        who = f"pid {holder['pid']} on {holder['host']}" if "pid" in holder else "its pid is not recorded"
+        raise ConfigError(f"{self.workdir} is in use by another flaxzoo run ({who}); wait for it to end, or"
+                          " choose another --workdir") from None
     write_json_atomic(self._owner, {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-                                    "command": ["flaxzoo", *sys.argv[1:]]})
+                                    "role": self.role, "command": ["flaxzoo", *sys.argv[1:]]})
     return self
 
-  def _holder(self) -> str:
+  def _holder(self) -> dict:
     deadline = time.monotonic() + 2  # the holder writes its record just after it takes the lock
     while True:
       try:
         owner = json.loads(self._owner.read_text())
-        return f"pid {int(owner['pid'])} on {owner['host']}"
+        return {"pid": int(owner["pid"]), "host": str(owner["host"]), "role": owner.get("role")}
       except (OSError, ValueError, KeyError, TypeError, RecursionError):
         if time.monotonic() > deadline:
-          return "its pid is not recorded"
+          return {}
         time.sleep(0.02)
 
   def __exit__(self, *exc) -> None:

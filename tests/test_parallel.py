@@ -58,6 +58,7 @@ def test_same_parameters_on_every_device_count_before_convergence(data_dir):
     assert baseline["metrics"]["train"]["mse"] > 2 * REFERENCE[f"brain_age_{features}"][0]
 
 
+@pytest.mark.slow  # 34 runs of 15000 steps (70 s); the 200-step comparison above runs by default
 def test_full_reference_jobs_match_on_every_device_count(data_dir):
   results = sweep(data_dir, steps=15000)
   for features in ("gm", "tissue"):

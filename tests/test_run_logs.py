@@ -9,6 +9,7 @@ import signal
 import struct
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -79,12 +80,26 @@ def test_plot_writes_the_pictures_of_the_task(experiment, pictures, tmp_path, da
     assert path.stat().st_size > 10_000 and png_size(path) == (640, 480), picture
 
 
-def test_train_plots_by_default(tmp_path, data_dir):
+PLOTS = ["brain_age_gap.png", "loss.png", "predicted_vs_true.png"]
+
+
+def test_train_plots_by_default_in_the_background(tmp_path, data_dir):
   result = run_cli("train", "brain_age_gm", "--steps", "1000", "--log-every", "500", "--workdir", tmp_path,
                    "--data-dir", data_dir, plots=True)
   assert result.returncode == 0, result.stderr
-  assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["brain_age_gap.png", "loss.png",
-                                                                    "predicted_vs_true.png"]
+  assert f"plots: being drawn into {tmp_path / 'plots'} in the background" in result.stderr
+  done = tmp_path / ".flaxzoo" / "plots.log"  # the worker's last word
+  deadline = time.monotonic() + 120
+  while not done.exists():
+    assert time.monotonic() < deadline, "no plots after 120 s"
+    time.sleep(0.1)
+  assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == PLOTS, done.read_text()
+  assert not (tmp_path / ".flaxzoo" / "plot_inputs.npz").exists()
+  # A run right after it waits for the worker's lock instead of failing.
+  again = run_cli("train", "brain_age_gm", "--steps", "1500", "--log-every", "500", "--workdir", tmp_path,
+                  "--data-dir", data_dir, "--wait-for-plots", plots=True)
+  assert again.returncode == 0, again.stderr
+  assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == PLOTS
 
 
 def test_plot_of_a_workdir_without_metrics_is_a_clear_error(tmp_path):

@@ -21,11 +21,21 @@ from flax import nnx
 
 from flaxzoo.trainers import losses as losses_lib
 from flaxzoo.trainers import metrics as metrics_lib
-from flaxzoo.trainers.batching import SHUFFLES, arrange, make_epoch_order_fn, make_layout, make_take_fn, take_block
+from flaxzoo.trainers.batching import (
+  SHUFFLES,
+  Layout,
+  arrange,
+  make_epoch_order_fn,
+  make_layout,
+  make_take_fn,
+  take_block,
+)
 from flaxzoo.trainers.loop import make_fused_loop
 from flaxzoo.trainers.placement import Placement, make_placement, to_host
 from flaxzoo.trainers.steps import STREAM_MIN_CHUNKS, TrainState, make_apply_fn, make_eval_step, make_train_step
 
+# Evaluation reads the data in blocks of this many rows (padded with weight-0 rows).
+EVAL_CHUNK = 4096
 # Batches of at least STREAM_MIN_CHUNKS * ROW_CHUNK rows a device go through the
 # step in chunks of ROW_CHUNK rows (padded to a whole number of chunks).
 ROW_CHUNK = 4096
@@ -136,9 +146,13 @@ class Trainer:
     self.row_chunk = None if self.placement.mode == "mesh" else row_chunk
     self._train_step = make_train_step(self._apply_fn, self.loss_fn, self.tx, axis_name, self.l2, self.row_chunk)
     eval_step = make_eval_step(self._apply_fn, metrics_lib.SUMS[self.task], axis_name)
-    self._evaluate = self.placement.compile(
-        lambda params, blocks, shift: eval_step(params, take_block(blocks, 0), shift), num_broadcast=1
-    )
+    def evaluate_blocks(params, blocks, shift):  # metric sums added up over the blocks
+      add = lambda k, total: jax.tree.map(jnp.add, total, eval_step(params, take_block(blocks, k), shift))
+      return jax.lax.fori_loop(1, jax.tree.leaves(blocks)[0].shape[0], add,
+                               eval_step(params, take_block(blocks, 0), shift))
+
+    self._evaluate = self.placement.compile(evaluate_blocks, num_broadcast=1)
+    self._eval_blocks: dict[tuple, tuple[Any, Any]] = {}
     self._predict = jax.jit(self._apply_fn)
     self._loops: dict[tuple[int, str], Callable] = {}
     self._steps: dict[tuple[int, str], Callable] = {}
@@ -309,7 +323,7 @@ class Trainer:
     two classes roc_auc (exact, from the scores on the host).
     """
     arrays = _as_numpy(data, "eval")
-    _, blocks = self.layout_blocks(arrays, None, "none", "eval")
+    blocks = self._eval_layout(data, arrays)
     params = self.placement.put_state(self.state.params)
     shift = np.float32(np.mean(arrays["y"])) if self.task == "regression" else np.float32(0)
     sums = to_host(self.placement.unreplicate(self._evaluate(params, blocks, shift)))
@@ -322,6 +336,23 @@ class Trainer:
       scores = self.predict(arrays["x"][keep])[:, -1]
       metrics["roc_auc"] = metrics_lib.roc_auc(scores, arrays["y"][keep])
     return metrics
+
+  def _eval_layout(self, data, arrays):
+    """`arrays` in blocks of `EVAL_CHUNK` rows on the devices: every split of up to that many rows has
+    the same shape (one compiled evaluation for train and test), and read-only data evaluated again
+    (a run's splits, at each logged step) is laid out once."""
+    values = list(data.values() if isinstance(data, Mapping) else data)
+    if any(not isinstance(v, np.ndarray) or v.flags.writeable for v in values):  # it could change in place
+      return self.placement.put_blocks(arrange(arrays, Layout(len(arrays["x"]), EVAL_CHUNK,
+                                                              self.placement.num_shards)))
+    key = tuple((id(v), v.shape) for v in values)
+    if key not in self._eval_blocks:
+      layout = Layout(len(arrays["x"]), EVAL_CHUNK, self.placement.num_shards)
+      if len(self._eval_blocks) >= 4:
+        self._eval_blocks.pop(next(iter(self._eval_blocks)))
+      # The data is kept beside its blocks: its ids then stay its own.
+      self._eval_blocks[key] = (data, self.placement.put_blocks(arrange(arrays, layout)))
+    return self._eval_blocks[key][1]
 
   def predict(self, x) -> np.ndarray:
     """Model outputs `[n, k]` for inputs `x [n, d]` (on one device)."""

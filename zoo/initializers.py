@@ -34,11 +34,15 @@ def reference_init(model: nnx.Module, seed: int = 13) -> nnx.Module:
         f"the reference init needs one output, got a kernel of shape {kernel.shape}"
     )
   d = kernel.shape[0]
-  with jax.threefry_partitionable(False):
+
+  def draw(seed):
     _, k2 = jax.random.split(jax.random.PRNGKey(seed))
     wk, bk = jax.random.split(k2)
-    w = jax.random.normal(wk, (d,))
-    b = jax.random.normal(bk, (1,))
+    return jax.random.normal(wk, (d,)), jax.random.normal(bk, (1,))
+
+  with jax.threefry_partitionable(False):
+    # One compiled program, not one per random op (0.36 s -> 0.24 s of a 2-second run); the same bits.
+    w, b = jax.jit(draw)(seed)
   kernel.set_value(jnp.reshape(w, (d, 1)).astype(kernel.dtype))
   bias.set_value(b.astype(bias.dtype))
   return model
