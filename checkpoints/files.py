@@ -6,6 +6,7 @@ the run layer's workdir (results, eval, predictions, logs) all write through it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -21,6 +22,21 @@ def write_atomic(path, data: str | bytes) -> None:
   try:
     with os.fdopen(fd, "wb") as f:
       f.write(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+  except BaseException:
+    pathlib.Path(tmp).unlink(missing_ok=True)
+    raise
+
+
+@contextlib.contextmanager
+def open_atomic(path):
+  """A binary file to write `path` with: a temporary file beside it, renamed onto `path` when the
+  block ends without an error, removed when it does not (nothing half-written is ever at `path`)."""
+  path = pathlib.Path(path)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      yield f
     os.replace(tmp, path)
   except BaseException:
     pathlib.Path(tmp).unlink(missing_ok=True)

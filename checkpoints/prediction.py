@@ -22,13 +22,39 @@ def predict(model: nnx.Module, card: Card, table) -> dict[str, np.ndarray]:
   """
   preprocessing = card.preprocessing
   x = np.asarray(preprocessing.features_of(table))
-  outputs = np.asarray(model(x), np.float64)
+  outputs = apply_in_chunks(model, x)
   result = _predicted(outputs, card, preprocessing, table)
   if "input_range" in card.data:
     low, high = (np.asarray(card.data["input_range"][k], x.dtype) for k in ("min", "max"))
     outside = np.any((x < low) | (x > high), axis=1)
     result["outside_training_range"] = np.where(outside, "yes", "no")
   return result
+
+
+# The model sees its inputs in chunks of this many rows (the last one padded): one compiled program
+# for any table, instead of one per table length (a 1M-row table arrives in blocks of varying length).
+CHUNK_ROWS = 1 << 15
+_COMPILED: dict[int, tuple] = {}
+
+
+def apply_in_chunks(model: nnx.Module, x: np.ndarray) -> np.ndarray:
+  """`model(x)` as float64 `[n, k]`, computed `CHUNK_ROWS` rows at a time by one compiled program."""
+  import jax
+
+  key = id(model)
+  if key not in _COMPILED:
+    graphdef, state = nnx.split(model)
+    _COMPILED.clear()  # one model at a time: the cache never holds on to old ones
+    _COMPILED[key] = (model, state, jax.jit(lambda state, x: nnx.merge(graphdef, state)(x)))
+  _, state, apply = _COMPILED[key]
+  n = len(x)
+  outputs = []
+  for start in range(0, max(n, 1), CHUNK_ROWS):
+    chunk = x[start:start + CHUNK_ROWS]
+    padded = np.zeros((CHUNK_ROWS,) + x.shape[1:], x.dtype)
+    padded[:len(chunk)] = chunk
+    outputs.append(np.asarray(apply(state, padded), np.float64)[:len(chunk)])
+  return np.concatenate(outputs)[:n]
 
 
 def _predicted(outputs, card: Card, preprocessing, table) -> dict[str, np.ndarray]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from flaxzoo.datasets.tables import DataError, read_table
+from flaxzoo.datasets.tables import DataError, read_table_header, stream_columns
 from flaxzoo.zoo.registry import Registry
 
 PREPROCESSINGS: Registry[type] = Registry("preprocessing")
@@ -85,20 +85,28 @@ class Preprocessing:
 
   # Hooks of the higher layers; the defaults fit any table of named columns.
 
-  def read_inputs(self, path, columns: Mapping[str, str] | None = None) -> tuple[Mapping[str, np.ndarray],
-                                                                                 tuple[str, ...]]:
-    """Predict's input table: `(columns, ids)`; ids from an `id` column, else row numbers.
-
-    `columns` maps an input name to the table's column where they differ.
-    """
-    raw = read_table(path)
+  def iter_inputs(self, path, columns: Mapping[str, str] | None = None, block_bytes: int = 1 << 20):
+    """Predict's input table a block of rows at a time: `(table, ids)` pairs; ids from an `id`
+    column (strings), else row numbers from 1. `columns` maps an input name to the table's column
+    where they differ."""
     columns = columns or {}
     unknown = sorted(set(columns) - set(self.input_columns))
     if unknown:
       raise DataError(f"unknown input {unknown[0]!r}; the model's inputs: {', '.join(self.input_columns)}")
-    table = {c: raw.numeric(columns.get(c, c)) for c in self.input_columns}
-    ids = tuple(raw.text("id")) if "id" in raw.header else tuple(str(i + 1) for i in range(len(raw)))
-    return table, ids
+    names = {c: columns.get(c, c) for c in self.input_columns}
+    has_id = "id" in read_table_header(path).names and "id" not in names.values()
+    first = 1
+    for block in stream_columns(path, numeric=tuple(dict.fromkeys(names.values())), text=("id",) if has_id else ()):
+      n = len(block[next(iter(names.values()))])
+      ids = block["id"] if has_id else np.arange(first, first + n).astype(str)
+      yield {c: block[name] for c, name in names.items()}, ids
+      first += n
+
+  def read_inputs(self, path, columns: Mapping[str, str] | None = None):
+    """`iter_inputs` in one piece: `(table, ids)`, ids a tuple of strings."""
+    blocks = list(self.iter_inputs(path, columns))
+    table = {c: np.concatenate([b[c] for b, _ in blocks]) for c in self.input_columns}
+    return table, tuple(str(i) for _, ids in blocks for i in ids)
 
   @property
   def input_columns(self) -> tuple[str, ...]:

@@ -338,14 +338,13 @@ def _export(args) -> None:
 
 
 def _predict(args) -> None:
-  import csv
-  import io
   import pathlib
 
+  from flaxzoo.checkpoints.files import open_atomic
   from flaxzoo.checkpoints.prediction import predict
+  from flaxzoo.experiments.csv_out import format_rows, header_line
   from flaxzoo.experiments.errors import ConfigError
   from flaxzoo.experiments.trained import load_model
-  from flaxzoo.experiments.workdir import write_atomic
 
   if args.output and pathlib.Path(args.output).exists() and not args.force:
     raise ConfigError(f"{args.output} exists; pass --force to overwrite it")
@@ -353,30 +352,40 @@ def _predict(args) -> None:
   if any(not k or not v for k, v in chosen.items()):
     raise ConfigError(f"--column takes INPUT=COLUMN, got {args.column}")
   model, card = load_model(args.model)
-  table, ids = card.preprocessing.read_inputs(args.input, chosen)
-  result = predict(model, card, table)
-  outside = int(sum(result.get("outside_training_range", ()) == "yes"))
+  rows = outside = 0
+  # A block of rows at a time: read (Arrow), predict, format (Arrow), write; the output file appears
+  # whole at the end (a temporary file and a rename), standard output as it goes.
+  with open_atomic(args.output) if args.output else _stdout() as out:
+    for table, ids in card.preprocessing.iter_inputs(args.input, chosen):
+      result = predict(model, card, table)
+      if rows == 0:
+        out.write(header_line(["id", *result]))
+      out.write(format_rows({"id": ids, **result}))
+      rows += len(ids)
+      outside += int((result["outside_training_range"] == "yes").sum()) if "outside_training_range" in result else 0
   if outside:
-    _log(f"warning: {outside} of {len(ids)} rows have inputs outside the range of the training data"
+    _log(f"warning: {outside} of {rows} rows have inputs outside the range of the training data"
          " (column outside_training_range): their predictions are extrapolations")
-  columns = ["id"] + list(result)
-  buffer = io.StringIO()
-  writer = csv.writer(buffer, lineterminator="\n")
-  writer.writerow(columns)
-  for i, person in enumerate(ids):
-    writer.writerow([person] + [_cell(result[c][i]) for c in columns[1:]])
-  if args.output:
-    write_atomic(args.output, buffer.getvalue())
-  else:
-    sys.stdout.write(buffer.getvalue())
-  _log(f"{len(ids)} predictions of {card.name} ({card.path})" + (f" written to {args.output}" if args.output else ""))
+  _log(f"{rows} predictions of {card.name} ({card.path})" + (f" written to {args.output}" if args.output else ""))
 
 
-def _cell(value) -> str:
-  """A CSV cell: text as it is, numbers to 3 decimals, an unknown (NaN) number empty."""
-  if isinstance(value, str):
-    return value
-  return f"{value:.3f}" if value == value else ""
+class _stdout:
+  """Standard output as a binary stream (`with`), flushed at the end."""
+
+  def __enter__(self):
+    sys.stdout.flush()
+    return sys.stdout.buffer if hasattr(sys.stdout, "buffer") else _TextAsBytes(sys.stdout)
+
+  def __exit__(self, *exc):
+    sys.stdout.flush()
+
+
+class _TextAsBytes:
+  def __init__(self, stream):
+    self._stream = stream
+
+  def write(self, data: bytes) -> int:
+    return self._stream.write(data.decode())
 
 
 def _eval(args) -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from flaxzoo.datasets import DataError, load_data, read_table, read_volume_table
 from flaxzoo.datasets.preprocessing import Columns
 
-SETTINGS = settings(max_examples=60, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=int(__import__("os").environ.get("FLAXZOO_HYPOTHESIS_EXAMPLES", 150)), deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @SETTINGS
@@ -96,3 +96,31 @@ def test_any_csv_module_volume_table_reads_back_through_predict(tmp_path, rows, 
   expected = np.asarray(rows, np.float64)
   for k, field in enumerate(("gm", "wm", "csf", "total", "age")):
     np.testing.assert_array_equal(getattr(table, field), expected[:, k])
+
+
+@SETTINGS
+@given(body=st.lists(st.text(alphabet=st.sampled_from('a1.,;"\r\n -e5_'), max_size=20), max_size=8),
+       header=st.sampled_from(["a,b,c", "a,b,c,", '"a",b,c', "a;b;c", "a\tb\tc", "\n\na,b,c"]))
+def test_the_streaming_reader_agrees_with_the_reference_reader(tmp_path, body, header):
+  """`stream_columns` (Arrow, a block at a time) reads what `read_table` reads, or fails with its error."""
+  from flaxzoo.datasets.tables import stream_columns
+
+  path = tmp_path / "t.csv"
+  path.write_text(header + "\n" + "\n".join(body), encoding="utf-8")
+  try:
+    table = read_table(path)
+    expected = {"a": table.numeric("a"), "b": table.numeric("b", blank_ok=True), "c": table.text("c")}
+  except DataError as e:
+    expected = str(e)
+  try:
+    blocks = list(stream_columns(path, numeric=("a",), optional=("b",), text=("c",)))
+    got = {name: np.concatenate([np.asarray(b[name], np.float64) for b in blocks]) for name in "ab"}
+    got["c"] = [str(v) for b in blocks for v in (b["c"].to_pylist() if hasattr(b["c"], "to_pylist") else b["c"])]
+  except DataError as e:
+    got = str(e)
+  if isinstance(expected, str) or isinstance(got, str):
+    assert got == expected
+  else:
+    np.testing.assert_array_equal(got["a"], expected["a"])
+    np.testing.assert_array_equal(got["b"], expected["b"])
+    assert got["c"] == expected["c"]

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from flaxzoo.datasets.brain_age import gap
-from flaxzoo.datasets.brain_age.volumes import VolumeTable, read_volume_table
+from flaxzoo.datasets.brain_age.volumes import VolumeTable, iter_volume_tables, read_volume_table
 from flaxzoo.datasets.preprocessing import Preprocessing, getter
 
 FEATURE_SETS = {
@@ -106,6 +106,12 @@ class TissueFractions(Preprocessing):
     return np.asarray(outputs, np.float64) * self.label_scale
 
   # The hooks: predict reads volume tables; cards and predictions report the gap in years.
+
+  def iter_inputs(self, path, columns=None, block_bytes: int = 1 << 20):
+    first = 1
+    for table in iter_volume_tables(path, need_age=False, columns=columns, block_bytes=block_bytes):
+      yield table, np.arange(first, first + len(table)).astype(str) if table.ids is None else table.ids
+      first += len(table)
 
   def read_inputs(self, path, columns=None):
     table = read_volume_table(path, need_age=False, columns=columns)

@@ -10,14 +10,13 @@ error that lists both.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import re
 from collections.abc import Mapping
 
 import numpy as np
 
-from flaxzoo.datasets.tables import DataError, parse_number, read_table
+from flaxzoo.datasets.tables import DataError, parse_number, read_table, read_table_header, stream_columns
 
 VOLUME_COLUMNS = ("gm", "wm", "csf", "total")
 
@@ -80,6 +79,30 @@ def _find_columns(header: tuple[str, ...], path, need_age: bool, chosen: Mapping
   return found
 
 
+def iter_volume_tables(path: str | os.PathLike, *, need_age: bool = True, columns: Mapping[str, str] | None = None,
+                       block_bytes: int = 1 << 20):
+  """`read_volume_table`, a block of rows at a time (`VolumeTable`s): memory bounded by the block.
+
+  Streams through `flaxzoo.datasets.tables.stream_columns`; a block that breaks a rule is read again
+  by the reference check (`_first_error`), which names the file, line and column.
+  """
+  header = read_table_header(path)
+  columns = _find_columns(header.names, os.fspath(path), need_age, columns or {})
+  numeric = tuple(columns[f] for f in VOLUME_COLUMNS) + ((columns["age"],) if need_age and "age" in columns else ())
+  optional = (columns["age"],) if not need_age and "age" in columns else ()
+  text = (columns["id"],) if "id" in columns else ()
+  for block in stream_columns(path, numeric, optional, text, block_bytes):
+    values = {field: block[name] for field, name in columns.items()}
+    volumes = np.stack([values[f] for f in VOLUME_COLUMNS])
+    age = values.get("age")
+    if (np.any(volumes < 0) or np.any(values["total"] == 0) or (age is not None and np.any(age < 0))
+        or np.any(values["total"] * _TOLERANCE < values["gm"] + values["wm"] + values["csf"])):
+      _first_error(path, need_age, columns)
+    ids = values.get("id")
+    yield VolumeTable(**{f: values.get(f) for f in VOLUME_COLUMNS + ("age",)},
+                      ids=ids)  # strings: a pyarrow array or a numpy array (`list(ids)`)
+
+
 def read_volume_table(path: str | os.PathLike, *, need_age: bool = True,
                       columns: Mapping[str, str] | None = None) -> VolumeTable:
   """Reads a CSV/TSV of GM, WM, CSF and total volumes (cm^3) and age (years).
@@ -101,31 +124,36 @@ def read_volume_table(path: str | os.PathLike, *, need_age: bool = True,
       cell, a negative volume or age, a total volume of zero or below the sum
       of the tissues (1% tolerance), or no data rows.
   """
+  blocks = list(iter_volume_tables(path, need_age=need_age, columns=columns))
+  joined = {f: None if getattr(blocks[0], f) is None else np.concatenate([getattr(b, f) for b in blocks])
+            for f in VOLUME_COLUMNS + ("age",)}
+  ids = None if blocks[0].ids is None else tuple(str(i) for b in blocks for i in _strings(b.ids))
+  return VolumeTable(**joined, ids=ids)
+
+
+def _strings(values) -> list:
+  return values.to_pylist() if hasattr(values, "to_pylist") else list(values)
+
+
+def _first_error(path, need_age: bool, columns: Mapping[str, str]) -> None:
+  """The reference check, row by row: raises the DataError of the first row that breaks a rule."""
   table = read_table(path)
-  columns = _find_columns(table.header, table.path, need_age, columns or {})
   index = {field: table.header.index(name) for field, name in columns.items()}
-  values = {field: [] for field in columns}
   for cells, line in zip(table.rows, table.lines):
+    values = {}
     for field, name in columns.items():
       cell = cells[index[field]]
-      if field == "id":
-        values["id"].append(cell.strip())
-        continue
-      if field == "age" and not need_age and not cell.strip():
-        values["age"].append(math.nan)  # an optional age left blank: unknown
+      if field == "id" or (field == "age" and not need_age and not cell.strip()):
         continue
       value = parse_number(cell, table.path, line, name)
       if value < 0:
         raise DataError(f"{table.path}, line {line}, column {name!r}: must not be negative, got {value:g}")
       if field == "total" and value == 0:
         raise DataError(f"{table.path}, line {line}, column {name!r}: total volume must be positive, got 0")
-      values[field].append(value)
-    tissues = values["gm"][-1] + values["wm"][-1] + values["csf"][-1]
-    if values["total"][-1] * _TOLERANCE < tissues:
+      values[field] = value
+    tissues = values["gm"] + values["wm"] + values["csf"]
+    if values["total"] * _TOLERANCE < tissues:
       raise DataError(
           f"{table.path}, line {line}, column {columns['total']!r}: total volume"
-          f" {values['total'][-1]:g} is less than GM + WM + CSF = {tissues:g}"
+          f" {values['total']:g} is less than GM + WM + CSF = {tissues:g}"
       )
-  arrays = {field: np.asarray(v, np.float64) for field, v in values.items() if field != "id"}
-  ids = tuple(values["id"]) if "id" in values else None
-  return VolumeTable(**{f: arrays.get(f) for f in VOLUME_COLUMNS + ("age",)}, ids=ids)
