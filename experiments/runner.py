@@ -58,15 +58,13 @@ SAVE_INTERVAL_S = 60.0
 
 
 def start_plot_worker(workdir: pathlib.Path) -> None:
-  """`python -m flaxzoo.experiments.plot_worker WORKDIR`, detached: the run does not wait for it."""
-  import subprocess
+  """`python -m flaxzoo.experiments.plot_worker WORKDIR`, detached (its own session, no terminal
+  streams): the run does not wait for it."""
+  import os
 
-  _PLOT_WORKERS.append(subprocess.Popen(
-      [sys.executable, "-m", "flaxzoo.experiments.plot_worker", str(workdir)],
-      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
-
-
-_PLOT_WORKERS: list = []  # kept: a worker is never waited for, and never reaped as garbage while it draws
+  quiet = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
+  os.posix_spawn(sys.executable, [sys.executable, "-m", "flaxzoo.experiments.plot_worker", str(workdir)],
+                 os.environ, file_actions=quiet, setsid=True)
 
 
 def _close_all(closables) -> None:

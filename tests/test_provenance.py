@@ -86,7 +86,7 @@ def test_every_schema_field_is_a_train_flag_and_back():
     assert flags[flag_of(field)] == field.name
   schema = {f.name for f in dataclasses.fields(Config)}
   run_options = {"workdir", "download", "data_dir", "coordinator", "num_processes", "process_id", "timeout",
-                 "save_every", "keep", "keep_best", "sync_save", "restart", "fallback", "no_plots", "no_tensorboard",
+                 "save_every", "keep", "keep_best", "sync_save", "restart", "fallback", "no_plots", "wait_for_plots", "no_tensorboard",
                  "verbose", "quiet", "help"}
   assert set(flags.values()) - schema <= run_options  # every other flag is about where and how a run goes
 

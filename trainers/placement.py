@@ -101,6 +101,10 @@ class Placement:
     # Under `mesh` the inputs carry NamedShardings; jit partitions from them.
     return jax.jit(fn, static_argnums=static)
 
+  def constrain_shards(self, tree):
+    """Inside a compiled step under `mesh`: axis 0 of every array of `tree` split over the devices."""
+    return jax.tree.map(lambda v: jax.lax.with_sharding_constraint(v, NamedSharding(self.mesh, P(AXIS))), tree)
+
   @property
   def axis_name(self) -> str | None:
     return AXIS if self.mode == "pmap" else None

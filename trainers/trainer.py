@@ -144,7 +144,11 @@ class Trainer:
     # A full batch of many rows is streamed through the step in chunks (see
     # steps.make_train_step); not under a Mesh, where the rows are sharded.
     self.row_chunk = None if self.placement.mode == "mesh" else row_chunk
-    self._train_step = make_train_step(self._apply_fn, self.loss_fn, self.tx, axis_name, self.l2, self.row_chunk)
+    shards, constrain = None, None
+    if self.placement.mode == "mesh":
+      shards, constrain = self.placement.num_shards, self.placement.constrain_shards
+    self._train_step = make_train_step(self._apply_fn, self.loss_fn, self.tx, axis_name, self.l2, self.row_chunk,
+                                       shards, constrain)
     eval_step = make_eval_step(self._apply_fn, metrics_lib.SUMS[self.task], axis_name)
     def evaluate_blocks(params, blocks, shift):  # metric sums added up over the blocks
       add = lambda k, total: jax.tree.map(jnp.add, total, eval_step(params, take_block(blocks, k), shift))
