@@ -81,6 +81,9 @@ def claim(workdir) -> pathlib.Path:
   marker = state / MARKER
   if state.is_symlink() or marker.is_symlink():
     raise ConfigError(f"{state} is a symbolic link; not a workdir flaxzoo made")
+  deadline = time.monotonic() + 2
+  while state.is_dir() and not marker.is_file() and time.monotonic() < deadline:
+    time.sleep(0.02)  # another run is claiming this folder right now: its marker follows at once
   if marker.is_file():
     try:
       data = json.loads(marker.read_text())
