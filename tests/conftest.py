@@ -5,8 +5,15 @@ import pathlib
 import subprocess
 import sys
 
-import jax
-import pytest
+# JAX's persistent compilation cache for this process and every process a test starts (they inherit
+# the environment): the suite compiles the same few hundred small programs on every run.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "flaxzoo", "jax-tests"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+import jax  # noqa: E402 - after the cache's settings
+import pytest  # noqa: E402
 
 # Silent broadcasting and implicit dtype promotion become test failures.
 jax.config.update("jax_numpy_rank_promotion", "raise")
