@@ -351,18 +351,27 @@ def _predict(args) -> None:
   chosen = dict(item.partition("=")[::2] for item in args.column)
   if any(not k or not v for k, v in chosen.items()):
     raise ConfigError(f"--column takes INPUT=COLUMN, got {args.column}")
+  import concurrent.futures
+
   model, card = load_model(args.model)
   rows = outside = 0
-  # A block of rows at a time: read (Arrow), predict, format (Arrow), write; the output file appears
-  # whole at the end (a temporary file and a rename), standard output as it goes.
-  with open_atomic(args.output) if args.output else _stdout() as out:
+  # A block of rows at a time: read (Arrow) and predict here, while a second thread formats (Arrow,
+  # which lets go of the GIL) and writes the block before; two blocks in flight at most. The output
+  # file appears whole at the end (a temporary file and a rename), standard output as it goes.
+  with open_atomic(args.output) if args.output else _stdout() as out, \
+       concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="flaxzoo-write") as writer:
+    pending = None
     for table, ids in card.preprocessing.iter_inputs(args.input, chosen):
       result = predict(model, card, table)
       if rows == 0:
         out.write(header_line(["id", *result]))
-      out.write(format_rows({"id": ids, **result}))
+      if pending is not None:
+        pending.result()
+      pending = writer.submit(lambda block: out.write(format_rows(block)), {"id": ids, **result})
       rows += len(ids)
       outside += int((result["outside_training_range"] == "yes").sum()) if "outside_training_range" in result else 0
+    if pending is not None:
+      pending.result()
   if outside:
     _log(f"warning: {outside} of {rows} rows have inputs outside the range of the training data"
          " (column outside_training_range): their predictions are extrapolations")

@@ -67,13 +67,13 @@ def format_rows(columns: Mapping[str, object]) -> bytes:
   import pyarrow as pa
   import pyarrow.compute as pc
 
-  cells = []
-  for values in columns.values():
+  def cell(values):
     array = values if isinstance(values, pa.Array) else np.asarray(values)
     if isinstance(array, np.ndarray) and array.dtype.kind in "fiu":
-      cells.append(fixed3(array))
-    else:
-      cells.append(quoted(array if isinstance(array, pa.Array) else pa.array(array.astype(str))))
+      return fixed3(array)
+    return quoted(array if isinstance(array, pa.Array) else pa.array(array.astype(str)))
+
+  cells = [cell(values) for values in columns.values()]
   lines = pc.binary_join_element_wise(*cells, ",")
   lines = pc.binary_join_element_wise(lines, pa.scalar(""), "\n").cast(pa.large_string())
   # The text of every line, contiguous in the array's data buffer.

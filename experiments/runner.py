@@ -26,15 +26,14 @@ from flaxzoo.trainers.trainer import History, Trainer
 
 
 def command_of(config: Config) -> str:
-  """The `flaxzoo train` command line that reproduces `config`'s parameters."""
-  base = get_experiment(config.name) if config.name in EXPERIMENTS else get_experiment("linear")
-  return reproducing_command(config if config.name in EXPERIMENTS else _renamed(config, "linear"), base)
-
-
-def _renamed(config: Config, name: str) -> Config:
+  """The `flaxzoo train` command line that reproduces `config`'s parameters: its experiment and every
+  field that changes training and differs from the experiment's default (a config of an unnamed
+  experiment as the generic `linear` with its fields set)."""
   import dataclasses
 
-  return dataclasses.replace(config, name=name)
+  if config.name not in EXPERIMENTS:
+    config = dataclasses.replace(config, name="linear")
+  return reproducing_command(config, get_experiment(config.name))
 
 
 def params_as_lists(params) -> dict[str, Any]:
