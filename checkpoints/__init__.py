@@ -5,7 +5,9 @@ The shipped weights are package data in `weights/`.
 
 from typing import TYPE_CHECKING
 
-# Name -> module. Imported on first use, so that `import flaxzoo.checkpoints` costs nothing
+from flaxzoo.zoo.registry import lazy_exports
+
+# Name -> module, imported on first use: `import flaxzoo.checkpoints` costs nothing
 # until a name is used (the CLI's --help and list import no JAX).
 _EXPORTS = {
     "Card": "flaxzoo.checkpoints.card",
@@ -35,16 +37,5 @@ if TYPE_CHECKING:
   from flaxzoo.checkpoints.pretrained import read_card_summary as read_card_summary
 
 
-def __getattr__(name: str):
-  if name in _EXPORTS:
-    import importlib
-
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-  return sorted(_EXPORTS)
-
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

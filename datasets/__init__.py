@@ -2,7 +2,9 @@
 
 from typing import TYPE_CHECKING
 
-# Name -> module. Imported on first use, so that `import flaxzoo.datasets` costs nothing
+from flaxzoo.zoo.registry import lazy_exports
+
+# Name -> module, imported on first use: `import flaxzoo.datasets` costs nothing
 # until a name is used (the CLI's --help and list import no JAX).
 _EXPORTS = {
     "FEATURE_SETS": "flaxzoo.datasets.brain_age",
@@ -44,16 +46,5 @@ if TYPE_CHECKING:
   from flaxzoo.datasets.tables import read_table as read_table
 
 
-def __getattr__(name: str):
-  if name in _EXPORTS:
-    import importlib
-
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-  return sorted(_EXPORTS)
-
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -16,6 +16,7 @@ column once.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -51,29 +52,12 @@ def check_regular_file(path) -> None:
     raise DataError(f"{path}: is {kind}, not a regular file; flaxzoo reads tables from files")
 
 
-def read_bytes(path: str | os.PathLike) -> bytes:
-  """The bytes at `path` (e.g. to hash a table); a one-line `DataError` naming it if unreadable."""
+@contextlib.contextmanager
+def _reading(path):
+  """A regular file's read, its failures as one-line `DataError`s naming it."""
   check_regular_file(path)
   try:
-    with open(path, "rb") as f:
-      return f.read()
-  except FileNotFoundError:
-    raise DataError(f"{path}: no such file") from None
-  except IsADirectoryError:
-    raise DataError(f"{path}: is a directory, not a table") from None
-  except OSError as e:
-    raise DataError(f"{path}: cannot read ({e.strerror})") from None
-
-
-def read_text(path: str | os.PathLike, newline: str | None = None) -> str:
-  """The whole UTF-8 text at `path` (a BOM dropped); a one-line `DataError` naming it if unreadable.
-
-  `newline=""` keeps line endings inside quoted cells for the `csv` module.
-  """
-  check_regular_file(path)
-  try:
-    with open(path, encoding="utf-8-sig", newline=newline) as f:
-      return f.read()
+    yield
   except FileNotFoundError:
     raise DataError(f"{path}: no such file") from None
   except IsADirectoryError:
@@ -82,6 +66,19 @@ def read_text(path: str | os.PathLike, newline: str | None = None) -> str:
     raise DataError(f"{path}: not a UTF-8 text table ({e.reason})") from None
   except OSError as e:
     raise DataError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+  """The bytes at `path` (e.g. to hash a table); a one-line `DataError` naming it if unreadable."""
+  with _reading(path), open(path, "rb") as f:
+    return f.read()
+
+
+def read_text(path: str | os.PathLike, newline: str | None = None, limit: int = -1) -> str:
+  """The UTF-8 text at `path` (a BOM dropped; the first `limit` characters only, if given); a one-line
+  `DataError` naming it if unreadable. `newline=""` keeps line endings inside quoted cells for `csv`."""
+  with _reading(path), open(path, encoding="utf-8-sig", newline=newline) as f:
+    return f.read(limit)
 
 
 def parse_number(text: str, path, line: int, column: str) -> float:
@@ -239,14 +236,7 @@ class Header:
 
 def read_table_header(path) -> Header:
   """The header as `read_table` reads it (same checks), from the start of the file only."""
-  check_regular_file(path)
-  try:
-    with open(path, encoding="utf-8-sig", newline="") as f:
-      head = f.read(1 << 16)
-  except UnicodeDecodeError as e:
-    raise DataError(f"{path}: not a UTF-8 text table ({e.reason})") from None
-  except OSError as e:
-    raise DataError(f"{path}: cannot read ({e.strerror})") from None
+  head = read_text(path, newline="", limit=1 << 16)
   lines = head.splitlines(keepends=True)
   number = next((k for k, line in enumerate(lines) if line.strip()), None)
   if number is None or (number == len(lines) - 1 and len(head) == 1 << 16):

@@ -2,7 +2,9 @@
 
 from typing import TYPE_CHECKING
 
-# Name -> module. Imported on first use, so that `import flaxzoo.experiments` costs nothing
+from flaxzoo.zoo.registry import lazy_exports
+
+# Name -> module, imported on first use: `import flaxzoo.experiments` costs nothing
 # until a name is used (the CLI's --help and list import no JAX).
 _EXPORTS = {
     "Config": "flaxzoo.experiments.config",
@@ -28,16 +30,5 @@ if TYPE_CHECKING:
   from flaxzoo.experiments.trained import load_trained as load_trained
 
 
-def __getattr__(name: str):
-  if name in _EXPORTS:
-    import importlib
-
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-  return sorted(_EXPORTS)
-
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -462,6 +462,9 @@ def main(argv: list[str] | None = None) -> int:
   except FloatingPointError as e:  # flaxzoo.trainers.DivergedError: nothing non-finite was saved
     print(f"flaxzoo: error: {e} (--lr)", file=sys.stderr)
     return 1
+  except BrokenPipeError:  # the reader of the output went away (`flaxzoo list | head`): nothing to say
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so that the last flush does not fail again
+    return 141
   except OSError as e:  # out of space, read-only, a missing folder, a directory where a file goes
     where = f"{e.filename}: " if e.filename else ""
     print(f"flaxzoo: error: {where}{e.strerror or e}", file=sys.stderr)
@@ -479,8 +482,11 @@ def entry_point() -> None:
   runtime and a few thousand modules takes ~0.5 s and does nothing for the user.
   """
   code = main()
-  sys.stdout.flush()
-  sys.stderr.flush()
+  try:
+    sys.stdout.flush()
+    sys.stderr.flush()
+  except BrokenPipeError:
+    code = 141
   logging.shutdown()
   os._exit(code)
 

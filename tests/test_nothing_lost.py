@@ -426,3 +426,12 @@ def test_excel_csv_with_bom_crlf_quotes_blank_age_and_trailing_delimiter_is_read
   plain.write_text("GM Vol\tWM Vol\tCSF Vol\tTotal Vol\n716.28\t425.44\t493.752\t1635.472\n")
   assert run_cli("predict", "brain_age_tissue", "--input", plain).stdout.splitlines()[1].split(",")[1] == \
       rows[1].split(",")[2]
+
+
+def test_a_closed_pipe_ends_quietly():
+  reader = subprocess.Popen([sys.executable, "-m", "flaxzoo.experiments.cli", "list"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+  reader.stdout.readline()
+  reader.stdout.close()  # `flaxzoo list | head -1`
+  _, stderr = reader.communicate(timeout=60)
+  assert reader.returncode in (0, 141) and stderr == b"", stderr

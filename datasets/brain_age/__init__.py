@@ -6,7 +6,9 @@ The TFDS builder itself is `flaxzoo.datasets.brain_age.brain_age_dataset_builder
 
 from typing import TYPE_CHECKING
 
-# Name -> module. Imported on first use, so that `import flaxzoo.datasets.brain_age` costs nothing
+from flaxzoo.zoo.registry import lazy_exports
+
+# Name -> module, imported on first use: `import flaxzoo.datasets.brain_age` costs nothing
 # until a name is used (the CLI's --help and list import no JAX).
 _EXPORTS = {
     "brain_age_metrics": "flaxzoo.datasets.brain_age.gap",
@@ -32,16 +34,5 @@ if TYPE_CHECKING:
   from flaxzoo.datasets.brain_age.volumes import read_volume_table as read_volume_table
 
 
-def __getattr__(name: str):
-  if name in _EXPORTS:
-    import importlib
-
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-  return sorted(_EXPORTS)
-
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)
