@@ -428,10 +428,13 @@ def test_excel_csv_with_bom_crlf_quotes_blank_age_and_trailing_delimiter_is_read
       rows[1].split(",")[2]
 
 
-def test_a_closed_pipe_ends_quietly():
-  reader = subprocess.Popen([sys.executable, "-m", "flaxzoo.experiments.cli", "list"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-  reader.stdout.readline()
-  reader.stdout.close()  # `flaxzoo list | head -1`
-  _, stderr = reader.communicate(timeout=60)
-  assert reader.returncode in (0, 141) and stderr == b"", stderr
+def test_a_closed_pipe_ends_quietly(tmp_path):
+  people = tmp_path / "people.csv"
+  rows = "\n".join(f"{700 + i % 50},425.44,493.752,1700" for i in range(20_000))
+  people.write_text(f"GM Vol,WM Vol,CSF Vol,Total Vol\n{rows}\n")  # ~0.8 MB of predictions: more than a pipe holds
+  reader = subprocess.Popen([sys.executable, "-m", "flaxzoo.experiments.cli", "predict", "brain_age_gm", "--input",
+                             str(people)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  assert reader.stdout.readline().startswith(b"id,predicted_age")
+  reader.stdout.close()  # `flaxzoo predict ... | head -1`
+  _, stderr = reader.communicate(timeout=120)
+  assert reader.returncode == 141 and stderr == b"", stderr
