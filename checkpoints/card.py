@@ -131,7 +131,9 @@ def _check_optional(data: Mapping[str, Any], file) -> None:
 
 def summary(card_data: Mapping[str, Any]) -> str:
   """One line of a card's test metrics."""
-  test = card_data["metrics"]["test"]
+  test = card_data["metrics"].get("test")
+  if not test:
+    return "no test metrics recorded"
   if "accuracy" in test:
     auc = f", ROC AUC {test['roc_auc']:.3f}" if "roc_auc" in test else ""
     return f"test accuracy {test['accuracy']:.3f}, balanced {test['balanced_accuracy']:.3f}{auc}"
@@ -207,14 +209,14 @@ def readme(card: Mapping[str, Any]) -> str:
     return own
   metrics = card["metrics"]
   columns = [c for c in ("accuracy", "balanced_accuracy", "log_loss", "roc_auc", "mse", "mae", "r2")
-             if c in metrics["test"]]
+             if c in metrics.get("test", {})]
   rows = "\n".join(f"| {split} | {m['count']} | " + " | ".join(f"{m[c]:.4f}" for c in columns) + " |"
                    for split, m in metrics.items())
   pre = card["preprocessing"]
   what = (f"classes {', '.join(card['classes'])}" if card["task"] == "classification" else "a number")
   standardised = "standardised with the training split's mean and std" if pre["params"].get("mean") else "as they are"
   confusion = ""
-  if card["task"] == "classification":
+  if card["task"] == "classification" and "confusion" in metrics.get("test", {}):
     confusion = (f"\nTest confusion matrix (rows: true class, columns: predicted; {', '.join(card['classes'])}):"
                  f" `{metrics['test']['confusion']}`.\n")
   return f"""# {card['name']}

@@ -5,15 +5,17 @@ import ast
 import pathlib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-LAYERS = ["zoo", "datasets", "trainers", "checkpoints", "experiments"]  # bottom to top
+LAYERS = ["zoo", "datasets", "trainers", "checkpoints", "experiments", "sklearn"]  # bottom to top
+FOLDERS = {"sklearn": "sklearn_api"}  # the package flaxzoo.sklearn lives in sklearn_api/ (no shadowing)
 
 
 def module_graph() -> dict[str, set[str]]:
   """`{module: flaxzoo modules it imports}` for every .py file of the five folders."""
   files = {}
-  for folder in LAYERS:
-    for path in (REPO / folder).rglob("*.py"):
-      parts = list(path.relative_to(REPO).with_suffix("").parts)
+  for package in LAYERS:
+    folder = REPO / FOLDERS.get(package, package)
+    for path in folder.rglob("*.py"):
+      parts = [package, *path.relative_to(folder).with_suffix("").parts]
       if parts[-1] == "__init__":
         parts = parts[:-1]
       files["flaxzoo." + ".".join(parts)] = path

@@ -213,6 +213,7 @@ class Trainer:
       should_stop: Callable[[], bool] | None = None,
       hooks: Sequence[tuple[int, Callable[[Trainer, History], None]]] = (),
       on_progress: Callable[[int, History], None] | None = None,
+      final_metrics: bool = True,
   ) -> History:
     """Takes `steps` more optimizer steps on `train`.
 
@@ -238,6 +239,7 @@ class Trainer:
         count reaches a multiple of `every`, and at the end, before
         `on_checkpoint` (e.g. evaluate and log metrics).
       on_progress: `fn(step, history)` after every compiled call (progress bars).
+      final_metrics: evaluate `train` and `eval_data` at the end (`history.metrics`).
 
     Returns:
       A `History` of logged losses and final metrics (also of `train`).
@@ -312,7 +314,7 @@ class Trainer:
     self.state = placement.unreplicate(state)
     jax.block_until_ready(self.state)
     history.train_seconds = time.perf_counter() - start
-    if history.stopped:
+    if history.stopped or not final_metrics:
       return history
     history.metrics["train"] = self.evaluate(train)
     for name, split in (eval_data or {}).items():

@@ -1,0 +1,29 @@
+"""scikit-learn estimators of flaxzoo's models (`pip install 'flaxzoo[sklearn]'`).
+
+The folder is `sklearn_api/` and installs as `flaxzoo.sklearn`: a top-level `sklearn/` would shadow
+scikit-learn itself for anything run from the repository root.
+"""
+
+from typing import TYPE_CHECKING
+
+from flaxzoo.zoo.registry import lazy_exports
+
+_EXPORTS = {
+    "LinearClassifier": "flaxzoo.sklearn.estimators",
+    "LinearRegression": "flaxzoo.sklearn.estimators",
+    "CardFeatures": "flaxzoo.sklearn.pretrained",
+    "from_pretrained": "flaxzoo.sklearn.pretrained",
+    "load": "flaxzoo.sklearn.pretrained",
+    "save": "flaxzoo.sklearn.pretrained",
+}
+
+if TYPE_CHECKING:
+  from flaxzoo.sklearn.estimators import LinearClassifier as LinearClassifier
+  from flaxzoo.sklearn.estimators import LinearRegression as LinearRegression
+  from flaxzoo.sklearn.pretrained import CardFeatures as CardFeatures
+  from flaxzoo.sklearn.pretrained import from_pretrained as from_pretrained
+  from flaxzoo.sklearn.pretrained import load as load
+  from flaxzoo.sklearn.pretrained import save as save
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

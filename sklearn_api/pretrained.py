@@ -1,0 +1,135 @@
+"""flaxzoo checkpoints as fitted scikit-learn objects, and estimators saved as flaxzoo exports.
+
+  from flaxzoo.sklearn import from_pretrained
+  ages = from_pretrained("brain_age_tissue").predict(df)   # df: GM, WM, CSF, total volume (cm^3)
+
+`from_pretrained` returns a fitted `Pipeline` of the card's preprocessing (`CardFeatures`) and the
+estimator, its coefficients read from the checkpoint's parameters (a regression's in the label's own
+unit: years for brain age). `save` writes a fitted estimator as a flaxzoo export (Orbax parameters
+and `card.json`, no pickle); `load` reads one back (`from_pretrained` of a path does too, with the
+preprocessing in front).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.pipeline import Pipeline
+
+from flaxzoo.sklearn.estimators import LinearClassifier, LinearRegression
+
+
+class CardFeatures(TransformerMixin, BaseEstimator):
+  """A card's preprocessing as a transformer: a table (a DataFrame, or a mapping of columns) of raw
+  values → the model's inputs `[n, d]`. For brain age the columns are matched as volume tables
+  are (`GM Vol`, `gm`, `gray_matter`, …)."""
+
+  def __init__(self, preprocessing: dict | None = None):
+    self.preprocessing = preprocessing
+
+  def fit(self, X=None, y=None):
+    return self
+
+  def transform(self, X):
+    from flaxzoo.datasets.preprocessing import preprocessing_from_dict
+
+    preprocessing = preprocessing_from_dict(self.preprocessing)
+    return np.asarray(preprocessing.features_of(_columns_of(X, preprocessing)), np.float64)
+
+  def __sklearn_is_fitted__(self) -> bool:
+    return True
+
+
+def _columns_of(X, preprocessing):
+  """`{input name: values}` from a DataFrame or mapping, names matched as the preprocessing's tables are."""
+  names = list(getattr(X, "columns", X.keys() if hasattr(X, "keys") else []))
+  if not names:
+    raise TypeError(f"{type(X).__name__}: expected a DataFrame or a mapping of named columns")
+  from flaxzoo.datasets.brain_age.preprocessing import TissueFractions
+
+  if isinstance(preprocessing, TissueFractions):
+    from flaxzoo.datasets.brain_age.volumes import _find_columns
+
+    found = _find_columns(tuple(str(n) for n in names), "the table", need_age=False, chosen={})
+    return {field: np.asarray(X[name], np.float64) for field, name in found.items() if field != "id"}
+  return {name: np.asarray(X[name]) for name in preprocessing.input_columns}
+
+
+def from_pretrained(name_or_path) -> Pipeline:
+  """A fitted `Pipeline([("features", CardFeatures), ("model", estimator)])` of a shipped model or an
+  export folder (see `flaxzoo.checkpoints.load_pretrained`)."""
+  from flaxzoo.checkpoints.pretrained import load_pretrained
+
+  model, card = load_pretrained(name_or_path)
+  estimator = _estimator_of(model, card)
+  return Pipeline([("features", CardFeatures(card.data["preprocessing"])), ("model", estimator)])
+
+
+def _estimator_of(model, card):
+  kernel = np.asarray(model.linear.kernel[...], np.float64)  # [d, k]
+  bias = np.asarray(model.linear.bias[...], np.float64)
+  d = kernel.shape[0]
+  if card.task == "classification":
+    estimator = LinearClassifier()
+    # The labels as they were (ints stay ints) when `save` wrote them; else the card's class names.
+    estimator.classes_ = np.asarray(card.data.get("recipe", {}).get("labels") or card.data["classes"])
+    estimator.coef_, estimator.intercept_ = kernel.T, bias
+  else:
+    # The label's own unit (years for brain age) is a linear map of the outputs: folded into the coefficients.
+    unit = card.preprocessing.postprocess(np.eye(1))[0, 0]
+    estimator = LinearRegression()
+    coef, intercept = kernel.T * unit, bias * unit
+    estimator.coef_, estimator.intercept_ = (coef[0], float(intercept[0])) if coef.shape[0] == 1 else (coef, intercept)
+  estimator.n_features_in_, estimator.n_iter_ = d, int(card.data.get("recipe", {}).get("step", 0) or 0)
+  estimator.checkpoint_ = {"model": card.data["model"], "kernel": np.asarray(model.linear.kernel[...], np.float32),
+                           "bias": np.asarray(model.linear.bias[...], np.float32),
+                           "scale": 1.0 if card.task == "classification" else float(unit)}
+  return estimator
+
+
+def save(estimator, directory, name: str, *, force: bool = False):
+  """Writes a fitted `LinearRegression`/`LinearClassifier` as the flaxzoo export `directory/name/`:
+  Orbax parameters and a card (no pickle). Returns the folder."""
+  import jax.numpy as jnp
+  from sklearn.utils.validation import check_is_fitted
+
+  from flaxzoo.checkpoints.card import FORMAT, library_versions
+  from flaxzoo.checkpoints.exporting import export
+  from flaxzoo.zoo.models import create_model
+
+  check_is_fitted(estimator)
+  coef = np.atleast_2d(np.asarray(estimator.coef_, np.float64))  # [k, d]
+  intercept = np.atleast_1d(np.asarray(estimator.intercept_, np.float64))
+  d = coef.shape[1]
+  names = [str(n) for n in getattr(estimator, "feature_names_in_", [f"x{i}" for i in range(d)])]
+  classification = isinstance(estimator, LinearClassifier)
+  if classification:
+    classes = [str(c) for c in estimator.classes_]
+    spec = {"name": "logistic_regression" if len(classes) == 2 else "softmax_regression",
+            "args": {"in_features": d, "num_classes": len(classes)}}
+  else:
+    spec = {"name": "linear_regression", "args": {"in_features": d, "out_features": coef.shape[0]}}
+  model = create_model(spec["name"], **spec["args"])
+  model.linear.kernel.set_value(jnp.asarray(coef.T, jnp.float32))
+  model.linear.bias.set_value(jnp.asarray(intercept, jnp.float32))
+  card = {
+      "name": name, "format": FORMAT, "task": "classification" if classification else "regression",
+      "model": spec,
+      "preprocessing": {"name": "columns", "params": {"features": names, "label": "y",
+                                                      "task": "classification" if classification else "regression",
+                                                      "classes": classes if classification else None}},
+      "dataset": {"name": "given to fit (scikit-learn)"},
+      "recipe": {"estimator": type(estimator).__name__, "params": {k: repr(v) for k, v in
+                                                                   estimator.get_params().items()},
+                 "step": int(getattr(estimator, "n_iter_", 0)), "command": None,
+                 **({"labels": np.asarray(estimator.classes_).tolist()} if classification else {})},
+      "metrics": {}, "parameters": int(coef.size + intercept.size), "versions": library_versions(),
+  }
+  if classification:
+    card["classes"] = classes
+  return export(model, card, directory, force=force)
+
+
+def load(path):
+  """The estimator saved by `save` (or any export's model) as a fitted estimator, without preprocessing."""
+  return from_pretrained(path).named_steps["model"]
