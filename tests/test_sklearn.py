@@ -64,6 +64,7 @@ def test_regression_equals_scikit_learn_on_diabetes():
                              rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.slow  # four fits to convergence on two datasets (~20 s of compilation)
 @pytest.mark.parametrize("C", [np.inf, 1.0])
 @pytest.mark.parametrize("dataset", ["iris", "breast_cancer"])
 def test_classification_equals_logistic_regression(dataset, C):
@@ -85,6 +86,7 @@ def test_classification_equals_logistic_regression(dataset, C):
   assert (ours.predict(x) == reference.predict(x)).all()
 
 
+@pytest.mark.slow  # 13 fits on folds of their own shapes
 def test_pipelines_cross_validation_and_grid_search():
   from sklearn.datasets import load_breast_cancer
   from sklearn.model_selection import GridSearchCV, cross_val_score
