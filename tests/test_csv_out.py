@@ -60,3 +60,20 @@ def test_cli_predict_output_equals_the_csv_writer_path(tmp_path):
     expected = header_line(["id", *predicted]) + reference({"id": ids, **{k: (list(v) if v.dtype.kind == "U" else v)
                                                                           for k, v in predicted.items()}})
     assert out.read_bytes() == expected
+
+
+def test_predictions_in_chunks_are_the_whole_table_s_to_the_last_bit():
+  """predict runs the model on fixed-size chunks; the numbers are those of `model(x)` on the whole table
+  (the output before streaming), over more than one chunk."""
+  from flaxzoo.checkpoints import load_pretrained
+  from flaxzoo.checkpoints.prediction import CHUNK_ROWS, apply_in_chunks
+  from flaxzoo.datasets import VolumeTable
+
+  rng = np.random.default_rng(5)
+  n = CHUNK_ROWS + 1234
+  gm, wm, csf = rng.uniform(500, 800, n), rng.uniform(350, 500, n), rng.uniform(300, 600, n)
+  table = VolumeTable(gm, wm, csf, gm + wm + csf, None)
+  for name in ("brain_age_tissue", "brain_age_gm", "brain_age_group"):
+    model, card = load_pretrained(name)
+    x = card.preprocess(table)
+    np.testing.assert_array_equal(apply_in_chunks(model, x), np.asarray(model(x), np.float64))
