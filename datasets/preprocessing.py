@@ -85,7 +85,7 @@ class Preprocessing:
 
   # Hooks of the higher layers; the defaults fit any table of named columns.
 
-  def iter_inputs(self, path, columns: Mapping[str, str] | None = None, block_bytes: int = 1 << 20):
+  def iter_inputs(self, path, columns: Mapping[str, str] | None = None, block_bytes: int = 1 << 19):
     """Predict's input table a block of rows at a time: `(table, ids)` pairs; ids from an `id`
     column (strings), else row numbers from 1. `columns` maps an input name to the table's column
     where they differ."""

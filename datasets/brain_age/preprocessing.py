@@ -107,7 +107,7 @@ class TissueFractions(Preprocessing):
 
   # The hooks: predict reads volume tables; cards and predictions report the gap in years.
 
-  def iter_inputs(self, path, columns=None, block_bytes: int = 1 << 20):
+  def iter_inputs(self, path, columns=None, block_bytes: int = 1 << 19):
     first = 1
     for table in iter_volume_tables(path, need_age=False, columns=columns, block_bytes=block_bytes):
       yield table, np.arange(first, first + len(table)).astype(str) if table.ids is None else table.ids

@@ -80,7 +80,7 @@ def _find_columns(header: tuple[str, ...], path, need_age: bool, chosen: Mapping
 
 
 def iter_volume_tables(path: str | os.PathLike, *, need_age: bool = True, columns: Mapping[str, str] | None = None,
-                       block_bytes: int = 1 << 20):
+                       block_bytes: int = 1 << 19):
   """`read_volume_table`, a block of rows at a time (`VolumeTable`s): memory bounded by the block.
 
   Streams through `flaxzoo.datasets.tables.stream_columns`; a block that breaks a rule is read again
