@@ -123,7 +123,7 @@ class _LinearModel(BaseEstimator):
     if checkpoint is None:
       return X @ self.coef_.T + self.intercept_
     # A checkpoint's model (`from_pretrained`) predicts with its own float32 parameters, by the same
-    # compiled program as `flaxzoo predict`, then in the label's unit: the same numbers to the last bit.
+    # code as `flaxzoo predict` (`apply_in_chunks`), then in the label's unit: the same numbers to the last bit.
     from flaxzoo.checkpoints.prediction import apply_in_chunks
 
     if self.__dict__.get("_model") is None:
