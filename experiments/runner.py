@@ -190,38 +190,36 @@ def train_in(
     if name not in known:
       raise ConfigError(f"--keep-best {name}: no such metric; known: {', '.join(known)}")
   if checkpoint:
-    phases_checkpoint = phases("checkpoint set-up")
-    phases_checkpoint.__enter__()
-    directory = workdir / "checkpoints"
-    if restart and directory.exists() and writer:
-      log(f"--restart: moved the earlier checkpoints to {move_aside(directory)}")
-    checkpointer = Checkpointer(directory, keep=keep, keep_best=keep_best, async_save=async_save)
-    latest = checkpointer.latest_step()
-    if latest is not None:
-      target = restore_target(trainer)
-      step, (state, meta) = checkpointer.restore_with_fallback(
-          latest, lambda s: checkpointer.restore(s, target), fallback, log)
-      broken = [s for s in checkpointer.steps() if s > step]
-      if broken and writer:
-        # Training goes on from `step` and will save these steps again: keep the
-        # broken ones for inspection, out of Orbax's way, never deleted.
-        aside = directory.with_name(f"checkpoints.broken-{time.strftime('%Y%m%d-%H%M%S')}")
-        aside.mkdir(exist_ok=True)
-        for s in broken:
-          (directory / str(s)).rename(aside / str(s))
-        log(f"warning: moved the unusable checkpoint steps {broken} to {aside}")
-        checkpointer.close()
-        checkpointer = Checkpointer(directory, keep=keep, keep_best=keep_best, async_save=async_save)
-      differences = config_differences(meta["config"], config)
-      if differences:
-        raise ConfigError(
-            f"{workdir} holds a run of another config (step {step}); pass --restart to start over,"
-            f" or another --workdir. Differences: {'; '.join(differences)}"
-        )
-      trainer.state = state
-      resumed = True
-      log(f"resuming from step {step} ({checkpointer.directory / str(step)})")
-    phases_checkpoint.__exit__(None, None, None)
+    with phases("checkpoint set-up"):
+      directory = workdir / "checkpoints"
+      if restart and directory.exists() and writer:
+        log(f"--restart: moved the earlier checkpoints to {move_aside(directory)}")
+      checkpointer = Checkpointer(directory, keep=keep, keep_best=keep_best, async_save=async_save)
+      latest = checkpointer.latest_step()
+      if latest is not None:
+        target = restore_target(trainer)
+        step, (state, meta) = checkpointer.restore_with_fallback(
+            latest, lambda s: checkpointer.restore(s, target), fallback, log)
+        broken = [s for s in checkpointer.steps() if s > step]
+        if broken and writer:
+          # Training goes on from `step` and will save these steps again: keep the
+          # broken ones for inspection, out of Orbax's way, never deleted.
+          aside = directory.with_name(f"checkpoints.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+          aside.mkdir(exist_ok=True)
+          for s in broken:
+            (directory / str(s)).rename(aside / str(s))
+          log(f"warning: moved the unusable checkpoint steps {broken} to {aside}")
+          checkpointer.close()
+          checkpointer = Checkpointer(directory, keep=keep, keep_best=keep_best, async_save=async_save)
+        differences = config_differences(meta["config"], config)
+        if differences:
+          raise ConfigError(
+              f"{workdir} holds a run of another config (step {step}); pass --restart to start over,"
+              f" or another --workdir. Differences: {'; '.join(differences)}"
+          )
+        trainer.state = state
+        resumed = True
+        log(f"resuming from step {step} ({checkpointer.directory / str(step)})")
   if writer and not resumed:
     set_aside_outputs(workdir, log)  # a new run: an earlier run's outputs are kept, not overwritten
 
