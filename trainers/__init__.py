@@ -1,4 +1,4 @@
-"""The training core: losses, metrics, pure steps, the fused loop, placement, the Trainer, streaming.
+"""The training core: losses, metrics, pure steps, the fused loop, placement, the Trainer, sweeps, streaming.
 
 Any NNX module, any optax transform; no config objects, file formats or CLI
 words (the run layer, `flaxzoo.experiments`, adds those).
@@ -26,6 +26,8 @@ _EXPORTS = {
     "TrainState": "flaxzoo.trainers.steps",
     "make_eval_step": "flaxzoo.trainers.steps",
     "make_train_step": "flaxzoo.trainers.steps",
+    "Sweep": "flaxzoo.trainers.sweep",
+    "SweepHistory": "flaxzoo.trainers.sweep",
     "DivergedError": "flaxzoo.trainers.trainer",
     "History": "flaxzoo.trainers.trainer",
     "Trainer": "flaxzoo.trainers.trainer",
@@ -47,6 +49,8 @@ if TYPE_CHECKING:
   from flaxzoo.trainers.steps import TrainState as TrainState
   from flaxzoo.trainers.steps import make_eval_step as make_eval_step
   from flaxzoo.trainers.steps import make_train_step as make_train_step
+  from flaxzoo.trainers.sweep import Sweep as Sweep
+  from flaxzoo.trainers.sweep import SweepHistory as SweepHistory
   from flaxzoo.trainers.trainer import DivergedError as DivergedError
   from flaxzoo.trainers.trainer import History as History
   from flaxzoo.trainers.trainer import Trainer as Trainer

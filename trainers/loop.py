@@ -15,7 +15,8 @@ import jax.numpy as jnp
 from flaxzoo.trainers.batching import take_block
 
 
-def make_fused_loop(train_step, epoch_order_fn, num_blocks: int, take_fn=None):
+def make_fused_loop(train_step, epoch_order_fn, num_blocks: int, take_fn=None, finite_fn=None, unroll: int = 1,
+                    fixed_order: bool = False):
   """Returns `run(state, blocks, num_logs, steps_per_log) -> (state, steps, losses)`.
 
   Args:
@@ -26,6 +27,13 @@ def make_fused_loop(train_step, epoch_order_fn, num_blocks: int, take_fn=None):
     num_blocks: batches per epoch.
     take_fn: `(blocks, order, position) -> batch`; default the block
       `order[position]` (see `batching.make_take_fn`).
+    finite_fn: `(state, loss) -> logged loss`; default the loss, NaN unless
+      every parameter is finite (`sweep` checks each model on its own).
+    unroll: steps per iteration of the compiled loop: for steps of a few
+      microseconds (the statistics path) the loop's own cost is a fair share.
+    fixed_order: every epoch visits the same thing (the statistics): no
+      per-step check for a new epoch (a conditional a step keeps XLA from
+      fusing consecutive steps).
 
   `run` is not yet compiled: wrap it in `jax.jit` or `jax.pmap` with
   `num_logs` and `steps_per_log` static. `steps [num_logs]` are the step
@@ -37,6 +45,7 @@ def make_fused_loop(train_step, epoch_order_fn, num_blocks: int, take_fn=None):
   """
 
   take_fn = take_fn or (lambda blocks, order, position: take_block(blocks, order[position]))
+  finite_fn = finite_fn or _finite_loss
 
   def run(state, blocks, num_logs: int, steps_per_log: int):
     first_step = state.step
@@ -44,8 +53,9 @@ def make_fused_loop(train_step, epoch_order_fn, num_blocks: int, take_fn=None):
     def one_step(state, order):
       epoch, position = jnp.divmod(state.step, num_blocks)
       # A new epoch's order; the first step of the call has it already.
-      new_epoch = (position == 0) & (state.step != first_step)
-      order = jax.lax.cond(new_epoch, lambda: epoch_order_fn(epoch, state.rng), lambda: order)
+      if not fixed_order:
+        new_epoch = (position == 0) & (state.step != first_step)
+        order = jax.lax.cond(new_epoch, lambda: epoch_order_fn(epoch, state.rng), lambda: order)
       state, loss = train_step(state, take_fn(blocks, order, position))
       return state, loss, order
 
@@ -56,13 +66,18 @@ def make_fused_loop(train_step, epoch_order_fn, num_blocks: int, take_fn=None):
 
     def block(carry, _):
       state, order = carry
-      state, order = jax.lax.fori_loop(0, steps_per_log - 1, silent_step, (state, order))
+      state, order = jax.lax.fori_loop(0, steps_per_log - 1, silent_step, (state, order),
+                                       unroll=max(1, min(unroll, steps_per_log - 1)))
       state, loss, order = one_step(state, order)  # the block's last step: its loss is logged
-      finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(state.params)]))
-      return (state, order), (state.step, jnp.where(finite, loss, jnp.nan))
+      return (state, order), (state.step, finite_fn(state, loss))
 
     order = epoch_order_fn(state.step // num_blocks, state.rng)  # the epoch this call starts in
     (state, _), (steps, losses) = jax.lax.scan(block, (state, order), None, length=num_logs)
     return state, steps, losses
 
   return run
+
+
+def _finite_loss(state, loss):
+  finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(state.params)]))
+  return jnp.where(finite, loss, jnp.nan)

@@ -154,3 +154,22 @@ def make_eval_step(apply_fn, sums_fn, axis_name=None):
     return _psum(sums, axis_name)
 
   return eval_step
+
+
+def make_statistics_step(affine_fn, tx: optax.GradientTransformation, l2: float = 0.0):
+  """`step(state, stats) -> (state, loss)`: one gradient step of full-batch least squares from its
+  sufficient statistics (`flaxzoo.trainers.statistics`): O(d²), the data is not read. `affine_fn(params)
+  -> (W, b)` (`statistics.make_affine_fn`)."""
+  from flaxzoo.trainers.statistics import statistics_loss
+
+  def step(state: TrainState, stats):
+    def objective(params):
+      value = statistics_loss(affine_fn, params, stats)
+      return value + l2 * l2_penalty(params) if l2 else value
+
+    loss, grads = jax.value_and_grad(objective)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss, grad=grads, value_fn=objective)
+    params = optax.apply_updates(state.params, updates)
+    return state.replace(params=params, opt_state=opt_state, step=state.step + 1), loss
+
+  return step

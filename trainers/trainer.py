@@ -32,7 +32,15 @@ from flaxzoo.trainers.batching import (
 )
 from flaxzoo.trainers.loop import make_fused_loop
 from flaxzoo.trainers.placement import Placement, make_placement, to_host
-from flaxzoo.trainers.steps import STREAM_MIN_CHUNKS, TrainState, make_apply_fn, make_eval_step, make_train_step
+from flaxzoo.trainers import statistics as statistics_lib
+from flaxzoo.trainers.steps import (
+  STREAM_MIN_CHUNKS,
+  TrainState,
+  make_apply_fn,
+  make_eval_step,
+  make_statistics_step,
+  make_train_step,
+)
 
 # Evaluation reads the data in blocks of this many rows (padded with weight-0 rows).
 EVAL_CHUNK = 4096
@@ -102,6 +110,11 @@ class Trainer:
       penalised): scikit-learn's `C = 1 / (n * l2)` for n training examples.
     row_chunk: a batch of at least 16 such chunks a device is streamed
       through the step in chunks of this many rows (None: never).
+    statistics: `"auto"` trains full-batch MSE of an affine model (the
+      linear models) from the data's sufficient statistics — one pass over
+      the data, then O(d²) a step, exact (`flaxzoo.trainers.statistics`);
+      `"off"` always runs the per-example path; `"on"` requires the
+      statistics (ValueError where they do not apply).
 
   The same data and seed give the same parameters in every mode and on any
   number of devices, to float rounding.
@@ -121,7 +134,11 @@ class Trainer:
       label_unit: str | None = None,
       l2: float = 0.0,
       row_chunk: int | None = ROW_CHUNK,
+      statistics: str = "auto",
   ):
+    self.statistics = statistics_lib.check_mode(statistics)
+    self._affine = statistics_lib.is_affine(model)
+    self._loss_spec = loss
     self.graphdef, params, self._rest = nnx.split(model, nnx.Param, ...)
     # Extra args (value, value_fn) reach line-search optimizers; the rest ignore them.
     self.tx = optax.with_extra_args_support(optimizer if optimizer is not None else optax.sgd(0.01))
@@ -159,6 +176,9 @@ class Trainer:
     self._eval_blocks: dict[tuple, tuple[Any, Any]] = {}
     self._predict = jax.jit(self._apply_fn)
     self._loops: dict[tuple[int, str], Callable] = {}
+    self._statistics_step = (make_statistics_step(statistics_lib.make_affine_fn(self.graphdef, self._rest), self.tx,
+                                                  self.l2) if self._affine else None)
+    self._moments = None
     self._steps: dict[tuple[int, str], Callable] = {}
 
   @property
@@ -186,6 +206,42 @@ class Trainer:
                             make_take_fn(shuffle, layout))
       self._loops[key] = self.placement.compile(run, num_static=2)
     return self._loops[key]
+
+  def uses_statistics(self, num_examples: int, batch_size: int | None = None) -> bool:
+    """Whether `fit` with this batch size trains from the sufficient statistics (see `statistics`)."""
+    full_batch = batch_size is None or batch_size >= num_examples
+    exact = statistics_lib.applies(self._loss_spec, self._affine, full_batch)
+    if self.statistics == "on" and not exact:
+      raise ValueError("statistics='on' needs the MSE loss, an affine model (linear_regression) and a full batch")
+    return exact and self.statistics != "off"
+
+  def statistics_of(self, data: Data):
+    """The sufficient statistics of `data` (weighted by its `weight`), on this trainer's devices."""
+    arrays = _as_numpy(data, "train")
+    shift = statistics_lib.shift_of(arrays["x"], arrays["y"])
+    if self.placement.mode == "none":
+      weight = arrays.get("weight", np.ones(len(arrays["x"]), np.float32)).astype(np.float32)
+      return statistics_lib.weighted_statistics(*jax.device_put((arrays["x"], arrays["y"], weight, *shift),
+                                                                self.placement.devices[0]))
+    layout = make_layout(len(arrays["x"]), None, self.placement.num_shards)
+    blocks = self.placement.put_blocks(arrange(arrays, layout))
+    shift = self.placement.put_state(shift)
+    if self._moments is None:
+      placement = self.placement
+
+      def compute(shift, blocks):
+        x, y, weight = blocks["x"][0], blocks["y"][0], blocks["weight"][0]
+        if placement.mode == "mesh":  # each shard's moments, summed once over the shards
+          shards = placement.num_shards
+          split = placement.constrain_shards(
+              [v.reshape((shards, v.shape[0] // shards) + v.shape[1:]) for v in (x, y, weight)])
+          gram = jnp.sum(jax.vmap(lambda a, b, c: statistics_lib.moments(a, b, c, *shift))(*split), axis=0)
+        else:
+          gram = jax.lax.psum(statistics_lib.moments(x, y, weight, *shift), placement.axis_name)
+        return statistics_lib.statistics_of(gram, *shift)
+
+      self._moments = placement.compile(compute)
+    return self._moments(shift, blocks)
 
   def layout_blocks(self, data: Data, batch_size: int | None = None, shuffle: str = "blocks", name="train"):
     """Host data → device blocks for this trainer's devices (see `batching`)."""
@@ -261,7 +317,18 @@ class Trainer:
       # Each pmap device holds its own rows: a global row permutation would
       # need every device's data. jit over a Mesh gathers across devices.
       raise ValueError("shuffle 'rows' needs parallel 'none' or 'mesh', not 'pmap'")
-    layout, blocks = self.layout_blocks(train, batch_size, shuffle)
+    num_examples = len(train["x"] if isinstance(train, Mapping) else train[0])
+    if self.uses_statistics(num_examples, batch_size):
+      # Full-batch least squares: one pass for the statistics, then steps that never read the data.
+      blocks = self.statistics_of(train)
+      if "statistics" not in self._loops:
+        run = make_fused_loop(self._statistics_step, lambda epoch, rng: jnp.zeros((1,), jnp.int32), 1,
+                              lambda stats, order, position: stats)
+        self._loops["statistics"] = self.placement.compile(run, num_static=2)
+      run = self._loops["statistics"]
+    else:
+      layout, blocks = self.layout_blocks(train, batch_size, shuffle)
+      run = self.fused_loop(layout.num_blocks, shuffle, layout)
     history = History()
     placement = self.placement
     state = placement.put_state(self.state)
@@ -282,7 +349,6 @@ class Trainer:
         if step == end or (every and step % every == 0):
           fn(self, history)
 
-    run = self.fused_loop(layout.num_blocks, shuffle, layout)
     # About 1000 steps a call: should_stop is polled that often, and every
     # call (uninterrupted or resumed) runs one of the same few executables.
     logs_per_call = max(1, 1000 // log_every)

@@ -35,3 +35,8 @@ class LinearRegression(nnx.Module):
     """x: `[batch, in_features]` → `[batch, out_features]` (one example `[in_features]` → `[out_features]`)."""
     check_input(x, self.in_features, "LinearRegression")
     return dense(x, self.linear.kernel[...], self.linear.bias[...])
+
+  def affine_map(self) -> tuple[jax.Array, jax.Array]:
+    """`(kernel [d, k], bias [k])`: the outputs are `x @ kernel + bias` (full-batch MSE then trains from
+    the data's sufficient statistics, `flaxzoo.trainers.statistics`)."""
+    return self.linear.kernel[...], self.linear.bias[...]

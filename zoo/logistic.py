@@ -38,3 +38,8 @@ class LinearClassifier(nnx.Module):
     """x: `[batch, in_features]` → logits `[batch, 1]` (binary) or `[batch, num_classes]`."""
     check_input(x, self.in_features, "LinearClassifier")
     return self.linear(x)
+
+  def affine_map(self) -> tuple[jax.Array, jax.Array]:
+    """`(kernel [d, k], bias [k])`: the outputs are `x @ kernel + bias` (full-batch MSE then trains from
+    the data's sufficient statistics, `flaxzoo.trainers.statistics`)."""
+    return self.linear.kernel[...], self.linear.bias[...]
