@@ -84,7 +84,7 @@ def moments(x, y, weight, shift_x, shift_y, chunk: int = CHUNK) -> jax.Array:
 
 def statistics_of(gram: jax.Array, shift_x, shift_y) -> Statistics:
   """Means and (co)variances from `moments`' Gram matrix (its last row and column are the sums)."""
-  d, k = shift_x.shape[0], shift_y.shape[0]
+  d = shift_x.shape[0]
   count = gram[-1, -1]
   sums = gram[:-1, -1] / count  # mean of x - shift_x, then of y - shift_y
   cov = gram[:-1, :-1] / count - sums[:, None] * sums[None, :]

@@ -457,7 +457,7 @@ class Sweep:
       total = sums if total is None else jax.tree.map(np.add, total, sums)
     results = []
     for k in range(self.num_models):
-      model_sums = jax.tree.map(lambda v: v[k], total)
+      model_sums = jax.tree.map(lambda v, k=k: v[k], total)
       if self.task == "regression":
         results.append(metrics_lib.finalize_regression(model_sums, self.label_scale, self.label_unit))
         continue

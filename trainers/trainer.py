@@ -21,6 +21,7 @@ from flax import nnx
 
 from flaxzoo.trainers import losses as losses_lib
 from flaxzoo.trainers import metrics as metrics_lib
+from flaxzoo.trainers import statistics as statistics_lib
 from flaxzoo.trainers.batching import (
   SHUFFLES,
   Layout,
@@ -32,7 +33,6 @@ from flaxzoo.trainers.batching import (
 )
 from flaxzoo.trainers.loop import make_fused_loop
 from flaxzoo.trainers.placement import Placement, make_placement, to_host
-from flaxzoo.trainers import statistics as statistics_lib
 from flaxzoo.trainers.steps import (
   STREAM_MIN_CHUNKS,
   TrainState,
