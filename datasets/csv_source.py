@@ -42,5 +42,5 @@ def load_csv(request: Request) -> LoadedData:
   raw = {split: {k: v[index] for k, v in columns_raw.items()} for split, index in rows.items()}
   preprocessing = Columns(features=tuple(columns), label=label, task=task, classes=classes)
   record = {"sha256": hashlib.sha256(read_bytes(path)).hexdigest()}
-  return LoadedData(name, task, preprocessing, {}, raw, classes, record)
+  return LoadedData(name, task, preprocessing, {}, raw, classes, record, row_ids=rows)
 

@@ -88,6 +88,8 @@ class LoadedData:
     class_names: classification only.
     record: which data this is, for results and cards: `name`, and a
       `sha256` of the file, a `version` and the split where there are.
+    row_ids: `{split: [n]}` the dataset's own row ids where a source has
+      them apart from its columns (see `rows_of`).
   """
 
   name: str
@@ -97,6 +99,16 @@ class LoadedData:
   raw: dict[str, Mapping[str, np.ndarray]]
   class_names: tuple[str, ...] | None = None
   record: dict[str, Any] = dataclasses.field(default_factory=dict)
+  row_ids: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+  def rows_of(self, split: str) -> np.ndarray:
+    """The dataset's own id of each row of `split` `[n]`: the 0-based data row of the file (csv, and
+    brain_age's TSV, as its TFDS examples carry it), else the example's index in its TFDS split."""
+    if split in self.row_ids:
+      return np.asarray(self.row_ids[split])
+    if "row" in self.raw.get(split, {}):
+      return np.asarray(self.raw[split]["row"])
+    return np.arange(len(self.splits[split][0]))
 
   @property
   def num_features(self) -> int:

@@ -70,7 +70,7 @@ def load_tfds(request: Request) -> LoadedData:
   sources = builder.as_data_source()
   if "train" not in sources:
     raise DataError(f"{name}: no 'train' split; splits: {', '.join(sources)}")
-  raw = {}
+  raw, row_ids = {}, {}
   if "test" in sources:
     for split in ("train", "test"):
       raw[split] = _read_source(sources[split], columns + [label], name, split)
@@ -78,6 +78,7 @@ def load_tfds(request: Request) -> LoadedData:
     everything = _read_source(sources["train"], columns + [label], name, "train")
     rows = split_rows(len(everything[label]), request.test_fraction, request.split_seed, name)
     raw = {split: {k: v[index] for k, v in everything.items()} for split, index in rows.items()}
+    row_ids = rows  # the example's index in the TFDS train split
   for column in columns:
     if raw["train"][column].dtype.kind not in "biuf":
       raise DataError(f"{name}: feature {column!r} is not numeric ({raw['train'][column].dtype})")
@@ -94,7 +95,7 @@ def load_tfds(request: Request) -> LoadedData:
       classes = classes_of(np.concatenate([raw[s][label] for s in raw]))
   scale = {c: 1 / 255 for c in columns if isinstance(info_features[c], tfds.features.Image)}
   preprocessing = Columns(features=tuple(columns), label=label, task=task, classes=classes, scale=scale or None)
-  return LoadedData(name, task, preprocessing, {}, raw, classes)
+  return LoadedData(name, task, preprocessing, {}, raw, classes, row_ids=row_ids)
 
 
 def _is_numeric(feature) -> bool:

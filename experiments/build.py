@@ -41,16 +41,22 @@ def model_and_loss(config: Config, data: LoadedData) -> tuple[str, str]:
   return model, loss
 
 
-def build(config: Config, data_dir=None, log: Callable[[str], None] | None = None, *, download: bool = False,
-          progress_bar: bool = False) -> Built:
-  """Loads the data and builds the model and the Trainer that `config` describes."""
+def build_data(config: Config, data_dir=None, log: Callable[[str], None] | None = None, *, download: bool = False,
+               progress_bar: bool = False) -> LoadedData:
+  """The data that `config` trains on, loaded, split and preprocessed."""
   if config.dataset is None:
     raise ConfigError(f"{config.name}: which data? pass --dataset csv:PATH --label COLUMN, or --dataset tfds:NAME")
-  data = load_data(
+  return load_data(
       config.dataset, features=config.features, label=config.label, task=config.task,
       test_fraction=config.test_fraction, split_seed=config.split_seed, standardize=config.standardize,
       data_dir=data_dir, download=download, log=log, progress_bar=progress_bar,
   )
+
+
+def build(config: Config, data_dir=None, log: Callable[[str], None] | None = None, *, download: bool = False,
+          progress_bar: bool = False) -> Built:
+  """Loads the data and builds the model and the Trainer that `config` describes."""
+  data = build_data(config, data_dir, log, download=download, progress_bar=progress_bar)
   model_name, loss = model_and_loss(config, data)
   args = {"in_features": data.num_features}
   if data.task == "classification":

@@ -60,11 +60,27 @@ def _field_type(field):
   return parse
 
 
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+def _list_type(field_name: str):
+  """argparse's `type` for a comma-separated list of a schema field's values (`flaxzoo sweep`)."""
+
+  def parse(text: str):
+    from flaxzoo.experiments.sweep import parse_list
+
+    try:
+      return parse_list(text, field_name)
+    except ValueError as e:
+      raise argparse.ArgumentTypeError(str(e)) from None
+
+  return parse
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, skip=()) -> None:
   """One flag per field of the config schema (`flaxzoo.experiments.config.Config`), declared there."""
   from flaxzoo.experiments.config import field_options, flag_of
 
   for field in field_options():
+    if field.name in skip:
+      continue
     meta = field.metadata
     kwargs = dict(dest=field.name, help=meta["help"], default=None)
     if meta["kind"] is bool:
@@ -114,6 +130,28 @@ def _build_parser() -> argparse.ArgumentParser:
   train.add_argument("--wait-for-plots", action="store_true",
                      help="draw the plots before returning (default: in a background process)")
   train.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard events to <workdir>/tb/")
+
+  sweep = commands.add_parser("sweep", help="a grid of settings x cross-validation folds, trained at once",
+                              parents=[common])
+  sweep.add_argument("experiment", help="an experiment name (see `flaxzoo list`)")
+  sweep.add_argument("--lr", dest="grid_learning_rate", type=_list_type("learning_rate"), metavar="LR,...",
+                     help="learning rates (default: the experiment's)")
+  sweep.add_argument("--l2", dest="grid_l2", type=_list_type("l2"), metavar="L2,...",
+                     help="L2 penalties (default: the experiment's)")
+  sweep.add_argument("--seeds", dest="grid_seed", type=_list_type("seed"), metavar="SEED,...",
+                     help="seeds of the initialisation and batch order (default: the experiment's)")
+  sweep.add_argument("--folds", type=_number(int, lambda v: 2 <= v <= 1000, "between 2 and 1000"), default=5,
+                     help="cross-validation folds of the training split (default 5; seeded by --split-seed)")
+  sweep.add_argument("--refit", action="store_true",
+                     help="train the best setting on the whole training split in WORKDIR/best (test metrics)")
+  sweep.add_argument("--workdir", help="output folder (default: runs/EXPERIMENT_sweep)")
+  _add_config_flags(sweep, skip=("learning_rate", "l2", "seed"))
+  sweep.add_argument("--save-every", type=_positive(int),
+                     help="steps between checkpoints of the sweep (default: every minute, and at the end)")
+  sweep.add_argument("--restart", action="store_true",
+                     help="ignore the sweep's checkpoints (moved aside to checkpoints.old-*, never deleted)")
+  sweep.add_argument("--download", action="store_true", help="tfds: download and prepare a missing dataset")
+  sweep.add_argument("--data-dir", help="TFDS data dir (default: $TFDS_DATA_DIR or ~/.cache/flaxzoo)")
 
   evaluate = commands.add_parser("eval", help="evaluate a checkpoint of a training workdir", parents=[common])
   evaluate.add_argument("--workdir", required=True, help="a workdir written by `flaxzoo train`")
@@ -239,6 +277,50 @@ def _train(args) -> None:
   logging.getLogger("flaxzoo").debug(phases.summary())
   if (args.process_id or 0) == 0:
     _print_table(results)
+
+
+def _sweep(args) -> None:
+  from flaxzoo.experiments.config import field_options
+  from flaxzoo.experiments.named import get_experiment
+  from flaxzoo.experiments.sweep import GRID, run_sweep
+
+  overrides = {f.name: getattr(args, f.name) for f in field_options() if f.name not in GRID}
+  config = get_experiment(args.experiment).replace(**overrides)
+  grid = {name: getattr(args, f"grid_{name}") for name in GRID if getattr(args, f"grid_{name}") is not None}
+  results = run_sweep(config, grid, folds=args.folds, workdir=args.workdir, data_dir=args.data_dir, log=_log,
+                      refit=args.refit, save_every=args.save_every, restart=args.restart, should_stop=_StopFlag(),
+                      download=args.download)
+  _print_sweep(results)
+
+
+def _print_sweep(results) -> None:
+  metric = results["metric"].split("/", 1)[1]
+  unit = [k for k in (results["summary"][0]["valid"] or {}) if k.startswith("mae_")] if results["summary"] else []
+  shown = [metric] + [m for m in ("mae", "accuracy") if m != metric] + unit
+  print(f"{results['experiment']}: {len(results['runs'])} models, {results['folds']}-fold cross-validation,"
+        f" {results['steps']} steps; validation mean ± std [95% CI, t over folds x seeds]:")
+  for row in results["summary"]:
+    setting = "  ".join(f"{k}={v:g}" for k, v in row["settings"].items())
+    if row["diverged"]:
+      print(f"  {setting}: diverged")
+      continue
+    cells = []
+    for name in shown:
+      if name not in row["valid"]:
+        continue
+      s = row["valid"][name]
+      spread = "" if s["std"] is None else f" ± {s['std']:.4g} [{s['ci95'][0]:.4g}, {s['ci95'][1]:.4g}]"
+      cells.append(f"{name} {s['mean']:.4g}{spread}")
+    mark = "  <- best" if results["best"] and row["settings"] == results["best"]["settings"] else ""
+    print(f"  {setting}: {'; '.join(cells)}{mark}")
+  if results["best"] is None:
+    print("  every setting diverged")
+  if "refit" in results:
+    refit = results["refit"]
+    test = refit["test"]
+    figures = ", ".join(f"{k} {test[k]:.5g}" for k in ("mse", "r2", "mae_years", "accuracy") if k in test)
+    print(f"refit of the best setting: test {figures} ({refit['workdir']}/results.json)")
+  print(f"sweep: {results['workdir']}/sweep.json")
 
 
 class _StopFlag:
@@ -449,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
   from flaxzoo.experiments.errors import ConfigError, Interrupted, MetricLogError
   from flaxzoo.zoo.registry import UnknownNameError
 
-  commands = {"list": lambda: _list(), "train": lambda: _train(args), "eval": lambda: _eval(args),
+  commands = {"list": lambda: _list(), "train": lambda: _train(args), "sweep": lambda: _sweep(args), "eval": lambda: _eval(args),
               "export": lambda: _export(args), "predict": lambda: _predict(args), "plot": lambda: _plot(args)}
   try:
     commands[args.command]()

@@ -1,0 +1,281 @@
+"""`flaxzoo sweep`: a grid of settings × cross-validation folds, every model trained in one program.
+
+The grid is the product of lists of learning rates, L2 weights and seeds;
+`folds` splits the training split into K seeded folds (stratified by class
+for classification): each model trains on K−1 and is validated on the one
+held out. The test split is never read. Every (setting, fold) is one model
+of a `flaxzoo.trainers.Sweep`; the results go to `<workdir>/sweep.json`:
+
+  {"experiment", "grid", "folds", "metric", "runs": [{"settings", "fold", "seed", "train_rows", "valid_rows",
+   "train", "valid", "diverged"}], "summary": [{"settings", "runs", "diverged", "valid": {METRIC: {"mean",
+   "std", "ci95"}}}], "best": {"settings", "by"}, "interval": ...}
+
+`train_rows`/`valid_rows` are the dataset's own row ids (`LoadedData.rows_of`),
+so anyone can recompute a fold. The 95% interval is Student's t over the
+runs of a setting (folds × seeds): `mean ± t(0.975, m−1) · std / √m` — the
+usual cross-validation interval; folds share training rows, so it is
+optimistic, as everyone's is. A setting with a diverged run has no summary
+metrics and is never `best`.
+
+The sweep's state is checkpointed (Orbax, `<workdir>/checkpoints/`) every
+minute or `save_every` steps, at the end and on SIGTERM/SIGINT; a sweep
+started again in the same workdir resumes and writes the same `sweep.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import pathlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from flaxzoo.checkpoints.card import library_versions
+from flaxzoo.checkpoints.files import standard_json
+from flaxzoo.experiments.config import OPTIMIZERS, Config
+from flaxzoo.experiments.errors import ConfigError, Interrupted
+from flaxzoo.experiments.workdir import WorkdirLock, claim, move_aside, write_json_atomic
+
+# Lists a sweep takes, by `Config` field: (flag, kind).
+GRID = {"learning_rate": "--lr", "l2": "--l2", "seed": "--seeds"}
+DEFAULT_FOLDS = 5
+SAVE_INTERVAL_S = 60.0
+# The metric that picks `best`, by task (lower is better).
+METRIC = {"regression": "mse", "classification": "log_loss"}
+
+
+def parse_list(text: str, field: str) -> tuple:
+  """`"0.01,0.05"` → `(0.01, 0.05)` checked as the schema checks `field`; ValueError in one line."""
+  from flaxzoo.experiments.config import check_field, parse_flag_value
+
+  f = {f.name: f for f in dataclasses.fields(Config)}[field]
+  items = [item.strip() for item in text.split(",")]
+  if not text.strip() or any(not item for item in items):
+    raise ValueError(f"a comma-separated list of values, got {text!r}")
+  values = []
+  for item in items:
+    value = parse_flag_value(f, item)
+    try:
+      check_field(f, value, GRID[field])
+    except ConfigError as e:
+      raise ValueError(str(e).split(": ", 1)[-1]) from None
+    values.append(value)
+  if len(set(values)) != len(values):
+    raise ValueError(f"a value is given twice in {text!r}")
+  return tuple(values)
+
+
+def assign_folds(labels: np.ndarray, folds: int, seed: int, classification: bool) -> np.ndarray:
+  """The fold `[n]` (0..folds−1) of each training row: a seeded permutation dealt out in turn, class by
+  class for classification (each fold then holds every class in proportion, ±1 row)."""
+  n = len(labels)
+  if not 2 <= folds <= n:
+    raise ConfigError(f"--folds must be between 2 and the {n} training rows, got {folds}")
+  rng = np.random.default_rng(seed)
+  fold = np.empty(n, np.int64)
+  if not classification:
+    fold[rng.permutation(n)] = np.arange(n) % folds
+    return fold
+  start = 0
+  for cls in np.unique(labels):
+    members = np.flatnonzero(labels == cls)
+    fold[rng.permutation(members)] = (start + np.arange(len(members))) % folds
+    start += len(members)
+  return fold
+
+
+def interval(values: Sequence[float]) -> dict[str, Any]:
+  """`{"mean", "std", "ci95": [lo, hi]}` of the runs' values (std with m − 1; t interval)."""
+  from scipy import stats
+
+  values = np.asarray(values, np.float64)
+  m = len(values)
+  mean = float(np.mean(values))
+  if m < 2:
+    return {"mean": mean, "std": None, "ci95": None}
+  std = float(np.std(values, ddof=1))
+  half = float(stats.t.ppf(0.975, m - 1) * std / math.sqrt(m))
+  return {"mean": mean, "std": std, "ci95": [mean - half, mean + half]}
+
+
+def _settings_of(config: Config, grid: dict[str, tuple]) -> list[dict[str, Any]]:
+  names = list(GRID)
+  lists = [grid.get(name) or (getattr(config, name),) for name in names]
+  return [dict(zip(names, values, strict=True)) for values in itertools.product(*lists)]
+
+
+def _identity(config: Config, grid, folds: int) -> dict[str, Any]:
+  """What a resumed sweep must share with the checkpoint."""
+  fields = config.to_dict()
+  for name in ("log_every", "parallel", "devices", "steps"):
+    fields.pop(name)
+  return {"config": fields, "grid": {k: list(v) for k, v in grid.items()}, "folds": folds}
+
+
+def run_sweep(config: Config, grid: dict[str, tuple], *, folds: int = DEFAULT_FOLDS, workdir=None, data_dir=None,
+              log: Callable[[str], None] | None = None, refit: bool = False, save_every: int | None = None,
+              restart: bool = False, should_stop: Callable[[], bool] | None = None,
+              download: bool = False) -> dict[str, Any]:
+  """Runs the sweep of `config` over `grid` with `folds`-fold cross-validation; writes and returns sweep.json.
+
+  Args:
+    grid: `{"learning_rate": (...), "l2": (...), "seed": (...)}`; a missing
+      field takes the config's value.
+    refit: train the best setting on the whole training split as a normal run
+      in `<workdir>/best/` (results.json with test metrics; exportable).
+  """
+  workdir = pathlib.Path(workdir or pathlib.Path("runs") / f"{config.name}_sweep")
+  claim(workdir)
+  with WorkdirLock(workdir):
+    results = _sweep_in(config, grid, folds, workdir, data_dir, log or (lambda m: None), save_every, restart,
+                        should_stop, download)
+  if refit:
+    from flaxzoo.experiments.runner import run_experiment
+
+    best = results["best"]
+    if best is None:
+      raise ConfigError("every setting diverged: nothing to refit; try smaller learning rates")
+    refit_config = config.replace(**best["settings"])
+    (log or (lambda m: None))(f"refit: {best['settings']} on the whole training split in {workdir / 'best'}")
+    results["refit"] = run_experiment(refit_config, workdir=workdir / "best", data_dir=data_dir, log=log)
+  results["workdir"] = str(workdir)
+  return results
+
+
+def _sweep_in(config, grid, folds, workdir, data_dir, log, save_every, restart, should_stop, download):
+  from flaxzoo.checkpoints.manager import Checkpointer, abstract_like
+  from flaxzoo.experiments.build import build_data, model_and_loss
+  from flaxzoo.trainers.sweep import Sweep
+  from flaxzoo.zoo.models import create_model
+
+  start = time.perf_counter()
+  data = build_data(config, data_dir, log, download=download)
+  model_name, loss = model_and_loss(config, data)
+  x, y = data.splits["train"]
+  row_ids = data.rows_of("train")
+  fold_of = assign_folds(y, folds, config.split_seed, data.task == "classification")
+  settings = _settings_of(config, grid)
+  runs = [(s, f) for s in settings for f in range(folds)]
+  args = {"in_features": data.num_features}
+  if data.task == "classification":
+    args["num_classes"] = data.num_classes
+  try:
+    models = [create_model(model_name, seed=s["seed"], init=config.init, **args) for s, _ in runs]
+  except ValueError as e:
+    raise ConfigError(f"{config.name}: model {model_name!r}: {e}") from None
+  optimizer = OPTIMIZERS.get(config.optimizer)
+  parallel = "none" if config.parallel == "none" else "auto" if config.parallel == "auto" else "mesh"
+  try:
+    sweep = Sweep(models, lambda learning_rate: optimizer(learning_rate),
+                  {"learning_rate": [s["learning_rate"] for s, _ in runs]}, loss, l2=[s["l2"] for s, _ in runs],
+                  seeds=[s["seed"] for s, _ in runs], parallel=parallel, devices=config.devices, task=data.task,
+                  label_scale=data.preprocessing.label_scale, label_unit=data.preprocessing.label_unit)
+  except ValueError as e:
+    raise ConfigError(f"{config.name}: {e}") from None
+  train_weights = np.stack([(fold_of != f).astype(np.float32) for _, f in runs])
+  identity = standard_json(_identity(config, grid, folds))
+
+  directory = workdir / "checkpoints"
+  if restart and directory.exists():
+    log(f"--restart: moved the earlier checkpoints to {move_aside(directory)}")
+  checkpointer = Checkpointer(directory, keep=2, async_save=False)
+  try:
+    latest = checkpointer.latest_step()
+    if latest is not None:
+      from jax.sharding import SingleDeviceSharding
+
+      target = abstract_like(sweep.state, SingleDeviceSharding(sweep.placement.devices[0]))
+      state, meta = checkpointer.restore(latest, target)
+      if meta.get("sweep") != identity:
+        raise ConfigError(f"{workdir} holds another sweep (step {latest}); pass --restart to start over, or"
+                          " another --workdir")
+      from flaxzoo.trainers.placement import to_host
+
+      sweep.state = to_host(state)
+      sweep.diverged_step = np.asarray(meta["diverged_step"], np.int64)
+      log(f"resuming the sweep from step {latest}")
+    elif (workdir / "sweep.json").exists():
+      log(f"moved the earlier sweep.json to {move_aside(workdir / 'sweep.json')}")
+
+    last_save = {"time": time.monotonic(), "step": sweep.step}
+
+    def save(s: Sweep) -> None:
+      if last_save["step"] == s.step:
+        return
+      checkpointer.save(s.step, s.state, {"sweep": identity, "config": config.to_dict(),
+                                          "diverged_step": s.diverged_step.tolist(), "step": s.step}, None)
+      last_save.update(time=time.monotonic(), step=s.step)
+
+    def save_when_due(s: Sweep) -> None:
+      if save_every or time.monotonic() - last_save["time"] >= SAVE_INTERVAL_S or s.step >= config.steps:
+        save(s)
+
+    log(f"{config.name} sweep: {len(settings)} settings x {folds} folds = {len(runs)} models, {config.steps} steps"
+        f" of {config.optimizer}, {'full batch' if config.batch_size is None else f'batch {config.batch_size}'},"
+        f" {len(x)} training rows, on {sweep.placement.describe()}")
+    remaining = config.steps - sweep.step
+    if remaining > 0:
+      try:
+        history = sweep.fit((x, y), steps=remaining, weights=train_weights, batch_size=config.batch_size,
+                            shuffle=config.shuffle, log_every=config.log_every,
+                            checkpoint_every=save_every or min(config.log_every * 10, remaining),
+                            on_checkpoint=save_when_due, should_stop=should_stop)
+      except ValueError as e:
+        raise ConfigError(f"{config.name}: {e}") from None
+      if history.stopped:
+        save(sweep)
+        raise Interrupted(sweep.step, directory / str(sweep.step))
+      log(f"trained {len(runs)} models in {history.train_seconds:.2f} s ({history.path})")
+    save(sweep)
+  finally:
+    checkpointer.close()
+
+  train_metrics = sweep.evaluate((x, y), train_weights)
+  valid_metrics = sweep.evaluate((x, y), 1 - train_weights)
+  metric = METRIC[data.task]
+  run_records = []
+  for k, (setting, fold) in enumerate(runs):
+    run_records.append({
+        "settings": setting, "fold": fold, "seed": setting["seed"],
+        "train_rows": row_ids[fold_of != fold].tolist(), "valid_rows": row_ids[fold_of == fold].tolist(),
+        "train": train_metrics[k], "valid": valid_metrics[k],
+        "diverged": bool(sweep.diverged[k]),
+        "diverged_step": int(sweep.diverged_step[k]) if sweep.diverged[k] else None,
+    })
+  summary = []
+  for setting in settings:
+    mine = [r for r in run_records if r["settings"] == setting]
+    diverged = any(r["diverged"] for r in mine)
+    names = [key for key, value in mine[0]["valid"].items() if isinstance(value, float) and key != "count"]
+    summary.append({"settings": setting, "runs": len(mine), "diverged": diverged,
+                    "valid": None if diverged else {name: interval([r["valid"][name] for r in mine])
+                                                    for name in names}})
+  finite = [s for s in summary if not s["diverged"] and math.isfinite(s["valid"][metric]["mean"])]
+  best = min(finite, key=lambda s: s["valid"][metric]["mean"]) if finite else None
+  results = {
+      "experiment": config.name,
+      "grid": {name: list(grid.get(name) or (getattr(config, name),)) for name in GRID},
+      "folds": folds,
+      "fold_seed": config.split_seed,
+      "metric": f"valid/{metric}",
+      "steps": sweep.step,
+      "model": {"name": model_name, "args": args},
+      "loss": loss,
+      "config": config.to_dict(),
+      "dataset": data.record,
+      "task": data.task,
+      "interval": "Student t over the runs of a setting (folds x seeds): mean +- t(0.975, m-1) * std / sqrt(m)",
+      "runs": run_records,
+      "summary": summary,
+      "best": None if best is None else {"settings": best["settings"], "by": f"valid/{metric}",
+                                          "valid": best["valid"][metric]},
+      "versions": library_versions(),
+  }
+  results = standard_json(results)
+  write_json_atomic(workdir / "sweep.json", results)
+  log(f"sweep: {len(runs)} models in {time.perf_counter() - start:.1f} s")
+  return results

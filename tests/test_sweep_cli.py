@@ -1,0 +1,143 @@
+"""`flaxzoo sweep`: sweep.json as specified, folds recomputable from their row ids, diverged settings never
+best, resume after SIGKILL, refit; bad lists are one line."""
+
+import json
+import pathlib
+import signal
+import time
+
+import numpy as np
+import pytest
+from conftest import run_cli
+from test_checkpoints import start, steps_saved
+
+from flaxzoo.datasets.sources import load_data
+from flaxzoo.experiments.sweep import assign_folds, interval
+
+
+def sweep_json(workdir) -> dict:
+  return json.loads((pathlib.Path(workdir) / "sweep.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def gm_sweep(tmp_path_factory, data_dir):
+  workdir = tmp_path_factory.mktemp("gm_sweep")
+  result = run_cli("sweep", "brain_age_gm", "--folds", "5", "--lr", "0.02,0.05", "--steps", "3000",
+                   "--workdir", workdir, "--data-dir", data_dir)
+  assert result.returncode == 0, result.stderr
+  return workdir, result
+
+
+def test_sweep_json_has_every_run_and_a_summary(gm_sweep):
+  workdir, result = gm_sweep
+  out = sweep_json(workdir)
+  assert {"experiment", "grid", "metric", "runs", "summary", "best"} <= set(out)
+  assert out["experiment"] == "brain_age_gm" and out["metric"] == "valid/mse" and out["folds"] == 5
+  assert out["grid"] == {"learning_rate": [0.02, 0.05], "l2": [0.0], "seed": [13]}
+  assert len(out["runs"]) == 10 and len(out["summary"]) == 2
+  for run in out["runs"]:
+    assert {"settings", "fold", "seed", "train_rows", "valid_rows", "train", "valid", "diverged"} <= set(run)
+    assert not run["diverged"] and run["valid"]["count"] == len(run["valid_rows"])
+  for row in out["summary"]:
+    values = [r["valid"]["mae_years"] for r in out["runs"] if r["settings"] == row["settings"]]
+    expected = interval(values)
+    assert row["valid"]["mae_years"]["mean"] == pytest.approx(expected["mean"])
+    assert row["valid"]["mae_years"]["std"] == pytest.approx(expected["std"])
+    lo, hi = row["valid"]["mae_years"]["ci95"]
+    assert [lo, hi] == pytest.approx(expected["ci95"])
+    assert lo < row["valid"]["mae_years"]["mean"] < hi
+  # 3000 steps at 0.05 get further than at 0.02 (the reference run's rate wins)
+  assert out["best"]["settings"]["learning_rate"] == 0.05 and out["best"]["by"] == "valid/mse"
+  assert "<- best" in result.stdout and "mae_years" in result.stdout
+
+
+def test_folds_partition_the_training_rows_and_recompute_from_their_ids(gm_sweep, data_dir):
+  out = sweep_json(gm_sweep[0])
+  data = load_data("brain_age", features="gm", data_dir=data_dir)
+  ids = data.rows_of("train")
+  valid = [run["valid_rows"] for run in out["runs"] if run["settings"]["learning_rate"] == 0.02]
+  assert sorted(sum(valid, [])) == sorted(ids.tolist())  # every training row held out exactly once
+  assert not set(ids) & set(data.rows_of("test").tolist())  # the test split is never in a fold
+  for run in out["runs"]:
+    assert not set(run["train_rows"]) & set(run["valid_rows"])
+    assert sorted(run["train_rows"] + run["valid_rows"]) == sorted(ids.tolist())
+  # A held-out check: the validation MSE of one run, recomputed from its rows with a lone training
+  run = out["runs"][7]
+  x, y = data.splits["train"]
+  position = {row: k for k, row in enumerate(ids.tolist())}
+  train = np.asarray([position[r] for r in run["train_rows"]])
+  valid = np.asarray([position[r] for r in run["valid_rows"]])
+  import optax
+
+  from flaxzoo.trainers import Trainer
+  from flaxzoo.zoo import create_model
+
+  trainer = Trainer(create_model("linear_regression", seed=13, init="reference", in_features=1),
+                    optax.sgd(run["settings"]["learning_rate"]), "mse", parallel="none")
+  trainer.fit((x[train], y[train]), steps=3000, final_metrics=False)
+  assert trainer.evaluate((x[valid], y[valid]))["mse"] == pytest.approx(run["valid"]["mse"], rel=1e-5)
+
+
+def test_stratified_folds_keep_the_class_shares():
+  labels = np.repeat([0, 1, 2], [50, 30, 20])
+  fold = assign_folds(labels, 5, seed=0, classification=True)
+  for f in range(5):
+    assert np.bincount(labels[fold == f], minlength=3).tolist() == [10, 6, 4]
+  assert not np.array_equal(fold, assign_folds(labels, 5, seed=1, classification=True))
+
+
+def test_a_diverged_setting_does_not_stop_the_sweep_and_is_never_best(tmp_path, data_dir):
+  result = run_cli("sweep", "brain_age_gm", "--folds", "3", "--lr", "0.05,50", "--steps", "2000",
+                   "--workdir", tmp_path, "--data-dir", data_dir)
+  assert result.returncode == 0, result.stderr
+  out = sweep_json(tmp_path)
+  bad = [row for row in out["summary"] if row["settings"]["learning_rate"] == 50]
+  assert bad[0]["diverged"] and bad[0]["valid"] is None
+  assert all(r["diverged"] for r in out["runs"] if r["settings"]["learning_rate"] == 50)
+  assert out["best"]["settings"]["learning_rate"] == 0.05
+  assert "diverged" in result.stdout
+
+
+LONG_SWEEP = ["sweep", "brain_age_group", "--folds", "3", "--lr", "0.5,1", "--steps", "200000", "--log-every",
+              "10000", "--save-every", "40000"]
+
+
+def test_a_sweep_killed_with_sigkill_resumes_to_the_same_sweep_json(tmp_path, data_dir):
+  whole = tmp_path / "whole"
+  assert run_cli(*LONG_SWEEP, "--workdir", whole, "--data-dir", data_dir).returncode == 0
+  killed = tmp_path / "killed"
+  process = start([*LONG_SWEEP, "--workdir", killed, "--data-dir", data_dir])
+  deadline = time.monotonic() + 120
+  while not steps_saved(killed) and process.poll() is None and time.monotonic() < deadline:
+    time.sleep(0.005)
+  process.kill()
+  process.communicate()
+  assert process.returncode == -signal.SIGKILL, "the sweep ended before it could be killed"
+  assert 0 < max(steps_saved(killed)) < 200000 and not (killed / "sweep.json").exists()
+  result = run_cli(*LONG_SWEEP, "--workdir", killed, "--data-dir", data_dir)
+  assert result.returncode == 0, result.stderr
+  assert "resuming the sweep from step" in result.stderr
+  assert sweep_json(killed) == sweep_json(whole)
+
+
+def test_refit_trains_the_best_setting_as_a_run(tmp_path, data_dir):
+  result = run_cli("sweep", "brain_age_gm", "--folds", "3", "--lr", "0.01,0.05", "--steps", "1000", "--refit",
+                   "--workdir", tmp_path, "--data-dir", data_dir)
+  assert result.returncode == 0, result.stderr
+  refit = json.loads((tmp_path / "best" / "results.json").read_text())
+  assert refit["config"]["learning_rate"] == 0.05 and refit["step"] == 1000
+  assert "test" in refit and "refit of the best setting" in result.stdout
+  assert (tmp_path / "best" / "checkpoints").is_dir()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr", "0.1,,0.2"], "--lr: a comma-separated list"),
+    (["--lr", "0.1,-1"], "--lr: must be > 0"),
+    (["--seeds", "1,1"], "--seeds: a value is given twice"),
+    (["--l2", "x"], "--l2: not a float"),
+    (["--folds", "1"], "--folds: must be between 2 and 1000"),
+])
+def test_bad_sweep_arguments_are_one_line(args, message, tmp_path):
+  result = run_cli("sweep", "brain_age_gm", *args, "--workdir", tmp_path)
+  assert result.returncode == 2
+  assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
