@@ -14,6 +14,7 @@ _EXPORTS = {
     "get_experiment": "flaxzoo.experiments.named",
     "list_experiments": "flaxzoo.experiments.named",
     "run_experiment": "flaxzoo.experiments.runner",
+    "run_sweep": "flaxzoo.experiments.sweep",
     "evaluate_checkpoint": "flaxzoo.experiments.trained",
     "load_trained": "flaxzoo.experiments.trained",
 }
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
   from flaxzoo.experiments.named import get_experiment as get_experiment
   from flaxzoo.experiments.named import list_experiments as list_experiments
   from flaxzoo.experiments.runner import run_experiment as run_experiment
+  from flaxzoo.experiments.sweep import run_sweep as run_sweep
   from flaxzoo.experiments.trained import evaluate_checkpoint as evaluate_checkpoint
   from flaxzoo.experiments.trained import load_trained as load_trained
 

@@ -531,8 +531,9 @@ def main(argv: list[str] | None = None) -> int:
   from flaxzoo.experiments.errors import ConfigError, Interrupted, MetricLogError
   from flaxzoo.zoo.registry import UnknownNameError
 
-  commands = {"list": lambda: _list(), "train": lambda: _train(args), "sweep": lambda: _sweep(args), "eval": lambda: _eval(args),
-              "export": lambda: _export(args), "predict": lambda: _predict(args), "plot": lambda: _plot(args)}
+  commands = {"list": lambda: _list(), "train": lambda: _train(args), "sweep": lambda: _sweep(args),
+              "eval": lambda: _eval(args), "export": lambda: _export(args), "predict": lambda: _predict(args),
+              "plot": lambda: _plot(args)}
   try:
     commands[args.command]()
   except (DataError, ConfigError, UnknownNameError, CheckpointError, MetricLogError) as e:
