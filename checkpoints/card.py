@@ -144,8 +144,42 @@ def summary(card_data: Mapping[str, Any]) -> str:
   return f"test MSE {test['mse']:.4g}, R2 {test['r2']:.3f}"
 
 
+# Resamples of the test rows behind a card's bootstrap interval.
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def bootstrap_interval(values, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict[str, Any]:
+  """The mean of `values [n]` (one number per test row) and its 95% percentile-bootstrap interval:
+  the mean over `resamples` seeded resamplings of the n rows with replacement."""
+  import numpy as np
+
+  values = np.asarray(values, np.float64)
+  rows = np.random.default_rng(seed).integers(0, len(values), (resamples, len(values)))
+  low, high = np.percentile(values[rows].mean(axis=1), [2.5, 97.5])
+  return {"value": float(values.mean()), "ci95": [float(low), float(high)], "resamples": resamples, "seed": seed,
+          "method": "percentile bootstrap over the test rows"}
+
+
+def test_bootstrap(trainer, data) -> dict[str, Any]:
+  """The bootstrap interval of the headline test metric: MAE (in the label's unit where it has one), or
+  accuracy for classification."""
+  import numpy as np
+
+  x, y = data.splits["test"]
+  outputs = np.asarray(trainer.predict(x))
+  if data.task == "classification":
+    predicted = (outputs[:, 0] > 0).astype(int) if outputs.shape[1] == 1 else np.argmax(outputs, axis=1)
+    return {"metric": "accuracy", **bootstrap_interval(predicted == np.asarray(y))}
+  preprocessing = data.preprocessing
+  scale, unit = preprocessing.label_scale, preprocessing.label_unit
+  errors = np.abs(outputs[:, 0].astype(np.float64) - np.asarray(y, np.float64).reshape(len(y), -1)[:, 0])
+  if scale is not None and unit:
+    return {"metric": f"mae_{unit}", **bootstrap_interval(errors * scale)}
+  return {"metric": "mae", **bootstrap_interval(errors)}
+
+
 def build_card(name: str, trainer, data, *, model: Mapping[str, Any], recipe: Mapping[str, Any],
-               evaluate=None) -> dict[str, Any]:
+               evaluate=None, cross_validation: Mapping[str, Any] | None = None) -> dict[str, Any]:
   """The card of a trained model: computed from the model and the data, never typed in.
 
   Args:
@@ -155,6 +189,8 @@ def build_card(name: str, trainer, data, *, model: Mapping[str, Any], recipe: Ma
     model: `{"name", "args"}` of `flaxzoo.zoo.create_model`.
     recipe: `{"experiment", "step", "config", "command"}` of the run.
     evaluate: `evaluate(split_name, split)` → metrics; default `trainer.evaluate`.
+    cross_validation: the recipe's cross-validated metrics (`flaxzoo.experiments.sweep.cross_validate`),
+      recorded as they are.
   """
   import jax
   import numpy as np
@@ -179,6 +215,9 @@ def build_card(name: str, trainer, data, *, model: Mapping[str, Any], recipe: Ma
   card["input_range"] = {"min": x_train.min(axis=0).tolist(), "max": x_train.max(axis=0).tolist(),
                          "note": "per model input (after preprocessing), over the training split"}
   card["metrics"] = {split: evaluate(split, xy) for split, xy in data.splits.items()}
+  card["test_bootstrap"] = test_bootstrap(trainer, data)
+  if cross_validation is not None:
+    card["cross_validation"] = dict(cross_validation)
   if data.task == "classification":
     return card
   # The label's own unit (years for brain age): what the data's preprocessing reports beyond the trainer's.
@@ -202,7 +241,7 @@ def build_card(name: str, trainer, data, *, model: Mapping[str, Any], recipe: Ma
 
 def readme(card: Mapping[str, Any]) -> str:
   """The README.md of an export, generated from its card (the preprocessing may write its own)."""
-  from flaxzoo.datasets.preprocessing import preprocessing_from_dict
+  from flaxzoo.datasets.preprocessing import preprocessing_from_dict, uncertainty_lines
 
   own = preprocessing_from_dict(card["preprocessing"]).card_readme(card)
   if own is not None:
@@ -219,6 +258,7 @@ def readme(card: Mapping[str, Any]) -> str:
   if card["task"] == "classification" and "confusion" in metrics.get("test", {}):
     confusion = (f"\nTest confusion matrix (rows: true class, columns: predicted; {', '.join(card['classes'])}):"
                  f" `{metrics['test']['confusion']}`.\n")
+  uncertainty = uncertainty_lines(card)
   return f"""# {card['name']}
 
 A `{card['model']['name']}` ({card['parameters']} parameters) trained on `{card['dataset']['name']}`
@@ -228,7 +268,7 @@ A `{card['model']['name']}` ({card['parameters']} parameters) trained on `{card[
 |---|---|{'---|' * len(columns)}
 {rows}
 {confusion}
-Recipe: `{card['recipe']['command']}` (step {card['recipe']['step']}; the full config is in card.json).
+{uncertainty}Recipe: `{card['recipe']['command']}` (step {card['recipe']['step']}; the full config is in card.json).
 Generated from card.json by `flaxzoo export`.
 
 ```python

@@ -229,3 +229,19 @@ def preprocessing_from_dict(spec: Mapping[str, Any]) -> Preprocessing:
     return cls(**params)
   except TypeError as e:
     raise ValueError(f"preprocessing {cls.name!r}: {e}") from None
+
+
+def uncertainty_lines(card: Mapping[str, Any]) -> str:
+  """Card README lines for the card's bootstrap interval and cross-validation, where it has them."""
+  lines = []
+  boot = card.get("test_bootstrap")
+  if boot:
+    lines.append(f"Test {boot['metric']} {boot['value']:.4g}, 95% CI [{boot['ci95'][0]:.4g}, {boot['ci95'][1]:.4g}]"
+                 f" ({boot['method']}, {boot['resamples']} resamples).")
+  cv = card.get("cross_validation")
+  if cv:
+    metric = cv["metric"]
+    stats = cv["valid"][metric]
+    lines.append(f"{cv['folds']}-fold cross-validated {metric} on the training split {stats['mean']:.4g}, 95% CI"
+                 f" [{stats['ci95'][0]:.4g}, {stats['ci95'][1]:.4g}] (Student t over the folds; `{cv['command']}`).")
+  return "".join(line + "\n" for line in lines) + ("\n" if lines else "")

@@ -172,6 +172,8 @@ def _build_parser() -> argparse.ArgumentParser:
   export.add_argument("--step", type=_step, help="the checkpoint step (default: the latest)")
   export.add_argument("--data-dir", help="TFDS data dir")
   export.add_argument("--force", action="store_true", help="replace an existing export of that name")
+  export.add_argument("--cv-folds", type=_number(int, lambda v: 2 <= v <= 1000, "between 2 and 1000"),
+                      help="also record the recipe's K-fold cross-validated metrics in the card (trains K models)")
 
   plot = commands.add_parser("plot", help="write the PNG plots of a training workdir", parents=[common])
   plot.add_argument("--workdir", required=True, help="a workdir written by `flaxzoo train`")
@@ -414,7 +416,8 @@ def _export(args) -> None:
   from flaxzoo.checkpoints.card import summary
   from flaxzoo.experiments.trained import export_run
 
-  target = export_run(args.workdir, args.name, args.out, step=args.step, force=args.force, data_dir=args.data_dir)
+  target = export_run(args.workdir, args.name, args.out, step=args.step, force=args.force, data_dir=args.data_dir,
+                      cv_folds=args.cv_folds)
   card = json.loads((target / "card.json").read_text())
   print(f"exported {args.workdir} (step {card['recipe']['step']}) to {target}: {summary(card)}")
 

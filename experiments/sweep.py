@@ -146,19 +146,26 @@ def run_sweep(config: Config, grid: dict[str, tuple], *, folds: int = DEFAULT_FO
   return results
 
 
-def _sweep_in(config, grid, folds, workdir, data_dir, log, save_every, restart, should_stop, download):
-  from flaxzoo.checkpoints.manager import Checkpointer, abstract_like
-  from flaxzoo.experiments.build import build_data, model_and_loss
+@dataclasses.dataclass
+class _Planned:
+  """A sweep built for a config: the engine, its (setting, fold) runs and the training rows' folds."""
+
+  sweep: Any
+  runs: list[tuple[dict[str, Any], int]]
+  fold_of: np.ndarray
+  train_weights: np.ndarray
+  model: dict[str, Any]
+  loss: str
+
+
+def _plan(config: Config, settings: list[dict[str, Any]], folds: int, data) -> _Planned:
+  from flaxzoo.experiments.build import model_and_loss
   from flaxzoo.trainers.sweep import Sweep
   from flaxzoo.zoo.models import create_model
 
-  start = time.perf_counter()
-  data = build_data(config, data_dir, log, download=download)
   model_name, loss = model_and_loss(config, data)
-  x, y = data.splits["train"]
-  row_ids = data.rows_of("train")
+  y = data.splits["train"][1]
   fold_of = assign_folds(y, folds, config.split_seed, data.task == "classification")
-  settings = _settings_of(config, grid)
   runs = [(s, f) for s in settings for f in range(folds)]
   args = {"in_features": data.num_features}
   if data.task == "classification":
@@ -177,6 +184,54 @@ def _sweep_in(config, grid, folds, workdir, data_dir, log, save_every, restart, 
   except ValueError as e:
     raise ConfigError(f"{config.name}: {e}") from None
   train_weights = np.stack([(fold_of != f).astype(np.float32) for _, f in runs])
+  return _Planned(sweep, runs, fold_of, train_weights, {"name": model_name, "args": args}, loss)
+
+
+def _summary(values: list[dict[str, Any]]) -> dict[str, Any]:
+  """`{metric: interval}` over runs' metric dicts (the numbers only, not `count`)."""
+  names = [key for key, value in values[0].items() if isinstance(value, float) and key != "count"]
+  return {name: interval([v[name] for v in values]) for name in names}
+
+
+def cross_validate(config: Config, folds: int = 10, data=None, data_dir=None) -> dict[str, Any]:
+  """The `folds`-fold cross-validated metrics of `config` on its training split (what a card records):
+  `{"folds", "fold_seed", "steps", "rows", "metric", "valid": {METRIC: {"mean", "std", "ci95"}},
+  "interval", "command"}`. The folds are `flaxzoo sweep`'s; the test split is not read."""
+  from flaxzoo.experiments.build import build_data
+  from flaxzoo.experiments.runner import command_of
+
+  data = data if data is not None else build_data(config, data_dir)
+  planned = _plan(config, _settings_of(config, {}), folds, data)
+  x, y = data.splits["train"]
+  history = planned.sweep.fit((x, y), steps=config.steps, weights=planned.train_weights,
+                              batch_size=config.batch_size, shuffle=config.shuffle, log_every=config.log_every)
+  del history
+  if planned.sweep.diverged.any():
+    raise ConfigError(f"{config.name}: a cross-validation fold diverged")
+  valid = planned.sweep.evaluate((x, y), 1 - planned.train_weights)
+  words = command_of(config).split(" ")
+  words = ["--seeds" if w == "--seed" else w for w in words]
+  words[1] = "sweep"
+  unit = data.preprocessing.label_unit
+  metric = f"mae_{unit}" if data.task == "regression" and unit else "mae" if data.task == "regression" else "accuracy"
+  return {"folds": folds, "fold_seed": config.split_seed, "steps": config.steps, "rows": int(len(x)),
+          "metric": metric, "valid": _summary(valid),
+          "interval": "Student t over the folds: mean +- t(0.975, K-1) * std / sqrt(K)",
+          "command": " ".join(words + ["--folds", str(folds)])}
+
+
+def _sweep_in(config, grid, folds, workdir, data_dir, log, save_every, restart, should_stop, download):
+  from flaxzoo.checkpoints.manager import Checkpointer, abstract_like
+  from flaxzoo.experiments.build import build_data
+
+  start = time.perf_counter()
+  data = build_data(config, data_dir, log, download=download)
+  x, y = data.splits["train"]
+  row_ids = data.rows_of("train")
+  settings = _settings_of(config, grid)
+  planned = _plan(config, settings, folds, data)
+  sweep, runs, fold_of, train_weights = planned.sweep, planned.runs, planned.fold_of, planned.train_weights
+  model_name, args, loss = planned.model["name"], planned.model["args"], planned.loss
   identity = standard_json(_identity(config, grid, folds))
 
   directory = workdir / "checkpoints"
@@ -203,14 +258,14 @@ def _sweep_in(config, grid, folds, workdir, data_dir, log, save_every, restart, 
 
     last_save = {"time": time.monotonic(), "step": sweep.step}
 
-    def save(s: Sweep) -> None:
+    def save(s) -> None:
       if last_save["step"] == s.step:
         return
       checkpointer.save(s.step, s.state, {"sweep": identity, "config": config.to_dict(),
                                           "diverged_step": s.diverged_step.tolist(), "step": s.step}, None)
       last_save.update(time=time.monotonic(), step=s.step)
 
-    def save_when_due(s: Sweep) -> None:
+    def save_when_due(s) -> None:
       if save_every or time.monotonic() - last_save["time"] >= SAVE_INTERVAL_S or s.step >= config.steps:
         save(s)
 
@@ -250,10 +305,8 @@ def _sweep_in(config, grid, folds, workdir, data_dir, log, save_every, restart, 
   for setting in settings:
     mine = [r for r in run_records if r["settings"] == setting]
     diverged = any(r["diverged"] for r in mine)
-    names = [key for key, value in mine[0]["valid"].items() if isinstance(value, float) and key != "count"]
     summary.append({"settings": setting, "runs": len(mine), "diverged": diverged,
-                    "valid": None if diverged else {name: interval([r["valid"][name] for r in mine])
-                                                    for name in names}})
+                    "valid": None if diverged else _summary([r["valid"] for r in mine])})
   finite = [s for s in summary if not s["diverged"] and math.isfinite(s["valid"][metric]["mean"])]
   best = min(finite, key=lambda s: s["valid"][metric]["mean"]) if finite else None
   results = {

@@ -113,17 +113,23 @@ def evaluate_checkpoint(workdir, step: int | None = None, *, best: bool = False,
   return results
 
 
-def card_of_run(name: str, trainer, meta: dict[str, Any]) -> dict[str, Any]:
-  """The card of a restored run (`load_trained`'s output): the recipe is the run's own command."""
+def card_of_run(name: str, trainer, meta: dict[str, Any], cv_folds: int | None = None) -> dict[str, Any]:
+  """The card of a restored run (`load_trained`'s output): the recipe is the run's own command; with
+  `cv_folds`, also the recipe's cross-validated metrics (at the run's step; `sweep.cross_validate`)."""
   config: Config = meta["config_object"]
   recipe = {"experiment": config.name, "step": meta["step"], "config": dataclasses.asdict(config),
             "command": command_of(config)}
+  cross_validation = None
+  if cv_folds:
+    from flaxzoo.experiments.sweep import cross_validate
+
+    cross_validation = cross_validate(config.replace(steps=meta["step"]), cv_folds, data=meta["data"])
   return build_card(name, trainer, meta["data"], model=meta["model"], recipe=recipe,
-                    evaluate=lambda split, xy: trainer.evaluate(xy))
+                    evaluate=lambda split, xy: trainer.evaluate(xy), cross_validation=cross_validation)
 
 
 def export_run(workdir, name: str, out="checkpoints", *, step: int | None = None, force: bool = False,
-               data_dir=None) -> pathlib.Path:
+               data_dir=None, cv_folds: int | None = None) -> pathlib.Path:
   """`flaxzoo export`: `<out>/<name>/` from a trained workdir (see `flaxzoo.checkpoints.exporting`)."""
   try:
     check_name(name)
@@ -133,7 +139,7 @@ def export_run(workdir, name: str, out="checkpoints", *, step: int | None = None
   if (target.exists() or target.is_symlink()) and not force:
     raise ConfigError(f"{target} exists; pass --force to replace it")
   trainer, meta = load_trained(workdir, step, data_dir=data_dir)
-  card = card_of_run(name, trainer, meta)
+  card = card_of_run(name, trainer, meta, cv_folds)
   card["recipe"]["exported_by"] = " ".join(shlex.quote(a) for a in ["flaxzoo", *sys.argv[1:]])
   return export(trainer.model, card, out, force=force)
 

@@ -56,6 +56,42 @@ def test_card_metrics_are_recomputed_from_the_arrays(name, brain_age):
   assert card.data["dataset"]["sha256"] == "2145cce715e1cd033bd493d152844977df1fed7db7887e09e70b3547797a27b7"
 
 
+@pytest.mark.parametrize("name", SHIPPED + CLASSIFIERS)
+def test_cards_carry_a_bootstrap_interval_and_the_cross_validation_recomputed_here(name, data_dir):
+  from flaxzoo.checkpoints.card import bootstrap_interval
+  from flaxzoo.datasets.sources import load_data
+  from flaxzoo.experiments import get_experiment
+  from flaxzoo.experiments.sweep import cross_validate
+
+  model, card = load_pretrained(name)
+  config = get_experiment(name).replace(steps=card.data["recipe"]["step"])
+  data = load_data("brain_age", features=config.features, label=config.label, standardize=config.standardize,
+                   data_dir=data_dir)
+  x, y = data.splits["test"]
+  outputs = np.asarray(model(x), np.float64)[:, 0]
+  if name in CLASSIFIERS:
+    per_row, headline = (outputs > 0) == y, card.metrics["test"]["accuracy"]
+  else:
+    per_row, headline = np.abs(outputs - y) * 100, card.metrics["test"]["mae_years"]
+  boot = card.data["test_bootstrap"]
+  expected = bootstrap_interval(per_row)
+  assert boot["value"] == pytest.approx(headline, rel=1e-6) == expected["value"]
+  assert boot["ci95"] == pytest.approx(expected["ci95"], rel=1e-6)
+  assert boot["ci95"][0] < boot["value"] < boot["ci95"][1]
+  cv = card.data["cross_validation"]
+  assert cv["folds"] == 10 and cv["rows"] == len(data.splits["train"][1])
+  import jax
+
+  with jax.numpy_dtype_promotion("standard"):  # optax's Adam (brain_age_gm_lstsq) mixes int32 and float
+    again = cross_validate(config, 10, data=data)
+  for key, stats in cv["valid"].items():
+    assert stats["mean"] == pytest.approx(again["valid"][key]["mean"], rel=1e-6), key
+    assert stats["ci95"] == pytest.approx(again["valid"][key]["ci95"], rel=1e-6), key
+  low, high = cv["valid"][cv["metric"]]["ci95"]
+  assert low < cv["valid"][cv["metric"]]["mean"] < high
+  assert cv["command"] == f"flaxzoo sweep {name} --steps {config.steps} --folds 10"
+
+
 def test_brain_age_group_card_is_recomputed_from_the_arrays(brain_age):
   from sklearn import metrics as skm
 

@@ -38,6 +38,8 @@ def brain_age_metrics(predicted, age, bias) -> dict[str, float]:
 
 def card_readme(card) -> str:
   """The README of a brain-age regression card (generated from card.json)."""
+  from flaxzoo.datasets.preprocessing import uncertainty_lines
+
   test, train = card["metrics"]["test"], card["metrics"]["train"]
   rows = "\n".join(
       f"| {split} | {m['count']} | {m['mae_years']:.3f} | {m['rmse_years']:.3f} | {m['r2']:.5f} | {m['pearson_r']:.4f}"
@@ -51,6 +53,7 @@ def card_readme(card) -> str:
     least_squares = (
         f"\nTraining MSE {train['mse']:.6f}: {100 * card['least_squares']['train_mse_excess']:.3f}% above the exact"
         f"\nleast-squares optimum of the training split ({card['least_squares']['train_mse_optimum']:.6f}).")
+  uncertainty = uncertainty_lines(card)
   return f"""# {card['name']}
 
 Predicts a person's age (years) from brain tissue volumes measured on MRI: a
@@ -66,7 +69,8 @@ Brain-age gap = predicted − age. The corrected gap subtracts the gap's linear
 trend in age fitted on the training split ({bias['slope']:+.4f} × age
 {bias['intercept']:+.3f}; {bias['reference']}).
 
-Recipe: `{card['recipe']['command']}` (step {card['recipe']['step']}; the full config is in card.json).{least_squares}
+{uncertainty}Recipe: `{card['recipe']['command']}` (step {card['recipe']['step']}; the full config is in
+card.json).{least_squares}
 Dataset sha256: `{card['dataset']['sha256']}`. Generated from card.json by `flaxzoo export`.
 
 ```python
