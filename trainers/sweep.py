@@ -299,7 +299,10 @@ class Sweep:
       order = None
       if shuffle == "blocks" and layout.num_blocks > 1:
         order = np.random.default_rng(int(self.seeds[0])).permutation(len(rows[0]))
-      subset = {"x": arrays["x"][rows[0]], "y": arrays["y"][rows[0]], "weight": weights[0][rows[0]]}
+      if len(rows[0]) == n and np.all(weights[0] == 1):
+        subset = {"x": arrays["x"], "y": arrays["y"]}  # every row, unweighted: arranged as `Trainer` does, one copy
+      else:
+        subset = {"x": arrays["x"][rows[0]], "y": arrays["y"][rows[0]], "weight": weights[0][rows[0]]}
       blocks = self._put_shared(arrange(subset, layout, order))
       take = lambda blocks, orders, position: take_block(blocks, orders[0][position])
       key = ("shared", layout.num_blocks, layout.block_size, shuffle, self._step_key())

@@ -216,13 +216,28 @@ class Trainer:
     return exact and self.statistics != "off"
 
   def statistics_of(self, data: Data):
-    """The sufficient statistics of `data` (weighted by its `weight`), on this trainer's devices."""
+    """The sufficient statistics of `data` (weighted by its `weight`), on this trainer's devices.
+
+    On one device, arrays already there (`jax.Array`) are read where they are: no copy of the data.
+    """
+    device = self.placement.devices[0]
+    given = dict(data) if isinstance(data, Mapping) else dict(zip(("x", "y"), data, strict=True))
+    if self.placement.mode == "none" and all(isinstance(v, jax.Array) and v.devices() == {device}
+                                             for v in given.values()):
+      x, y = given["x"], given["y"]
+      if x.ndim != 2 or x.shape[0] == 0 or any(v.shape[0] != x.shape[0] for v in given.values()):
+        raise ValueError(f"train: x must be [examples, features] with as many rows in each array, got"
+                         f" {', '.join(f'{k} {tuple(v.shape)}' for k, v in given.items())}")
+      shift = statistics_lib.shift_of(np.asarray(x[:statistics_lib.SHIFT_ROWS]),
+                                      np.asarray(y[:statistics_lib.SHIFT_ROWS]))
+      weight = given.get("weight")
+      weight = jnp.ones(x.shape[0], jnp.float32) if weight is None else weight.astype(jnp.float32)
+      return statistics_lib.weighted_statistics(x, y, weight, *jax.device_put(shift, device))
     arrays = _as_numpy(data, "train")
     shift = statistics_lib.shift_of(arrays["x"], arrays["y"])
     if self.placement.mode == "none":
       weight = arrays.get("weight", np.ones(len(arrays["x"]), np.float32)).astype(np.float32)
-      return statistics_lib.weighted_statistics(*jax.device_put((arrays["x"], arrays["y"], weight, *shift),
-                                                                self.placement.devices[0]))
+      return statistics_lib.weighted_statistics(*jax.device_put((arrays["x"], arrays["y"], weight, *shift), device))
     layout = make_layout(len(arrays["x"]), None, self.placement.num_shards)
     blocks = self.placement.put_blocks(arrange(arrays, layout))
     shift = self.placement.put_state(shift)
