@@ -243,14 +243,12 @@ def _sweep_in(config, grid, folds, workdir, data_dir, log, save_every, restart, 
     if latest is not None:
       from jax.sharding import SingleDeviceSharding
 
-      target = abstract_like(sweep.state, SingleDeviceSharding(sweep.placement.devices[0]))
+      target = abstract_like(sweep.saved_state(), SingleDeviceSharding(sweep.placement.devices[0]))
       state, meta = checkpointer.restore(latest, target)
       if meta.get("sweep") != identity:
         raise ConfigError(f"{workdir} holds another sweep (step {latest}); pass --restart to start over, or"
                           " another --workdir")
-      from flaxzoo.trainers.placement import to_host
-
-      sweep.state = to_host(state)
+      sweep.restore_state(state)
       sweep.diverged_step = np.asarray(meta["diverged_step"], np.int64)
       log(f"resuming the sweep from step {latest}")
     elif (workdir / "sweep.json").exists():
@@ -261,7 +259,7 @@ def _sweep_in(config, grid, folds, workdir, data_dir, log, save_every, restart, 
     def save(s) -> None:
       if last_save["step"] == s.step:
         return
-      checkpointer.save(s.step, s.state, {"sweep": identity, "config": config.to_dict(),
+      checkpointer.save(s.step, s.saved_state(), {"sweep": identity, "config": config.to_dict(),
                                           "diverged_step": s.diverged_step.tolist(), "step": s.step}, None)
       last_save.update(time=time.monotonic(), step=s.step)
 

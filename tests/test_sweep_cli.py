@@ -102,22 +102,46 @@ LONG_SWEEP = ["sweep", "brain_age_group", "--folds", "3", "--lr", "0.5,1", "--st
               "10000", "--save-every", "40000"]
 
 
-def test_a_sweep_killed_with_sigkill_resumes_to_the_same_sweep_json(tmp_path, data_dir):
-  whole = tmp_path / "whole"
-  assert run_cli(*LONG_SWEEP, "--workdir", whole, "--data-dir", data_dir).returncode == 0
-  killed = tmp_path / "killed"
-  process = start([*LONG_SWEEP, "--workdir", killed, "--data-dir", data_dir])
+def kill_after_first_save(workdir, data_dir):
+  process = start([*LONG_SWEEP, "--workdir", workdir, "--data-dir", data_dir])
   deadline = time.monotonic() + 120
-  while not steps_saved(killed) and process.poll() is None and time.monotonic() < deadline:
+  while not steps_saved(workdir) and process.poll() is None and time.monotonic() < deadline:
     time.sleep(0.005)
   process.kill()
   process.communicate()
   assert process.returncode == -signal.SIGKILL, "the sweep ended before it could be killed"
-  assert 0 < max(steps_saved(killed)) < 200000 and not (killed / "sweep.json").exists()
+  assert 0 < max(steps_saved(workdir)) < 200000 and not (workdir / "sweep.json").exists()
+
+
+@pytest.fixture(scope="module")
+def whole_long_sweep(tmp_path_factory, data_dir):
+  whole = tmp_path_factory.mktemp("whole")
+  assert run_cli(*LONG_SWEEP, "--workdir", whole, "--data-dir", data_dir).returncode == 0
+  return sweep_json(whole)
+
+
+def test_a_sweep_killed_with_sigkill_resumes_to_the_same_sweep_json(whole_long_sweep, tmp_path, data_dir):
+  killed = tmp_path / "killed"
+  kill_after_first_save(killed, data_dir)
   result = run_cli(*LONG_SWEEP, "--workdir", killed, "--data-dir", data_dir)
   assert result.returncode == 0, result.stderr
   assert "resuming the sweep from step" in result.stderr
-  assert sweep_json(killed) == sweep_json(whole)
+  assert sweep_json(killed) == whole_long_sweep
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_on_one_device_resumes_on_eight(whole_long_sweep, tmp_path, data_dir):
+  killed = tmp_path / "killed"
+  kill_after_first_save(killed, data_dir)
+  result = run_cli(*LONG_SWEEP, "--workdir", killed, "--data-dir", data_dir,
+                   env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+  assert result.returncode == 0, result.stderr
+  assert "resuming the sweep from step" in result.stderr and "8 cpu devices (mesh)" in result.stderr
+  resumed = sweep_json(killed)
+  assert len(resumed["runs"]) == len(whole_long_sweep["runs"]) == 6  # padded to 8 models on 8 devices, 6 saved
+  for mine, theirs in zip(resumed["runs"], whole_long_sweep["runs"], strict=True):
+    assert mine["valid_rows"] == theirs["valid_rows"]
+    assert mine["valid"]["log_loss"] == pytest.approx(theirs["valid"]["log_loss"], rel=1e-5)
 
 
 def test_refit_trains_the_best_setting_as_a_run(tmp_path, data_dir):

@@ -171,6 +171,22 @@ class Sweep:
     return TrainState(params=self._put_models(state.params), opt_state=self._put_models(state.opt_state),
                       step=self._put_shared(state.step), rng=self._put_models(state.rng))
 
+  def saved_state(self) -> TrainState:
+    """The state to checkpoint: host arrays of the `K` models (without the padding of the model axis to the
+    device count), so that it restores on any number of devices (`restore_state`)."""
+    state = to_host(self.state)
+    trim = lambda v: v[:self.num_models]
+    return state.replace(params=jax.tree.map(trim, state.params), opt_state=jax.tree.map(trim, state.opt_state),
+                         rng=trim(state.rng))
+
+  def restore_state(self, state: TrainState) -> None:
+    """Takes a `saved_state` (of this sweep's `K` models) back, padded for this sweep's devices."""
+    state = to_host(state)
+    extra = self._padded - self.num_models
+    pad = lambda v: np.concatenate([v, np.repeat(v[-1:], extra, axis=0)]) if extra else v
+    self.state = state.replace(params=jax.tree.map(pad, state.params), opt_state=jax.tree.map(pad, state.opt_state),
+                               rng=pad(state.rng))
+
   @property
   def diverged(self) -> np.ndarray:
     """`[K]` bool: the models that stopped being finite."""
