@@ -47,31 +47,34 @@ def _positive(kind):
 _step = _number(int, lambda v: 0 <= v < 2**31, f"between 0 and {2**31 - 1}")
 
 
-def _field_type(field):
-  """argparse's `type` for a schema field: the schema's own parse and check, errors in one line."""
-  from flaxzoo.experiments.config import parse_flag_value
+def _argparse_type(convert):
+  """argparse's `type` from `convert(text)`: its ValueError becomes argparse's one-line error."""
 
   def parse(text: str):
     try:
-      return parse_flag_value(field, text)
+      return convert(text)
     except ValueError as e:
       raise argparse.ArgumentTypeError(str(e)) from None
 
   return parse
+
+
+def _field_type(field):
+  """argparse's `type` for a schema field: the schema's own parse and check, errors in one line."""
+  from flaxzoo.experiments.config import parse_flag_value
+
+  return _argparse_type(lambda text: parse_flag_value(field, text))
 
 
 def _list_type(field_name: str):
   """argparse's `type` for a comma-separated list of a schema field's values (`flaxzoo sweep`)."""
 
-  def parse(text: str):
-    from flaxzoo.experiments.sweep import parse_list
+  def convert(text: str):
+    from flaxzoo.experiments.sweep import parse_list  # only when the flag is given: --help stays light
 
-    try:
-      return parse_list(text, field_name)
-    except ValueError as e:
-      raise argparse.ArgumentTypeError(str(e)) from None
+    return parse_list(text, field_name)
 
-  return parse
+  return _argparse_type(convert)
 
 
 def _add_config_flags(parser: argparse.ArgumentParser, skip=()) -> None:

@@ -81,3 +81,23 @@ def make_fused_loop(train_step, epoch_order_fn, num_blocks: int, take_fn=None, f
 def _finite_loss(state, loss):
   finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(state.params)]))
   return jnp.where(finite, loss, jnp.nan)
+
+
+def stop_points(first: int, end: int, periods) -> list[int]:
+  """The steps in `(first, end]` where a fit stops between compiled calls: every multiple of each period
+  (None: none) and `end`, sorted."""
+  stops = {end}
+  for every in periods:
+    if every:
+      stops.update(range((first // every + 1) * every, end, every))
+  return sorted(stops)
+
+
+def next_call(remaining: int, log_every: int) -> tuple[int, int]:
+  """`(num_logs, steps_per_log)` of the next compiled call towards a stop `remaining` steps away.
+
+  About 1000 steps a call: a fit's `should_stop` is polled that often, and every call (uninterrupted or
+  resumed) runs one of the same few executables.
+  """
+  num_logs = min(remaining // log_every, max(1, 1000 // log_every))
+  return (num_logs, log_every) if num_logs else (1, remaining)

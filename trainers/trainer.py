@@ -31,7 +31,7 @@ from flaxzoo.trainers.batching import (
   make_take_fn,
   take_block,
 )
-from flaxzoo.trainers.loop import make_fused_loop
+from flaxzoo.trainers.loop import make_fused_loop, next_call, stop_points
 from flaxzoo.trainers.placement import Placement, make_placement, to_host
 from flaxzoo.trainers.steps import (
   STREAM_MIN_CHUNKS,
@@ -88,6 +88,16 @@ def _as_numpy(data: Data, name: str) -> dict[str, np.ndarray]:
   if len(x) == 0:
     raise ValueError(f"{name}: no examples")
   return arrays
+
+
+def check_fit_arguments(steps, log_every, batch_size, shuffle, shuffles=SHUFFLES) -> None:
+  """ValueError naming the argument unless `fit`'s numbers are positive integers and `shuffle` is known."""
+  for name, value in (("steps", steps), ("log_every", log_every), ("batch_size", batch_size)):
+    if (value is not None or name != "batch_size") and (
+        isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0):
+      raise ValueError(f"{name} must be a positive integer, got {value!r}")
+  if shuffle not in shuffles:
+    raise ValueError(f"unknown shuffle {shuffle!r}; known: {', '.join(shuffles)}")
 
 
 class Trainer:
@@ -320,14 +330,7 @@ class Trainer:
         once per block of `log_every` steps, on device); `self.state` is then
         the last finite state, and no hook or `on_checkpoint` saw the others.
     """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
-      raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if isinstance(log_every, bool) or not isinstance(log_every, (int, np.integer)) or log_every <= 0:
-      raise ValueError(f"log_every must be a positive integer, got {log_every!r}")
-    if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size <= 0):
-      raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if shuffle not in SHUFFLES:
-      raise ValueError(f"unknown shuffle {shuffle!r}; known: {', '.join(SHUFFLES)}")
+    check_fit_arguments(steps, log_every, batch_size, shuffle)
     if shuffle == "rows" and self.placement.mode == "pmap":
       # Each pmap device holds its own rows: a global row permutation would
       # need every device's data. jit over a Mesh gathers across devices.
@@ -353,27 +356,17 @@ class Trainer:
     periodic = [(every, fn) for every, fn in hooks]
     if on_checkpoint:
       periodic.append((checkpoint_every, lambda trainer, _: on_checkpoint(trainer)))
-    stops = {end}
-    for every, _ in periodic:
-      if every:
-        stops.update(range((first // every + 1) * every, end, every))
-    targets = sorted(stops)
+    targets = stop_points(first, end, [every for every, _ in periodic])
 
     def run_due(step: int) -> None:
       for every, fn in periodic:
         if step == end or (every and step % every == 0):
           fn(self, history)
 
-    # About 1000 steps a call: should_stop is polled that often, and every
-    # call (uninterrupted or resumed) runs one of the same few executables.
-    logs_per_call = max(1, 1000 // log_every)
     current = first
     for target in targets:
       while current < target and not history.stopped:
-        remaining = target - current
-        num_logs, steps_per_log = min(remaining // log_every, logs_per_call), log_every
-        if num_logs == 0:
-          num_logs, steps_per_log = 1, remaining
+        num_logs, steps_per_log = next_call(target - current, log_every)
         before = state
         state, logged_steps, logged_losses = run(state, blocks, num_logs, steps_per_log)
         # Reading the losses waits for the call: never many calls in flight.
