@@ -165,3 +165,27 @@ def test_bad_sweep_arguments_are_one_line(args, message, tmp_path):
   result = run_cli("sweep", "brain_age_gm", *args, "--workdir", tmp_path)
   assert result.returncode == 2
   assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_csv_sweep_names_the_files_rows_and_stratifies_its_folds(tmp_path):
+  rng = np.random.default_rng(0)
+  rows = 90
+  a, b = rng.normal(size=rows), rng.normal(size=rows)
+  label = np.where(a + b > 0.8, "high", np.where(a + b < -0.8, "low", "mid"))
+  table = tmp_path / "data.csv"
+  table.write_text("a,b,kind\n" + "".join(f"{x:.4f},{y:.4f},{k}\n" for x, y, k in zip(a, b, label, strict=True)))
+  result = run_cli("sweep", "linear", "--dataset", f"csv:{table}", "--label", "kind", "--folds", "3", "--lr", "0.1,1",
+                   "--steps", "200", "--workdir", tmp_path / "run")
+  assert result.returncode == 0, result.stderr
+  out = sweep_json(tmp_path / "run")
+  assert out["task"] == "classification" and out["metric"] == "valid/log_loss" and len(out["runs"]) == 6
+  data = load_data(f"csv:{table}", label="kind")
+  train_ids, test_ids = data.rows_of("train").tolist(), data.rows_of("test").tolist()
+  assert sorted(train_ids + test_ids) == list(range(rows))  # the file's own data rows
+  folds = [r for r in out["runs"] if r["settings"]["learning_rate"] == 0.1]
+  assert sorted(sum((r["valid_rows"] for r in folds), [])) == sorted(train_ids)
+  for run in folds:  # stratified: each fold holds each class in proportion, within one row
+    held = label[run["valid_rows"]]
+    for kind in ("high", "low", "mid"):
+      share = np.mean(label[train_ids] == kind) * len(run["valid_rows"])
+      assert abs(np.sum(held == kind) - share) <= 1.5
