@@ -375,7 +375,10 @@ class Sweep:
         `Trainer.fit` (`on_checkpoint(self)` at multiples of
         `checkpoint_every` and at the end).
     """
-    check_fit_arguments(steps, log_every, batch_size, shuffle, ("blocks", "none"))  # rows: not yet per model
+    if shuffle == "rows":
+      raise ValueError("a sweep shuffles 'blocks' or 'none'; 'rows' (a fresh permutation per model and epoch) is"
+                       " not supported yet")
+    check_fit_arguments(steps, log_every, batch_size, shuffle)
     arrays = _as_numpy(train, "train")
     weights = self._weights(weights, len(arrays["x"]))
     path, key, make_step, order_fn, take, num_blocks, blocks = self._prepare(arrays, weights, batch_size, shuffle)
