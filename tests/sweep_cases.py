@@ -38,10 +38,12 @@ def relative(a, b) -> float:
   return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
-def compare(name: str, data_dir, parallel: str = "none") -> dict:
+def compare(name: str, data_dir, parallel: str = "none", every: bool = True) -> dict:
   """`{"vs_rows": [...], "vs_weights": [...]}`: each model against `Trainer.fit` on its fold's rows and on
   all rows weighted by its fold (the same problem, summed the same way). The sweep runs with `parallel`
-  (several devices: each trains its share of the models); the lone fits on one device, as each model does."""
+  (several devices: each trains its share of the models); the lone fits on one device, as each model does.
+  `every=False` checks one model a fold (fold f with the f-th learning rate: every fold and every rate once),
+  each lone fit being a compilation of its own."""
   label, model_name, loss, steps, batch_size, own_seeds, l2, factor = CASES[name]
   data = load_data("brain_age", features="tissue", label=label, standardize=label == "age_group", data_dir=data_dir)
   x, y = data.splits["train"]
@@ -56,6 +58,8 @@ def compare(name: str, data_dir, parallel: str = "none") -> dict:
                       batch_size=batch_size, log_every=100)
   out = {"path": history.path, "devices": len(sweep.placement.devices), "vs_rows": [], "vs_weights": [], "diverged": sweep.diverged.tolist()}
   for k, (f, lr, seed) in enumerate(settings):
+    if not every and LEARNING_RATES.index(lr / factor) != f % len(LEARNING_RATES):
+      continue
     rows = folds[f] > 0
     for key, train in (("vs_rows", (x[rows], y[rows])), ("vs_weights", {"x": x, "y": y, "weight": folds[f]})):
       if key == "vs_weights" and batch_size is not None:
