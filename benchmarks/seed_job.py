@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from timing import timed  # benchmarks/timing.py (the script's folder is on sys.path)
 
 from flaxzoo.datasets import TissueFractions, load_split
 from flaxzoo.trainers import Trainer
@@ -62,15 +63,6 @@ def jitted_step_loop(x, y, w, b, steps):
   for _ in range(steps):
     params = step(params)
   return jax.block_until_ready(params)
-
-
-def timed(fn, repeats):
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    result = fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times), (min(times), max(times)), result
 
 
 def bench_features(features, steps, repeats, reference_repeats, data_dir):

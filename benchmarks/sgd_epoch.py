@@ -32,8 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import time
 import warnings
 
 import jax
@@ -41,20 +39,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from timing import median_time  # benchmarks/timing.py (the script's folder is on sys.path)
 
 from flaxzoo.trainers import Trainer
 from flaxzoo.zoo import LinearRegression
 
 LR = 0.05
-
-
-def median_time(fn, repeats):
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times), (min(times), max(times))
 
 
 def make_data(rows, d, seed=0):

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 
 import jax
@@ -33,19 +32,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from timing import median_time  # benchmarks/timing.py (the script's folder is on sys.path)
 
 from flaxzoo.datasets.sources import load_data
 from flaxzoo.trainers import Sweep, Trainer
 from flaxzoo.zoo import LinearRegression, create_model
 
 
-def median_time(fn, repeats: int) -> float:
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+def seconds(fn, repeats: int) -> float:
+  """The median time of `fn()`, its device work included."""
+  return median_time(lambda: jax.block_until_ready(fn()), repeats)[0]
 
 
 def brain_age(repeats: int, steps: int, folds: int, rates: int, loop_models: int) -> dict:
@@ -61,10 +57,10 @@ def brain_age(repeats: int, steps: int, folds: int, rates: int, loop_models: int
   start = time.perf_counter()
   sweep.fit((x, y), steps=steps, weights=weights)
   compile_s = time.perf_counter() - start
-  sweep_s = median_time(lambda: sweep.fit((x, y), steps=steps, weights=weights).train_seconds, repeats)
+  sweep_s = seconds(lambda: sweep.fit((x, y), steps=steps, weights=weights).train_seconds, repeats)
   one = Trainer(model(), optax.sgd(0.05), "mse", parallel="none", statistics="off")
   one.fit((x, y), steps=steps, final_metrics=False)
-  one_s = median_time(lambda: one.fit((x, y), steps=steps, final_metrics=False), repeats)
+  one_s = seconds(lambda: one.fit((x, y), steps=steps, final_metrics=False), repeats)
 
   def loop():  # what a user writes: a Trainer per setting, each fit on its fold's rows
     for f, lr in settings[:loop_models]:
@@ -73,7 +69,7 @@ def brain_age(repeats: int, steps: int, folds: int, rates: int, loop_models: int
           (x[rows], y[rows]), steps=steps, final_metrics=False)
 
   # As written, every new Trainer compiles its loop again: timed on `loop_models` fits, scaled up.
-  as_written_s = median_time(loop, 1) * len(settings) / loop_models
+  as_written_s = seconds(loop, 1) * len(settings) / loop_models
   # The conservative baseline: a loop that never compiles, every fit as fast as the warm one above.
   loop_s = len(settings) * one_s
   return {"models": len(settings), "steps": steps, "sweep_s": sweep_s, "sweep_compile_s": compile_s,
@@ -91,13 +87,13 @@ def minibatch(repeats: int, rows: int, features: int, models: int, batch: int) -
   sweep = Sweep([LinearRegression(features, rngs=nnx.Rngs(0)) for _ in lrs], optax.sgd, {"learning_rate": lrs}, "mse",
                 parallel="none")
   sweep.fit((x, y), steps=steps, batch_size=batch)
-  sweep_s = median_time(lambda: sweep.fit((x, y), steps=steps, batch_size=batch).train_seconds, repeats)
+  sweep_s = seconds(lambda: sweep.fit((x, y), steps=steps, batch_size=batch).train_seconds, repeats)
   trainers = [Trainer(LinearRegression(features, rngs=nnx.Rngs(0)), optax.sgd(lr), "mse", parallel="none")
               for lr in lrs]
   for t in trainers:
     t.fit((x, y), steps=steps, batch_size=batch, final_metrics=False)
-  one_s = median_time(lambda: trainers[0].fit((x, y), steps=steps, batch_size=batch, final_metrics=False), repeats)
-  sequential_s = median_time(
+  one_s = seconds(lambda: trainers[0].fit((x, y), steps=steps, batch_size=batch, final_metrics=False), repeats)
+  sequential_s = seconds(
       lambda: [t.fit((x, y), steps=steps, batch_size=batch, final_metrics=False) for t in trainers], repeats)
   return {"rows": rows, "features": features, "models": models, "batch": batch, "steps": steps,
           "sweep_s": sweep_s, "one_fit_s": one_s, "sequential_s": sequential_s,
@@ -111,14 +107,14 @@ def full_batch(repeats: int, rows: int, features: int, steps: int) -> dict:
   trainer = Trainer(LinearRegression(features, rngs=nnx.Rngs(0)), optax.sgd(0.1), "mse", parallel="none")
   assert trainer.uses_statistics(rows)
   trainer.fit((x, y), steps=steps, final_metrics=False)
-  host_fit_s = median_time(lambda: trainer.fit((x, y), steps=steps, final_metrics=False), repeats)
+  host_fit_s = seconds(lambda: trainer.fit((x, y), steps=steps, final_metrics=False), repeats)
   resident = jax.device_put((x, y))  # the data already on the device, as the floor reads it
   trainer.fit(resident, steps=steps, final_metrics=False)
-  fit_s = median_time(lambda: trainer.fit(resident, steps=steps, final_metrics=False), repeats)
+  fit_s = seconds(lambda: trainer.fit(resident, steps=steps, final_metrics=False), repeats)
   read = jax.jit(lambda a: jnp.sum(a, axis=0))
   read(resident[0])
-  floor_s = median_time(lambda: read(resident[0]), max(repeats, 5))
-  copy_s = median_time(lambda: jax.device_put(x), repeats)
+  floor_s = seconds(lambda: read(resident[0]), max(repeats, 5))
+  copy_s = seconds(lambda: jax.device_put(x), repeats)
   return {"rows": rows, "features": features, "steps": steps, "fit_s": fit_s, "memory_floor_s": floor_s,
           "fit_from_host_s": host_fit_s, "host_to_device_copy_s": copy_s,
           "bytes": x.nbytes, "full_batch_x_memory_floor": fit_s / floor_s}

@@ -21,7 +21,15 @@ from flaxzoo.experiments.metric_log import MetricLog, read_metrics
 from flaxzoo.experiments.named import EXPERIMENTS, get_experiment
 from flaxzoo.experiments.phases import Phases
 from flaxzoo.experiments.progress import Progress
-from flaxzoo.experiments.workdir import STATE_DIR, WorkdirLock, claim, move_aside, set_aside_outputs, write_json_atomic
+from flaxzoo.experiments.workdir import (
+  STATE_DIR,
+  WorkdirLock,
+  check_kind,
+  claim,
+  move_aside,
+  set_aside_outputs,
+  write_json_atomic,
+)
 from flaxzoo.trainers.trainer import History, Trainer
 
 
@@ -197,6 +205,7 @@ def train_in(
       checkpointer = Checkpointer(directory, keep=keep, keep_best=keep_best, async_save=async_save)
       latest = checkpointer.latest_step()
       if latest is not None:
+        check_kind(workdir, checkpointer.restore_meta(latest), "run")
         target = restore_target(trainer)
         step, (state, meta) = checkpointer.restore_with_fallback(
             latest, lambda s: checkpointer.restore(s, target), fallback, log)

@@ -36,11 +36,11 @@ import numpy as np
 
 from flaxzoo.checkpoints.card import library_versions
 from flaxzoo.checkpoints.files import standard_json
-from flaxzoo.experiments.config import OPTIMIZERS, Config
+from flaxzoo.experiments.config import OPTIMIZERS, Config, resumable_fields
 from flaxzoo.experiments.errors import ConfigError, Interrupted
-from flaxzoo.experiments.workdir import WorkdirLock, claim, move_aside, write_json_atomic
+from flaxzoo.experiments.workdir import WorkdirLock, check_kind, claim, move_aside, write_json_atomic
 
-# Lists a sweep takes, by `Config` field: (flag, kind).
+# Lists a sweep takes: `Config` field -> flag.
 GRID = {"learning_rate": "--lr", "l2": "--l2", "seed": "--seeds"}
 DEFAULT_FOLDS = 5
 SAVE_INTERVAL_S = 60.0
@@ -50,20 +50,13 @@ METRIC = {"regression": "mse", "classification": "log_loss"}
 
 def parse_list(text: str, field: str) -> tuple:
   """`"0.01,0.05"` → `(0.01, 0.05)` checked as the schema checks `field`; ValueError in one line."""
-  from flaxzoo.experiments.config import check_field, parse_flag_value
+  from flaxzoo.experiments.config import parse_flag_value
 
   f = {f.name: f for f in dataclasses.fields(Config)}[field]
   items = [item.strip() for item in text.split(",")]
   if not text.strip() or any(not item for item in items):
     raise ValueError(f"a comma-separated list of values, got {text!r}")
-  values = []
-  for item in items:
-    value = parse_flag_value(f, item)
-    try:
-      check_field(f, value, GRID[field])
-    except ConfigError as e:
-      raise ValueError(str(e).split(": ", 1)[-1]) from None
-    values.append(value)
+  values = [parse_flag_value(f, item) for item in items]  # the schema's own parse and check of each
   if len(set(values)) != len(values):
     raise ValueError(f"a value is given twice in {text!r}")
   return tuple(values)
@@ -109,10 +102,8 @@ def _settings_of(config: Config, grid: dict[str, tuple]) -> list[dict[str, Any]]
 
 
 def _identity(config: Config, grid, folds: int) -> dict[str, Any]:
-  """What a resumed sweep must share with the checkpoint."""
-  fields = config.to_dict()
-  for name in ("log_every", "parallel", "devices", "steps"):
-    fields.pop(name)
+  """What a resumed sweep must share with the checkpoint: all but the fields a resumed run may change."""
+  fields = {k: v for k, v in config.to_dict().items() if k not in resumable_fields()}
   return {"config": fields, "grid": {k: list(v) for k, v in grid.items()}, "folds": folds}
 
 
@@ -241,6 +232,7 @@ def _sweep_in(config, grid, folds, workdir, data_dir, log, save_every, restart, 
   try:
     latest = checkpointer.latest_step()
     if latest is not None:
+      check_kind(workdir, checkpointer.restore_meta(latest), "sweep")
       from jax.sharding import SingleDeviceSharding
 
       target = abstract_like(sweep.saved_state(), SingleDeviceSharding(sweep.placement.devices[0]))

@@ -33,7 +33,7 @@ MARKER = "workdir.json"
 FORMAT = "flaxzoo-workdir/1"
 # What a run writes at the top of its workdir, and what a new run moves aside.
 OUTPUTS = ("results.json", "eval.json", "plots")
-OWN_NAMES = ("checkpoints", "metrics.jsonl", "tb", STATE_DIR) + OUTPUTS
+OWN_NAMES = ("checkpoints", "metrics.jsonl", "tb", STATE_DIR, "sweep.json", "best") + OUTPUTS
 
 
 def prepare_workdir(workdir) -> pathlib.Path:
@@ -147,6 +147,15 @@ class WorkdirLock:
   def __exit__(self, *exc) -> None:
     self._owner.unlink(missing_ok=True)
     self._lock.release()
+
+
+def check_kind(workdir: pathlib.Path, meta: dict, kind: str) -> None:
+  """ConfigError unless the checkpoint `meta` of `workdir` is of a `kind` ("run" or "sweep") run."""
+  found = "sweep" if "sweep" in meta else "run"
+  if found != kind:
+    what = {"run": "a training run (flaxzoo train)", "sweep": "a sweep (flaxzoo sweep)"}
+    raise ConfigError(f"{workdir} holds the checkpoints of {what[found]}, not of {what[kind]}; choose another"
+                      " --workdir")
 
 
 def set_aside_outputs(workdir: pathlib.Path, log) -> None:

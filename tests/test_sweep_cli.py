@@ -189,3 +189,20 @@ def test_a_csv_sweep_names_the_files_rows_and_stratifies_its_folds(tmp_path):
     for kind in ("high", "low", "mid"):
       share = np.mean(label[train_ids] == kind) * len(run["valid_rows"])
       assert abs(np.sum(held == kind) - share) <= 1.5
+
+
+def test_a_sweep_and_a_run_never_take_each_others_checkpoints(tmp_path, data_dir):
+  run, sweep = tmp_path / "run", tmp_path / "sweep"
+  assert run_cli("train", "brain_age_gm", "--steps", "10", "--workdir", run, "--data-dir", data_dir).returncode == 0
+  assert run_cli("sweep", "brain_age_gm", "--steps", "10", "--folds", "2", "--workdir", sweep,
+                 "--data-dir", data_dir).returncode == 0
+  before = {p: p.read_bytes() for d in (run, sweep) for p in sorted(d.rglob("*")) if p.is_file()}
+  into_run = run_cli("sweep", "brain_age_gm", "--steps", "10", "--workdir", run, "--data-dir", data_dir)
+  into_sweep = run_cli("train", "brain_age_gm", "--steps", "10", "--workdir", sweep, "--data-dir", data_dir)
+  assert into_run.returncode == into_sweep.returncode == 2
+  assert "holds the checkpoints of a training run (flaxzoo train), not of a sweep" in into_run.stderr
+  assert "holds the checkpoints of a sweep (flaxzoo sweep), not of a training run" in into_sweep.stderr
+  assert len(into_run.stderr.strip().splitlines()) == len(into_sweep.stderr.strip().splitlines()) == 1
+  after = {p: p.read_bytes() for d in (run, sweep) for p in sorted(d.rglob("*")) if p.is_file()
+           if ".flaxzoo" not in p.parts}
+  assert after == {p: b for p, b in before.items() if ".flaxzoo" not in p.parts}  # nothing written over or lost

@@ -14,9 +14,9 @@ moments are summed once, not once a step.
 
 Accuracy: the moments are taken about a shift close to the means (the mean
 of the first rows), so that the covariances are not small differences of
-large float32 sums; `W` and `b` are read off the model itself (its outputs
-at 0 and at the unit vectors), so the gradient reaches the model's own
-parameters whatever their layout.
+large float32 sums; `W` and `b` come from the model's own `affine_map()`
+(for the linear models: the kernel and the bias as they are), so the
+gradient reaches the model's parameters exactly, whatever their layout.
 """
 
 from __future__ import annotations
@@ -120,6 +120,15 @@ def applies(loss: Any, affine: bool, full_batch: bool) -> bool:
 
   mse = (isinstance(loss, str) and loss == "mse") or loss is squared_errors
   return mse and full_batch and affine
+
+
+def chosen(mode: str, loss: Any, affine: bool, full_batch: bool) -> bool:
+  """Whether a fit runs from the statistics under `mode` (`auto`: where `applies`; `off`: never; `on`:
+  always, a ValueError where they do not apply)."""
+  exact = applies(loss, affine, full_batch)
+  if mode == "on" and not exact:
+    raise ValueError("statistics='on' needs the MSE loss, an affine model (linear_regression) and a full batch")
+  return exact and mode != "off"
 
 
 STATISTICS_MODES = ("auto", "on", "off")

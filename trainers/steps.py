@@ -72,6 +72,12 @@ def _psum(tree, axis_name):
   return unflatten(jax.lax.psum(flat, axis_name))
 
 
+def is_penalised(l2) -> bool:
+  """Whether a step computes the L2 penalty: any `l2` but the Python number 0 (a traced value may be
+  non-zero)."""
+  return not (isinstance(l2, (int, float)) and l2 == 0)
+
+
 def make_train_step(apply_fn, per_example_loss_fn, tx: optax.GradientTransformation, axis_name=None, l2: float = 0.0,
                     row_chunk: int | None = None, shards: int | None = None, constrain=None):
   """`train_step(state, batch) -> (state, loss)`: one gradient step, pure.
@@ -84,7 +90,9 @@ def make_train_step(apply_fn, per_example_loss_fn, tx: optax.GradientTransformat
       that line-search optimizers such as `optax.lbfgs` work; others ignore them.
     axis_name: the `pmap` axis to sum gradients over, or None (one device,
       or `jit` over a mesh, where the sums are global already).
-    l2: weight of `losses.l2_penalty`, added once after the sum over devices.
+    l2: weight of `losses.l2_penalty`, added once after the sum over devices;
+      a Python number (0: no penalty computed) or a traced value (`Sweep`: one
+      per model, inside `vmap`).
     shards, constrain: under `jit` over a Mesh, the batch's row shards and a
       function that pins axis 0 of a pytree to the mesh's data axis: the
       gradient is then summed over shards in one flat buffer (one all-reduce).
@@ -97,8 +105,10 @@ def make_train_step(apply_fn, per_example_loss_fn, tx: optax.GradientTransformat
       1.9x as long as in 2 chunks of 4096).
   """
 
+  penalised = is_penalised(l2)
+
   def penalty(params):
-    return l2 * l2_penalty(params) if l2 else jnp.zeros((), jnp.float32)
+    return l2 * l2_penalty(params) if penalised else jnp.zeros((), jnp.float32)
 
   def train_step(state: TrainState, batch: Batch):
     def data_loss(params):
@@ -134,7 +144,7 @@ def make_train_step(apply_fn, per_example_loss_fn, tx: optax.GradientTransformat
     else:
       loss, grads = jax.value_and_grad(data_loss)(state.params)
     loss, grads = _psum((loss, grads), axis_name)
-    if l2:
+    if penalised:
       extra, extra_grads = jax.value_and_grad(penalty)(state.params)
       loss, grads = loss + extra, jax.tree.map(jnp.add, grads, extra_grads)
     updates, opt_state = tx.update(
@@ -159,13 +169,15 @@ def make_eval_step(apply_fn, sums_fn, axis_name=None):
 def make_statistics_step(affine_fn, tx: optax.GradientTransformation, l2: float = 0.0):
   """`step(state, stats) -> (state, loss)`: one gradient step of full-batch least squares from its
   sufficient statistics (`flaxzoo.trainers.statistics`): O(d²), the data is not read. `affine_fn(params)
-  -> (W, b)` (`statistics.make_affine_fn`)."""
+  -> (W, b)` (`statistics.make_affine_fn`); `l2` as `make_train_step`'s."""
   from flaxzoo.trainers.statistics import statistics_loss
+
+  penalised = is_penalised(l2)
 
   def step(state: TrainState, stats):
     def objective(params):
       value = statistics_loss(affine_fn, params, stats)
-      return value + l2 * l2_penalty(params) if l2 else value
+      return value + l2 * l2_penalty(params) if penalised else value
 
     loss, grads = jax.value_and_grad(objective)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss, grad=grads, value_fn=objective)

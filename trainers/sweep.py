@@ -48,7 +48,7 @@ from flaxzoo.trainers import statistics as statistics_lib
 from flaxzoo.trainers.batching import arrange, make_epoch_order_fn, make_layout, take_block
 from flaxzoo.trainers.loop import make_fused_loop, next_call, stop_points
 from flaxzoo.trainers.placement import make_placement, to_host
-from flaxzoo.trainers.steps import TrainState, make_apply_fn
+from flaxzoo.trainers.steps import TrainState, make_apply_fn, make_statistics_step, make_train_step
 from flaxzoo.trainers.trainer import _as_numpy, check_fit_arguments
 
 # Steps of the statistics path a loop iteration (160 brain-age models, 15000 steps: 61 ms → 55 ms).
@@ -222,49 +222,32 @@ class Sweep:
     return weights
 
   def _model_step(self, data_axis, weight_axis=0):
-    """`step(state, batch) -> (state, loss [K])` for every model at once; the batch's rows (`data_axis`)
-    and weights (`weight_axis`) per model (0) or shared (None)."""
+    """`step(state, batch) -> (state, loss [K])` for every model at once: `Trainer`'s own step
+    (`steps.make_train_step`) under `vmap`, each model with its L2; the batch's rows (`data_axis`) and
+    weights (`weight_axis`) per model (0) or shared (None)."""
     apply_fn, loss_fn, tx = self._apply_fn, self.loss_fn, self.tx
-    any_l2 = bool(np.any(self.l2))
-
-    def one(params, opt_state, l2, batch):
-      def data_loss(p):
-        return jnp.sum(batch["scale"] * loss_fn(apply_fn(p, batch["x"]), batch["y"]))
-
-      def objective(p):
-        return data_loss(p) + l2 * losses_lib.l2_penalty(p) if any_l2 else data_loss(p)
-
-      loss, grads = jax.value_and_grad(data_loss)(params)
-      if any_l2:  # as `Trainer`: the penalty's gradient added after the data's
-        extra, extra_grads = jax.value_and_grad(lambda p: l2 * losses_lib.l2_penalty(p))(params)
-        loss, grads = loss + extra, jax.tree.map(jnp.add, grads, extra_grads)
-      updates, opt_state = tx.update(grads, opt_state, params, value=loss, grad=grads, value_fn=objective)
-      return optax.apply_updates(params, updates), opt_state, loss
-
     axes = {"x": data_axis, "y": data_axis, "weight": weight_axis, "scale": weight_axis}
-    stepped = jax.vmap(one, in_axes=(0, 0, 0, axes))
-    return self._wrap(stepped)
+    return self._vmapped(lambda l2: make_train_step(apply_fn, loss_fn, tx, l2=l2), axes)
 
   def _statistics_step(self):
-    affine_fn, tx = statistics_lib.make_affine_fn(self.graphdef, self._rest), self.tx
-    any_l2 = bool(np.any(self.l2))
+    """The same for full-batch least squares: `steps.make_statistics_step` under `vmap`."""
+    affine_fn = statistics_lib.make_affine_fn(self.graphdef, self._rest)
+    return self._vmapped(lambda l2: make_statistics_step(affine_fn, self.tx, l2=l2), 0)
 
-    def one(params, opt_state, l2, stats):
-      def objective(p):
-        value = statistics_lib.statistics_loss(affine_fn, p, stats)
-        return value + l2 * losses_lib.l2_penalty(p) if any_l2 else value
+  def _vmapped(self, make_step, batch_axes):
+    """`make_step(l2)`'s step for every model: its parameters, optimizer state and L2 on the model axis
+    (no L2 at all when every model's is 0, as `Trainer` with `l2=0`)."""
+    l2 = jnp.asarray(self._l2) if np.any(self.l2) else None
 
-      loss, grads = jax.value_and_grad(objective)(params)
-      updates, opt_state = tx.update(grads, opt_state, params, value=loss, grad=grads, value_fn=objective)
-      return optax.apply_updates(params, updates), opt_state, loss
+    def one(params, opt_state, model_l2, batch):
+      state = TrainState(params=params, opt_state=opt_state, step=jnp.zeros((), jnp.int32), rng=None)
+      state, loss = make_step(0.0 if model_l2 is None else model_l2)(state, batch)
+      return state.params, state.opt_state, loss
 
-    return self._wrap(jax.vmap(one))
-
-  def _wrap(self, stepped):
-    l2 = self._l2
+    stepped = jax.vmap(one, in_axes=(0, 0, None if l2 is None else 0, batch_axes))
 
     def step(state: TrainState, batch):
-      params, opt_state, loss = stepped(state.params, state.opt_state, jnp.asarray(l2), batch)
+      params, opt_state, loss = stepped(state.params, state.opt_state, l2, batch)
       return state.replace(params=params, opt_state=opt_state, step=state.step + 1), loss
 
     return step
@@ -278,11 +261,7 @@ class Sweep:
   def _prepare(self, arrays, weights, batch_size, shuffle):
     """`(path, loop key, step maker, epoch order fn, take fn, num_blocks, device blocks)` for this data."""
     n = len(arrays["x"])
-    if self.statistics == "on" or (self.statistics == "auto" and
-                                   statistics_lib.applies(self._loss_spec, self._affine,
-                                                          batch_size is None or batch_size >= n)):
-      if not statistics_lib.applies(self._loss_spec, self._affine, batch_size is None or batch_size >= n):
-        raise ValueError("statistics='on' needs the MSE loss, an affine model and a full batch")
+    if statistics_lib.chosen(self.statistics, self._loss_spec, self._affine, batch_size is None or batch_size >= n):
       return ("statistics",) + self._prepare_statistics(arrays, weights)
     order_of_epoch = make_epoch_order_fn(1)
     if batch_size is None or batch_size >= n:
@@ -449,7 +428,6 @@ class Sweep:
         return jax.vmap(lambda p, w, s: sums_fn(apply_fn(p, x), y, w, s))(params, weights, shift)
 
       self._eval["sums"] = jax.jit(sums)
-      self._eval["outputs"] = jax.jit(jax.vmap(apply_fn, in_axes=(0, None)))
     if self.task == "regression":  # each model's label mean: R2's sums stay well conditioned
       y64 = arrays["y"].astype(np.float64).reshape(n, -1).mean(axis=1)
       shift = ((weights @ y64) / weights.sum(axis=1)).astype(np.float32)
@@ -479,5 +457,6 @@ class Sweep:
 
   def predict(self, x) -> np.ndarray:
     """Every model's outputs `[K, n, k]`."""
-    outputs = self._eval.get("outputs") or jax.jit(jax.vmap(self._apply_fn, in_axes=(0, None)))
-    return np.asarray(outputs(self.state.params, jnp.asarray(x)))[:self.num_models]
+    if "outputs" not in self._eval:
+      self._eval["outputs"] = jax.jit(jax.vmap(self._apply_fn, in_axes=(0, None)))
+    return np.asarray(self._eval["outputs"](self.state.params, jnp.asarray(x)))[:self.num_models]

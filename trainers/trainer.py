@@ -220,10 +220,7 @@ class Trainer:
   def uses_statistics(self, num_examples: int, batch_size: int | None = None) -> bool:
     """Whether `fit` with this batch size trains from the sufficient statistics (see `statistics`)."""
     full_batch = batch_size is None or batch_size >= num_examples
-    exact = statistics_lib.applies(self._loss_spec, self._affine, full_batch)
-    if self.statistics == "on" and not exact:
-      raise ValueError("statistics='on' needs the MSE loss, an affine model (linear_regression) and a full batch")
-    return exact and self.statistics != "off"
+    return statistics_lib.chosen(self.statistics, self._loss_spec, self._affine, full_batch)
 
   def statistics_of(self, data: Data):
     """The sufficient statistics of `data` (weighted by its `weight`), on this trainer's devices.
