@@ -1,0 +1,506 @@
+"""Exact solvers of the linear models: the normal equation, Newton (IRLS) and L-BFGS, for K models at once.
+
+>>> data = stage(x, y, "mse")                          # the rows on the device, once
+>>> fit = solve(data, weights=[[1.0] * n], l2=[0.0])   # K = 1 model; weights [K, n] (folds), l2 [K]
+>>> fit.coef[0], fit.intercept[0]                      # [d, k], [k], float64
+
+The objective of model `j` is the trainer's: the `weights[j]`-weighted mean of the loss (MSE averaged
+over outputs, logistic, softmax) plus `l2[j] / 2 * |W|²` (the intercept is not penalised).
+
+- `normal_equation` (MSE): one pass builds each model's weighted Gram matrix of `[x, y, 1]`; the solve
+  is an eigendecomposition in float64 of the standardised covariance, so that collinear or
+  rank-deficient features get the minimum-norm solution, as `np.linalg.lstsq` (in the raw features).
+- `newton` (logistic, softmax): a pass a iteration builds the loss, its gradient and Hessian; a
+  float64 solve gives the step, halved until the objective falls enough (Armijo); it stops when the
+  gradient's largest entry is below `tol` (the objective is a weighted mean: scale-free in `n`).
+- `lbfgs`: a pass an iteration builds the loss and gradient; two-loop L-BFGS on the host in float64.
+  `auto` takes it where the Hessian has more than `NEWTON_MAX_PARAMS` rows.
+
+Precision: the pass runs in the data's dtype (float32 stays float32; float64 input runs in float64,
+where a float32 Gram matrix would lose the answer of a condition number above ~1e3) inside
+`jax.enable_x64`; the d x d solves always run in float64. Features are standardised inside the pass
+(shift and scale from the first rows) and the weights normalised to sum 1 per model on the host, so
+that features scaled by 1e-10, weights of 1e-50 or targets near 1e7 lose nothing.
+
+One compilation serves many fits: the programs are module-level `jax.jit`s whose shapes are the row
+bucket (a power of two up to `CHUNK` rows; more rows go in chunks of `CHUNK`, the last one padded with
+weight-0 rows), `d`, `k`, `K` and the dtype; penalties, tolerances and weights are arguments. A new
+estimator, fold, penalty or `Trainer` of the same shape compiles nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+SOLVERS = ("auto", "optax", "normal_equation", "newton", "lbfgs")
+EXACT_LOSSES = ("mse", "logistic", "softmax")
+# Rows of one chunk of the data on the device; fewer rows are padded to a power of two (at least MIN_BUCKET).
+CHUNK = 65536
+MIN_BUCKET = 64
+# Shift and scale of the standardisation: from this many first rows.
+SHIFT_ROWS = 1024
+# Above this many parameters (`(d + 1) * k`) `auto` takes L-BFGS: a Newton pass costs `n p²`, an L-BFGS one `n p`.
+NEWTON_MAX_PARAMS = 400
+LBFGS_MEMORY = 10
+ARMIJO = 1e-4
+
+
+def check_solver(solver: str) -> str:
+  if solver not in SOLVERS:
+    raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
+  return solver
+
+
+def choose(solver: str, loss: Any, affine: bool = True, full_batch: bool = True, num_params: int = 0) -> str:
+  """The solver that runs: `optax` unless an exact one applies (a named loss of `EXACT_LOSSES`, an affine
+  model, full batch); `auto` picks `normal_equation` for MSE, `newton` or `lbfgs` (by `num_params`) for
+  the classifiers. ValueError where a named exact solver does not apply."""
+  check_solver(solver)
+  exact = isinstance(loss, str) and loss in EXACT_LOSSES and affine and full_batch
+  if solver == "optax":
+    return solver
+  if not exact:
+    if solver == "auto":
+      return "optax"
+    raise ValueError(f"solver {solver!r} needs the loss mse, logistic or softmax, an affine model (the zoo's linear"
+                     f" models) and a full batch; use solver='optax'")
+  if solver == "auto":
+    if loss == "mse":
+      return "normal_equation"
+    return "newton" if num_params <= NEWTON_MAX_PARAMS else "lbfgs"
+  if (solver == "normal_equation") != (loss == "mse"):
+    raise ValueError(f"solver {solver!r} does not apply to the loss {loss!r}: normal_equation is for mse,"
+                     f" newton and lbfgs for logistic and softmax")
+  return solver
+
+
+def bucket(n: int) -> int:
+  """Rows of the compiled pass for `n` rows: a power of two (at least `MIN_BUCKET`), at most `CHUNK`."""
+  return min(CHUNK, max(MIN_BUCKET, 1 << max(0, math.ceil(math.log2(max(n, 1))))))
+
+
+@dataclasses.dataclass
+class Staged:
+  """Training rows on the device in chunks: what every pass reads.
+
+  `x` `[C, d]` chunks (standardised inside the pass with `shift`, `scale` `[d]`), `y` `[C, k]` float
+  targets (MSE, less `y_shift` `[k]`, subtracted in float64 on the host) or `[C]` int32 labels, `n` real rows (the rest padding).
+  """
+
+  x: list[jax.Array]
+  y: list[jax.Array]
+  n: int
+  d: int
+  k: int
+  loss: str
+  dtype: Any
+  shift: np.ndarray
+  scale: np.ndarray
+  y_shift: np.ndarray
+  sharding: Any = None
+
+  @property
+  def bounds(self) -> list[tuple[int, int]]:
+    """`(start, rows)` of each chunk in the original rows."""
+    size = self.x[0].shape[0]
+    return [(i * size, min(size, self.n - i * size)) for i in range(len(self.x))]
+
+
+def stage(x, y, loss: str, num_classes: int | None = None, sharding=None) -> Staged:
+  """Puts `x [n, d]` and `y` (`[n]` / `[n, k]` targets, or `[n]` integer labels) on the device in chunks.
+
+  The dtype of the passes is x's: float64 stays float64, anything else becomes float32. `sharding`
+  (a `NamedSharding` over rows) spreads every chunk over several devices: each pass's sums are then
+  added across them by XLA, once per chunk.
+  """
+  x = np.asarray(x)
+  dtype = np.float64 if x.dtype == np.float64 else np.float32
+  n, d = x.shape
+  head = np.asarray(x[:SHIFT_ROWS], np.float64)
+  shift = head.mean(axis=0)
+  scale = head.std(axis=0)
+  scale = np.where(scale > 0, scale, np.maximum(np.abs(shift), 1.0))  # a constant column: keep it O(1)
+  if loss == "mse":
+    y = np.asarray(y).reshape(n, -1)
+    k = y.shape[1]
+    y_shift = np.asarray(y[:SHIFT_ROWS], np.float64).mean(axis=0)
+  else:
+    y = np.asarray(y, np.int32).reshape(n)
+    k = 1 if loss == "logistic" else int(num_classes)
+    y_shift = np.zeros(0)
+  size = bucket(n)
+  xs, ys = [], []
+  with jax.enable_x64(True):
+    for start in range(0, n, size):
+      part_x = np.asarray(x[start:start + size], dtype)
+      part_y = y[start:start + size] if loss != "mse" else (y[start:start + size] - y_shift).astype(dtype)
+      if len(part_x) < size:  # pad with rows of weight 0
+        pad = size - len(part_x)
+        part_x = np.concatenate([part_x, np.broadcast_to(shift.astype(dtype), (pad, d))])
+        part_y = np.concatenate([part_y, np.zeros((pad,) + part_y.shape[1:], part_y.dtype)])
+      xs.append(jax.device_put(part_x, sharding))
+      ys.append(jax.device_put(part_y, sharding))
+  return Staged(xs, ys, n, d, k, loss, dtype, shift, scale, y_shift, sharding)
+
+
+def chunked_weights(data: Staged, weights: np.ndarray) -> list[jax.Array]:
+  """`weights [K, n]` → per chunk `[K, C]` device arrays in the pass dtype, each model's summing to 1."""
+  weights = np.asarray(weights, np.float64)
+  if weights.ndim != 2 or weights.shape[1] != data.n:
+    raise ValueError(f"weights must be [models, {data.n}], got shape {weights.shape}")
+  if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+    raise ValueError("weights must be finite and >= 0")
+  total = weights.sum(axis=1, keepdims=True)
+  if np.any(total <= 0):
+    raise ValueError(f"every model needs a positive weight; models {np.flatnonzero(total[:, 0] <= 0).tolist()} have none")
+  weights = weights / total
+  size = data.x[0].shape[0]
+  out = []
+  sharding = None if data.sharding is None else jax.sharding.NamedSharding(
+      data.sharding.mesh, jax.sharding.PartitionSpec(None, *data.sharding.spec))
+  with jax.enable_x64(True):
+    for start, rows in data.bounds:
+      part = np.zeros((len(weights), size), data.dtype)
+      part[:, :rows] = weights[:, start:start + rows]
+      out.append(jax.device_put(part, sharding))
+  return out
+
+
+@dataclasses.dataclass
+class Solution:
+  """K fitted models: `coef [K, d, k]`, `intercept [K, k]` (float64), `n_iter [K]` (passes that
+  moved the model), `converged [K]`, `objective [K]` (the weighted mean loss plus the penalty)."""
+
+  coef: np.ndarray
+  intercept: np.ndarray
+  n_iter: np.ndarray
+  converged: np.ndarray
+  objective: np.ndarray
+  solver: str
+
+
+def solve(data: Staged, weights, l2, solver: str = "auto", tol: float = 1e-4, max_iter: int = 100,
+          start: tuple[np.ndarray, np.ndarray] | None = None) -> Solution:
+  """Fits K models on the staged rows: `weights [K, n]` (>= 0, any scale), `l2 [K]` (>= 0).
+
+  `start`: `(coef [K, d, k], intercept [K, k])` to start the iterative solvers from (default zero, as
+  scikit-learn's). Returns a `Solution`.
+  """
+  weights = np.atleast_2d(np.asarray(weights, np.float64))
+  count = len(weights)
+  l2 = np.broadcast_to(np.asarray(l2, np.float64), (count,)).copy()
+  if not np.all(np.isfinite(l2) & (l2 >= 0)):
+    raise ValueError(f"l2 must be finite numbers >= 0, got {l2.tolist()}")
+  solver = choose(solver, data.loss, num_params=(data.d + 1) * data.k)
+  if solver == "optax":
+    raise ValueError("solve() runs the exact solvers; solver='optax' trains through Trainer")
+  chunks = chunked_weights(data, weights)
+  with jax.enable_x64(True):
+    if solver == "normal_equation":
+      return _normal_equation(data, chunks, l2)
+    theta = _to_scaled(data, start, count)
+    if solver == "newton":
+      return _newton(data, chunks, l2, theta, float(tol), int(max_iter))
+    return _lbfgs(data, chunks, l2, theta, float(tol), int(max_iter))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Normal equation
+
+
+@jax.jit
+def _gram_pass(total, x, y, weight, shift, scale):
+  """`total [K, D, D] += Zᵀ diag(w_K) Z` of `Z = [(x - shift) / scale, y, 1]` (y less its shift), `D = d + k + 1`."""
+  z = jnp.concatenate([(x - shift[None, :]) / scale[None, :], y, jnp.ones((x.shape[0], 1), x.dtype)], axis=1)
+  return total + jnp.einsum("kn,ni,nj->kij", weight, z, z, precision=jax.lax.Precision.HIGHEST)
+
+
+@functools.partial(jax.jit, static_argnames="d")
+def _normal_solve(gram, l2, scale, d: int):
+  """Minimum-norm solutions of K ridge problems from their Gram matrices (float64): `(W_s [K, d, k], b_s, loss)`
+  in the standardised features."""
+  gram = gram.astype(jnp.float64)
+  k = gram.shape[-1] - d - 1
+
+  def one(g, penalty):
+    mean = g[:-1, -1]  # the weights sum to 1: the last column is the means
+    cov = g[:-1, :-1] - mean[:, None] * mean[None, :]
+    sxx, sxy, syy = cov[:d, :d], cov[:d, d:], jnp.diagonal(cov[d:, d:])
+    # Objective per output t: (1/k) mean (x w_t + b_t - y_t)² + penalty/2 |w_t / scale|²: in the standardised
+    # features the normal equation is (sxx + k penalty / 2 diag(1 / scale²)) w_t = sxy_t.
+    ridge = 0.5 * k * penalty / scale**2
+    # Jacobi-scaled, so the eigenvalue cut-off is relative to comparable columns.
+    norm = jnp.sqrt(jnp.diagonal(sxx) + ridge)
+    norm = jnp.where(norm > 0, norm, 1.0)
+    a = (sxx + jnp.diag(ridge)) / norm[:, None] / norm[None, :]
+    values, vectors = jnp.linalg.eigh(a)
+    keep = values > jnp.max(values) * d * 1e-13
+    inverse = jnp.where(keep, 1.0 / jnp.where(keep, values, 1.0), 0.0)
+    w = (vectors * inverse[None, :]) @ (vectors.T @ (sxy / norm[:, None])) / norm[:, None]
+    # Rank-deficient: the solutions differ by the null space of the raw features (columns D⁻¹ of the
+    # dropped eigenvectors); the minimum-norm one in the raw features (lstsq's) has no part along it.
+    null = jnp.where(keep[None, :], 0.0, vectors) / (norm * scale)[:, None]  # in raw units (W_raw = W_s / scale)
+    raw = w / scale[:, None]
+    raw = raw - null @ (jnp.linalg.pinv(null, rtol=1e-10) @ raw)
+    w = raw * scale[:, None]
+    intercept = mean[d:] - mean[:d] @ w
+    loss = jnp.mean(jnp.sum(w * (sxx @ w), axis=0) - 2 * jnp.sum(w * sxy, axis=0) + syy)
+    objective = loss + 0.5 * penalty * jnp.sum((w / scale[:, None]) ** 2)
+    return w, intercept, objective
+
+  return jax.vmap(one)(gram, l2)
+
+
+def _normal_equation(data: Staged, chunks, l2) -> Solution:
+  size = data.d + data.k + 1
+  total = jax.device_put(np.zeros((len(l2), size, size), data.dtype))
+  args = [jax.device_put(v.astype(data.dtype)) for v in (data.shift, data.scale)]
+  for x, y, w in zip(data.x, data.y, chunks):
+    total = _gram_pass(total, x, y, w, *args)
+  w_s, b_s, objective = _normal_solve(total, jax.device_put(l2), jax.device_put(data.scale), data.d)
+  coef, intercept = _from_scaled(data, np.asarray(w_s), np.asarray(b_s) + data.y_shift)
+  count = len(l2)
+  return Solution(coef, intercept, np.ones(count, np.int64), np.ones(count, bool), np.asarray(objective),
+                  "normal_equation")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Newton and L-BFGS: the classifiers, parameters `theta [K, d + 1, k]` in the standardised features.
+
+
+def _to_scaled(data: Staged, start, count) -> np.ndarray:
+  theta = np.zeros((count, data.d + 1, data.k))
+  if start is not None:
+    coef, intercept = (np.asarray(v, np.float64) for v in start)
+    theta[:, :-1] = coef * data.scale[None, :, None]
+    theta[:, -1] = intercept + np.einsum("d,kdc->kc", data.shift, coef)
+  return theta
+
+
+def _from_scaled(data: Staged, w_s: np.ndarray, b_s: np.ndarray):
+  coef = w_s / data.scale[None, :, None]
+  return coef, b_s - np.einsum("d,kdc->kc", data.shift, coef)
+
+
+def _features(x, shift, scale):
+  return jnp.concatenate([(x - shift[None, :]) / scale[None, :], jnp.ones((x.shape[0], 1), x.dtype)], axis=1)  # [C, d + 1]
+
+
+def _loss_parts(logits, labels, k: int):
+  """Per row: the loss `[C]`, its derivative in the logits `[C, k]` and the probabilities `[C, k]`."""
+  if k == 1:
+    z = logits[:, 0]
+    y = labels.astype(z.dtype)
+    p = jax.nn.sigmoid(z)
+    return jax.nn.softplus(z) - y * z, (p - y)[:, None], p[:, None]
+  p = jax.nn.softmax(logits, axis=1)
+  onehot = jax.nn.one_hot(labels, k, dtype=logits.dtype)
+  loss = jax.nn.logsumexp(logits, axis=1) - jnp.sum(logits * onehot, axis=1)
+  return loss, p - onehot, p
+
+
+@jax.jit
+def _value_grad_pass(totals, theta, x, labels, weight, shift, scale):
+  """`totals = (loss [K], grad [K, d + 1, k]) +=` this chunk's weighted sums."""
+  f = _features(x, shift, scale)
+  k = theta.shape[-1]
+
+  def one(t, w):
+    loss, dz, _ = _loss_parts(f @ t, labels, k)
+    return jnp.dot(w, loss), f.T @ (w[:, None] * dz)
+
+  loss, grad = jax.vmap(one)(theta.astype(x.dtype), weight)
+  return totals[0] + loss, totals[1] + grad
+
+
+@jax.jit
+def _newton_pass(totals, theta, x, labels, weight, shift, scale):
+  """`totals = (loss [K], grad [K, p], hessian [K, p, p]) +=` this chunk's weighted sums, `p = (d + 1) k`
+  ordered as `theta[:, j, c]` flattened."""
+  f = _features(x, shift, scale)
+  k = theta.shape[-1]
+  rows, width = f.shape
+
+  def one(t, w):
+    loss, dz, p = _loss_parts(f @ t, labels, k)
+    grad = f.T @ (w[:, None] * dz)
+    if k == 1:
+      hessian = (f * (w * p[:, 0] * (1 - p[:, 0]))[:, None]).T @ f
+    else:
+      # Σ_i w_i (diag(p_i) - p_i p_iᵀ) ⊗ f_i f_iᵀ, as theta[j, c] flattened (j major).
+      block = jnp.einsum("ic,ij,il->jcl", w[:, None] * p, f, f)  # [d+1, k, d+1]: the diag(p) part
+      outer = (f[:, :, None] * p[:, None, :]).reshape(rows, width * k)  # [C, p]
+      hessian = -(outer * w[:, None]).T @ outer
+      eye = jnp.eye(k, dtype=f.dtype)
+      hessian = hessian + jnp.einsum("jcl,cm->jclm", block, eye).reshape(width * k, width * k)
+    return jnp.dot(w, loss), grad.reshape(-1), hessian
+
+  loss, grad, hessian = jax.vmap(one)(theta.astype(x.dtype), weight)
+  return totals[0] + loss, totals[1] + grad, totals[2] + hessian
+
+
+def _accepted(pending, rate, slope, loss, grad, t_loss, t_grad, dtype):
+  """Armijo's sufficient decrease; or, where the change is below the pass dtype's rounding of the loss
+  (float32 near the optimum), a smaller gradient."""
+  armijo = t_loss <= loss - ARMIJO * rate * slope
+  rounding = 8 * np.finfo(dtype).eps * np.maximum(np.abs(loss), 1e-30)
+  flat = (t_loss <= loss + rounding) & (np.max(np.abs(t_grad), axis=1) < np.max(np.abs(grad), axis=1))
+  return pending & (armijo | flat)
+
+
+def _penalty_diagonal(data: Staged, l2) -> np.ndarray:
+  """`[K, d + 1, k]`: the penalty's Hessian in the standardised features, `l2 / scale²` (0 on the intercept)."""
+  per_row = np.concatenate([1.0 / data.scale**2, [0.0]])
+  return l2[:, None, None] * np.broadcast_to(per_row[None, :, None], (1, data.d + 1, data.k))
+
+
+@jax.jit
+def _newton_direction(grad, hessian, penalty):
+  """The Newton step `H⁻¹ g` of each model (float64, Cholesky with a relative damping floor for a
+  flat direction), and for softmax projected onto logits that sum to 0 over classes (the loss does
+  not change along that direction; scikit-learn's iterates stay there too)."""
+  hessian = hessian.astype(jnp.float64) + jax.vmap(jnp.diag)(penalty)
+  size = hessian.shape[-1]
+  floor = 1e-12 * jnp.maximum(jnp.max(jnp.abs(jax.vmap(jnp.diagonal)(hessian)), axis=1), 1e-300)
+  hessian = hessian + floor[:, None, None] * jnp.eye(size)[None]
+  factor = jnp.linalg.cholesky(hessian)
+  step = jax.vmap(lambda c, g: jax.scipy.linalg.cho_solve((c, True), g))(factor, grad)
+  return step, jnp.all(jnp.isfinite(step), axis=1)
+
+
+def _objective_parts(data, chunks, theta, l2, penalty_diag, hessian: bool):
+  count = len(theta)
+  p = (data.d + 1) * data.k
+  args = [jax.device_put(v.astype(data.dtype)) for v in (data.shift, data.scale)]
+  theta_d = jax.device_put(theta)
+  if hessian:
+    totals = (np.zeros(count, data.dtype), np.zeros((count, p), data.dtype), np.zeros((count, p, p), data.dtype))
+    for x, y, w in zip(data.x, data.y, chunks):
+      totals = _newton_pass(totals, theta_d, x, y, w, *args)
+  else:
+    totals = (np.zeros(count, data.dtype), np.zeros((count, data.d + 1, data.k), data.dtype))
+    for x, y, w in zip(data.x, data.y, chunks):
+      totals = _value_grad_pass(totals, theta_d, x, y, w, *args)
+  loss = np.asarray(totals[0], np.float64) + 0.5 * np.sum(penalty_diag * theta**2, axis=(1, 2))
+  grad = np.asarray(totals[1], np.float64).reshape(count, -1) + (penalty_diag * theta).reshape(count, -1)
+  return loss, grad, (np.asarray(totals[2]) if hessian else None)
+
+
+def _project_classes(step: np.ndarray, data: Staged) -> np.ndarray:
+  if data.k == 1:
+    return step
+  step = step.reshape(len(step), data.d + 1, data.k)
+  return (step - step.mean(axis=2, keepdims=True)).reshape(len(step), -1)
+
+
+def _finish(data, theta, loss, n_iter, converged, solver) -> Solution:
+  coef, intercept = _from_scaled(data, theta[:, :-1], theta[:, -1])
+  return Solution(coef, intercept, n_iter, converged, loss, solver)
+
+
+def _newton(data, chunks, l2, theta, tol, max_iter) -> Solution:
+  count = len(theta)
+  penalty = _penalty_diagonal(data, l2)
+  loss, grad, hessian = _objective_parts(data, chunks, theta, l2, penalty, True)
+  n_iter = np.zeros(count, np.int64)
+  converged = np.max(np.abs(grad), axis=1) <= tol
+  while True:
+    active = ~converged & (n_iter < max_iter)
+    if not active.any():
+      break
+    step, finite = _newton_direction(jax.device_put(grad), hessian, jax.device_put(penalty.reshape(count, -1)))
+    step = _project_classes(np.where(np.asarray(finite)[:, None], np.asarray(step), grad), data)
+    slope = np.sum(grad * step, axis=1)  # > 0: -step descends
+    rate = np.ones(count)
+    pending = active.copy()
+    while pending.any():
+      trial = np.where(pending[:, None, None], theta - rate[:, None, None] * step.reshape(theta.shape), theta)
+      t_loss, t_grad, t_hessian = _objective_parts(data, chunks, trial, l2, penalty, True)
+      accept = _accepted(pending, rate, slope, loss, grad, t_loss, t_grad, data.dtype)
+      stuck = pending & ~accept & (rate < 1e-10)  # no decrease left at float precision
+      theta = np.where(accept[:, None, None], trial, theta)
+      loss, grad = np.where(accept, t_loss, loss), np.where(accept[:, None], t_grad, grad)
+      hessian = np.where(accept[:, None, None], np.asarray(t_hessian), hessian)
+      n_iter += accept
+      pending &= ~accept & ~stuck
+      n_iter += stuck * max_iter  # stop it: it can go no further
+      rate = np.where(pending, rate / 2, rate)
+    converged |= np.max(np.abs(grad), axis=1) <= tol
+  return _finish(data, theta, loss, np.minimum(n_iter, max_iter), converged, "newton")
+
+
+def _lbfgs(data, chunks, l2, theta, tol, max_iter) -> Solution:
+  count, p = len(theta), theta[0].size
+  penalty = _penalty_diagonal(data, l2)
+  loss, grad, _ = _objective_parts(data, chunks, theta, l2, penalty, False)
+  s_hist = np.zeros((count, LBFGS_MEMORY, p))
+  y_hist = np.zeros((count, LBFGS_MEMORY, p))
+  stored = np.zeros(count, np.int64)
+  n_iter = np.zeros(count, np.int64)
+  converged = np.max(np.abs(grad), axis=1) <= tol
+  flat = theta.reshape(count, p)
+  while True:
+    active = ~converged & (n_iter < max_iter)
+    if not active.any():
+      break
+    step = _two_loop(grad, s_hist, y_hist, stored, penalty.reshape(count, p))
+    step = _project_classes(step, data)
+    slope = np.sum(grad * step, axis=1)
+    bad = slope <= 0
+    step[bad], slope[bad] = grad[bad], np.sum(grad[bad] ** 2, axis=1)
+    rate = np.ones(count)
+    pending = active.copy()
+    while pending.any():
+      trial = np.where(pending[:, None], flat - rate[:, None] * step, flat)
+      t_loss, t_grad, _ = _objective_parts(data, chunks, trial.reshape(theta.shape), l2, penalty, False)
+      accept = _accepted(pending, rate, slope, loss, grad, t_loss, t_grad, data.dtype)
+      stuck = pending & ~accept & (rate < 1e-10)
+      for j in np.flatnonzero(accept):
+        s, y = trial[j] - flat[j], t_grad[j] - grad[j]
+        if s @ y > 1e-12 * np.sqrt((s @ s) * (y @ y)):
+          s_hist[j] = np.roll(s_hist[j], -1, axis=0)
+          y_hist[j] = np.roll(y_hist[j], -1, axis=0)
+          s_hist[j, -1], y_hist[j, -1] = s, y
+          stored[j] = min(stored[j] + 1, LBFGS_MEMORY)
+      flat = np.where(accept[:, None], trial, flat)
+      loss, grad = np.where(accept, t_loss, loss), np.where(accept[:, None], t_grad, grad)
+      n_iter += accept
+      n_iter += stuck * max_iter
+      pending &= ~accept & ~stuck
+      rate = np.where(pending, rate / 2, rate)
+    converged |= np.max(np.abs(grad), axis=1) <= tol
+  return _finish(data, flat.reshape(theta.shape), loss, np.minimum(n_iter, max_iter), converged, "lbfgs")
+
+
+def _two_loop(grad, s_hist, y_hist, stored, penalty):
+  """L-BFGS's `H⁻¹ g` for every model (numpy, float64); the initial inverse Hessian is scaled by
+  `sᵀy / yᵀy` of the latest pair (a diagonal guess from the penalty before any pair)."""
+  count = len(grad)
+  out = np.empty_like(grad)
+  for j in range(count):
+    q = grad[j].copy()
+    m = stored[j]
+    alphas = []
+    for i in range(LBFGS_MEMORY - 1, LBFGS_MEMORY - 1 - m, -1):
+      s, y = s_hist[j, i], y_hist[j, i]
+      rho = 1.0 / (y @ s)
+      alpha = rho * (s @ q)
+      q -= alpha * y
+      alphas.append((rho, alpha, s, y))
+    if m:
+      s, y = s_hist[j, -1], y_hist[j, -1]
+      q *= (s @ y) / (y @ y)
+    else:
+      q /= max(np.max(np.abs(grad[j])), 1.0)  # a first step no longer than 1 in the standardised features
+    for rho, alpha, s, y in reversed(alphas):
+      beta = rho * (y @ q)
+      q += (alpha - beta) * s
+    out[j] = q
+  return out
