@@ -1,73 +1,112 @@
-"""flaxzoo's linear models as scikit-learn estimators, trained by flaxzoo's `Trainer`.
+"""flaxzoo's linear models as scikit-learn estimators, fitted by flaxzoo's exact solvers.
 
   from flaxzoo.sklearn import LinearClassifier, LinearRegression
 
-Parameters map to scikit-learn's as follows (`n` = the training rows, or the sum of the
-sample weights):
+Parameters carry scikit-learn's names, scales and defaults:
 
 | flaxzoo | scikit-learn |
 |---|---|
-| `LinearRegression()` | `sklearn.linear_model.LinearRegression()` (the same least-squares optimum) |
-| `LinearRegression(l2=a / n)` | `Ridge(alpha=a)` |
-| `LinearClassifier()` | `LogisticRegression(penalty=None)` |
-| `LinearClassifier(l2=1 / (C * n))` | `LogisticRegression(C=C)` |
+| `LinearRegression()` | `sklearn.linear_model.LinearRegression()` |
+| `LinearRegression(alpha=a)` | `Ridge(alpha=a)` |
+| `LinearClassifier()` | `LogisticRegression()` (`C=1.0`) |
+| `LinearClassifier(C=C)` | `LogisticRegression(C=C)`; `C=np.inf`: no penalty |
 
-The objective is the weighted mean loss plus `l2 / 2 * |coef|^2` (the intercept is not penalised).
-Fitting lays the data out on the device once and runs the optimizer in compiled blocks of
-`check_every` steps until the objective changes by less than `tol` (relative) or `steps` are
-taken. Features are centred before fitting (an exact reparametrisation: the intercept absorbs the
-shift, the penalty is unchanged), which is what makes L-BFGS reach the optimum in float32.
+`penalty.l2_of_alpha` and `penalty.l2_of_C` write each once as the training core's `l2` (the
+objective there is the weighted mean loss plus `l2 / 2 * |coef|^2`, the intercept not penalised).
+`solver="auto"` fits by the normal equation (least squares) or Newton / L-BFGS (logistic, softmax)
+in `flaxzoo.trainers.solvers`, float64 on float64 input; `solver="optax"` trains with an optax
+optimizer by name (`optimizer`, `learning_rate`) through `Trainer`, as `partial_fit` always does.
+`max_iter` and `tol` are scikit-learn's: iterations, and the largest entry of the gradient of the
+mean objective (optax: the relative change of the loss between checks). Stopping at `max_iter`
+warns with `ConvergenceWarning`.
 """
 
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from flaxzoo.sklearn.penalty import l2_of_alpha, l2_of_C
+
+SOLVERS = ("auto", "normal_equation", "newton", "lbfgs", "optax")
+
 
 class _LinearModel(BaseEstimator):
-  """What both estimators share: the parameters, the trainer, the convergence loop."""
+  """What both estimators share: the parameters, the solvers, the optax path."""
 
-  def __init__(self, *, optimizer="lbfgs", learning_rate=0.1, steps=1000, batch_size=None, l2=0.0, tol=1e-8,
+  def __init__(self, *, solver="auto", tol=1e-4, max_iter=100, optimizer="lbfgs", learning_rate=0.1, batch_size=None,
                check_every=10, seed=0, warm_start=False):
+    self.solver = solver
+    self.tol = tol
+    self.max_iter = max_iter
     self.optimizer = optimizer
     self.learning_rate = learning_rate
-    self.steps = steps
     self.batch_size = batch_size
-    self.l2 = l2
-    self.tol = tol
     self.check_every = check_every
     self.seed = seed
     self.warm_start = warm_start
 
-  # Subclasses: `_loss(num_outputs)`, `_model_name(num_outputs)`, `_model_args(d, k)`.
+  # Subclasses: `_loss(num_outputs)`, `_model_name(num_outputs)`, `_model_args(d, k)`, `_l2(weight, k)`.
 
   def _make_optimizer(self):
-    if isinstance(self.optimizer, str):
-      from flaxzoo.experiments.config import OPTIMIZERS
+    from flaxzoo.experiments.config import OPTIMIZERS
 
-      return OPTIMIZERS.get(self.optimizer)(self.learning_rate)
-    return self.optimizer  # any optax.GradientTransformation
+    return OPTIMIZERS.get(self.optimizer)(self.learning_rate)
 
   def _check_params(self):
-    for name in ("steps", "check_every"):
+    if self.solver not in SOLVERS:
+      raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
+    from flaxzoo.experiments.config import OPTIMIZERS
+
+    # A name, never an optax object: the estimator then clones and pickles (GridSearchCV, joblib).
+    if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
+      raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS.names())} (a name), got {self.optimizer!r}")
+    for name in ("max_iter", "check_every"):
       value = getattr(self, name)
       if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     if self.batch_size is not None and (not isinstance(self.batch_size, numbers.Integral) or self.batch_size < 1):
       raise ValueError(f"batch_size must be None or an integer >= 1, got {self.batch_size!r}")
-    for name in ("l2", "tol", "learning_rate"):
+    if self.batch_size is not None and self.solver not in ("auto", "optax"):
+      raise ValueError(f"batch_size needs solver='optax' (the exact solvers are full batch), got solver={self.solver!r}")
+    for name in ("tol", "learning_rate"):
       value = getattr(self, name)
       if not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
-  def _train(self, x, targets, weight, num_outputs, steps, start=None):
-    """Fits `[d] -> [num_outputs]` on centred `x`; returns `(coef [k, d], intercept [k], n_iter)` (float64)."""
+  def _uses_optax(self) -> bool:
+    return self.solver == "optax" or self.batch_size is not None
+
+  def _fit(self, x, targets, weight, num_outputs, start=None):
+    """`(coef [k, d], intercept [k], n_iter)` (float64) of the penalised fit on `x`, by the chosen solver."""
+    l2 = self._l2(weight, num_outputs)
+    if self._uses_optax():
+      coef, intercept, n_iter = self._train(x, targets, weight, num_outputs, int(self.max_iter), l2, start)
+      converged = n_iter < int(self.max_iter)
+    else:
+      from flaxzoo.trainers import solvers
+
+      loss = self._loss(num_outputs)
+      data = solvers.stage(x, targets, loss, num_classes=None if loss == "mse" else self._num_classes)
+      if start is not None:
+        start = (start[0].T[None], start[1][None])
+      fit = solvers.solve(data, weight[None], [l2], self.solver, float(self.tol), int(self.max_iter), start)
+      coef, intercept, n_iter, converged = fit.coef[0].T, fit.intercept[0], int(fit.n_iter[0]), bool(fit.converged[0])
+    if not converged:
+      warnings.warn(f"{type(self).__name__} did not converge in max_iter={self.max_iter} iterations (tol={self.tol});"
+                    " increase max_iter, or scale the data", ConvergenceWarning, stacklevel=3)
+    return coef, intercept, n_iter
+
+  def _train(self, x, targets, weight, num_outputs, steps, l2, start=None):
+    """The optax path: fits `[d] -> [num_outputs]` on centred `x` with `Trainer`; returns `(coef [k, d],
+    intercept [k], n_iter)` (float64)."""
     import jax
     import jax.numpy as jnp
 
@@ -78,18 +117,21 @@ class _LinearModel(BaseEstimator):
     shift = np.average(x, axis=0, weights=weight)  # weighted: a weight of 2 is a row twice
     centred = (x - shift).astype(np.float32)
     d = x.shape[1]
+    offset = np.zeros(num_outputs)
+    if self._loss(num_outputs) == "mse":  # the targets centred too (the intercept absorbs it)
+      offset = np.average(targets.reshape(len(targets), -1), axis=0, weights=weight)
+      targets = targets - offset
     model = create_model(self._model_name(num_outputs), seed=int(self.seed), **self._model_args(d, num_outputs))
     # From zero, as scikit-learn's solvers start: with more features than rows (many optima) the
     # iterates stay in the data's row space and end at the smallest one, whatever the weighting.
     coef, intercept = start if start is not None else (np.zeros((num_outputs, d)), np.zeros(num_outputs))
     model.linear.kernel.set_value(jnp.asarray(coef.T, jnp.float32))  # in the centred features
-    model.linear.bias.set_value(jnp.asarray(intercept + coef @ shift, jnp.float32))
-    # Per example: the stopping rule compares consecutive losses to `tol`, and the loss that the sufficient
-    # statistics give (a difference of second moments) is rounded more coarsely than that (a weighted fit
-    # then stopped early, 3e-4 away from the same rows repeated).
+    model.linear.bias.set_value(jnp.asarray(intercept - offset + coef @ shift, jnp.float32))
+    # Per example: the stopping rule compares consecutive losses to `tol`.
     trainer = Trainer(model, self._make_optimizer(), self._loss(num_outputs), seed=int(self.seed),
-                      parallel="none", l2=float(self.l2), statistics="off")
-    data = {"x": centred, "y": targets, "weight": np.asarray(weight, np.float32)}
+                      parallel="none", l2=float(l2), statistics="off", solver="optax")
+    data = {"x": centred, "y": np.asarray(targets, np.float32 if self._loss(num_outputs) == "mse" else np.int32),
+            "weight": np.asarray(weight / weight.max(), np.float32)}
     losses = []
 
     def record(t, history):
@@ -108,7 +150,7 @@ class _LinearModel(BaseEstimator):
       raise FloatingPointError(f"{type(self).__name__}: {e}") from None
     params = jax.tree.map(np.asarray, trainer.params)
     kernel = np.asarray(params["linear"]["kernel"][...], np.float64).T  # [k, d]
-    bias = np.asarray(params["linear"]["bias"][...], np.float64)
+    bias = np.asarray(params["linear"]["bias"][...], np.float64) + offset
     return kernel, bias - kernel @ shift, int(trainer.step)
 
   def _weights(self, X, sample_weight):
@@ -153,16 +195,38 @@ class _LinearModel(BaseEstimator):
 
 
 class LinearRegression(RegressorMixin, _LinearModel):
-  """Least-squares linear regression (one or several targets), trained by flaxzoo.
+  """Least squares, or ridge regression with `alpha > 0` (one or several targets), fitted by flaxzoo.
+
+  Args:
+    alpha: the L2 penalty on `Ridge`'s scale: `|y - X coef - b|² + alpha |coef|²` (weighted rows).
+    solver: `"auto"` / `"normal_equation"` (exact, one pass), or `"optax"` (gradient steps).
+    The rest as `LinearClassifier`.
 
   Attributes (after `fit`): `coef_` `[d]` (or `[targets, d]`), `intercept_` (float or `[targets]`),
-  `n_features_in_`, `feature_names_in_` (a DataFrame's columns), `n_iter_` (optimizer steps).
+  `n_features_in_`, `feature_names_in_` (a DataFrame's columns), `n_iter_` (passes or optimizer steps).
   """
+
+  def __init__(self, alpha=0.0, *, solver="auto", tol=1e-4, max_iter=100, optimizer="lbfgs", learning_rate=0.1,
+               batch_size=None, check_every=10, seed=0, warm_start=False):
+    super().__init__(solver=solver, tol=tol, max_iter=max_iter, optimizer=optimizer, learning_rate=learning_rate,
+                     batch_size=batch_size, check_every=check_every, seed=seed, warm_start=warm_start)
+    self.alpha = alpha
 
   def __sklearn_tags__(self):
     tags = super().__sklearn_tags__()
     tags.target_tags.multi_output = True  # y [n, targets]: one linear map to all of them
     return tags
+
+  def _check_params(self):
+    super()._check_params()
+    if self.solver in ("newton", "lbfgs"):
+      raise ValueError(f"solver {self.solver!r} is for LinearClassifier; least squares takes auto, normal_equation"
+                       " or optax")
+    if not isinstance(self.alpha, numbers.Real) or not 0 <= self.alpha < np.inf:
+      raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
+
+  def _l2(self, weight, k):
+    return l2_of_alpha(self.alpha, weight.sum(), k)
 
   def _loss(self, num_outputs):
     return "mse"
@@ -180,12 +244,7 @@ class LinearRegression(RegressorMixin, _LinearModel):
     y = np.asarray(y, np.float64)
     targets = y.reshape(len(y), -1)
     start = self._start(targets.shape[1]) if self.warm_start else None
-    # The targets centred too (the intercept absorbs it): float32 then holds their detail.
-    offset = np.average(targets, axis=0, weights=weight)
-    coef, intercept, self.n_iter_ = self._train(X, (targets - offset).astype(np.float32), weight,
-                                                targets.shape[1], int(self.steps),
-                                                None if start is None else (start[0], start[1] - offset))
-    intercept = intercept + offset
+    coef, intercept, self.n_iter_ = self._fit(X, targets, weight, targets.shape[1], start)
     self.coef_, self.intercept_ = (coef[0], float(intercept[0])) if y.ndim == 1 else (coef, intercept)
     return self
 
@@ -205,7 +264,8 @@ class LinearRegression(RegressorMixin, _LinearModel):
     targets = y.reshape(len(y), -1)
     start = None if first else self._start(targets.shape[1])
     steps = 1 if self.batch_size is None else -(-len(X) // int(self.batch_size))
-    coef, intercept, n = self._train(X, targets.astype(np.float32), weight, targets.shape[1], steps, start)
+    coef, intercept, n = self._train(X, targets, weight, targets.shape[1], steps,
+                                     self._l2(weight, targets.shape[1]), start)
     self.n_iter_ = getattr(self, "n_iter_", 0) + n if not first else n
     self.coef_, self.intercept_ = (coef[0], float(intercept[0])) if y.ndim == 1 else (coef, intercept)
     return self
@@ -216,11 +276,38 @@ class LinearRegression(RegressorMixin, _LinearModel):
 
 
 class LinearClassifier(ClassifierMixin, _LinearModel):
-  """Logistic regression (two classes, one logit) or softmax regression (more), trained by flaxzoo.
+  """Logistic regression (two classes, one logit) or softmax regression (more), fitted by flaxzoo.
+
+  Args:
+    C: inverse penalty on `LogisticRegression`'s scale: `C Σ loss + |coef|² / 2` (weighted rows);
+      `np.inf`: no penalty.
+    solver: `"auto"` (Newton up to `solvers.NEWTON_MAX_PARAMS` parameters, else L-BFGS), `"newton"`,
+      `"lbfgs"`, or `"optax"` (`optimizer` by name at `learning_rate`, through `Trainer`).
+    tol: the exact solvers stop when the largest entry of the mean objective's gradient is below it;
+      optax when the loss changes by less than it (relative) between checks every `check_every` steps.
+    max_iter: iterations (optax: steps). `batch_size` (optax only): mini-batches.
+    warm_start: start from the last fit's coefficients.
 
   Any labels (`classes_`, sorted as scikit-learn sorts them). Attributes as `LinearRegression`, with
-  `coef_` `[1, d]` (two classes) or `[classes, d]`.
+  `coef_` `[1, d]` (two classes) or `[classes, d]`, and `n_iter_` `[1]`, as scikit-learn's.
   """
+
+  def __init__(self, C=1.0, *, solver="auto", tol=1e-4, max_iter=100, optimizer="lbfgs", learning_rate=0.1,
+               batch_size=None, check_every=10, seed=0, warm_start=False):
+    super().__init__(solver=solver, tol=tol, max_iter=max_iter, optimizer=optimizer, learning_rate=learning_rate,
+                     batch_size=batch_size, check_every=check_every, seed=seed, warm_start=warm_start)
+    self.C = C
+
+  def _check_params(self):
+    super()._check_params()
+    if self.solver == "normal_equation":
+      raise ValueError("solver 'normal_equation' is for LinearRegression; a classifier takes auto, newton, lbfgs or"
+                       " optax")
+    if not isinstance(self.C, numbers.Real) or not self.C > 0 or np.isnan(self.C):
+      raise ValueError(f"C must be a number > 0 (np.inf: no penalty), got {self.C!r}")
+
+  def _l2(self, weight, k):
+    return l2_of_C(self.C, weight.sum())
 
   def _loss(self, num_outputs):
     return "logistic" if num_outputs == 1 else "softmax"
@@ -251,8 +338,9 @@ class LinearClassifier(ClassifierMixin, _LinearModel):
     k = 1 if len(self.classes_) == 2 else len(self.classes_)
     start = (self.coef_, self.intercept_) if self.warm_start and getattr(self, "coef_", np.empty((0, 0))).shape == (
         k, X.shape[1]) else None
-    self.coef_, self.intercept_, self.n_iter_ = self._train(X, labels.astype(np.int32), weight, k,
-                                                            int(self.steps), start)
+    self._num_classes = len(self.classes_)
+    self.coef_, self.intercept_, n_iter = self._fit(X, labels.astype(np.int32), weight, k, start)
+    self.n_iter_ = np.asarray([n_iter], np.int32)
     return self
 
   def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -267,8 +355,9 @@ class LinearClassifier(ClassifierMixin, _LinearModel):
     k = 1 if len(self.classes_) == 2 else len(self.classes_)
     start = None if first else (self.coef_, self.intercept_)
     steps = 1 if self.batch_size is None else -(-len(X) // int(self.batch_size))
-    self.coef_, self.intercept_, n = self._train(X, labels.astype(np.int32), weight, k, steps, start)
-    self.n_iter_ = n if first else self.n_iter_ + n
+    self.coef_, self.intercept_, n = self._train(X, labels.astype(np.int32), weight, k, steps,
+                                                 self._l2(weight, k), start)
+    self.n_iter_ = np.asarray([n if first else int(self.n_iter_[0]) + n], np.int32)
     return self
 
   def decision_function(self, X):

@@ -21,6 +21,7 @@ from flax import nnx
 
 from flaxzoo.trainers import losses as losses_lib
 from flaxzoo.trainers import metrics as metrics_lib
+from flaxzoo.trainers import solvers as solvers_lib
 from flaxzoo.trainers import statistics as statistics_lib
 from flaxzoo.trainers.batching import (
   SHUFFLES,
@@ -70,6 +71,7 @@ class History:
   metrics: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
   train_seconds: float = 0.0
   stopped: bool = False  # `should_stop` ended the run early (no final metrics then)
+  converged: bool | None = None  # an exact solver's verdict (None: optax steps)
 
 
 def _as_numpy(data: Data, name: str) -> dict[str, np.ndarray]:
@@ -105,7 +107,7 @@ class Trainer:
 
   Args:
     model: an `nnx.Module` mapping `[batch, d]` to `[batch, k]`.
-    optimizer: any `optax.GradientTransformation`; default `optax.sgd(0.01)`.
+    optimizer: any `optax.GradientTransformation`; None: an exact solver (`solver="auto"`).
     loss: `"mse"`, `"logistic"`, `"softmax"` or a per-example callable
       `(outputs [b, k], labels [b]) -> [b]`.
     seed: seeds the batch order of mini-batch training.
@@ -125,6 +127,13 @@ class Trainer:
       the data, then O(d²) a step, exact (`flaxzoo.trainers.statistics`);
       `"off"` always runs the per-example path; `"on"` requires the
       statistics (ValueError where they do not apply).
+    solver: `"optax"` takes `fit`'s steps with `optimizer`; `"normal_equation"`
+      (MSE), `"newton"` or `"lbfgs"` (logistic, softmax) fit a zoo linear model
+      exactly on the full batch (`flaxzoo.trainers.solvers`; `fit`'s `steps` is
+      then the iteration cap); `"auto"`: an exact solver when no `optimizer`
+      is given and one applies, else optax.
+    tol: the iterative exact solvers stop when the largest entry of the mean
+      objective's gradient is below it.
 
   The same data and seed give the same parameters in every mode and on any
   number of devices, to float rounding.
@@ -145,12 +154,20 @@ class Trainer:
       l2: float = 0.0,
       row_chunk: int | None = ROW_CHUNK,
       statistics: str = "auto",
+      solver: str = "auto",
+      tol: float = 1e-6,
   ):
     self.statistics = statistics_lib.check_mode(statistics)
+    self.solver = solvers_lib.check_solver(solver)
+    self._optimizer_given = optimizer is not None
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < float("inf"):
+      raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    self.tol = float(tol)
     self._affine = statistics_lib.is_affine(model)
     self._loss_spec = loss
     self.graphdef, params, self._rest = nnx.split(model, nnx.Param, ...)
     # Extra args (value, value_fn) reach line-search optimizers; the rest ignore them.
+    # Without an optimizer the exact solvers fit (`solver`); sgd only keeps the optax state well-formed.
     self.tx = optax.with_extra_args_support(optimizer if optimizer is not None else optax.sgd(0.01))
     if isinstance(l2, bool) or not isinstance(l2, (int, float)) or not l2 >= 0:
       raise ValueError(f"l2 must be a number >= 0, got {l2!r}")
@@ -216,6 +233,20 @@ class Trainer:
                             make_take_fn(shuffle, layout))
       self._loops[key] = self.placement.compile(run, num_static=2)
     return self._loops[key]
+
+  def chosen_solver(self, num_examples: int, batch_size: int | None = None) -> str:
+    """The solver `fit` runs with this batch size: `optax`, `normal_equation`, `newton` or `lbfgs`."""
+    full_batch = batch_size is None or batch_size >= num_examples
+    solver = "optax" if self.solver == "auto" and self._optimizer_given else self.solver
+    num_params = 0
+    if self._affine:
+      kernel, _ = statistics_lib.make_affine_fn(self.graphdef, self._rest)(self.state.params)
+      num_params = (kernel.shape[0] + 1) * kernel.shape[1]
+    chosen = solvers_lib.choose(solver, self._loss_spec, self._affine, full_batch, num_params)
+    if chosen == "optax" and not self._optimizer_given:
+      raise ValueError("Trainer: no optimizer was given and no exact solver applies (they need the loss mse, logistic"
+                       " or softmax, a zoo linear model and a full batch): pass an optax optimizer")
+    return chosen
 
   def uses_statistics(self, num_examples: int, batch_size: int | None = None) -> bool:
     """Whether `fit` with this batch size trains from the sufficient statistics (see `statistics`)."""
@@ -333,6 +364,9 @@ class Trainer:
       # need every device's data. jit over a Mesh gathers across devices.
       raise ValueError("shuffle 'rows' needs parallel 'none' or 'mesh', not 'pmap'")
     num_examples = len(train["x"] if isinstance(train, Mapping) else train[0])
+    solver = self.chosen_solver(num_examples, batch_size)
+    if solver != "optax":
+      return self._fit_exact(train, solver, steps, eval_data, hooks, on_checkpoint, on_progress, final_metrics)
     if self.uses_statistics(num_examples, batch_size):
       # Full-batch least squares: one pass for the statistics, then steps that never read the data.
       blocks = self.statistics_of(train)
@@ -390,6 +424,40 @@ class Trainer:
     history.metrics["train"] = self.evaluate(train)
     for name, split in (eval_data or {}).items():
       history.metrics[name] = self.evaluate(split)
+    return history
+
+  def _fit_exact(self, train, solver, steps, eval_data, hooks, on_checkpoint, on_progress, final_metrics) -> History:
+    """`fit` by an exact solver: from the current parameters, at most `steps` iterations; the step count
+    advances by the iterations taken; hooks and `on_checkpoint` run once, at the end."""
+    arrays = _as_numpy(train, "train")
+    x, y = arrays["x"], arrays["y"]
+    weight = arrays.get("weight", np.ones(len(x)))
+    start = time.perf_counter()
+    model = self.model
+    kernel, bias = (np.asarray(v, np.float64) for v in model.affine_map())
+    sharding = None
+    if self.placement.num_shards > 1:
+      sharding = jax.sharding.NamedSharding(self.placement.mesh, jax.sharding.PartitionSpec("data"))
+    num_classes = None if self._loss_spec == "mse" else (2 if kernel.shape[1] == 1 else kernel.shape[1])
+    data = solvers_lib.stage(x, y, self._loss_spec, num_classes, sharding)
+    fit = solvers_lib.solve(data, weight[None], [self.l2], solver, self.tol, steps,
+                            start=(kernel[None], bias[None]))
+    model.set_affine_map(fit.coef[0], fit.intercept[0])
+    taken = int(fit.n_iter[0])
+    self.state = self.state.replace(params=nnx.state(model, nnx.Param), step=self.state.step + taken)
+    history = History(steps=[self.step], losses=[float(fit.objective[0])])
+    history.converged = bool(fit.converged[0])
+    history.train_seconds = time.perf_counter() - start
+    if on_progress:
+      on_progress(self.step, history)
+    for _, fn in hooks:
+      fn(self, history)
+    if on_checkpoint:
+      on_checkpoint(self)
+    if final_metrics:
+      history.metrics["train"] = self.evaluate(train)
+      for name, split in (eval_data or {}).items():
+        history.metrics[name] = self.evaluate(split)
     return history
 
   def evaluate(self, data: Data) -> dict[str, Any]:

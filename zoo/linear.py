@@ -40,3 +40,8 @@ class LinearRegression(nnx.Module):
     """`(kernel [d, k], bias [k])`: the outputs are `x @ kernel + bias` (full-batch MSE then trains from
     the data's sufficient statistics, `flaxzoo.trainers.statistics`)."""
     return self.linear.kernel[...], self.linear.bias[...]
+
+  def set_affine_map(self, kernel, bias) -> None:
+    """Sets `(kernel [d, k], bias [k])` (the exact solvers' answer, `flaxzoo.trainers.solvers`)."""
+    self.linear.kernel.set_value(jax.numpy.asarray(kernel, self.linear.kernel.dtype))
+    self.linear.bias.set_value(jax.numpy.asarray(bias, self.linear.bias.dtype))

@@ -1,0 +1,25 @@
+"""scikit-learn's penalty scales written once as the training core's `l2`.
+
+The core minimises `mean_w loss + l2 / 2 * |W|²` (weights `w` summing to 1 over the rows, the MSE
+averaged over its `k` outputs, the intercept not penalised); `S` is the sum of the sample weights
+(the rows, unweighted). Dividing scikit-learn's objectives by their data term's total:
+
+- `Ridge(alpha)`: `Σ_t |y_t - X w_t - b_t|²_w + alpha |W|²`, over `k S` it is the core's with
+  `l2 = 2 alpha / (k S)`;
+- `LogisticRegression(C)`: `C Σ w_i loss_i + |W|² / 2`, over `C S` it is the core's with
+  `l2 = 1 / (C S)` (`C = inf`: 0).
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def l2_of_alpha(alpha: float, total_weight: float, num_targets: int = 1) -> float:
+  """The core's `l2` of `Ridge(alpha=alpha)` on rows of total weight `total_weight`, `num_targets` targets."""
+  return 2.0 * float(alpha) / (num_targets * float(total_weight))
+
+
+def l2_of_C(C: float, total_weight: float) -> float:  # noqa: N802 - scikit-learn's name
+  """The core's `l2` of `LogisticRegression(C=C)` on rows of total weight `total_weight` (`C = inf`: 0)."""
+  return 0.0 if math.isinf(C) else 1.0 / (float(C) * float(total_weight))
