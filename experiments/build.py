@@ -69,10 +69,20 @@ def build(config: Config, data_dir=None, log: Callable[[str], None] | None = Non
     raise ConfigError(f"{config.name}: --shuffle rows needs --parallel none or mesh (under pmap each device"
                       " holds only its own rows)")
   preprocessing = data.preprocessing
+  optimizer = config.make_optimizer()
+  if config.solver == "auto":  # exact where a solver applies, else the optimizer (Trainer's auto without one)
+    from flaxzoo.trainers import solvers
+    from flaxzoo.trainers.statistics import is_affine
+
+    rows = len(data.splits["train"][0])
+    full_batch = config.batch_size is None or config.batch_size >= rows
+    if solvers.choose("auto", loss, is_affine(model), full_batch) != "optax":
+      optimizer = None
   try:
     trainer = Trainer(
-        model, config.make_optimizer(), loss, seed=config.seed, parallel=config.parallel, devices=config.devices,
+        model, optimizer, loss, seed=config.seed, parallel=config.parallel, devices=config.devices,
         task=data.task, label_scale=preprocessing.label_scale, label_unit=preprocessing.label_unit, l2=config.l2,
+        solver=config.solver,
     )
   except ValueError as e:  # the Trainer names its Python arguments; the message is the user's fix
     raise ConfigError(f"{config.name}: {e}") from None

@@ -93,8 +93,13 @@ class Config:
                                        " reference initialisation", choices=("default", "reference"))
   loss: str | None = option(None, help="default: by task", choices=("mse", "logistic", "softmax"))
   optimizer: str = option("sgd", help="optax optimizer", choices=("sgd", "momentum", "adam", "lbfgs"))
+  solver: str = option("optax", choices=("optax", "auto", "normal_equation", "newton", "lbfgs"),
+                       help="optax: --steps steps of --optimizer; normal_equation (mse), newton, lbfgs (logistic,"
+                            " softmax): the exact full-batch optimum of a linear model, --steps the iteration cap;"
+                            " auto: the exact one that applies")
   learning_rate: float = option(0.1, kind=float, flag="--lr", check=_positive, help="learning rate (lbfgs: unused)")
-  l2: float = option(0.0, kind=float, check=_non_negative, help="L2 penalty l2/2*|w|^2 (sklearn: C = 1/(n*l2))")
+  l2: float = option(0.0, kind=float, check=_non_negative,
+                     help="L2 penalty: mean loss + l2/2*|w|^2 (sklearn: C = 1/(n*l2), Ridge alpha = n*l2/2)")
   standardize: bool = option(
       True, kind=bool, help="standardise features with the train split's mean and std (default: on, except the"
                              " brain-age regression reference)")

@@ -232,8 +232,11 @@ def train_in(
   if writer and not resumed:
     set_aside_outputs(workdir, log)  # a new run: an earlier run's outputs are kept, not overwritten
 
+  solver = trainer.chosen_solver(len(splits["train"][0]), config.batch_size)
+  how = (f"{config.steps} steps of {config.optimizer}(lr={config.learning_rate:g})" if solver == "optax" else
+         f"the {solver} solver (at most {config.steps} iterations)")
   log(
-      f"{config.name}: {config.steps} steps of {config.optimizer}(lr={config.learning_rate:g}),"
+      f"{config.name}: {how},"
       f" {'full batch' if config.batch_size is None else f'batch {config.batch_size}'},"
       f" {len(splits['train'][0])} train / {len(splits['test'][0])} test examples,"
       f" on {trainer.placement.describe()}"

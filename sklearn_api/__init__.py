@@ -10,6 +10,8 @@ from flaxzoo.zoo.registry import lazy_exports
 
 _EXPORTS = {
     "LinearClassifier": "flaxzoo.sklearn.estimators",
+    "LinearClassifierCV": "flaxzoo.sklearn.cv",
+    "LinearRegressionCV": "flaxzoo.sklearn.cv",
     "LinearRegression": "flaxzoo.sklearn.estimators",
     "CardFeatures": "flaxzoo.sklearn.pretrained",
     "from_pretrained": "flaxzoo.sklearn.pretrained",
@@ -18,6 +20,8 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
+  from flaxzoo.sklearn.cv import LinearClassifierCV as LinearClassifierCV
+  from flaxzoo.sklearn.cv import LinearRegressionCV as LinearRegressionCV
   from flaxzoo.sklearn.estimators import LinearClassifier as LinearClassifier
   from flaxzoo.sklearn.estimators import LinearRegression as LinearRegression
   from flaxzoo.sklearn.pretrained import CardFeatures as CardFeatures

@@ -1,0 +1,229 @@
+"""flaxzoo's exact solvers against scikit-learn, glum and NeMoS, each library in a fresh process.
+
+  python benchmarks/solvers.py [--repeats 3] [--smoke] [--json PATH] [--only ROW,...]
+
+Rows (the same objective on every side, float64 data):
+- `least_squares`: 1,000,000 x 32, Ridge(alpha=1) / LinearRegression; glum (normal); NeMoS (Gaussian, LBFGS).
+- `logistic`: 1,000,000 x 32, C = 1; scikit-learn lbfgs; glum (binomial, IRLS); NeMoS (Bernoulli, LBFGS).
+- `softmax`: 200,000 x 64, 10 classes, C = 1; scikit-learn lbfgs.
+- `grid_breast_cancer`, `grid_100k`: GridSearchCV, 5 folds x 4 C, StandardScaler + the classifier.
+- `bootstrap`: 200 bootstrap refits on breast cancer (standardised), C = 1: scikit-learn's loop vs one
+  `solvers.solve` of 200 models (the bootstrap counts as example weights).
+- `cv_100k`: LinearClassifierCV vs LogisticRegressionCV(Cs=10, cv=5) on 100,000 x 32.
+
+Every (row, library) runs in its own process: `first` is the first fit there (compilation included,
+imports not), `warm` the median of `--repeats` more fits of new estimators on the same data. Ratios
+are flaxzoo / the library, from this one run (the machine's absolute times drift).
+glum and NeMoS come from the `bench` extra; a row notes a library it cannot import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import median_time  # noqa: E402
+
+ROWS = ("least_squares", "logistic", "softmax", "grid_breast_cancer", "grid_100k", "bootstrap", "cv_100k")
+LIBRARIES = {
+    "least_squares": ("flaxzoo", "sklearn", "sklearn_ols", "glum", "nemos"),
+    "logistic": ("flaxzoo", "sklearn", "glum", "nemos"),
+    "softmax": ("flaxzoo", "sklearn"),
+    "grid_breast_cancer": ("flaxzoo", "sklearn"),
+    "grid_100k": ("flaxzoo", "sklearn"),
+    "bootstrap": ("flaxzoo", "sklearn"),
+    "cv_100k": ("flaxzoo", "sklearn"),
+}
+
+
+def make_data(row: str, smoke: bool):
+  rng = np.random.default_rng(0)
+  if row in ("grid_breast_cancer", "bootstrap"):
+    from sklearn.datasets import load_breast_cancer
+
+    return load_breast_cancer(return_X_y=True)
+  n, d, k = {"least_squares": (1_000_000, 32, 1), "logistic": (1_000_000, 32, 2), "softmax": (200_000, 64, 10),
+             "grid_100k": (100_000, 32, 2), "cv_100k": (100_000, 32, 2)}[row]
+  if smoke:
+    n = 4000
+  x = rng.normal(size=(n, d))
+  if row == "least_squares":
+    return x, x @ rng.normal(size=d) + rng.normal(size=n) + 3.0
+  scores = x @ rng.normal(size=(d, k)) + rng.gumbel(size=(n, k)) * 2
+  return x, np.argmax(scores, axis=1)
+
+
+def fitter(row: str, library: str, x, y):
+  """`fit()` → an objective-bearing summary of one fresh fit."""
+  n = len(y)
+  if row == "least_squares":
+    if library == "flaxzoo":
+      from flaxzoo.sklearn import LinearRegression
+
+      return lambda: LinearRegression(alpha=1.0).fit(x, y).coef_
+    if library == "sklearn":
+      from sklearn.linear_model import Ridge
+
+      return lambda: Ridge(alpha=1.0).fit(x, y).coef_
+    if library == "sklearn_ols":
+      from sklearn.linear_model import LinearRegression
+
+      return lambda: LinearRegression().fit(x, y).coef_
+    if library == "glum":
+      from glum import GeneralizedLinearRegressor
+
+      return lambda: GeneralizedLinearRegressor(family="normal", alpha=1.0 / n).fit(x, y).coef_
+    if library == "nemos":
+      import nemos
+
+      return lambda: nemos.glm.GLM("Gaussian", regularizer="Ridge", regularizer_strength=1.0 / n,
+                                   solver_name="LBFGS").fit(x, y).coef_
+  if row in ("logistic", "softmax"):
+    if library == "flaxzoo":
+      from flaxzoo.sklearn import LinearClassifier
+
+      return lambda: LinearClassifier(C=1.0).fit(x, y).coef_
+    if library == "sklearn":
+      from sklearn.linear_model import LogisticRegression
+
+      return lambda: LogisticRegression(C=1.0).fit(x, y).coef_
+    if library == "glum":
+      from glum import GeneralizedLinearRegressor
+
+      return lambda: GeneralizedLinearRegressor(family="binomial", alpha=1.0 / n).fit(x, y).coef_
+    if library == "nemos":
+      import nemos
+
+      return lambda: nemos.glm.GLM("Bernoulli", regularizer="Ridge", regularizer_strength=1.0 / n,
+                                   solver_name="LBFGS").fit(x, y.astype(float)).coef_
+  if row in ("grid_breast_cancer", "grid_100k"):
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if library == "flaxzoo":
+      from flaxzoo.sklearn import LinearClassifier as Classifier
+    else:
+      from sklearn.linear_model import LogisticRegression as Classifier
+    grid = {"classifier__C": [0.01, 0.1, 1.0, 10.0]}
+
+    def search():
+      pipeline = Pipeline([("scaler", StandardScaler()), ("classifier", Classifier())])
+      return GridSearchCV(pipeline, grid, cv=5).fit(x, y).best_params_["classifier__C"]
+
+    return search
+  if row == "bootstrap":
+    from sklearn.preprocessing import StandardScaler
+
+    xs = StandardScaler().fit_transform(x)
+    counts = np.random.default_rng(1).multinomial(n, np.full(n, 1 / n), size=200).astype(np.float64)
+    if library == "flaxzoo":
+      from flaxzoo.trainers import solvers
+
+      def refits():
+        data = solvers.stage(xs, y, "logistic")
+        return solvers.solve(data, counts, 1.0 / counts.sum(axis=1), tol=1e-4).coef[:, :, 0]
+
+      return refits
+    from sklearn.linear_model import LogisticRegression
+
+    return lambda: np.stack([LogisticRegression(C=1.0).fit(xs, y, sample_weight=c).coef_[0] for c in counts])
+  if row == "cv_100k":
+    if library == "flaxzoo":
+      from flaxzoo.sklearn import LinearClassifierCV
+
+      return lambda: float(LinearClassifierCV(Cs=10, cv=5).fit(x, y).C_[0])
+    from sklearn.linear_model import LogisticRegressionCV
+
+    return lambda: float(LogisticRegressionCV(Cs=10, cv=5, scoring="accuracy", l1_ratios=(0.0,),
+                                              use_legacy_attributes=False).fit(x, y).C_)
+  raise ValueError(f"no {library} for {row}")
+
+
+def worker(row: str, library: str, repeats: int, smoke: bool) -> dict:
+  warnings.simplefilter("ignore")  # scikit-learn's ConvergenceWarning on raw features is part of its answer
+  x, y = make_data(row, smoke)
+  if library == "flaxzoo":  # imports are not the fit (scikit-learn's are done by make_data)
+    import jax.numpy as jnp
+
+    import flaxzoo.sklearn.cv  # noqa: F401
+    from flaxzoo.experiments.config import OPTIMIZERS  # noqa: F401
+    from flaxzoo.trainers import solvers  # noqa: F401
+
+    jnp.zeros(1).block_until_ready()
+  try:
+    fit = fitter(row, library, x, y)
+  except ImportError as e:
+    return {"skipped": f"cannot import: {e}"}
+  start = time.perf_counter()
+  result = fit()
+  first = time.perf_counter() - start
+  warm, spread = median_time(fit, repeats)
+  out = {"first_s": first, "warm_s": warm, "warm_range_s": spread}
+  if row == "cv_100k":
+    out["chosen_C"] = result
+  if row.startswith("grid"):
+    out["best_C"] = result
+  if library == "flaxzoo":
+    import jax
+
+    events = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda name, *_, **__: events.append(name) if name == "/jax/core/compile/backend_compile_duration" else None)
+    fit()
+    out["compilations_warm"] = len(events)
+  return out
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--smoke", action="store_true", help="tiny sizes, only to prove it runs")
+  parser.add_argument("--json", help="write {name, metrics, details} here")
+  parser.add_argument("--only", help="comma-separated rows")
+  parser.add_argument("--worker", nargs=2, metavar=("ROW", "LIBRARY"), help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args.smoke:
+    args.repeats = 1
+  if args.worker:
+    print(json.dumps(worker(*args.worker, args.repeats, args.smoke)))
+    return
+  rows = args.only.split(",") if args.only else list(ROWS)
+  if args.smoke:
+    rows = [r for r in rows if r in ("least_squares", "logistic", "grid_breast_cancer")]
+  details, metrics = {}, {}
+  for row in rows:
+    details[row] = {}
+    for library in LIBRARIES[row]:
+      command = [sys.executable, os.path.abspath(__file__), "--worker", row, library, "--repeats", str(args.repeats)]
+      command += ["--smoke"] if args.smoke else []
+      done = subprocess.run(command, capture_output=True, text=True, check=False)
+      if done.returncode != 0:
+        raise SystemExit(f"{row} / {library} failed:\n{done.stderr[-2000:]}")
+      details[row][library] = json.loads(done.stdout.strip().splitlines()[-1])
+    ours = details[row]["flaxzoo"]
+    for library, result in details[row].items():
+      if library == "flaxzoo" or "skipped" in result:
+        continue
+      metrics[f"{row}_warm_vs_{library}"] = ours["warm_s"] / result["warm_s"]
+      metrics[f"{row}_first_vs_{library}"] = ours["first_s"] / result["first_s"]
+    line = "  ".join(f"{lib} first {r['first_s']:.3f} s warm {r['warm_s']:.3f} s" if "skipped" not in r else
+                     f"{lib} skipped" for lib, r in details[row].items())
+    print(f"{row:>20}: {line}", flush=True)
+  for name, value in metrics.items():
+    print(f"{name:>45}: {value:.3f}x")
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump({"name": "solvers", "metrics": metrics, "details": details, "args": vars(args)}, f, indent=2)
+
+
+if __name__ == "__main__":
+  main()

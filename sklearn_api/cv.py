@@ -1,0 +1,213 @@
+"""Cross-validated estimators: every fold x penalty, and the refit on all rows, in one solve of K models.
+
+  from flaxzoo.sklearn import LinearClassifierCV, LinearRegressionCV
+
+`LinearRegressionCV(alphas, cv)` is `RidgeCV(alphas, cv=cv)` and `LinearClassifierCV(Cs, cv)` is
+`LogisticRegressionCV(Cs, cv=cv)` (L2): the same attributes (`alpha_` / `C_`, `scores_`, `best_score_`,
+`coef_`, `intercept_`), chosen by the mean validation score over the folds. The folds are example
+weights over one copy of the rows (`flaxzoo.trainers.solvers.solve`): a grid of F folds and P
+penalties is F·P + P models — the last P on all rows, so the refit needs no second program.
+
+RidgeCV's default `cv=None` is an exact leave-one-out shortcut; here `cv=None` is 5-fold (KFold, as
+`cross_val_score`'s default).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import check_cv
+from sklearn.utils.validation import validate_data
+
+from flaxzoo.sklearn.estimators import LinearClassifier, LinearRegression, _LinearModel
+from flaxzoo.sklearn.penalty import l2_of_alpha, l2_of_C
+
+
+class _CrossValidated(BaseEstimator):
+  """The grid and its one solve; subclasses name the penalty and the single estimator."""
+
+  def _check_cv_params(self):
+    if not isinstance(self.max_iter, numbers.Integral) or isinstance(self.max_iter, bool) or self.max_iter < 1:
+      raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
+    if not isinstance(self.tol, numbers.Real) or not 0 <= self.tol < np.inf:
+      raise ValueError(f"tol must be a finite number >= 0, got {self.tol!r}")
+    if self.solver not in self._solvers:
+      raise ValueError(f"solver must be one of {', '.join(self._solvers)}, got {self.solver!r}")
+
+  def _grid(self, X, y, sample_weight, targets, loss, num_classes):
+    """Fits every fold x penalty and the all-rows models; sets the chosen penalty's refit. Returns the
+    validation scores `[folds, penalties]`."""
+    from flaxzoo.trainers import solvers
+
+    penalties = self._penalties()
+    weight = _LinearModel._weights(self, X, sample_weight)
+    folds = list(check_cv(self.cv if self.cv is not None else 5, y, classifier=loss != "mse").split(X, y))
+    k = targets.shape[1] if loss == "mse" else (1 if num_classes == 2 else num_classes)
+    masks = [np.zeros(len(X), bool) for _ in folds] + [np.ones(len(X), bool)]
+    for mask, (train, _) in zip(masks, folds):
+      mask[train] = True
+    weights = np.stack([weight * mask for mask in masks for _ in penalties])
+    if np.any(weights.sum(axis=1) <= 0):
+      raise ValueError("a training fold has no row of positive sample_weight")
+    l2 = [self._l2(p, (weight * mask).sum(), k) for mask in masks for p in penalties]
+    data = solvers.stage(X, targets, loss, num_classes)
+    fit = solvers.solve(data, weights, l2, self.solver, float(self.tol), int(self.max_iter))
+    coef = fit.coef.transpose(0, 2, 1).reshape(len(masks), len(penalties), k, X.shape[1])
+    intercept = fit.intercept.reshape(len(masks), len(penalties), k)
+    scorer = check_scoring(self._single(), scoring=self.scoring)
+    scores = np.empty((len(folds), len(penalties)))
+    for f, (_, test) in enumerate(folds):
+      for p in range(len(penalties)):
+        scores[f, p] = scorer(self._fitted(coef[f, p], intercept[f, p]), X[test], y[test])
+    best = int(np.argmax(scores.mean(axis=0)))
+    self.best_score_ = float(scores.mean(axis=0)[best])
+    final = self._fitted(coef[-1, best], intercept[-1, best])
+    self.coef_, self.intercept_ = final.coef_, final.intercept_
+    self.n_iter_ = fit.n_iter.reshape(len(masks), len(penalties))
+    return scores, penalties[best]
+
+  def __sklearn_tags__(self):
+    tags = super().__sklearn_tags__()
+    tags.input_tags.sparse = False
+    return tags
+
+
+class LinearRegressionCV(RegressorMixin, _CrossValidated):
+  """Ridge regression with `alpha` chosen by cross-validation (`RidgeCV`'s API).
+
+  Args:
+    alphas: the penalties on `Ridge`'s scale.
+    cv: folds: an int (KFold), a splitter or an iterable of splits; None: 5.
+    scoring: a scikit-learn scorer name or callable; None: R².
+    solver: `"auto"` or `"normal_equation"`. tol, max_iter: unused by the normal equation.
+
+  Attributes: `alpha_`, `best_score_`, `scores_` `[folds, alphas]`, `coef_`, `intercept_`, `n_features_in_`.
+  """
+
+  _solvers = ("auto", "normal_equation")
+
+  def __init__(self, alphas=(0.1, 1.0, 10.0), *, cv=None, scoring=None, solver="auto", tol=1e-4, max_iter=100):
+    self.alphas = alphas
+    self.cv = cv
+    self.scoring = scoring
+    self.solver = solver
+    self.tol = tol
+    self.max_iter = max_iter
+
+  def __sklearn_tags__(self):
+    tags = super().__sklearn_tags__()
+    tags.target_tags.multi_output = True
+    return tags
+
+  def _penalties(self):
+    alphas = np.asarray(self.alphas, np.float64).reshape(-1)
+    if len(alphas) == 0 or not np.all(np.isfinite(alphas) & (alphas >= 0)):
+      raise ValueError(f"alphas must be finite numbers >= 0, got {self.alphas!r}")
+    return alphas
+
+  def _l2(self, alpha, total, k):
+    return l2_of_alpha(alpha, total, k)
+
+  def _single(self):
+    return LinearRegression()
+
+  def _fitted(self, coef, intercept):
+    model = LinearRegression()
+    model.coef_, model.intercept_ = (coef[0], float(intercept[0])) if self._one_target else (coef, intercept)
+    model.n_features_in_ = coef.shape[1]
+    return model
+
+  def fit(self, X, y, sample_weight=None):
+    self._check_cv_params()
+    X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=[np.float64, np.float32])
+    y = np.asarray(y, np.float64)
+    self._one_target = y.ndim == 1
+    self.scores_, self.alpha_ = self._grid(X, y, sample_weight, y.reshape(len(y), -1), "mse", None)
+    self.alpha_ = float(self.alpha_)
+    return self
+
+  def predict(self, X):
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(self)
+    X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+    return X @ np.asarray(self.coef_).T + self.intercept_
+
+
+class LinearClassifierCV(ClassifierMixin, _CrossValidated):
+  """Logistic or softmax regression with `C` chosen by cross-validation (`LogisticRegressionCV`'s API, L2).
+
+  Args:
+    Cs: a list of `C`s (LogisticRegression's scale), or an int: that many on `np.logspace(-4, 4)`.
+    cv: folds: an int (StratifiedKFold), a splitter or an iterable of splits; None: 5.
+    scoring: a scorer name or callable; None: accuracy.
+    solver, tol, max_iter: as `LinearClassifier`'s.
+
+  Attributes: `C_` `[1]`, `Cs_`, `best_score_`, `scores_` `{class: [folds, Cs]}` (the positive class for
+  two), `coef_`, `intercept_`, `classes_`, `n_iter_` `[folds + 1, Cs]`.
+  """
+
+  _solvers = ("auto", "newton", "lbfgs")
+
+  def __init__(self, Cs=10, *, cv=None, scoring=None, solver="auto", tol=1e-4, max_iter=100):  # noqa: N803
+    self.Cs = Cs
+    self.cv = cv
+    self.scoring = scoring
+    self.solver = solver
+    self.tol = tol
+    self.max_iter = max_iter
+
+  def _penalties(self):
+    if isinstance(self.Cs, numbers.Integral) and not isinstance(self.Cs, bool):
+      if self.Cs < 1:
+        raise ValueError(f"Cs must be a positive int or a list of C > 0, got {self.Cs!r}")
+      return np.logspace(-4, 4, int(self.Cs))
+    Cs = np.asarray(self.Cs, np.float64).reshape(-1)
+    if len(Cs) == 0 or not np.all(Cs > 0):
+      raise ValueError(f"Cs must be a positive int or a list of C > 0, got {self.Cs!r}")
+    return Cs
+
+  def _l2(self, C, total, k):  # noqa: N803
+    return l2_of_C(C, total)
+
+  def _single(self):
+    return LinearClassifier()
+
+  def _fitted(self, coef, intercept):
+    model = LinearClassifier()
+    model.coef_, model.intercept_, model.classes_ = coef, intercept, self.classes_
+    model.n_features_in_ = coef.shape[1]
+    return model
+
+  def fit(self, X, y, sample_weight=None):
+    self._check_cv_params()
+    X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+    labels = LinearClassifier._encode(self, y, first=True)
+    self.Cs_ = self._penalties()
+    scores, C = self._grid(X, y, sample_weight, labels.astype(np.int32),
+                           "logistic" if len(self.classes_) == 2 else "softmax", len(self.classes_))
+    self.C_ = np.asarray([C])
+    keys = self.classes_[1:] if len(self.classes_) == 2 else self.classes_
+    self.scores_ = {key: scores for key in keys}
+    return self
+
+  def decision_function(self, X):
+    return self._fitted(self.coef_, self.intercept_).decision_function(self._check(X))
+
+  def predict_proba(self, X):
+    return self._fitted(self.coef_, self.intercept_).predict_proba(self._check(X))
+
+  def predict_log_proba(self, X):
+    return self._fitted(self.coef_, self.intercept_).predict_log_proba(self._check(X))
+
+  def predict(self, X):
+    return self._fitted(self.coef_, self.intercept_).predict(self._check(X))
+
+  def _check(self, X):
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(self)
+    return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
