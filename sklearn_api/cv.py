@@ -195,16 +195,20 @@ class LinearClassifierCV(ClassifierMixin, _CrossValidated):
     return self
 
   def decision_function(self, X):
-    return self._fitted(self.coef_, self.intercept_).decision_function(self._check(X))
+    X = self._check(X)
+    return self._fitted(self.coef_, self.intercept_).decision_function(X)
 
   def predict_proba(self, X):
-    return self._fitted(self.coef_, self.intercept_).predict_proba(self._check(X))
+    X = self._check(X)
+    return self._fitted(self.coef_, self.intercept_).predict_proba(X)
 
   def predict_log_proba(self, X):
-    return self._fitted(self.coef_, self.intercept_).predict_log_proba(self._check(X))
+    X = self._check(X)
+    return self._fitted(self.coef_, self.intercept_).predict_log_proba(X)
 
   def predict(self, X):
-    return self._fitted(self.coef_, self.intercept_).predict(self._check(X))
+    X = self._check(X)
+    return self._fitted(self.coef_, self.intercept_).predict(X)
 
   def _check(self, X):
     from sklearn.utils.validation import check_is_fitted

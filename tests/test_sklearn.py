@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from flaxzoo.sklearn import LinearClassifier, LinearRegression
+from flaxzoo.sklearn import LinearClassifier, LinearClassifierCV, LinearRegression, LinearRegressionCV
 
 
 @pytest.fixture(autouse=True)
@@ -15,20 +15,14 @@ def standard_promotion():
     yield
 
 
-EXPECTED_FAILURES = {
-    "LinearRegression": {"check_sample_weight_equivalence_on_dense_data": (
-        "flaxzoo trains in float32: fits with weights and with repeated rows agree to ~2e-8 absolute on this"
-        " check's data, and it asks for 1e-9 (test_weights_equal_repeated_rows checks 1e-6)")},
-    "LinearClassifier": {"check_sample_weight_equivalence_on_dense_data": (
-        "the check's random labels on 15 rows and 10 features are separable: unpenalised logistic regression has"
-        " no finite optimum, and where float32 L-BFGS stops differs between two orders of the same sum; with any"
-        " l2 penalty the fits agree to float32 (test_weights_equal_repeated_rows)")},
-}
+# None: the exact solvers fit in float64, so weights equal repeated rows to ~1e-12 (check_sample_weight_equivalence)
+# and C = 1 by default gives a finite optimum on the checks' separable data.
+EXPECTED_FAILURES = {}
 
 
-# ~120 checks, each fitting on data of its own shape (a compile each): in the slow selection (CI runs it).
+# ~120 checks an estimator, each fitting on data of its own shape: in the slow selection (CI runs it).
 @pytest.mark.slow
-@parametrize_with_checks([LinearRegression(), LinearClassifier()],
+@parametrize_with_checks([LinearRegression(), LinearClassifier(), LinearRegressionCV(), LinearClassifierCV(Cs=3)],
                          expected_failed_checks=lambda e: EXPECTED_FAILURES.get(type(e).__name__, {}))
 def test_scikit_learn_conformance(estimator, check):
   check(estimator)
