@@ -171,7 +171,8 @@ def _plan(config: Config, settings: list[dict[str, Any]], folds: int, data) -> _
     sweep = Sweep(models, lambda learning_rate: optimizer(learning_rate),
                   {"learning_rate": [s["learning_rate"] for s, _ in runs]}, loss, l2=[s["l2"] for s, _ in runs],
                   seeds=[s["seed"] for s, _ in runs], parallel=parallel, devices=config.devices, task=data.task,
-                  label_scale=data.preprocessing.label_scale, label_unit=data.preprocessing.label_unit)
+                  label_scale=data.preprocessing.label_scale, label_unit=data.preprocessing.label_unit,
+                  solver=config.solver)
   except ValueError as e:
     raise ConfigError(f"{config.name}: {e}") from None
   train_weights = np.stack([(fold_of != f).astype(np.float32) for _, f in runs])

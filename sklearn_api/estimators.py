@@ -75,7 +75,7 @@ class _LinearModel(BaseEstimator):
     if self.batch_size is not None and (not isinstance(self.batch_size, numbers.Integral) or self.batch_size < 1):
       raise ValueError(f"batch_size must be None or an integer >= 1, got {self.batch_size!r}")
     if self.batch_size is not None and self.solver not in ("auto", "optax"):
-      raise ValueError(f"batch_size needs solver='optax' (the exact solvers are full batch), got solver={self.solver!r}")
+      raise ValueError(f"batch_size needs solver='optax' (the exact solvers are full batch), got {self.solver!r}")
     for name in ("tol", "learning_rate"):
       value = getattr(self, name)
       if not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:

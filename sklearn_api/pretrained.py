@@ -80,7 +80,9 @@ def _estimator_of(model, card):
     estimator = LinearRegression()
     coef, intercept = kernel.T * unit, bias * unit
     estimator.coef_, estimator.intercept_ = (coef[0], float(intercept[0])) if coef.shape[0] == 1 else (coef, intercept)
-  estimator.n_features_in_, estimator.n_iter_ = d, int(card.data.get("recipe", {}).get("step", 0) or 0)
+  step = int(card.data.get("recipe", {}).get("step", 0) or 0)
+  estimator.n_features_in_ = d
+  estimator.n_iter_ = np.asarray([step], np.int32) if card.task == "classification" else step
   estimator.checkpoint_ = {"model": card.data["model"], "kernel": np.asarray(model.linear.kernel[...], np.float32),
                            "bias": np.asarray(model.linear.bias[...], np.float32),
                            "scale": 1.0 if card.task == "classification" else float(unit)}
@@ -121,7 +123,7 @@ def save(estimator, directory, name: str, *, force: bool = False):
       "dataset": {"name": "given to fit (scikit-learn)"},
       "recipe": {"estimator": type(estimator).__name__, "params": {k: repr(v) for k, v in
                                                                    estimator.get_params().items()},
-                 "step": int(getattr(estimator, "n_iter_", 0)), "command": None,
+                 "step": int(np.sum(getattr(estimator, "n_iter_", 0))), "command": None,
                  **({"labels": np.asarray(estimator.classes_).tolist()} if classification else {})},
       "metrics": {}, "parameters": int(coef.size + intercept.size), "versions": library_versions(),
   }

@@ -69,7 +69,6 @@ def test_classification_equals_logistic_regression(dataset, C):
   from sklearn.preprocessing import StandardScaler
 
   x, y = getattr(datasets, f"load_{dataset}")(return_X_y=True)
-  n = len(y)
   ours = make_pipeline(StandardScaler(), LinearClassifier(C=C, tol=1e-10)).fit(x, y)
   reference = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=100_000, tol=1e-12)).fit(x, y)
   ours_loss, reference_loss = log_loss(y, ours.predict_proba(x)), log_loss(y, reference.predict_proba(x))
@@ -103,7 +102,7 @@ def test_string_labels_probabilities_and_warm_start():
   assert model.classes_.tolist() == ["cat", "dog", "eel"] and (model.predict(x) == labels).mean() > 0.9
   np.testing.assert_allclose(model.predict_proba(x).sum(axis=1), 1.0)
   np.testing.assert_allclose(np.exp(model.predict_log_proba(x)), model.predict_proba(x), rtol=1e-6)
-  warm = LinearClassifier(l2=1e-3, warm_start=True).fit(x, labels)
+  warm = LinearClassifier(C=10.0, warm_start=True).fit(x, labels)
   first = warm.n_iter_
   warm.fit(x, labels)  # starts at the optimum: converges at once
   assert warm.n_iter_ <= first and np.allclose(warm.coef_, model.coef_, atol=1e-4)

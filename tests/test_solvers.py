@@ -286,3 +286,25 @@ print("ok")
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
   done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
   assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-3000:]
+
+
+def test_a_sweep_solves_its_models_exactly_and_compiles_the_same_for_10_and_200():
+  from flaxzoo.trainers import Sweep
+
+  x, y = load_breast_cancer(return_X_y=True)
+  x = StandardScaler().fit_transform(x)[:, :26]
+  rng = np.random.default_rng(5)
+  counts = {}
+  for count in (10, 200):
+    boot = rng.multinomial(len(y), np.full(len(y), 1 / len(y)), size=count).astype(np.float32)
+    with COMPILATIONS as compiled:
+      models = [create_model("logistic_regression", in_features=26, seed=s) for s in range(count)]
+      sweep = Sweep(models, loss="logistic", l2=1.0 / boot.sum(axis=1), seeds=list(range(count)), parallel="none",
+                    solver="auto", tol=1e-10)
+      history = sweep.fit((x, y), steps=100, weights=boot)
+    counts[count] = compiled.count
+    assert history.path == "newton" and history.converged.all()
+  for k in (0, 199):  # model k equals scikit-learn's fit of its bootstrap sample
+    alone = LinearClassifier(C=1.0, tol=1e-10).fit(x, y, sample_weight=boot[k])
+    np.testing.assert_allclose(np.ravel(sweep.params(k)["linear"]["kernel"][...]), alone.coef_[0], atol=1e-5)
+  assert counts[10] == counts[200], counts

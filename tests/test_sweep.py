@@ -59,7 +59,8 @@ def test_statistics_apply_only_where_exact():
   assert regression.uses_statistics(10) and regression.uses_statistics(10, batch_size=10)
   assert not regression.uses_statistics(10, batch_size=5)  # mini-batches: per example
   assert not Trainer(LinearRegression(2, rngs=nnx.Rngs(0)), parallel="none", statistics="off").uses_statistics(10)
-  classifier = Trainer(LinearClassifier(2, 2, rngs=nnx.Rngs(0)), loss="logistic", parallel="none", statistics="on")
+  classifier = Trainer(LinearClassifier(2, 2, rngs=nnx.Rngs(0)), optax.sgd(0.1), loss="logistic", parallel="none",
+                       statistics="on")
   with pytest.raises(ValueError, match="statistics='on' needs the MSE loss"):
     classifier.fit((x, y.astype(np.int32)), steps=1)
   with pytest.raises(ValueError, match="statistics must be one of"):

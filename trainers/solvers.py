@@ -108,7 +108,8 @@ class Staged:
   """Training rows on the device in chunks: what every pass reads.
 
   `x` `[C, d]` chunks (standardised inside the pass with `shift`, `scale` `[d]`), `y` `[C, k]` float
-  targets (MSE, less `y_shift` `[k]`, subtracted in float64 on the host) or `[C]` int32 labels, `n` real rows (the rest padding).
+  targets (MSE, less `y_shift` `[k]`, subtracted in float64 on the host) or `[C]` int32 labels, `n` real
+  rows (the rest padding).
   """
 
   x: list[jax.Array]
@@ -176,7 +177,8 @@ def chunked_weights(data: Staged, weights: np.ndarray) -> list[jax.Array]:
     raise ValueError("weights must be finite and >= 0")
   total = weights.sum(axis=1, keepdims=True)
   if np.any(total <= 0):
-    raise ValueError(f"every model needs a positive weight; models {np.flatnonzero(total[:, 0] <= 0).tolist()} have none")
+    empty = np.flatnonzero(total[:, 0] <= 0).tolist()
+    raise ValueError(f"every model needs a positive weight; models {empty} have none")
   weights = weights / total
   size = data.x[0].shape[0]
   out = []
@@ -310,7 +312,8 @@ def _from_scaled(data: Staged, w_s: np.ndarray, b_s: np.ndarray):
 
 
 def _features(x, shift, scale):
-  return jnp.concatenate([(x - shift[None, :]) / scale[None, :], jnp.ones((x.shape[0], 1), x.dtype)], axis=1)  # [C, d + 1]
+  """`[(x - shift) / scale, 1]`, `[C, d + 1]`."""
+  return jnp.concatenate([(x - shift[None, :]) / scale[None, :], jnp.ones((x.shape[0], 1), x.dtype)], axis=1)
 
 
 def _loss_parts(logits, labels, k: int):

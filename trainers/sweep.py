@@ -44,6 +44,7 @@ from jax.sharding import PartitionSpec as P
 
 from flaxzoo.trainers import losses as losses_lib
 from flaxzoo.trainers import metrics as metrics_lib
+from flaxzoo.trainers import solvers as solvers_lib
 from flaxzoo.trainers import statistics as statistics_lib
 from flaxzoo.trainers.batching import arrange, make_epoch_order_fn, make_layout, take_block
 from flaxzoo.trainers.loop import make_fused_loop, next_call, stop_points
@@ -65,7 +66,14 @@ class SweepHistory:
   losses: list[list[float]] = dataclasses.field(default_factory=list)
   train_seconds: float = 0.0
   stopped: bool = False
-  path: str = ""  # "statistics", "full batch" or "mini-batch"
+  path: str = ""  # "statistics", "full batch", "mini-batch" or an exact solver's name
+  converged: np.ndarray | None = None  # `[K]`, an exact solver's verdict
+
+
+@jax.jit
+def _keys(seeds):
+  """`[K, 2]` PRNG keys of `seeds [K]`: one program, whatever K's values."""
+  return jax.vmap(jax.random.PRNGKey)(seeds)
 
 
 def _per_model(value, count: int, name: str) -> np.ndarray:
@@ -90,13 +98,20 @@ class Sweep:
       over `devices` devices); `"auto"`: mesh on more than one device.
     task, label_scale, label_unit: as `Trainer` (metrics).
     statistics: `"auto"`, `"on"` or `"off"`, as `Trainer`.
+    solver: `"optax"` (steps of `optimizer`), or an exact solver of
+      `flaxzoo.trainers.solvers` (`"auto"`, `"normal_equation"`, `"newton"`,
+      `"lbfgs"`): the K models are K solves in one program over the one copy
+      of the rows, each with its weights and L2; `fit`'s `steps` caps the
+      iterations. `tol` as `Trainer`'s.
   """
 
   def __init__(self, models: Sequence[nnx.Module], optimizer: Callable[..., optax.GradientTransformation] = optax.sgd,
                hyperparams: Mapping[str, Sequence[float]] | None = None, loss: str | Callable = "mse", *,
                l2: float | Sequence[float] = 0.0, seeds: int | Sequence[int] = 0, parallel: str = "auto",
                devices: int | None = None, task: str | None = None, label_scale: float | None = None,
-               label_unit: str | None = None, statistics: str = "auto"):
+               label_unit: str | None = None, statistics: str = "auto", solver: str = "optax", tol: float = 1e-6):
+    self.solver = solvers_lib.check_solver(solver)
+    self.tol = float(tol)
     models = list(models)
     if not models:
       raise ValueError("a sweep needs at least one model")
@@ -142,7 +157,7 @@ class Sweep:
 
     opt_state = jax.jit(jax.vmap(init))(params, hyper)
     self.state = TrainState(params=params, opt_state=to_host(opt_state), step=np.zeros((), np.int32),
-                            rng=pad(np.stack([np.asarray(jax.random.PRNGKey(int(s))) for s in self.seeds])))
+                            rng=pad(np.asarray(_keys(self.seeds))))
     self._l2 = pad(self.l2)
     # -1: finite so far; else the first logged step where the model was not.
     self.diverged_step = np.full(count, -1, np.int64)
@@ -360,6 +375,13 @@ class Sweep:
     check_fit_arguments(steps, log_every, batch_size, shuffle)
     arrays = _as_numpy(train, "train")
     weights = self._weights(weights, len(arrays["x"]))
+    n = len(arrays["x"])
+    if self.solver != "optax":
+      kernel, _ = self._affine_maps()
+      solver = solvers_lib.choose(self.solver, self._loss_spec, self._affine, batch_size is None or batch_size >= n,
+                                  (kernel.shape[1] + 1) * kernel.shape[2])
+      if solver != "optax":
+        return self._fit_exact(arrays, weights, solver, steps, on_checkpoint, on_progress)
     path, key, make_step, order_fn, take, num_blocks, blocks = self._prepare(arrays, weights, batch_size, shuffle)
     if key not in self._loops:
       run = make_fused_loop(make_step(), order_fn, num_blocks, take, finite_fn=self._finite,
@@ -392,6 +414,37 @@ class Sweep:
         on_checkpoint(self)
     self.state = to_host(state)
     history.train_seconds = time.perf_counter() - start
+    return history
+
+  def _affine_maps(self):
+    """`(kernel [K_padded, d, k], bias [K_padded, k])` of the current parameters (an affine model)."""
+    if not self._affine:
+      raise ValueError("the exact solvers need an affine model (the zoo's linear models)")
+    model = nnx.merge(self.graphdef, to_host(self.state.params), self._rest)  # arrays with a model axis
+    return tuple(np.asarray(v, np.float64) for v in model.affine_map())
+
+  def _fit_exact(self, arrays, weights, solver, steps, on_checkpoint, on_progress) -> SweepHistory:
+    """Every model by an exact solver, from its current parameters: one `solvers.solve` of K models."""
+    start = time.perf_counter()
+    kernel, bias = self._affine_maps()
+    count = self.num_models
+    num_classes = None if self._loss_spec == "mse" else (2 if kernel.shape[2] == 1 else kernel.shape[2])
+    data = solvers_lib.stage(arrays["x"], arrays["y"], self._loss_spec, num_classes)
+    fit = solvers_lib.solve(data, weights[:count], self.l2.astype(np.float64), solver, self.tol, steps,
+                            start=(kernel[:count], bias[:count]))
+    extra = self._padded - count
+    pad = lambda v: np.concatenate([v, np.repeat(v[-1:], extra, axis=0)]) if extra else v
+    model = nnx.merge(self.graphdef, to_host(self.state.params), self._rest)
+    model.set_affine_map(pad(fit.coef), pad(fit.intercept))
+    self.state = self.state.replace(params=to_host(nnx.state(model, nnx.Param)),
+                                    step=np.asarray(self.step + int(fit.n_iter.max()), np.int32))
+    history = SweepHistory(path=solver, steps=[self.step], losses=[fit.objective.tolist()])
+    history.converged = fit.converged
+    history.train_seconds = time.perf_counter() - start
+    if on_progress:
+      on_progress(self.step, history)
+    if on_checkpoint:
+      on_checkpoint(self)
     return history
 
   def _mark_diverged(self, state, before, logged_steps, logged_losses):
