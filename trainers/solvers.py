@@ -47,7 +47,9 @@ MIN_BUCKET = 64
 # Shift and scale of the standardisation: from this many first rows.
 SHIFT_ROWS = 1024
 # Above this many parameters (`(d + 1) * k`) `auto` takes L-BFGS: a Newton pass costs `n p²`, an L-BFGS one `n p`.
-NEWTON_MAX_PARAMS = 400
+NEWTON_MAX_PARAMS = 1024
+# Multiply-adds of a Newton Hessian pass on large data (see `hessian_rows`).
+HESSIAN_WORK = 2 * 10**9
 LBFGS_MEMORY = 10
 ARMIJO = 1e-4
 
@@ -123,6 +125,9 @@ class Staged:
   scale: np.ndarray
   y_shift: np.ndarray
   sharding: Any = None
+  # Large data: `(x [S, d], labels [S])`, every (n / S)-th row, and their indices: the Newton Hessian's rows.
+  sample: tuple[jax.Array, jax.Array] | None = None
+  sample_rows: np.ndarray | None = None
 
   @property
   def bounds(self) -> list[tuple[int, int]]:
@@ -165,11 +170,31 @@ def stage(x, y, loss: str, num_classes: int | None = None, sharding=None) -> Sta
         part_y = np.concatenate([part_y, np.zeros((pad,) + part_y.shape[1:], part_y.dtype)])
       xs.append(jax.device_put(part_x, sharding))
       ys.append(jax.device_put(part_y, sharding))
-  return Staged(xs, ys, n, d, k, loss, dtype, shift, scale, y_shift, sharding)
+    sample, rows = None, None
+    size = hessian_rows((d + 1) * k)
+    if loss != "mse" and n > size:
+      rows = np.linspace(0, n - 1, size).astype(np.int64)
+      sample = (jax.device_put(np.asarray(x[rows], dtype), sharding), jax.device_put(y[rows], sharding))
+  return Staged(xs, ys, n, d, k, loss, dtype, shift, scale, y_shift, sharding, sample, rows)
 
 
-def chunked_weights(data: Staged, weights: np.ndarray) -> list[jax.Array]:
-  """`weights [K, n]` → per chunk `[K, C]` device arrays in the pass dtype, each model's summing to 1."""
+def hessian_rows(num_params: int) -> int:
+  """Rows of the Newton Hessian on large data: a pass over `S` rows costs `S p²` (a gradient pass `n p`),
+  so `S` is about `HESSIAN_WORK / p²`, a power of two in [1024, CHUNK]."""
+  return int(min(CHUNK, max(1024, 1 << int(math.log2(max(HESSIAN_WORK // num_params**2, 1))))))
+
+
+@dataclasses.dataclass
+class Weights:
+  """Each model's example weights on the device: `rows`, per chunk `[K, C]` summing to 1 per model; `sample`
+  `[K, S]` on the Hessian's rows (also summing to 1), or None (the Hessian reads every row)."""
+
+  rows: list[jax.Array]
+  sample: jax.Array | None
+
+
+def chunked_weights(data: Staged, weights: np.ndarray) -> Weights:
+  """`weights [K, n]` → `Weights` in the pass dtype."""
   weights = np.asarray(weights, np.float64)
   if weights.ndim != 2 or weights.shape[1] != data.n:
     raise ValueError(f"weights must be [models, {data.n}], got shape {weights.shape}")
@@ -189,7 +214,14 @@ def chunked_weights(data: Staged, weights: np.ndarray) -> list[jax.Array]:
       part = np.zeros((len(weights), size), data.dtype)
       part[:, :rows] = weights[:, start:start + rows]
       out.append(jax.device_put(part, sharding))
-  return out
+    sample = None
+    if data.sample_rows is not None:
+      part = weights[:, data.sample_rows]
+      mass = part.sum(axis=1, keepdims=True)
+      # A model with no weight on the sampled rows (a fold that misses them all) needs the whole Hessian.
+      if np.all(mass > 0):
+        sample = jax.device_put((part / mass).astype(data.dtype), sharding)
+  return Weights(out, sample)
 
 
 @dataclasses.dataclass
@@ -235,11 +267,45 @@ def solve(data: Staged, weights, l2, solver: str = "auto", tol: float = 1e-4, ma
 # Normal equation
 
 
+# K models' weighted Gram matrices: up to this many as K GEMMs of `sqrt(w) z` (XLA's CPU GEMM is fastest on a
+# product of one operand with itself: `uᵀu` took 5 ms a 65536 x 34 chunk, `zᵀ(w z)` 17 ms); more as one GEMM
+# of the weights with the rows' outer products (upper triangle), sub-chunk by sub-chunk (60 models: 86 ms, not 370).
+GEMM_MODELS = 6
+OUTER_ROWS = 2048
+
+
+def _weighted_grams(z, weight):
+  """`[K, D, D]`: `zᵀ diag(weight_k) z` for `z [C, D]`, `weight [K, C]` (>= 0)."""
+  count, (rows, width) = weight.shape[0], z.shape
+  if count <= GEMM_MODELS:
+    grams = []
+    for k in range(count):
+      u = jax.lax.optimization_barrier(z * jnp.sqrt(weight[k])[:, None])
+      grams.append(u.T @ u)
+    return jnp.stack(grams)
+  upper, lower = np.triu_indices(width)
+  sub = min(OUTER_ROWS, rows)
+
+  def add(i, total):
+    part = jax.lax.dynamic_slice_in_dim(z, i * sub, sub)
+    w = jax.lax.dynamic_slice_in_dim(weight, i * sub, sub, axis=1)
+    return total + w @ (part[:, upper] * part[:, lower])
+
+  flat = jax.lax.fori_loop(0, rows // sub, add, jnp.zeros((count, len(upper)), z.dtype))
+  full = jnp.zeros((count, width, width), z.dtype).at[:, upper, lower].set(flat)
+  return full + jnp.swapaxes(full, 1, 2) * (1 - jnp.eye(width, dtype=z.dtype))[None]
+
+
+def _t_dot(a, b):
+  """`aᵀ b` for `a [C, m]`, `b [C, n]` as XLA's CPU runs it fast (3.8 ms -> 0.5 ms for m = 33, n = 1)."""
+  return jax.lax.dot_general(b, a, (((0,), (0,)), ((), ()))).T
+
+
 @jax.jit
 def _gram_pass(total, x, y, weight, shift, scale):
   """`total [K, D, D] += Zᵀ diag(w_K) Z` of `Z = [(x - shift) / scale, y, 1]` (y less its shift), `D = d + k + 1`."""
   z = jnp.concatenate([(x - shift[None, :]) / scale[None, :], y, jnp.ones((x.shape[0], 1), x.dtype)], axis=1)
-  return total + jnp.einsum("kn,ni,nj->kij", weight, z, z, precision=jax.lax.Precision.HIGHEST)
+  return total + _weighted_grams(jax.lax.optimization_barrier(z), weight)
 
 
 @functools.partial(jax.jit, static_argnames="d")
@@ -284,7 +350,7 @@ def _normal_equation(data: Staged, chunks, l2) -> Solution:
   size = data.d + data.k + 1
   total = jax.device_put(np.zeros((len(l2), size, size), data.dtype))
   args = [jax.device_put(v.astype(data.dtype)) for v in (data.shift, data.scale)]
-  for x, y, w in zip(data.x, data.y, chunks):
+  for x, y, w in zip(data.x, data.y, chunks.rows):
     total = _gram_pass(total, x, y, w, *args)
   w_s, b_s, objective = _normal_solve(total, jax.device_put(l2), jax.device_put(data.scale), data.d)
   coef, intercept = _from_scaled(data, np.asarray(w_s), np.asarray(b_s) + data.y_shift)
@@ -329,44 +395,65 @@ def _loss_parts(logits, labels, k: int):
   return loss, p - onehot, p
 
 
+def _logits(f, theta):
+  """Every model's logits `[K, C, k]` from one GEMM: `f [C, D]`, `theta [K, D, k]`."""
+  count, width, k = theta.shape
+  flat = jnp.transpose(theta, (1, 0, 2)).reshape(width, count * k)
+  return jnp.transpose((f @ flat).reshape(f.shape[0], count, k), (1, 0, 2))
+
+
+def _value_grad(f, theta, labels, weight):
+  """`(loss [K], grad [K, D, k], probabilities [K, C, k])`, weighted sums over this chunk's rows."""
+  count, width, k = theta.shape
+  loss, dz, p = jax.vmap(lambda z: _loss_parts(z, labels, k))(_logits(f, theta))
+  scaled = jnp.transpose(weight[:, :, None] * dz, (1, 0, 2)).reshape(f.shape[0], count * k)
+  grad = jnp.transpose(_t_dot(f, scaled).reshape(width, count, k), (1, 0, 2))
+  return jnp.sum(weight * loss, axis=1), grad, p
+
+
 @jax.jit
 def _value_grad_pass(totals, theta, x, labels, weight, shift, scale):
   """`totals = (loss [K], grad [K, d + 1, k]) +=` this chunk's weighted sums."""
-  f = _features(x, shift, scale)
-  k = theta.shape[-1]
-
-  def one(t, w):
-    loss, dz, _ = _loss_parts(f @ t, labels, k)
-    return jnp.dot(w, loss), f.T @ (w[:, None] * dz)
-
-  loss, grad = jax.vmap(one)(theta.astype(x.dtype), weight)
+  f = jax.lax.optimization_barrier(_features(x, shift, scale))
+  loss, grad, _ = _value_grad(f, theta.astype(x.dtype), labels, weight)
   return totals[0] + loss, totals[1] + grad
 
 
 @jax.jit
+def _hessian_pass(total, theta, x, labels, weight, shift, scale):
+  """`total [K, p, p] +=` this chunk's weighted Hessians, `p = (d + 1) k`, ordered as `theta[:, j, c]`
+  flattened (j major): `Σ_i w_i (diag(p_i) - p_i p_iᵀ) ⊗ f_i f_iᵀ`."""
+  f = jax.lax.optimization_barrier(_features(x, shift, scale))
+  _, _, p = jax.vmap(lambda z: _loss_parts(z, labels, theta.shape[-1]))(_logits(f, theta.astype(x.dtype)))
+  return total + _hessian(f, p, weight)
+
+
+@jax.jit
 def _newton_pass(totals, theta, x, labels, weight, shift, scale):
-  """`totals = (loss [K], grad [K, p], hessian [K, p, p]) +=` this chunk's weighted sums, `p = (d + 1) k`
-  ordered as `theta[:, j, c]` flattened."""
-  f = _features(x, shift, scale)
-  k = theta.shape[-1]
-  rows, width = f.shape
+  """`_value_grad_pass` and `_hessian_pass` on the same rows in one program (data that fits the sample)."""
+  f = jax.lax.optimization_barrier(_features(x, shift, scale))
+  loss, grad, p = _value_grad(f, theta.astype(x.dtype), labels, weight)
+  return totals[0] + loss, totals[1] + grad, totals[2] + _hessian(f, p, weight)
 
-  def one(t, w):
-    loss, dz, p = _loss_parts(f @ t, labels, k)
-    grad = f.T @ (w[:, None] * dz)
-    if k == 1:
-      hessian = (f * (w * p[:, 0] * (1 - p[:, 0]))[:, None]).T @ f
-    else:
-      # Σ_i w_i (diag(p_i) - p_i p_iᵀ) ⊗ f_i f_iᵀ, as theta[j, c] flattened (j major).
-      block = jnp.einsum("ic,ij,il->jcl", w[:, None] * p, f, f)  # [d+1, k, d+1]: the diag(p) part
-      outer = (f[:, :, None] * p[:, None, :]).reshape(rows, width * k)  # [C, p]
-      hessian = -(outer * w[:, None]).T @ outer
-      eye = jnp.eye(k, dtype=f.dtype)
-      hessian = hessian + jnp.einsum("jcl,cm->jclm", block, eye).reshape(width * k, width * k)
-    return jnp.dot(w, loss), grad.reshape(-1), hessian
 
-  loss, grad, hessian = jax.vmap(one)(theta.astype(x.dtype), weight)
-  return totals[0] + loss, totals[1] + grad, totals[2] + hessian
+def _hessian(f, p, weight):
+  """`[K, p, p]` from the features `f [C, D]`, probabilities `p [K, C, k]` and weights `[K, C]`."""
+  count, _, k = p.shape
+  width = f.shape[1]
+  if k == 1:
+    return _weighted_grams(f, weight * p[:, :, 0] * (1 - p[:, :, 0]))
+  # diag(p) part: a Gram matrix a (model, class), block-diagonal over classes.
+  blocks = _weighted_grams(f, jnp.transpose(weight[:, :, None] * p, (0, 2, 1)).reshape(count * k, -1))
+  blocks = blocks.reshape(count, k, width, width)
+  eye = jnp.eye(k, dtype=f.dtype)
+  diagonal = jnp.einsum("kcjl,cm->kjclm", blocks, eye).reshape(count, width * k, width * k)
+
+  def outer(pk, wk):  # Σ_i w_i (f_i ⊗ p_i)(f_i ⊗ p_i)ᵀ
+    u = jax.lax.optimization_barrier((f[:, :, None] * pk[:, None, :]).reshape(f.shape[0], width * k)
+                                     * jnp.sqrt(wk)[:, None])
+    return u.T @ u
+
+  return diagonal - jax.lax.map(lambda args: outer(*args), (p, weight))
 
 
 def _accepted(pending, rate, slope, loss, grad, t_loss, t_grad, dtype):
@@ -399,21 +486,27 @@ def _newton_direction(grad, hessian, penalty):
 
 
 def _objective_parts(data, chunks, theta, l2, penalty_diag, hessian: bool):
+  """`(objective [K], gradient [K, p], Hessian [K, p, p] or None)` at `theta`, float64 on the host: the
+  loss and gradient from every row; the Hessian from every row, or from `data.sample` (large data)."""
   count = len(theta)
   p = (data.d + 1) * data.k
   args = [jax.device_put(v.astype(data.dtype)) for v in (data.shift, data.scale)]
   theta_d = jax.device_put(theta)
-  if hessian:
-    totals = (np.zeros(count, data.dtype), np.zeros((count, p), data.dtype), np.zeros((count, p, p), data.dtype))
-    for x, y, w in zip(data.x, data.y, chunks):
+  totals = (np.zeros(count, data.dtype), np.zeros((count, data.d + 1, data.k), data.dtype))
+  hessian_total = np.zeros((count, p, p), data.dtype) if hessian else None
+  if hessian and chunks.sample is None:  # every row: one program a chunk
+    totals = totals + (hessian_total,)
+    for x, y, w in zip(data.x, data.y, chunks.rows):
       totals = _newton_pass(totals, theta_d, x, y, w, *args)
+    totals, hessian_total = totals[:2], totals[2]
   else:
-    totals = (np.zeros(count, data.dtype), np.zeros((count, data.d + 1, data.k), data.dtype))
-    for x, y, w in zip(data.x, data.y, chunks):
+    for x, y, w in zip(data.x, data.y, chunks.rows):
       totals = _value_grad_pass(totals, theta_d, x, y, w, *args)
+    if hessian:
+      hessian_total = _hessian_pass(hessian_total, theta_d, data.sample[0], data.sample[1], chunks.sample, *args)
   loss = np.asarray(totals[0], np.float64) + 0.5 * np.sum(penalty_diag * theta**2, axis=(1, 2))
   grad = np.asarray(totals[1], np.float64).reshape(count, -1) + (penalty_diag * theta).reshape(count, -1)
-  return loss, grad, (np.asarray(totals[2]) if hessian else None)
+  return loss, grad, (None if hessian_total is None else np.asarray(hessian_total))
 
 
 def _project_classes(step: np.ndarray, data: Staged) -> np.ndarray:

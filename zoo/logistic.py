@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax
+import numpy as np
 from flax import nnx
 
 from flaxzoo.zoo.dense import check_input
@@ -46,5 +47,6 @@ class LinearClassifier(nnx.Module):
 
   def set_affine_map(self, kernel, bias) -> None:
     """Sets `(kernel [d, k], bias [k])` (the exact solvers' answer, `flaxzoo.trainers.solvers`)."""
-    self.linear.kernel.set_value(jax.numpy.asarray(kernel, self.linear.kernel.dtype))
-    self.linear.bias.set_value(jax.numpy.asarray(bias, self.linear.bias.dtype))
+    # NumPy casts: an eager JAX cast would compile a program for every new shape.
+    self.linear.kernel.set_value(np.asarray(kernel, self.linear.kernel.dtype))
+    self.linear.bias.set_value(np.asarray(bias, self.linear.bias.dtype))
