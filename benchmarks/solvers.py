@@ -8,7 +8,7 @@ Rows (the same objective on every side, float64 data):
 - `softmax`: 200,000 x 64, 10 classes, C = 1; scikit-learn lbfgs.
 - `grid_breast_cancer`, `grid_100k`: GridSearchCV, 5 folds x 4 C, StandardScaler + the classifier.
 - `bootstrap`: 200 bootstrap refits on breast cancer (standardised), C = 1: scikit-learn's loop vs one
-  `solvers.solve` of 200 models (the bootstrap counts as example weights).
+  `Sweep` of 200 models with `solver="auto"` (the bootstrap counts as example weights).
 - `cv_100k`: LinearClassifierCV vs LogisticRegressionCV(Cs=10, cv=5) on 100,000 x 32.
 
 Every (row, library) runs in its own process: `first` is the first fit there (compilation included,
@@ -126,11 +126,14 @@ def fitter(row: str, library: str, x, y):
     xs = StandardScaler().fit_transform(x)
     counts = np.random.default_rng(1).multinomial(n, np.full(n, 1 / n), size=200).astype(np.float64)
     if library == "flaxzoo":
-      from flaxzoo.trainers import solvers
+      from flaxzoo.trainers import Sweep
+      from flaxzoo.zoo import create_model
 
-      def refits():
-        data = solvers.stage(xs, y, "logistic")
-        return solvers.solve(data, counts, 1.0 / counts.sum(axis=1), tol=1e-4).coef[:, :, 0]
+      def refits():  # one Sweep of 200 models, the bootstrap counts as their example weights
+        models = [create_model("logistic_regression", in_features=xs.shape[1], seed=s) for s in range(len(counts))]
+        sweep = Sweep(models, loss="logistic", l2=1.0 / counts.sum(axis=1), parallel="none", solver="auto", tol=1e-4)
+        sweep.fit((xs, y), steps=100, weights=counts)
+        return sweep.state.params["linear"]["kernel"]
 
       return refits
     from sklearn.linear_model import LogisticRegression
