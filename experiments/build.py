@@ -84,6 +84,7 @@ def build(config: Config, data_dir=None, log: Callable[[str], None] | None = Non
         task=data.task, label_scale=preprocessing.label_scale, label_unit=preprocessing.label_unit, l2=config.l2,
         solver=config.solver,
     )
+    trainer.chosen_solver(len(data.splits["train"][0]), config.batch_size)  # a solver that cannot apply: one line
   except ValueError as e:  # the Trainer names its Python arguments; the message is the user's fix
     raise ConfigError(f"{config.name}: {e}") from None
   return Built(data, trainer, {"name": model_name, "args": args}, loss)

@@ -302,6 +302,9 @@ def train_in(
       phases.seconds["compile and steps"] = (time.perf_counter() - fit_start) - (sum(phases.seconds.values())
                                                                                   - nested)
       bar.close()
+      if history.converged is False:
+        log(f"warning: the {trainer.chosen_solver(len(splits['train'][0]), config.batch_size)} solver did not"
+            f" converge in {history.iterations} iterations (--steps caps them); its parameters are saved as they are")
       if history.stopped:
         if checkpointer:
           save(trainer)

@@ -173,6 +173,7 @@ def _plan(config: Config, settings: list[dict[str, Any]], folds: int, data) -> _
                   seeds=[s["seed"] for s, _ in runs], parallel=parallel, devices=config.devices, task=data.task,
                   label_scale=data.preprocessing.label_scale, label_unit=data.preprocessing.label_unit,
                   solver=config.solver)
+    sweep.chosen_solver(len(y), config.batch_size)  # a solver that cannot apply: one line
   except ValueError as e:
     raise ConfigError(f"{config.name}: {e}") from None
   train_weights = np.stack([(fold_of != f).astype(np.float32) for _, f in runs])
@@ -260,8 +261,11 @@ def _sweep_in(config, grid, folds, workdir, data_dir, log, save_every, restart, 
       if save_every or time.monotonic() - last_save["time"] >= SAVE_INTERVAL_S or s.step >= config.steps:
         save(s)
 
-    log(f"{config.name} sweep: {len(settings)} settings x {folds} folds = {len(runs)} models, {config.steps} steps"
-        f" of {config.optimizer}, {'full batch' if config.batch_size is None else f'batch {config.batch_size}'},"
+    solver = sweep.chosen_solver(len(x), config.batch_size)
+    how = (f"{config.steps} steps of {config.optimizer}" if solver == "optax" else
+           f"the {solver} solver (at most {config.steps} iterations)")
+    log(f"{config.name} sweep: {len(settings)} settings x {folds} folds = {len(runs)} models, {how},"
+        f" {'full batch' if config.batch_size is None else f'batch {config.batch_size}'},"
         f" {len(x)} training rows, on {sweep.placement.describe()}")
     remaining = config.steps - sweep.step
     if remaining > 0:

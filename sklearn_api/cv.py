@@ -17,16 +17,16 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
 from sklearn.utils.validation import validate_data
 
-from flaxzoo.sklearn.estimators import LinearClassifier, LinearRegression, _LinearModel
+from flaxzoo.sklearn.estimators import LinearClassifier, LinearRegression, _DenseInput, _LinearModel
 from flaxzoo.sklearn.penalty import l2_of_alpha, l2_of_C
 
 
-class _CrossValidated(BaseEstimator):
+class _CrossValidated(_DenseInput):
   """The grid and its one solve; subclasses name the penalty and the single estimator."""
 
   def _check_cv_params(self):
@@ -68,11 +68,6 @@ class _CrossValidated(BaseEstimator):
     self.coef_, self.intercept_ = final.coef_, final.intercept_
     self.n_iter_ = fit.n_iter.reshape(len(masks), len(penalties))
     return scores, penalties[best]
-
-  def __sklearn_tags__(self):
-    tags = super().__sklearn_tags__()
-    tags.input_tags.sparse = False
-    return tags
 
 
 class LinearRegressionCV(RegressorMixin, _CrossValidated):
@@ -195,20 +190,21 @@ class LinearClassifierCV(ClassifierMixin, _CrossValidated):
     return self
 
   def decision_function(self, X):
-    X = self._check(X)
-    return self._fitted(self.coef_, self.intercept_).decision_function(X)
+    return self._final(X, "decision_function")
 
   def predict_proba(self, X):
-    X = self._check(X)
-    return self._fitted(self.coef_, self.intercept_).predict_proba(X)
+    return self._final(X, "predict_proba")
 
   def predict_log_proba(self, X):
-    X = self._check(X)
-    return self._fitted(self.coef_, self.intercept_).predict_log_proba(X)
+    return self._final(X, "predict_log_proba")
 
   def predict(self, X):
+    return self._final(X, "predict")
+
+  def _final(self, X, method: str):
+    """The refit model's `method` on `X` (checked against what `fit` saw)."""
     X = self._check(X)
-    return self._fitted(self.coef_, self.intercept_).predict(X)
+    return getattr(self._fitted(self.coef_, self.intercept_), method)(X)
 
   def _check(self, X):
     from sklearn.utils.validation import check_is_fitted

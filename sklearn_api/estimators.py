@@ -38,7 +38,16 @@ from flaxzoo.sklearn.penalty import l2_of_alpha, l2_of_C
 SOLVERS = ("auto", "normal_equation", "newton", "lbfgs", "optax")
 
 
-class _LinearModel(BaseEstimator):
+class _DenseInput(BaseEstimator):
+  """Every flaxzoo estimator reads dense arrays only."""
+
+  def __sklearn_tags__(self):
+    tags = super().__sklearn_tags__()
+    tags.input_tags.sparse = False
+    return tags
+
+
+class _LinearModel(_DenseInput):
   """What both estimators share: the parameters, the solvers, the optax path."""
 
   def __init__(self, *, solver="auto", tol=1e-4, max_iter=100, optimizer="lbfgs", learning_rate=0.1, batch_size=None,
@@ -187,11 +196,6 @@ class _LinearModel(BaseEstimator):
     state = super().__getstate__()
     state.pop("_model", None)  # rebuilt from `checkpoint_` when needed
     return state
-
-  def __sklearn_tags__(self):
-    tags = super().__sklearn_tags__()
-    tags.input_tags.sparse = False
-    return tags
 
 
 class LinearRegression(RegressorMixin, _LinearModel):

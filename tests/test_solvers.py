@@ -236,7 +236,7 @@ def test_trainer_solvers_from_any_start_and_the_optax_path_stays_for_a_given_opt
   history = trainer.fit((x, y), steps=100)
   coef, intercept = lstsq_fit(x, y)
   np.testing.assert_allclose(np.ravel(trainer.params["linear"]["kernel"][...]), coef, rtol=1e-5)
-  assert history.converged and trainer.step == 1
+  assert history.converged and history.iterations == 1 and trainer.step == 100  # converged: the fit asked for is done
   assert Trainer(create_model("linear_regression", in_features=4), optax.sgd(0.1), "mse").chosen_solver(500) == "optax"
   labels = (x[:, 0] - x[:, 1] + rng.logistic(size=500) > 0).astype(np.int32)
   trainer = Trainer(create_model("logistic_regression", in_features=4), loss="logistic", l2=1e-2, solver="newton")
@@ -309,3 +309,25 @@ def test_a_sweep_solves_its_models_exactly_and_compiles_the_same_for_10_and_200(
     alone = LinearClassifier(C=1.0, tol=1e-10).fit(x, y, sample_weight=boot[k])
     np.testing.assert_allclose(np.ravel(sweep.params(k)["linear"]["kernel"][...]), alone.coef_[0], atol=1e-5)
   assert counts[10] == counts[200], counts
+
+
+def test_the_cli_refuses_a_solver_that_cannot_apply_and_says_when_one_stops_short(tmp_path, data_dir):
+  from conftest import run_cli
+
+  rows = "a,b,y\n" + "".join(f"{i % 7},{(3 * i) % 5},{(i * 5 + i // 3) % 2}\n" for i in range(40))
+  (tmp_path / "c.csv").write_text(rows)
+  common = ["--dataset", f"csv:{tmp_path / 'c.csv'}", "--label", "y", "--data-dir", data_dir]
+  for flags, message in ((["--solver", "newton", "--batch-size", "4"], "a full batch"),
+                         (["--solver", "normal_equation"], "does not apply to the loss 'logistic'")):
+    for command in ("train", "sweep"):
+      result = run_cli(command, "linear_classifier", *common, *flags, "--workdir", tmp_path / f"{command}{flags[1]}")
+      assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+      assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+      workdir = tmp_path / f"{command}{flags[1]}"  # nothing trained or written but flaxzoo's own marker
+      assert not workdir.exists() or [p.name for p in workdir.iterdir()] == [".flaxzoo"]
+  short = run_cli("train", "linear_classifier", *common, "--solver", "newton", "--steps", "1", "--workdir",
+                  tmp_path / "short")
+  assert short.returncode == 0 and "did not converge in 1 iterations" in short.stderr, short.stderr
+  done = run_cli("train", "linear_classifier", *common, "--solver", "auto", "--workdir", tmp_path / "done")
+  again = run_cli("train", "linear_classifier", *common, "--solver", "auto", "--workdir", tmp_path / "done")
+  assert done.returncode == 0 and "newton solver" in done.stderr and "nothing to train" in again.stderr, again.stderr

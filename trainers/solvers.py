@@ -570,8 +570,9 @@ def _newton(data, chunks, l2, theta, tol, max_iter) -> Solution:
   loss, grad, hessian = _objective_parts(data, chunks, theta, l2, penalty, True)
   n_iter = np.zeros(count, np.int64)
   converged = np.max(np.abs(grad), axis=1) <= tol
+  stuck = np.zeros(count, bool)  # no decrease left at the pass's precision: it can go no further
   while True:
-    active = ~converged & (n_iter < max_iter)
+    active = ~converged & ~stuck & (n_iter < max_iter)
     if not active.any():
       break
     step, finite = _newton_direction(jax.device_put(grad), hessian, jax.device_put(penalty.reshape(count, -1)))
@@ -583,16 +584,15 @@ def _newton(data, chunks, l2, theta, tol, max_iter) -> Solution:
       trial = np.where(pending[:, None, None], theta - rate[:, None, None] * step.reshape(theta.shape), theta)
       t_loss, t_grad, t_hessian = _objective_parts(data, chunks, trial, l2, penalty, True)
       accept = _accepted(pending, rate, slope, loss, grad, t_loss, t_grad, data.dtype)
-      stuck = pending & ~accept & (rate < 1e-10)  # no decrease left at float precision
+      stuck |= pending & ~accept & (rate < 1e-10)
       theta = np.where(accept[:, None, None], trial, theta)
       loss, grad = np.where(accept, t_loss, loss), np.where(accept[:, None], t_grad, grad)
-      hessian = np.where(accept[:, None, None], np.asarray(t_hessian), hessian)
+      hessian = np.where(accept[:, None, None], t_hessian, hessian)
       n_iter += accept
       pending &= ~accept & ~stuck
-      n_iter += stuck * max_iter  # stop it: it can go no further
       rate = np.where(pending, rate / 2, rate)
     converged |= np.max(np.abs(grad), axis=1) <= tol
-  return _finish(data, theta, loss, np.minimum(n_iter, max_iter), converged, "newton")
+  return _finish(data, theta, loss, n_iter, converged, "newton")
 
 
 def _lbfgs(data, chunks, l2, theta, tol, max_iter) -> Solution:
@@ -604,12 +604,13 @@ def _lbfgs(data, chunks, l2, theta, tol, max_iter) -> Solution:
   stored = np.zeros(count, np.int64)
   n_iter = np.zeros(count, np.int64)
   converged = np.max(np.abs(grad), axis=1) <= tol
+  stuck = np.zeros(count, bool)
   flat = theta.reshape(count, p)
   while True:
-    active = ~converged & (n_iter < max_iter)
+    active = ~converged & ~stuck & (n_iter < max_iter)
     if not active.any():
       break
-    step = _two_loop(grad, s_hist, y_hist, stored, penalty.reshape(count, p))
+    step = _two_loop(grad, s_hist, y_hist, stored)
     step = _project_classes(step, data)
     slope = np.sum(grad * step, axis=1)
     bad = slope <= 0
@@ -620,7 +621,7 @@ def _lbfgs(data, chunks, l2, theta, tol, max_iter) -> Solution:
       trial = np.where(pending[:, None], flat - rate[:, None] * step, flat)
       t_loss, t_grad, _ = _objective_parts(data, chunks, trial.reshape(theta.shape), l2, penalty, False)
       accept = _accepted(pending, rate, slope, loss, grad, t_loss, t_grad, data.dtype)
-      stuck = pending & ~accept & (rate < 1e-10)
+      stuck |= pending & ~accept & (rate < 1e-10)
       for j in np.flatnonzero(accept):
         s, y = trial[j] - flat[j], t_grad[j] - grad[j]
         if s @ y > 1e-12 * np.sqrt((s @ s) * (y @ y)):
@@ -631,16 +632,15 @@ def _lbfgs(data, chunks, l2, theta, tol, max_iter) -> Solution:
       flat = np.where(accept[:, None], trial, flat)
       loss, grad = np.where(accept, t_loss, loss), np.where(accept[:, None], t_grad, grad)
       n_iter += accept
-      n_iter += stuck * max_iter
       pending &= ~accept & ~stuck
       rate = np.where(pending, rate / 2, rate)
     converged |= np.max(np.abs(grad), axis=1) <= tol
-  return _finish(data, flat.reshape(theta.shape), loss, np.minimum(n_iter, max_iter), converged, "lbfgs")
+  return _finish(data, flat.reshape(theta.shape), loss, n_iter, converged, "lbfgs")
 
 
-def _two_loop(grad, s_hist, y_hist, stored, penalty):
-  """L-BFGS's `H⁻¹ g` for every model (numpy, float64); the initial inverse Hessian is scaled by
-  `sᵀy / yᵀy` of the latest pair (a diagonal guess from the penalty before any pair)."""
+def _two_loop(grad, s_hist, y_hist, stored):
+  """L-BFGS's `H⁻¹ g` for every model (numpy, float64); the initial inverse Hessian is `sᵀy / yᵀy` of the
+  latest pair (before any pair: a first step of at most 1 in the standardised features)."""
   count = len(grad)
   out = np.empty_like(grad)
   for j in range(count):

@@ -130,7 +130,8 @@ class Sweep:
     self._affine = statistics_lib.is_affine(models[0])
     hyperparams = dict(hyperparams or {"learning_rate": 0.01})
     self.hyperparams = {k: _per_model(v, count, k).astype(np.float32) for k, v in hyperparams.items()}
-    self.l2 = _per_model(l2, count, "l2").astype(np.float32)
+    self._l2_64 = _per_model(l2, count, "l2").astype(np.float64)  # the exact solvers' (float64) penalties
+    self.l2 = self._l2_64.astype(np.float32)
     if not np.all(np.isfinite(self.l2) & (self.l2 >= 0)):
       raise ValueError(f"l2 must be numbers >= 0, got {self.l2.tolist()}")
     self.seeds = _per_model(seeds, count, "seeds").astype(np.int64)
@@ -221,11 +222,11 @@ class Sweep:
 
   # Training.
 
-  def _weights(self, weights, n: int) -> np.ndarray:
-    """Per-model example weights `[K_padded, n]` (float32), checked."""
+  def _weights(self, weights, n: int, dtype=np.float32) -> np.ndarray:
+    """Per-model example weights `[K_padded, n]`, checked."""
     if weights is None:
-      weights = np.ones((self.num_models, n), np.float32)
-    weights = np.asarray(weights, np.float32)
+      weights = np.ones((self.num_models, n), dtype)
+    weights = np.asarray(weights, dtype)
     if weights.ndim == 1:
       weights = np.broadcast_to(weights, (self.num_models, n))
     if weights.shape != (self.num_models, n):
@@ -374,14 +375,11 @@ class Sweep:
                        " not supported yet")
     check_fit_arguments(steps, log_every, batch_size, shuffle)
     arrays = _as_numpy(train, "train")
+    solver = self.chosen_solver(len(arrays["x"]), batch_size)
+    if solver != "optax":  # float64 weights: an exact solve answers float64 data at float64 precision
+      weights = self._weights(weights, len(arrays["x"]), np.float64)
+      return self._fit_exact(arrays, weights, solver, steps, on_checkpoint, on_progress)
     weights = self._weights(weights, len(arrays["x"]))
-    n = len(arrays["x"])
-    if self.solver != "optax":
-      kernel, _ = self._affine_maps()
-      solver = solvers_lib.choose(self.solver, self._loss_spec, self._affine, batch_size is None or batch_size >= n,
-                                  (kernel.shape[1] + 1) * kernel.shape[2])
-      if solver != "optax":
-        return self._fit_exact(arrays, weights, solver, steps, on_checkpoint, on_progress)
     path, key, make_step, order_fn, take, num_blocks, blocks = self._prepare(arrays, weights, batch_size, shuffle)
     if key not in self._loops:
       run = make_fused_loop(make_step(), order_fn, num_blocks, take, finite_fn=self._finite,
@@ -416,6 +414,17 @@ class Sweep:
     history.train_seconds = time.perf_counter() - start
     return history
 
+  def chosen_solver(self, num_examples: int, batch_size: int | None = None) -> str:
+    """`optax` or the exact solver that `fit` runs (ValueError where a named one cannot apply)."""
+    if self.solver == "optax":
+      return "optax"
+    num_params = 0
+    if self._affine:
+      kernel, _ = self._affine_maps()
+      num_params = (kernel.shape[1] + 1) * kernel.shape[2]
+    full_batch = batch_size is None or batch_size >= num_examples
+    return solvers_lib.choose(self.solver, self._loss_spec, self._affine, full_batch, num_params)
+
   def _affine_maps(self):
     """`(kernel [K_padded, d, k], bias [K_padded, k])` of the current parameters (an affine model)."""
     if not self._affine:
@@ -430,14 +439,16 @@ class Sweep:
     count = self.num_models
     num_classes = None if self._loss_spec == "mse" else (2 if kernel.shape[2] == 1 else kernel.shape[2])
     data = solvers_lib.stage(arrays["x"], arrays["y"], self._loss_spec, num_classes)
-    fit = solvers_lib.solve(data, weights[:count], self.l2.astype(np.float64), solver, self.tol, steps,
+    fit = solvers_lib.solve(data, weights[:count], self._l2_64, solver, self.tol, steps,
                             start=(kernel[:count], bias[:count]))
     extra = self._padded - count
     pad = lambda v: np.concatenate([v, np.repeat(v[-1:], extra, axis=0)]) if extra else v
     model = nnx.merge(self.graphdef, to_host(self.state.params), self._rest)
     model.set_affine_map(pad(fit.coef), pad(fit.intercept))
+    # As `Trainer`'s: converged, the step count reaches the end asked for; else it advances by the iterations.
+    taken = steps if fit.converged.all() else int(fit.n_iter.max())
     self.state = self.state.replace(params=to_host(nnx.state(model, nnx.Param)),
-                                    step=np.asarray(self.step + int(fit.n_iter.max()), np.int32))
+                                    step=np.asarray(self.step + taken, np.int32))
     history = SweepHistory(path=solver, steps=[self.step], losses=[fit.objective.tolist()])
     history.converged = fit.converged
     history.train_seconds = time.perf_counter() - start

@@ -72,6 +72,7 @@ class History:
   train_seconds: float = 0.0
   stopped: bool = False  # `should_stop` ended the run early (no final metrics then)
   converged: bool | None = None  # an exact solver's verdict (None: optax steps)
+  iterations: int | None = None  # an exact solver's iterations
 
 
 def _as_numpy(data: Data, name: str) -> dict[str, np.ndarray]:
@@ -427,8 +428,8 @@ class Trainer:
     return history
 
   def _fit_exact(self, train, solver, steps, eval_data, hooks, on_checkpoint, on_progress, final_metrics) -> History:
-    """`fit` by an exact solver: from the current parameters, at most `steps` iterations; the step count
-    advances by the iterations taken; hooks and `on_checkpoint` run once, at the end."""
+    """`fit` by an exact solver: from the current parameters, at most `steps` iterations (`history.iterations`
+    taken, `history.converged`); hooks and `on_checkpoint` run once, at the end."""
     arrays = _as_numpy(train, "train")
     x, y = arrays["x"], arrays["y"]
     weight = arrays.get("weight", np.ones(len(x)))
@@ -443,10 +444,12 @@ class Trainer:
     fit = solvers_lib.solve(data, weight[None], [self.l2], solver, self.tol, steps,
                             start=(kernel[None], bias[None]))
     model.set_affine_map(fit.coef[0], fit.intercept[0])
-    taken = int(fit.n_iter[0])
+    history = History(converged=bool(fit.converged[0]), iterations=int(fit.n_iter[0]))
+    # A converged solve is the whole fit that was asked for: the step count reaches its end (a resumed run
+    # then has nothing left to do); else it advances by the iterations taken.
+    taken = steps if history.converged else history.iterations
     self.state = self.state.replace(params=nnx.state(model, nnx.Param), step=self.state.step + taken)
-    history = History(steps=[self.step], losses=[float(fit.objective[0])])
-    history.converged = bool(fit.converged[0])
+    history.steps, history.losses = [self.step], [float(fit.objective[0])]
     history.train_seconds = time.perf_counter() - start
     if on_progress:
       on_progress(self.step, history)
