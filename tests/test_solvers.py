@@ -331,3 +331,16 @@ def test_the_cli_refuses_a_solver_that_cannot_apply_and_says_when_one_stops_shor
   done = run_cli("train", "linear_classifier", *common, "--solver", "auto", "--workdir", tmp_path / "done")
   again = run_cli("train", "linear_classifier", *common, "--solver", "auto", "--workdir", tmp_path / "done")
   assert done.returncode == 0 and "newton solver" in done.stderr and "nothing to train" in again.stderr, again.stderr
+
+
+def test_float32_rows_far_from_zero_keep_float32_accuracy():
+  # Features of mean 1e3 and spread 1: a float32 pass that subtracted them would lose the answer; the
+  # rows are standardised from float64 when staged.
+  x, y = load_breast_cancer(return_X_y=True)
+  x = StandardScaler().fit_transform(x)[:, :10] + 1e3
+  exact = LinearClassifier(tol=1e-8).fit(x, y)
+  single = LinearClassifier(tol=1e-5).fit(x.astype(np.float32), y)
+  np.testing.assert_allclose(single.coef_, exact.coef_, rtol=1e-3, atol=1e-4)
+  rows = np.random.default_rng(6).normal(size=(2000, 4)).astype(np.float32) + np.float32(1e3)
+  target = rows.astype(np.float64) @ [1.0, -2.0, 0.5, 0.0] + 7.0
+  np.testing.assert_allclose(LinearRegression().fit(rows, target).coef_, [1.0, -2.0, 0.5, 0.0], atol=1e-4)
