@@ -57,9 +57,13 @@ class _CrossValidated(_DenseInput):
     fit = solvers.solve(data, weights, l2, self.solver, float(self.tol), int(self.max_iter))
     coef = fit.coef.transpose(0, 2, 1).reshape(len(masks), len(penalties), k, X.shape[1])
     intercept = fit.intercept.reshape(len(masks), len(penalties), k)
-    scorer = check_scoring(self._single(), scoring=self.scoring)
     scores = np.empty((len(folds), len(penalties)))
+    scorer = None if self.scoring is None and hasattr(self, "_default_scores") else check_scoring(
+        self._single(), scoring=self.scoring)
     for f, (_, test) in enumerate(folds):
+      if scorer is None:  # every penalty's default score at once
+        scores[f] = self._default_scores(coef[f], intercept[f], X[test], y[test])
+        continue
       for p in range(len(penalties)):
         scores[f, p] = scorer(self._fitted(coef[f, p], intercept[f, p]), X[test], y[test])
     best = int(np.argmax(scores.mean(axis=0)))
@@ -170,6 +174,12 @@ class LinearClassifierCV(ClassifierMixin, _CrossValidated):
 
   def _single(self):
     return LinearClassifier()
+
+  def _default_scores(self, coef, intercept, X, y):
+    """Accuracy `[P]` of P models `coef [P, k, d]`, `intercept [P, k]` on `(X, y)`: the `score` of each."""
+    logits = np.einsum("nd,pkd->pnk", X, coef) + intercept[:, None, :]
+    index = (logits[:, :, 0] > 0).astype(int) if coef.shape[1] == 1 else np.argmax(logits, axis=2)
+    return np.mean(self.classes_[index] == np.asarray(y)[None, :], axis=1)
 
   def _fitted(self, coef, intercept):
     model = LinearClassifier()

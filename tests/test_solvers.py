@@ -263,6 +263,37 @@ def test_k_models_with_fold_weights_equal_their_lone_fits():
     np.testing.assert_allclose(together.coef[j], alone.coef[0], atol=1e-8)
 
 
+def test_many_models_on_large_data_reach_scikit_learns_optima_from_the_sample_start():
+  """70,000 rows (a Hessian row sample, Newton started at its optimum) and 8 fold models (the `[rows,
+  models]` layout): each model equals scikit-learn's fit of its rows. The last row, a wild outlier, has
+  weight 0 in every model: its logits of ~1e6 must add nothing (not 0 * inf)."""
+  from sklearn.linear_model import LogisticRegression
+
+  rng = np.random.default_rng(7)
+  n, d = 70_000, 5
+  x = rng.normal(size=(n, d)) * [1.0, 2.0, 0.5, 1.0, 3.0] + 1.0
+  y = (x @ [1.0, -0.5, 2.0, 0.0, 0.3] + rng.logistic(size=n) > 1.0).astype(np.int32)
+  x[-1], y[-1] = 1e6, 0
+  weights = (rng.random((8, n)) < 0.8).astype(np.float64)
+  weights[:, -1] = 0.0
+  C = np.logspace(-2, 2, 8)
+  data = solvers.stage(x, y, "logistic")
+  assert data.sample is not None and solvers._start_rows(data, solvers.chunked_weights(data, weights)) > 0
+  l2 = 1.0 / (C * weights.sum(axis=1))
+  # From the sample's optimum, scikit-learn's tolerance takes 1-2 Newton iterations over all rows (5 from zero).
+  assert solvers.solve(data, weights, l2, "newton", tol=1e-4).n_iter.max() <= 2
+  fit = solvers.solve(data, weights, l2, "newton", tol=1e-8)
+  assert fit.converged.all()
+  for j in (0, 4, 7):
+    keep = weights[j] > 0
+    reference = LogisticRegression(C=C[j], tol=1e-12, max_iter=10_000).fit(x[keep], y[keep])
+    ours = LinearClassifier(C=C[j])
+    ours.coef_, ours.intercept_, ours.classes_ = fit.coef[j].T, fit.intercept[j], np.array([0, 1])
+    best = logistic_objective(reference, x[keep], y[keep], C[j])
+    assert abs(logistic_objective(ours, x[keep], y[keep], C[j]) - best) <= 1e-6 * best
+    assert np.isfinite(fit.objective[j]) and abs(fit.objective[j] - best) <= 1e-6 * best
+
+
 @pytest.mark.slow  # a fresh process with 8 simulated devices
 def test_solvers_on_eight_devices_equal_one():
   code = """
@@ -281,6 +312,14 @@ for parallel in ("none", "mesh"):
   c.fit((x, labels), steps=100)
   out.append(np.r_[np.ravel(r.params["linear"]["kernel"][...]), np.ravel(c.params["linear"]["kernel"][...])])
 np.testing.assert_allclose(out[0], out[1], rtol=1e-5)
+# Large data (the Hessian's row sample, Newton from its optimum), 8 models in the [rows, models] layout.
+from flaxzoo.trainers import solvers
+x = rng.normal(size=(70_000, 5)); labels = (x[:, 0] + rng.logistic(size=70_000) > 0).astype(np.int32)
+weights = (rng.random((8, 70_000)) < 0.8).astype(np.float64)
+mesh = jax.sharding.Mesh(np.array(jax.devices()), ("rows",))
+fits = [solvers.solve(solvers.stage(x, labels, "logistic", sharding=sharding), weights, np.logspace(-4, 0, 8),
+                      "newton", tol=1e-9) for sharding in (None, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("rows")))]
+np.testing.assert_allclose(fits[0].coef, fits[1].coef, rtol=1e-7, atol=1e-9)
 print("ok")
 """
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
