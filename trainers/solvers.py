@@ -548,12 +548,12 @@ def _prefix(arrays, size: int):
   return jax.tree.map(lambda v: v[:size], arrays)
 
 
-def _accepted(pending, rate, slope, loss, grad, t_loss, t_grad, dtype):
+def _accepted(pending, rate, slope, loss, grad, t_loss, t_grad, dtype, xp=np):
   """Armijo's sufficient decrease; or, where the change is below the pass dtype's rounding of the loss
-  (float32 near the optimum), a smaller gradient."""
+  (float32 near the optimum), a smaller gradient. `xp`: numpy, or jax.numpy on the device."""
   armijo = t_loss <= loss - ARMIJO * rate * slope
-  rounding = 8 * np.finfo(dtype).eps * np.maximum(np.abs(loss), 1e-30)
-  flat = (t_loss <= loss + rounding) & (np.max(np.abs(t_grad), axis=1) < np.max(np.abs(grad), axis=1))
+  rounding = 8 * float(np.finfo(dtype).eps) * xp.maximum(xp.abs(loss), 1e-30)
+  flat = (t_loss <= loss + rounding) & (xp.max(xp.abs(t_grad), axis=1) < xp.max(xp.abs(grad), axis=1))
   return pending & (armijo | flat)
 
 
@@ -671,6 +671,11 @@ def _newton_iterations(data, chunks, l2, theta, tol, max_iter):
   """`(theta, objective, n_iter, converged)` after Newton from `theta` (all `[K, ...]`)."""
   count = len(theta)
   penalty = _penalty_diagonal(data, l2)
+  if len(data.x) == 1 and chunks.sample is None:  # one chunk: the whole loop on the device
+    args = [jax.device_put(v.astype(data.dtype)) for v in (data.pass_shift, data.pass_scale)]
+    out = _newton_loop(jax.device_put(theta), data.x[0], data.y[0], chunks.rows[0], *args, jax.device_put(penalty),
+                       tol, max_iter, by_row=chunks.by_row)
+    return tuple(np.asarray(v) for v in out)
   # From a row sample, the Hessian comes in a pass of its own, only where a step follows (not at
   # rejected or final points); from every row, in the same pass as the gradient.
   separate = chunks.sample is not None
@@ -703,6 +708,60 @@ def _newton_iterations(data, chunks, l2, theta, tol, max_iter):
       rate = np.where(pending, rate / 2, rate)
     converged |= np.max(np.abs(grad), axis=1) <= tol
   return theta, loss, n_iter, converged
+
+
+@functools.partial(jax.jit, static_argnames="by_row")
+def _newton_loop(theta, x, labels, weight, shift, scale, penalty, tol, max_iter, by_row: bool = False):
+  """`_newton_iterations` over one chunk of rows as one program: every iteration and its line search run on
+  the device (a fit of a few hundred rows: ~12 dispatches and host round trips -> 1). The same steps,
+  acceptance and stopping rule as the host loop; `penalty [K, d + 1, k]` is `_penalty_diagonal`'s."""
+  count, _, k = theta.shape
+  flat_penalty = penalty.reshape(count, -1)
+
+  def parts(t):
+    loss, grad, p = _value_grad(x, t, labels, weight, shift, scale, by_row)
+    hessian = _hessian(_with_ones(x), p, weight.T if by_row else weight)
+    hessian = _standardised_hessian(hessian, shift, scale, k)
+    loss = loss.astype(jnp.float64) + 0.5 * jnp.sum(penalty * t**2, axis=(1, 2))
+    grad = grad.astype(jnp.float64).reshape(count, -1) + (penalty * t).reshape(count, -1)
+    return loss, grad, hessian
+
+  def search(state, step, slope):
+    theta, loss, grad, hessian, n_iter, stuck, rate, pending = state
+    trial = jnp.where(pending[:, None, None], theta - rate[:, None, None] * step.reshape(theta.shape), theta)
+    t_loss, t_grad, t_hessian = parts(trial)
+    accept = _accepted(pending, rate, slope, loss, grad, t_loss, t_grad, x.dtype, xp=jnp)
+    stuck = stuck | (pending & ~accept & (rate < 1e-10))
+    theta = jnp.where(accept[:, None, None], trial, theta)
+    loss, grad = jnp.where(accept, t_loss, loss), jnp.where(accept[:, None], t_grad, grad)
+    hessian = jnp.where(accept[:, None, None], t_hessian, hessian)
+    pending = pending & ~accept & ~stuck
+    return theta, loss, grad, hessian, n_iter + accept, stuck, jnp.where(pending, rate / 2, rate), pending
+
+  def active(state):
+    _, _, _, _, n_iter, converged, stuck = state
+    return ~converged & ~stuck & (n_iter < max_iter)
+
+  def iteration(state):
+    theta, loss, grad, hessian, n_iter, converged, stuck = state
+    step, finite = _newton_direction(grad, hessian, flat_penalty)
+    step = jnp.where(finite[:, None], step, grad)
+    if k > 1:  # logits that sum to 0 over classes (as `_project_classes`)
+      step = step.reshape(count, -1, k)
+      step = (step - jnp.mean(step, axis=2, keepdims=True)).reshape(count, -1)
+    slope = jnp.sum(grad * step, axis=1)
+    found = jax.lax.while_loop(lambda s: jnp.any(s[-1]), lambda s: search(s, step, slope),
+                               (theta, loss, grad, hessian, n_iter, stuck, jnp.ones(count), active(state)))
+    theta, loss, grad, hessian, n_iter, stuck = found[:6]
+    return theta, loss, grad, hessian, n_iter, converged | (jnp.max(jnp.abs(grad), axis=1) <= tol), stuck
+
+  # The first evaluation is an iteration's zero step from a point of infinite loss (accepted unless the loss
+  # is NaN, and not counted): the pass appears once in the program (twice took twice as long to compile).
+  size = flat_penalty.shape[1]
+  start = (theta, jnp.full(count, jnp.inf), jnp.zeros((count, size)), jnp.zeros((count, size, size), x.dtype),
+           jnp.full(count, -1, jnp.int64), jnp.zeros(count, bool), jnp.zeros(count, bool))
+  theta, loss, _, _, n_iter, converged, _ = jax.lax.while_loop(lambda s: jnp.any(active(s)), iteration, start)
+  return theta, loss, jnp.maximum(n_iter, 0), converged
 
 
 def _lbfgs(data, chunks, l2, theta, tol, max_iter) -> Solution:
