@@ -12,8 +12,10 @@ Rows (the same objective on every side, float64 data):
 - `cv_100k`: LinearClassifierCV vs LogisticRegressionCV(Cs=10, cv=5) on 100,000 x 32.
 
 Every (row, library) runs in its own process: `first` is the first fit there (compilation included,
-imports not), `warm` the median of `--repeats` more fits of new estimators on the same data. Ratios
-are flaxzoo / the library, from this one run (the machine's absolute times drift).
+imports not), `warm` the median of `--repeats` more fits of new estimators on the same data. flaxzoo's
+`first` loads its programs from its persistent compilation cache (on by default; filled by an earlier
+run of the row), and `cold_s` is its first fit in one more process with an empty cache: every program
+compiled. Ratios are flaxzoo / the library, from this one run (the machine's absolute times drift).
 glum and NeMoS come from the `bench` extra; a row notes a library it cannot import.
 """
 
@@ -24,6 +26,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 
@@ -186,6 +189,13 @@ def worker(row: str, library: str, repeats: int, smoke: bool) -> dict:
   return out
 
 
+def run_worker(command: list[str], env: dict[str, str] | None = None) -> dict:
+  done = subprocess.run(command, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})})
+  if done.returncode != 0:
+    raise SystemExit(f"{' '.join(command[-5:])} failed:\n{done.stderr[-2000:]}")
+  return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--repeats", type=int, default=3)
@@ -208,18 +218,22 @@ def main():
     for library in LIBRARIES[row]:
       command = [sys.executable, os.path.abspath(__file__), "--worker", row, library, "--repeats", str(args.repeats)]
       command += ["--smoke"] if args.smoke else []
-      done = subprocess.run(command, capture_output=True, text=True, check=False)
-      if done.returncode != 0:
-        raise SystemExit(f"{row} / {library} failed:\n{done.stderr[-2000:]}")
-      details[row][library] = json.loads(done.stdout.strip().splitlines()[-1])
+      details[row][library] = run_worker(command)
+      if library == "flaxzoo":  # first fit with an empty compilation cache: everything compiled
+        with tempfile.TemporaryDirectory() as cache:
+          once = [part if command[i - 1] != "--repeats" else "1" for i, part in enumerate(command)]
+          cold = run_worker(once, {"FLAXZOO_JAX_CACHE": cache})
+        details[row][library]["cold_s"] = cold["first_s"]
     ours = details[row]["flaxzoo"]
     for library, result in details[row].items():
       if library == "flaxzoo" or "skipped" in result:
         continue
       metrics[f"{row}_warm_vs_{library}"] = ours["warm_s"] / result["warm_s"]
       metrics[f"{row}_first_vs_{library}"] = ours["first_s"] / result["first_s"]
+      metrics[f"{row}_cold_vs_{library}"] = ours["cold_s"] / result["first_s"]
     line = "  ".join(f"{lib} first {r['first_s']:.3f} s warm {r['warm_s']:.3f} s" if "skipped" not in r else
                      f"{lib} skipped" for lib, r in details[row].items())
+    line = line.replace("flaxzoo first", f"flaxzoo cold {ours['cold_s']:.3f} s first", 1)
     print(f"{row:>20}: {line}", flush=True)
   for name, value in metrics.items():
     print(f"{name:>45}: {value:.3f}x")
