@@ -278,7 +278,7 @@ def test_many_models_on_large_data_reach_scikit_learns_optima_from_the_sample_st
   weights[:, -1] = 0.0
   C = np.logspace(-2, 2, 8)
   data = solvers.stage(x, y, "logistic")
-  assert data.sample is not None and solvers._start_rows(data, solvers.chunked_weights(data, weights)) > 0
+  assert data.sample is not None and solvers.chunked_weights(data, weights).start is not None
   l2 = 1.0 / (C * weights.sum(axis=1))
   # From the sample's optimum, scikit-learn's tolerance takes 1-2 Newton iterations over all rows (5 from zero).
   assert solvers.solve(data, weights, l2, "newton", tol=1e-4).n_iter.max() <= 2
@@ -292,6 +292,25 @@ def test_many_models_on_large_data_reach_scikit_learns_optima_from_the_sample_st
     best = logistic_objective(reference, x[keep], y[keep], C[j])
     assert abs(logistic_objective(ours, x[keep], y[keep], C[j]) - best) <= 1e-6 * best
     assert np.isfinite(fit.objective[j]) and abs(fit.objective[j] - best) <= 1e-6 * best
+
+
+def test_lbfgs_on_large_data_starts_from_a_samples_optimum_and_reaches_scikit_learns(monkeypatch):
+  """410 parameters (L-BFGS) on 20,000 rows: L-BFGS first solves on 2048 sampled rows, then on all from
+  there, with the sample's curvature pairs; the optimum is scikit-learn's."""
+  from sklearn.linear_model import LogisticRegression
+
+  rng = np.random.default_rng(8)
+  x = rng.normal(size=(20_000, 40)) * rng.uniform(0.5, 3.0, size=40)
+  y = np.argmax(x @ rng.normal(size=(40, 10)) * 0.3 + rng.gumbel(size=(20_000, 10)), axis=1)
+  data = solvers.stage(x, y, "softmax", num_classes=10)
+  assert solvers.chunked_weights(data, np.ones((1, len(y)))).start.shape == (1, 2048)
+  ours = LinearClassifier(C=0.5, tol=1e-9, max_iter=500).fit(x, y)
+  from_sample = LinearClassifier(C=0.5).fit(x, y).n_iter_[0]
+  monkeypatch.setattr(solvers, "START_FRACTION", 10**9)  # no sample start
+  assert from_sample <= 0.75 * LinearClassifier(C=0.5).fit(x, y).n_iter_[0]  # 12 iterations over all rows, not 17
+  reference = LogisticRegression(C=0.5, tol=1e-12, max_iter=10_000).fit(x, y)
+  best = logistic_objective(reference, x, y, 0.5)
+  assert abs(logistic_objective(ours, x, y, 0.5) - best) <= 1e-6 * best
 
 
 @pytest.mark.slow  # a fresh process with 8 simulated devices

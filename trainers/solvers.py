@@ -192,6 +192,8 @@ def stage(x, y, loss: str, num_classes: int | None = None, sharding=None) -> Sta
       ys.append(jax.device_put(part_y, sharding))
     sample, rows = None, None
     size = hessian_rows((d + 1) * k)
+    if (d + 1) * k > NEWTON_MAX_PARAMS and n >= START_FRACTION * MIN_START_ROWS:  # L-BFGS's start rows too
+      size = max(size, min(HESSIAN_MAX_ROWS, 1 << int(math.log2(n // START_FRACTION))))
     if loss != "mse" and n > size:
       # Every (n / S)-th row, in an order whose every prefix is spread over the data too (many models
       # take a shorter prefix: `sample_size`).
@@ -232,6 +234,9 @@ class Weights:
   rows: list[jax.Array]
   sample: jax.Array | None
   by_row: bool = False
+  # `[K, R]` on the first R rows of the sample (summing to 1), where the iterative solvers first solve
+  # there (`start_rows`); None where they do not (or a model has no weight on those rows).
+  start: jax.Array | None = None
 
 
 def _by_row(data: Staged, count: int) -> bool:
@@ -278,7 +283,14 @@ def chunked_weights(data: Staged, weights: np.ndarray) -> Weights:
       # A model with no weight on the sampled rows (a fold that misses them all) needs the whole Hessian.
       if np.all(mass > 0):
         sample = jax.device_put((part / mass).astype(data.dtype), sharding)
-  return Weights(out, sample, by_row)
+    start = None
+    size = start_rows(data)
+    if size:
+      part = weights[:, data.sample_rows[:size]]
+      mass = part.sum(axis=1, keepdims=True)
+      if np.all(mass > 0):
+        start = jax.device_put((part / mass).astype(data.dtype), sharding)
+  return Weights(out, sample, by_row, start)
 
 
 @dataclasses.dataclass
@@ -629,9 +641,8 @@ def _finish(data, theta, loss, n_iter, converged, solver) -> Solution:
 
 def _newton(data, chunks, l2, theta, tol, max_iter) -> Solution:
   """Newton from `theta`; on large data (a Hessian row sample) from the optimum on the sample's rows first."""
-  rows = _start_rows(data, chunks)
-  if rows:
-    theta = _sample_start(data, chunks, l2, theta, tol, max_iter, rows)
+  if chunks.start is not None:
+    theta = _sample_start(data, chunks, l2, theta, tol, max_iter, _newton_iterations)
   theta, loss, n_iter, converged = _newton_iterations(data, chunks, l2, theta, tol, max_iter)
   return _finish(data, theta, loss, n_iter, converged, "newton")
 
@@ -643,32 +654,30 @@ START_FRACTION = 8
 MIN_START_ROWS = 1024
 
 
-def _start_rows(data: Staged, chunks: Weights) -> int:
-  if chunks.sample is None or data.n < START_FRACTION * MIN_START_ROWS:
+def start_rows(data: Staged) -> int:
+  """Rows of the sample the iterative solvers first solve on (0: none): a power of two up to `n /
+  START_FRACTION`, at least `MIN_START_ROWS`."""
+  if data.sample_rows is None or data.n < START_FRACTION * MIN_START_ROWS:
     return 0
-  return min(chunks.sample.shape[1], 1 << int(math.log2(data.n // START_FRACTION)))
+  return min(len(data.sample_rows), 1 << int(math.log2(data.n // START_FRACTION)))
 
 
-@functools.partial(jax.jit, static_argnums=2)
-def _start_sample(sample, weight, rows: int):
-  """The first `rows` of the sample `(x, labels)`, and their weights `[K, rows]` normalised, and their mass."""
-  x, labels = (v[:rows] for v in sample)
-  mass = jnp.sum(weight[:, :rows], axis=1)
-  return x, labels, weight[:, :rows] / jnp.where(mass > 0, mass, 1)[:, None], mass
-
-
-def _sample_start(data, chunks, l2, theta, tol, max_iter, rows: int) -> np.ndarray:
-  """Each model's optimum on the first `rows` of the Hessian's row sample (weighted as there), where Newton
-  reached it; else `theta`. Its distance to the optimum on all rows is sampling error, which a Newton step
-  or two over all rows removes (a 1M x 32 logistic fit: 3 passes over all rows from there, 6 from zero)."""
-  x, y, weight, mass = _start_sample(data.sample, chunks.sample, rows)
-  if not np.all(np.asarray(mass) > 0):  # a model without weight on these rows: from `start`, every model
-    return theta
+def _sample_start(data, chunks, l2, theta, tol, max_iter, iterations) -> np.ndarray:
+  """Each model's optimum on the first rows of the sample (`chunks.start`, weighted as there), where
+  `iterations` (`_newton_iterations` or `_lbfgs_iterations`) reached it; else `theta`. Its distance to the
+  optimum on all rows is sampling error, which a step or two over all rows removes (a 1M x 32 logistic
+  fit: 3 passes over all rows from there, 6 from zero)."""
+  rows = chunks.start.shape[1]
+  x, y = _prefix(data.sample, rows)
   sample = dataclasses.replace(data, x=[x], y=[y], n=rows, sample=None, sample_rows=None)
   by_row = _by_row(sample, len(theta))
-  weights = Weights([weight.T if by_row else weight], None, by_row)
-  start, _, _, converged = _newton_iterations(sample, weights, l2, theta, tol, max_iter)
-  return np.where(converged[:, None, None], start, theta)
+  weights = Weights([chunks.start.T if by_row else chunks.start], None, by_row)
+  start, _, _, converged, *memory = iterations(sample, weights, l2, theta, tol, max_iter)
+  theta = np.where(converged[:, None, None], start.reshape(theta.shape), theta)
+  if not memory:
+    return theta
+  s_hist, y_hist, stored = memory[0]
+  return theta, (s_hist, y_hist, np.where(converged, stored, 0))
 
 
 def _newton_iterations(data, chunks, l2, theta, tol, max_iter):
@@ -769,12 +778,23 @@ def _newton_loop(theta, x, labels, weight, shift, scale, penalty, tol, max_iter,
 
 
 def _lbfgs(data, chunks, l2, theta, tol, max_iter) -> Solution:
+  """L-BFGS from `theta`; on large data from the optimum on a row sample first (as `_newton`)."""
+  memory = None
+  if chunks.start is not None:  # and its curvature pairs, which describe the whole data's Hessian well too
+    theta, memory = _sample_start(data, chunks, l2, theta, tol, max_iter, _lbfgs_iterations)
+  flat, loss, n_iter, converged, _ = _lbfgs_iterations(data, chunks, l2, theta, tol, max_iter, memory)
+  return _finish(data, flat.reshape(theta.shape), loss, n_iter, converged, "lbfgs")
+
+
+def _lbfgs_iterations(data, chunks, l2, theta, tol, max_iter, memory=None):
+  """`(theta [K, p], objective, n_iter, converged, memory)` after L-BFGS from `theta`; `memory` `(s [K, m, p],
+  y [K, m, p], stored [K])`: curvature pairs to start from (a sample's, `_lbfgs`), returned updated."""
   count, p = len(theta), theta[0].size
   penalty = _penalty_diagonal(data, l2)
   loss, grad, _ = _objective_parts(data, chunks, theta, l2, penalty, False)
-  s_hist = np.zeros((count, LBFGS_MEMORY, p))
-  y_hist = np.zeros((count, LBFGS_MEMORY, p))
-  stored = np.zeros(count, np.int64)
+  if memory is None:
+    memory = (np.zeros((count, LBFGS_MEMORY, p)), np.zeros((count, LBFGS_MEMORY, p)), np.zeros(count, np.int64))
+  s_hist, y_hist, stored = (v.copy() for v in memory)
   n_iter = np.zeros(count, np.int64)
   converged = np.max(np.abs(grad), axis=1) <= tol
   stuck = np.zeros(count, bool)
@@ -808,7 +828,7 @@ def _lbfgs(data, chunks, l2, theta, tol, max_iter) -> Solution:
       pending &= ~accept & ~stuck
       rate = np.where(pending, rate / 2, rate)
     converged |= np.max(np.abs(grad), axis=1) <= tol
-  return _finish(data, flat.reshape(theta.shape), loss, n_iter, converged, "lbfgs")
+  return flat, loss, n_iter, converged, (s_hist, y_hist, stored)
 
 
 def _two_loop(grad, s_hist, y_hist, stored):
