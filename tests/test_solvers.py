@@ -77,6 +77,22 @@ def test_least_squares_equals_lstsq_on_standardised_and_badly_conditioned_featur
   np.testing.assert_allclose(ours.intercept_, intercept, rtol=1e-5)
 
 
+def test_the_host_sums_and_the_centring_pass_agree_and_far_off_centre_data_takes_the_pass():
+  """Least squares with every row weighed the same sums the raw rows where they are and centres after;
+  data whose mean is far from 0 in units of its spread would lose digits there, and goes through the pass
+  that centres every row instead. Both give the translation-invariant answer."""
+  rng = np.random.default_rng(9)
+  x = rng.normal(size=(3000, 4)) * [1.0, 1e-3, 1e3, 5.0] + [0.0, 0.0, 1e4, -10.0]
+  y = x @ [1.0, 200.0, -0.001, 0.3] + rng.normal(size=3000)
+  assert solvers._host_grams(solvers.stage(x, y, "mse")) is not None
+  assert solvers._host_grams(solvers.stage(x + 1e6, y, "mse")) is None
+  coef, intercept = lstsq_fit(x, y)
+  ours = LinearRegression().fit(x, y)
+  np.testing.assert_allclose(ours.coef_, coef, rtol=1e-9)
+  np.testing.assert_allclose(ours.intercept_, intercept, rtol=1e-9)
+  np.testing.assert_allclose(LinearRegression().fit(x + 1e6, y).coef_, coef, rtol=1e-6)
+
+
 def test_collinear_features_get_lstsqs_minimum_norm_solution():
   rng = np.random.default_rng(1)
   x = rng.normal(size=(300, 3))

@@ -122,8 +122,8 @@ class Staged:
   rows (the rest padding).
   """
 
-  x: list[jax.Array]
-  y: list[jax.Array]
+  x: list[jax.Array] | None  # None until a pass needs them (`rows()`)
+  y: list[jax.Array] | None
   n: int
   d: int
   k: int
@@ -140,12 +140,23 @@ class Staged:
   # standardised when staged).
   pass_shift: np.ndarray | None = None
   pass_scale: np.ndarray | None = None
+  chunk_rows: tuple[int, ...] = ()
+  # Least squares on float64 rows on one device: `(x [n, d], y - y_shift [n, k])` as given, for
+  # `_host_grams`; the chunks are then put on the device only if a pass needs them.
+  host: tuple[np.ndarray, np.ndarray] | None = None
+  put: Any = dataclasses.field(default=None, repr=False)
+
+  def rows(self) -> tuple[list[jax.Array], list[jax.Array]]:
+    """The chunks `(x, y)` on the device (put there on first use)."""
+    if self.x is None:
+      self.x, self.y = self.put()
+    return self.x, self.y
 
   @property
   def bounds(self) -> list[tuple[int, int, int]]:
     """`(start, real rows, chunk rows)` of each chunk."""
-    size = self.x[0].shape[0]
-    return [(i * size, min(size, self.n - i * size), chunk.shape[0]) for i, chunk in enumerate(self.x)]
+    size = self.chunk_rows[0]
+    return [(i * size, min(size, self.n - i * size), rows) for i, rows in enumerate(self.chunk_rows)]
 
 
 def stage(x, y, loss: str, num_classes: int | None = None, sharding=None) -> Staged:
@@ -177,19 +188,30 @@ def stage(x, y, loss: str, num_classes: int | None = None, sharding=None) -> Sta
     pass_shift, pass_scale = np.zeros(d), np.ones(d)
     prepare = lambda part: ((np.asarray(part, np.float64) - shift) / scale).astype(dtype)
   size = bucket(n)
-  xs, ys = [], []
+  # The last of several chunks: padded to a multiple of CHUNK / 8 rows (a few programs, little padding).
+  chunk_rows = tuple(size if start == 0 else -(-min(size, n - start) // TAIL_STEP) * TAIL_STEP
+                     for start in range(0, n, size))
+
+  def put():
+    xs, ys = [], []
+    with jax.enable_x64(True):
+      for start, rows in zip(range(0, n, size), chunk_rows):
+        part_x = prepare(x[start:start + size])
+        part_y = y[start:start + size] if loss != "mse" else (y[start:start + size] - y_shift).astype(dtype)
+        if len(part_x) < rows:  # pad with rows of weight 0
+          pad = rows - len(part_x)
+          part_x = np.concatenate([part_x, np.broadcast_to(pass_shift.astype(dtype), (pad, d))])
+          part_y = np.concatenate([part_y, np.zeros((pad,) + part_y.shape[1:], part_y.dtype)])
+        xs.append(jax.device_put(part_x, sharding))
+        ys.append(jax.device_put(part_y, sharding))
+    return xs, ys
+
+  host, xs, ys = None, None, None
+  if loss == "mse" and dtype == np.float64 and sharding is None and jax.default_backend() == "cpu":
+    host = (x, y - y_shift)
+  else:
+    xs, ys = put()
   with jax.enable_x64(True):
-    for start in range(0, n, size):
-      part_x = prepare(x[start:start + size])
-      part_y = y[start:start + size] if loss != "mse" else (y[start:start + size] - y_shift).astype(dtype)
-      # The last of several chunks: padded to a multiple of CHUNK / 8 rows (a few programs, little padding).
-      rows = size if start == 0 else -(-len(part_x) // TAIL_STEP) * TAIL_STEP
-      if len(part_x) < rows:  # pad with rows of weight 0
-        pad = rows - len(part_x)
-        part_x = np.concatenate([part_x, np.broadcast_to(pass_shift.astype(dtype), (pad, d))])
-        part_y = np.concatenate([part_y, np.zeros((pad,) + part_y.shape[1:], part_y.dtype)])
-      xs.append(jax.device_put(part_x, sharding))
-      ys.append(jax.device_put(part_y, sharding))
     sample, rows = None, None
     size = hessian_rows((d + 1) * k)
     if (d + 1) * k > NEWTON_MAX_PARAMS and n >= START_FRACTION * MIN_START_ROWS:  # L-BFGS's start rows too
@@ -199,7 +221,8 @@ def stage(x, y, loss: str, num_classes: int | None = None, sharding=None) -> Sta
       # take a shorter prefix: `sample_size`).
       rows = np.linspace(0, n - 1, size).astype(np.int64)[_spread_order(size)]
       sample = (jax.device_put(prepare(x[rows]), sharding), jax.device_put(y[rows], sharding))
-  return Staged(xs, ys, n, d, k, loss, dtype, shift, scale, y_shift, sharding, sample, rows, pass_shift, pass_scale)
+  return Staged(xs, ys, n, d, k, loss, dtype, shift, scale, y_shift, sharding, sample, rows, pass_shift, pass_scale,
+                chunk_rows, host, put)
 
 
 def _spread_order(size: int) -> np.ndarray:
@@ -234,6 +257,7 @@ class Weights:
   rows: list[jax.Array]
   sample: jax.Array | None
   by_row: bool = False
+  uniform: bool = False  # every model weighs every row the same
   # `[K, R]` on the first R rows of the sample (summing to 1), where the iterative solvers first solve
   # there (`start_rows`); None where they do not (or a model has no weight on those rows).
   start: jax.Array | None = None
@@ -290,7 +314,8 @@ def chunked_weights(data: Staged, weights: np.ndarray) -> Weights:
       mass = part.sum(axis=1, keepdims=True)
       if np.all(mass > 0):
         start = jax.device_put((part / mass).astype(data.dtype), sharding)
-  return Weights(out, sample, by_row, start)
+  uniform = bool(np.all(weights == weights[:1, :1]))
+  return Weights(out, sample, by_row, uniform, start)
 
 
 @dataclasses.dataclass
@@ -410,12 +435,51 @@ def _normal_solve(gram, l2, scale, d: int):
   return jax.vmap(one)(gram, l2)
 
 
+# `_host_grams` centres after summing the raw rows; it is used where that loses at most this factor of the
+# centred sums' relative precision (the data's mean within ~70 spreads of `shift`), else the pass centres
+# every row (`_gram_pass`).
+RAW_CANCELLATION = 1e4
+
+
+def _host_grams(data: Staged) -> np.ndarray | None:
+  """`[D, D]`: the mean over the rows of `z zᵀ`, `z = [(x - shift) / scale, y, 1]`, every row weighed the
+  same, from the rows where they are (`data.host`, no copy): `xᵀx` of the d raw columns (one BLAS call,
+  where XLA's CPU GEMM of the 34 columns of `z` ran at half the speed and the rows had to be copied to the
+  device first: 1M x 32, 140 -> 80 ms) and `xᵀ[y, 1]`, centred in float64 after. None where centring after
+  the sums would lose precision (the data's mean far from `shift` in units of its spread)."""
+  x, y = data.host
+  d, k, n = data.d, data.k, data.n
+  xx = x.T @ x
+  ends = np.empty((n, k + 1))
+  ends[:, :k], ends[:, k] = y, 1.0
+  xe = x.T @ ends
+  xy, sx = xe[:, :k], xe[:, k]
+  yy, sy = y.T @ y, y.sum(axis=0)
+  shift, scale = data.pass_shift, data.pass_scale
+  centred = xx - np.outer(shift, sx) - np.outer(sx, shift) + n * np.outer(shift, shift)  # Σ (x - s)(x - s)ᵀ
+  magnitude = np.diagonal(xx) + n * shift**2  # what the rounding of `centred` is relative to
+  if not np.all(np.diagonal(centred) * RAW_CANCELLATION >= magnitude):
+    return None
+  gram = np.zeros((d + k + 1, d + k + 1))
+  gram[:d, :d] = centred / np.outer(scale, scale)
+  gram[:d, d:d + k] = (xy - np.outer(shift, sy)) / scale[:, None]
+  gram[:d, -1] = (sx - n * shift) / scale
+  gram[d:d + k, d:d + k] = yy
+  gram[d:d + k, -1] = sy
+  gram[-1, -1] = n
+  return (np.triu(gram) + np.triu(gram, 1).T) / n
+
+
 def _normal_equation(data: Staged, chunks, l2) -> Solution:
   size = data.d + data.k + 1
-  total = jax.device_put(np.zeros((len(l2), size, size), data.dtype))
-  args = [jax.device_put(v.astype(data.dtype)) for v in (data.pass_shift, data.pass_scale)]
-  for x, y, w in zip(data.x, data.y, chunks.rows):
-    total = _gram_pass(total, x, y, w, *args)
+  gram = _host_grams(data) if data.host is not None and chunks.uniform else None
+  if gram is not None:  # the same Gram matrix for every model
+    total = jax.device_put(np.broadcast_to(gram, (len(l2), size, size)))
+  else:
+    total = jax.device_put(np.zeros((len(l2), size, size), data.dtype))
+    args = [jax.device_put(v.astype(data.dtype)) for v in (data.pass_shift, data.pass_scale)]
+    for x, y, w in zip(*data.rows(), chunks.rows):
+      total = _gram_pass(total, x, y, w, *args)
   w_s, b_s, objective = _normal_solve(total, jax.device_put(l2), jax.device_put(data.scale), data.d)
   coef, intercept = _from_scaled(data, np.asarray(w_s), np.asarray(b_s) + data.y_shift)
   count = len(l2)
@@ -604,11 +668,11 @@ def _objective_parts(data, chunks, theta, l2, penalty_diag, hessian: bool):
   hessian_total = np.zeros((count, p, p), data.dtype) if hessian else None
   if hessian and chunks.sample is None:  # every row: one program a chunk
     totals = totals + (hessian_total,)
-    for x, y, w in zip(data.x, data.y, chunks.rows):
+    for x, y, w in zip(*data.rows(), chunks.rows):
       totals = _newton_pass(totals, theta_d, x, y, w, *args, by_row=chunks.by_row)
     totals, hessian_total = totals[:2], totals[2]
   else:
-    for x, y, w in zip(data.x, data.y, chunks.rows):
+    for x, y, w in zip(*data.rows(), chunks.rows):
       totals = _value_grad_pass(totals, theta_d, x, y, w, *args, by_row=chunks.by_row)
     if hessian:
       hessian_total = _sample_hessian(data, chunks, theta)
@@ -669,7 +733,7 @@ def _sample_start(data, chunks, l2, theta, tol, max_iter, iterations) -> np.ndar
   fit: 3 passes over all rows from there, 6 from zero)."""
   rows = chunks.start.shape[1]
   x, y = _prefix(data.sample, rows)
-  sample = dataclasses.replace(data, x=[x], y=[y], n=rows, sample=None, sample_rows=None)
+  sample = dataclasses.replace(data, x=[x], y=[y], n=rows, sample=None, sample_rows=None, chunk_rows=(rows,))
   by_row = _by_row(sample, len(theta))
   weights = Weights([chunks.start.T if by_row else chunks.start], None, by_row)
   start, _, _, converged, *memory = iterations(sample, weights, l2, theta, tol, max_iter)
@@ -684,9 +748,10 @@ def _newton_iterations(data, chunks, l2, theta, tol, max_iter):
   """`(theta, objective, n_iter, converged)` after Newton from `theta` (all `[K, ...]`)."""
   count = len(theta)
   penalty = _penalty_diagonal(data, l2)
-  if len(data.x) == 1 and data.x[0].shape[0] <= LOOP_ROWS and chunks.sample is None:  # the loop on the device
+  if len(data.chunk_rows) == 1 and data.chunk_rows[0] <= LOOP_ROWS and chunks.sample is None:  # on the device
     args = [jax.device_put(v.astype(data.dtype)) for v in (data.pass_shift, data.pass_scale)]
-    out = _newton_loop(jax.device_put(theta), data.x[0], data.y[0], chunks.rows[0], *args, jax.device_put(penalty),
+    (x,), (y,) = data.rows()
+    out = _newton_loop(jax.device_put(theta), x, y, chunks.rows[0], *args, jax.device_put(penalty),
                        tol, max_iter, by_row=chunks.by_row)
     return tuple(np.asarray(v) for v in out)
   # From a row sample, the Hessian comes in a pass of its own, only where a step follows (not at
