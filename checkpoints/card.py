@@ -67,7 +67,7 @@ class Card:
 
     try:
       return preprocessing_from_dict(self.data["preprocessing"])
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, AttributeError, KeyError) as e:
       raise CheckpointError(f"{self.path / CARD}: its preprocessing cannot be rebuilt ({e})") from None
 
   def preprocess(self, table) -> np.ndarray:
@@ -127,6 +127,51 @@ def _check_optional(data: Mapping[str, Any], file) -> None:
       raise CheckpointError(f"{file}: {key!r} is not what a card holds there")
   if data.get("task") == "classification" and "classes" not in data:
     raise CheckpointError(f"{file}: a classification card needs 'classes'")
+
+
+def check_fits(card: Card, in_features: int | None, outputs: int) -> None:
+  """What a card says against its model (`in_features`, `outputs`) and against itself, before any use: the
+  preprocessing rebuilds, its numbers are finite (std > 0) and one per model input, the classes are as many
+  as the model tells apart, the input range and bias correction are finite numbers of the right length.
+  A CheckpointError naming the file and field otherwise."""
+  import math
+
+  file = card.path / CARD
+  preprocessing = card.preprocessing
+  params = card.data["preprocessing"].get("params", {})
+
+  def numbers(field: str, value, length: int | None, positive: bool = False) -> None:
+    if not (_numbers(value) and all(math.isfinite(v) and (v > 0 or not positive) for v in value)):
+      raise CheckpointError(f"{file}: {field} must be a list of finite numbers{' > 0' if positive else ''}")
+    if length is not None and len(value) != length:
+      raise CheckpointError(f"{file}: {field} has {len(value)} numbers; the model has {length} inputs")
+
+  if params.get("mean") is not None or params.get("std") is not None:
+    numbers("preprocessing.params.mean", params.get("mean"), in_features)
+    numbers("preprocessing.params.std", params.get("std"), in_features, positive=True)
+  scale = params.get("scale")
+  if scale is not None and not (isinstance(scale, dict) and _numbers(list(scale.values()))
+                                and all(math.isfinite(v) and v != 0 for v in scale.values())):
+    raise CheckpointError(f"{file}: preprocessing.params.scale must map columns to finite numbers other than 0")
+  features = params.get("features")
+  if isinstance(features, list) and len(set(map(str, features))) != len(features):
+    raise CheckpointError(f"{file}: preprocessing.params.features names a column twice")
+  label_scale = getattr(preprocessing, "label_scale", None)
+  if label_scale is not None and not (isinstance(label_scale, (int, float)) and math.isfinite(label_scale)
+                                      and label_scale != 0):
+    raise CheckpointError(f"{file}: preprocessing.params.label_scale must be a finite number other than 0")
+  if card.task == "classification":
+    expected = 2 if outputs == 1 else outputs
+    if len(card.data["classes"]) != expected:
+      raise CheckpointError(f"{file}: 'classes' names {len(card.data['classes'])} classes; the model tells"
+                            f" {expected} apart")
+  elif outputs != 1:
+    raise CheckpointError(f"{file}: a regression card over a model of {outputs} outputs")
+  if "input_range" in card.data:
+    for key in ("min", "max"):
+      numbers(f"input_range.{key}", card.data["input_range"][key], in_features)
+  if "bias_correction" in card.data:
+    numbers("bias_correction", [card.data["bias_correction"][k] for k in ("slope", "intercept")], None)
 
 
 def summary(card_data: Mapping[str, Any]) -> str:

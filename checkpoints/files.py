@@ -15,29 +15,63 @@ import tempfile
 from typing import Any
 
 
+def umask() -> int:
+  """The process's umask, read without changing it (Linux), else by setting and restoring it."""
+  try:
+    with open("/proc/self/status") as status:
+      for line in status:
+        if line.startswith("Umask:"):
+          return int(line.split()[1], 8)
+  except (OSError, ValueError):
+    pass
+  mask = os.umask(0o022)
+  os.umask(mask)
+  return mask
+
+
+def file_mode() -> int:
+  """The mode `open()` gives a new file: 0o666 less the umask (`mkstemp` gives 0o600 whatever the umask)."""
+  return 0o666 & ~umask()
+
+
+def folder_mode() -> int:
+  return 0o777 & ~umask()
+
+
+def make_temp_folder(parent, prefix: str) -> pathlib.Path:
+  """A new folder `parent/<prefix><random>` with the umask's mode (`mkdtemp` gives 0o700)."""
+  path = pathlib.Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+  path.chmod(folder_mode())
+  return path
+
+
 def write_atomic(path, data: str | bytes) -> None:
   """Writes `data` to `path` through a temporary file beside it and `os.replace`."""
-  path = pathlib.Path(path)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-  except BaseException:
-    pathlib.Path(tmp).unlink(missing_ok=True)
-    raise
+  with open_atomic(path) as f:
+    f.write(data.encode() if isinstance(data, str) else data)
 
 
 @contextlib.contextmanager
-def open_atomic(path):
-  """A binary file to write `path` with: a temporary file beside it, renamed onto `path` when the
-  block ends without an error, removed when it does not (nothing half-written is ever at `path`)."""
+def open_atomic(path, *, exclusive: bool = False):
+  """A binary file to write `path` with: a temporary file beside it, moved onto `path` when the block
+  ends without an error, removed when it does not (nothing half-written is ever at `path`). The file gets
+  the umask's mode, as `open()` would give it.
+
+  `exclusive`: `path` must not exist, and is created only if no one else created it meanwhile (a hard
+  link, which fails on an existing name; FileExistsError otherwise): of two writers, one wins and the
+  other is told, never a silent overwrite. Otherwise `path` is replaced (`os.replace`).
+  """
   path = pathlib.Path(path)
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
   try:
+    os.fchmod(fd, file_mode())
     with os.fdopen(fd, "wb") as f:
       yield f
-    os.replace(tmp, path)
+    if exclusive:
+      os.link(tmp, path)
+      os.unlink(tmp)
+    else:
+      os.replace(tmp, path)
   except BaseException:
     pathlib.Path(tmp).unlink(missing_ok=True)
     raise

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import math
 import os
@@ -32,6 +31,7 @@ import numpy as np
 
 from flaxzoo.checkpoints.errors import CheckpointError
 from flaxzoo.checkpoints.files import write_atomic
+from flaxzoo.checkpoints.manifest import file_digests
 
 SEAL = "flaxzoo_files.json"
 _HIGHER_IS_BETTER = ("r2", "accuracy", "auc", "roc_auc", "balanced_accuracy")
@@ -295,12 +295,7 @@ def shape_mismatch(expected_tree, stored_metadata) -> str | None:
 
 
 def _file_digests(step_dir: pathlib.Path) -> dict[str, dict[str, Any]]:
-  digests = {}
-  for path in sorted(step_dir.rglob("*")):
-    if path.is_file() and path.name != SEAL and not path.name.endswith(".tmp"):
-      data = path.read_bytes()
-      digests[str(path.relative_to(step_dir))] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-  return digests
+  return file_digests(step_dir, skip=(SEAL,))
 
 
 def _dotted(path) -> str:

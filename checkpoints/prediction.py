@@ -8,8 +8,9 @@ from flax import nnx
 from flaxzoo.checkpoints.card import Card
 
 
-def predict(model: nnx.Module, card: Card, table) -> dict[str, np.ndarray]:
-  """Predictions for each row of a raw table (the card's preprocessing is applied).
+def predict(model: nnx.Module, card: Card, table, first_row: int = 1) -> dict[str, np.ndarray]:
+  """Predictions for each row of a raw table (the card's preprocessing is applied); `first_row` numbers
+  the table's first row in errors (a block of a larger table).
 
   Returns:
     `"outside_training_range"`: `"yes"` for a row with a model input outside
@@ -22,13 +23,30 @@ def predict(model: nnx.Module, card: Card, table) -> dict[str, np.ndarray]:
   """
   preprocessing = card.preprocessing
   x = np.asarray(preprocessing.features_of(table))
+  _all_finite(x, card, "model inputs", first_row)
   outputs = apply_in_chunks(model, x)
+  _all_finite(outputs, card, "model outputs", first_row)
   result = _predicted(outputs, card, preprocessing, table)
+  for name, column in result.items():  # the card's own numbers (a bias correction) applied to finite outputs
+    if np.asarray(column).dtype.kind == "f":
+      _all_finite(np.asarray(column), card, f"predictions ({name})", first_row)
   if "input_range" in card.data:
     low, high = (np.asarray(card.data["input_range"][k], x.dtype) for k in ("min", "max"))
     outside = np.any((x < low) | (x > high), axis=1)
     result["outside_training_range"] = np.where(outside, "yes", "no")
   return result
+
+
+def _all_finite(values: np.ndarray, card: Card, what: str, first_row: int) -> None:
+  """A DataError naming the first row whose `what` are not all finite numbers: never a blank or infinite
+  prediction with exit 0."""
+  from flaxzoo.datasets.tables import DataError
+
+  finite = np.all(np.isfinite(values.reshape(len(values), -1)), axis=1)
+  if not finite.all():
+    row = int(np.argmin(finite)) + first_row
+    raise DataError(f"row {row}: the {what} are not finite numbers after {card.path / 'card.json'}'s"
+                    " preprocessing (check the row's values, and the card's mean, std and scale)")
 
 
 # The model sees its inputs in chunks of this many rows (the last one padded): the same shapes for any

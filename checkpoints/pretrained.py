@@ -74,16 +74,20 @@ def load_pretrained(name_or_path, *, devices: int | None = None) -> tuple[nnx.Mo
     `(model, card)`.
   """
   import jax
+  import numpy as np
   import orbax.checkpoint as ocp
   from flax import nnx
 
-  from flaxzoo.checkpoints.manager import shape_mismatch
+  from flaxzoo.checkpoints.card import check_fits
+  from flaxzoo.checkpoints.manager import all_finite, shape_mismatch
+  from flaxzoo.checkpoints.manifest import check_manifest
   from flaxzoo.zoo.models import create_model
 
   path = resolve(name_or_path)
   if not (path / CARD).is_file() and (path / "checkpoints").is_dir():
     raise CheckpointError(f"{path} is a training workdir: load it with flaxzoo.experiments.load_trained,"
                           " or export it (flaxzoo export)")
+  check_manifest(path)  # every file as exported (where the export has a manifest), and no links
   card = read_card(path)
   spec = card.data["model"]
   try:
@@ -100,8 +104,16 @@ def load_pretrained(name_or_path, *, devices: int | None = None) -> tuple[nnx.Mo
     mismatch = shape_mismatch(target, checkpointer.metadata(params_dir))
     if mismatch:
       raise CheckpointError(f"{path}: the card's model does not fit the arrays ({mismatch})")
-    params = checkpointer.restore(params_dir, target)
+    try:
+      params = checkpointer.restore(params_dir, target)
+    except (ValueError, OSError) as e:  # tensorstore's DATA_LOSS and the like: files not as Orbax wrote them
+      raise CheckpointError(f"{params_dir}: the arrays cannot be read ({str(e).splitlines()[0][:200]})") from None
+  if not all_finite(params):
+    raise CheckpointError(f"{params_dir}: the parameters are not all finite; not loaded")
   model = nnx.merge(graphdef, params, rest)
+  in_features = spec["args"].get("in_features")
+  outputs = model(np.zeros((1, in_features), np.float32)).shape[-1] if isinstance(in_features, int) else 1
+  check_fits(card, in_features if isinstance(in_features, int) else None, int(outputs))
   return place(model, devices), card
 
 

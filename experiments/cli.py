@@ -171,7 +171,8 @@ def _build_parser() -> argparse.ArgumentParser:
                                parents=[common])
   export.add_argument("--workdir", required=True)
   export.add_argument("--name", required=True, help="the checkpoint's name (a folder name)")
-  export.add_argument("--out", default="checkpoints", help="where to write NAME/ (default: checkpoints)")
+  export.add_argument("--out", default="exports", help="where to write NAME/ (default: exports, in the current"
+                                                       " folder)")
   export.add_argument("--step", type=_step, help="the checkpoint step (default: the latest)")
   export.add_argument("--data-dir", help="TFDS data dir")
   export.add_argument("--force", action="store_true", help="replace an existing export of that name")
@@ -186,9 +187,15 @@ def _build_parser() -> argparse.ArgumentParser:
   predict = commands.add_parser("predict", help="predict with a pretrained model, an export or a workdir",
                                 parents=[common])
   predict.add_argument("model", help="a pretrained name (see `flaxzoo list`), an export folder or a workdir")
-  predict.add_argument("--input", required=True, help="CSV or TSV: GM, WM, CSF, total volume (cm^3); optional age, id")
-  predict.add_argument("--output", help="CSV to write (default: standard output)")
-  predict.add_argument("--force", action="store_true", help="overwrite an existing --output")
+  predict.add_argument("--input", required=True,
+                       help="CSV or TSV with the model's input columns (the card's preprocessing names them: for"
+                            " brain age GM, WM, CSF and total volume in cm^3), an optional id column, and for brain"
+                            " age an optional age")
+  predict.add_argument("--output", help="CSV to write, created only if it does not exist (default: standard output)")
+  predict.add_argument("--force", action="store_true", help="replace an existing --output (atomically)")
+  predict.add_argument("--precision", type=_number(int, lambda v: 0 <= v <= 12, "between 0 and 12"),
+                       metavar="DECIMALS", help="numbers to this many decimals (default: in full, the shortest text"
+                                                " that reads back as the same float64)")
   predict.add_argument("--column", action="append", default=[], metavar="INPUT=COLUMN",
                        help="read INPUT (e.g. gm, or a feature) from the table's column COLUMN; repeatable")
   return parser
@@ -328,8 +335,19 @@ def _print_sweep(results) -> None:
   print(f"sweep: {results['workdir']}/sweep.json")
 
 
+class Terminated(BaseException):
+  """SIGTERM in a command that is not training: unwinds as KeyboardInterrupt does (temporary files and
+  staging folders are removed on the way), then the command exits 143."""
+
+
+def _raise_terminated(signum, frame):
+  raise Terminated()
+
+
 class _StopFlag:
-  """SIGTERM/SIGINT set a flag; training polls it, saves a checkpoint and stops."""
+  """SIGTERM/SIGINT set a flag; training polls it, saves a checkpoint and stops (exit 128 + the signal)."""
+
+  last = None  # the signal that stopped the run, for its exit status
 
   def __init__(self):
     import signal
@@ -347,7 +365,7 @@ class _StopFlag:
       print("flaxzoo: interrupted again: stopped at once; the last complete checkpoint is kept", file=sys.stderr,
             flush=True)
       os._exit(128 + signum)
-    self.signal = signum
+    self.signal = _StopFlag.last = signum
 
   def __call__(self) -> bool:
     return self.signal is not None
@@ -435,7 +453,7 @@ def _predict(args) -> None:
   from flaxzoo.experiments.trained import load_model
 
   if args.output and pathlib.Path(args.output).exists() and not args.force:
-    raise ConfigError(f"{args.output} exists; pass --force to overwrite it")
+    raise ConfigError(f"{args.output} exists; pass --force to replace it")
   chosen = dict(item.partition("=")[::2] for item in args.column)
   if any(not k or not v for k, v in chosen.items()):
     raise ConfigError(f"--column takes INPUT=COLUMN, got {args.column}")
@@ -446,20 +464,24 @@ def _predict(args) -> None:
   # A block of rows at a time: read (Arrow) and predict here, while a second thread formats (Arrow,
   # which lets go of the GIL) and writes the block before; two blocks in flight at most. The output
   # file appears whole at the end (a temporary file and a rename), standard output as it goes.
-  with open_atomic(args.output) if args.output else _stdout() as out, \
-       concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="flaxzoo-write") as writer:
-    pending = None
-    for table, ids in card.preprocessing.iter_inputs(args.input, chosen):
-      result = predict(model, card, table)
-      if rows == 0:
-        out.write(header_line(["id", *result]))
+  try:
+    with open_atomic(args.output, exclusive=not args.force) if args.output else _stdout() as out, \
+         concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="flaxzoo-write") as writer:
+      pending = None
+      for table, ids in card.preprocessing.iter_inputs(args.input, chosen):
+        result = predict(model, card, table, first_row=rows + 1)
+        if rows == 0:
+          out.write(header_line(["id", *result]))
+        if pending is not None:
+          pending.result()
+        pending = writer.submit(lambda block: out.write(format_rows(block, args.precision)), {"id": ids, **result})
+        rows += len(ids)
+        outside += int((result["outside_training_range"] == "yes").sum()) if "outside_training_range" in result else 0
       if pending is not None:
         pending.result()
-      pending = writer.submit(lambda block: out.write(format_rows(block)), {"id": ids, **result})
-      rows += len(ids)
-      outside += int((result["outside_training_range"] == "yes").sum()) if "outside_training_range" in result else 0
-    if pending is not None:
-      pending.result()
+  except FileExistsError:  # created by someone else while these predictions were written: theirs is kept
+    raise ConfigError(f"{args.output} was created meanwhile (another run?); it is kept as it is: pass --force to"
+                      " replace it") from None
   if outside:
     _log(f"warning: {outside} of {rows} rows have inputs outside the range of the training data"
          " (column outside_training_range): their predictions are extrapolations")
@@ -521,6 +543,24 @@ def main(argv: list[str] | None = None) -> int:
   args = _build_parser().parse_args(argv)
   if args.command != "list":
     _use_compilation_cache()
+  import signal
+  import threading
+
+  # SIGTERM unwinds (training replaces this with _StopFlag once it can save); restored when main returns,
+  # for a caller that runs main() in its own process (the tests).
+  if threading.current_thread() is threading.main_thread():
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+      return _main(args, argv)
+    finally:
+      for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+  return _main(args, argv)
+
+
+def _main(args, argv: list[str]) -> int:
+  _StopFlag.last = None
   _setup_logging(args.verbose, args.quiet)
   from flaxzoo.experiments import progress
 
@@ -547,6 +587,9 @@ def main(argv: list[str] | None = None) -> int:
     return 2
   except Interrupted as e:
     print(f"flaxzoo: {e}", file=sys.stderr)
+    return 128 + (_StopFlag.last or 15)  # 130 after SIGINT, 143 after SIGTERM
+  except Terminated:
+    print("flaxzoo: terminated (SIGTERM); nothing half-written is left", file=sys.stderr)
     return 143
   except FloatingPointError as e:  # flaxzoo.trainers.DivergedError: nothing non-finite was saved
     print(f"flaxzoo: error: {e} (--lr)", file=sys.stderr)

@@ -133,5 +133,12 @@ def save(estimator, directory, name: str, *, force: bool = False):
 
 
 def load(path):
-  """The estimator saved by `save` (or any export's model) as a fitted estimator, without preprocessing."""
-  return from_pretrained(path).named_steps["model"]
+  """An export as a fitted estimator: the estimator `save` wrote; an export with a preprocessing of its own
+  (standardisation, tissue fractions: any `flaxzoo export`) as `from_pretrained`'s Pipeline, which applies
+  it, so that its predictions are `flaxzoo predict`'s."""
+  pipeline = from_pretrained(path)
+  spec = pipeline.named_steps["features"].preprocessing
+  params = spec.get("params", {})
+  if spec.get("name") == "columns" and not any(params.get(k) for k in ("mean", "std", "scale")):
+    return pipeline.named_steps["model"]
+  return pipeline

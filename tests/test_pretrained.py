@@ -196,6 +196,11 @@ def test_bad_names_paths_and_cards(tmp_path):
   card = json.loads((broken / "card.json").read_text())
   card["model"]["args"]["in_features"] = 3
   (broken / "card.json").write_text(json.dumps(card))
+  with pytest.raises(CheckpointError, match=r"card.json: its contents differ from manifest.json"):
+    load_pretrained(broken)
+  from flaxzoo.checkpoints.manifest import write_manifest
+
+  write_manifest(broken)  # a crafted export: its manifest made to match
   with pytest.raises(CheckpointError, match=r"the card.s model does not fit the arrays \(linear.kernel.value: saved \(1, 1\), expected \(3, 1\)\)"):
     load_pretrained(broken)
   result = run_cli("predict", str(broken), "--input", RAW_FILE)
@@ -212,7 +217,7 @@ def test_export_writes_params_card_and_readme_and_loads_back(tmp_path, data_dir)
   result = run_cli("export", "--workdir", workdir, "--name", "mine", "--out", tmp_path / "out", "--data-dir", data_dir)
   assert result.returncode == 0, result.stderr
   target = tmp_path / "out" / "mine"
-  assert sorted(p.name for p in target.iterdir()) == ["README.md", "card.json", "params"]
+  assert sorted(p.name for p in target.iterdir()) == ["README.md", "card.json", "manifest.json", "params"]
   card = json.loads((target / "card.json").read_text())
   assert card["recipe"]["step"] == 500 and card["parameters"] == 2
   assert "| test | 65 |" in (target / "README.md").read_text()

@@ -153,7 +153,7 @@ def test_save_and_load_through_a_flaxzoo_export(tmp_path):
   labels = np.where(frame["a"] - frame["b"] > 0, 7, 3)  # integer labels survive the round trip
   model = LinearClassifier(C=10.0).fit(frame, labels)
   folder = save(model, tmp_path, "mine")
-  assert sorted(p.name for p in folder.iterdir()) == ["README.md", "card.json", "params"]  # no pickle
+  assert sorted(p.name for p in folder.iterdir()) == ["README.md", "card.json", "manifest.json", "params"]  # no pickle
   again = load(folder)
   assert again.classes_.tolist() == [3, 7]
   np.testing.assert_allclose(again.predict_proba(frame.to_numpy()), model.predict_proba(frame), atol=1e-6)
