@@ -137,7 +137,7 @@ def check_fits(card: Card, in_features: int | None, outputs: int) -> None:
   import math
 
   file = card.path / CARD
-  preprocessing = card.preprocessing
+  card.preprocessing  # noqa: B018 - rebuilds, or a CheckpointError naming the card
   params = card.data["preprocessing"].get("params", {})
 
   def numbers(field: str, value, length: int | None, positive: bool = False) -> None:
@@ -156,9 +156,9 @@ def check_fits(card: Card, in_features: int | None, outputs: int) -> None:
   features = params.get("features")
   if isinstance(features, list) and len(set(map(str, features))) != len(features):
     raise CheckpointError(f"{file}: preprocessing.params.features names a column twice")
-  label_scale = getattr(preprocessing, "label_scale", None)
-  if label_scale is not None and not (isinstance(label_scale, (int, float)) and math.isfinite(label_scale)
-                                      and label_scale != 0):
+  label_scale = params.get("label_scale", 1.0)
+  if not (isinstance(label_scale, (int, float)) and not isinstance(label_scale, bool) and math.isfinite(label_scale)
+          and label_scale != 0):
     raise CheckpointError(f"{file}: preprocessing.params.label_scale must be a finite number other than 0")
   if card.task == "classification":
     expected = 2 if outputs == 1 else outputs

@@ -344,6 +344,27 @@ def _raise_terminated(signum, frame):
   raise Terminated()
 
 
+_pending: list[type[BaseException]] = []
+
+
+def _signal_again(unraisable) -> None:
+  """`sys.unraisablehook`: a signal's exception raised where Python ignores exceptions (a garbage-collector
+  callback, a `__del__`) is not lost: it is raised again 10 ms later (SIGALRM), in ordinary code."""
+  import signal
+
+  kind = unraisable.exc_type
+  if kind is not None and issubclass(kind, (Terminated, KeyboardInterrupt)):
+    _pending[:] = [kind]
+    signal.setitimer(signal.ITIMER_REAL, 0.01)
+    return
+  sys.__unraisablehook__(unraisable)
+
+
+def _raise_pending(signum, frame):
+  if _pending:
+    raise _pending.pop()()
+
+
 class _StopFlag:
   """SIGTERM/SIGINT set a flag; training polls it, saves a checkpoint and stops (exit 128 + the signal)."""
 
@@ -549,13 +570,16 @@ def main(argv: list[str] | None = None) -> int:
   # SIGTERM unwinds (training replaces this with _StopFlag once it can save); restored when main returns,
   # for a caller that runs main() in its own process (the tests).
   if threading.current_thread() is threading.main_thread():
-    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)}
+    hook, sys.unraisablehook = sys.unraisablehook, _signal_again
     signal.signal(signal.SIGTERM, _raise_terminated)
+    signal.signal(signal.SIGALRM, _raise_pending)
     try:
       return _main(args, argv)
     finally:
       for signum, handler in handlers.items():
         signal.signal(signum, handler)
+      sys.unraisablehook = hook
   return _main(args, argv)
 
 

@@ -50,7 +50,7 @@ def fixed(values: np.ndarray, decimals: int = 3):
   v = np.asarray(values, np.float64)
   missing = np.isnan(v)
   magnitude = np.abs(np.where(missing | ~np.isfinite(v), 0.0, v))
-  scaled = np.minimum(magnitude, 1e300) * unit  # beyond 1e18 Python formats it anyway (no overflow here)
+  scaled = np.minimum(magnitude, 1e20) * unit  # from 1e18 on Python formats it anyway (no overflow here)
   rounded = np.rint(scaled)
   # Near a tie, or too large for exact int64 arithmetic: Python decides (round-half-even on the exact value).
   by_python = (np.abs(scaled - np.floor(scaled) - 0.5) <= 4 * np.spacing(scaled)) | (scaled >= 1e18)

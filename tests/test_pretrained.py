@@ -158,7 +158,7 @@ def test_cli_predict_writes_ids_ages_and_gaps(tmp_path):
   expected = predict(model, card, read_volume_table(table))
   assert [float(line.split(",")[1]) for line in lines[1:]] == pytest.approx(expected["predicted_age"], abs=1e-3)
   again = run_cli("predict", "brain_age_tissue", "--input", table, "--output", tmp_path / "out.csv")
-  assert again.returncode == 2 and "exists; pass --force to overwrite it" in again.stderr
+  assert again.returncode == 2 and "exists; pass --force to replace it" in again.stderr
   assert run_cli("predict", "brain_age_tissue", "--input", table, "--output", tmp_path / "out.csv",
                  "--force").returncode == 0
 
