@@ -205,6 +205,15 @@ class Checkpointer:
       raise CheckpointError(f"checkpoint step {step} ({self._step_dir(step)}): meta has no config")
     return meta
 
+  def stored_state(self, step: int):
+    """The tree of step `step`'s state as stored: `ArrayMetadata` leaves (shape, dtype)."""
+    self._check_complete(step)
+    try:
+      return self._manager.item_metadata(step)["state"].tree
+    except Exception as e:  # noqa: BLE001 - Orbax raises many types for unreadable metadata
+      raise CheckpointError(f"checkpoint step {step} ({self._step_dir(step)}): unreadable metadata"
+                            f" ({' '.join(str(e).split())[:200]})") from None
+
   def restore(self, step: int, abstract_state) -> tuple[Any, dict[str, Any]]:
     """Restores step `step` into `abstract_state`'s shapes, dtypes and shardings.
 

@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 
 from flaxzoo.datasets.preprocessing import Columns, class_name
-from flaxzoo.datasets.sources import LoadedData, Request, classes_of, infer_task, split_rows
+from flaxzoo.datasets.sources import LoadedData, Request, check_distinct, classes_of, infer_task, split_rows
 from flaxzoo.datasets.tables import DataError, read_bytes, read_table
 
 
@@ -20,6 +20,7 @@ def load_csv(request: Request) -> LoadedData:
     raise DataError(f"{path}: which column is the label? pass --label COLUMN; columns: {', '.join(table.header)}")
   table.index_of(label, "label column")
   columns = [c.strip() for c in features.split(",")] if features else [c for c in table.header if c != label]
+  check_distinct(columns, path)
   for column in columns:
     table.index_of(column, "feature column")
   if label in columns:

@@ -189,6 +189,15 @@ def _check_classes(data: LoadedData) -> None:
                     f" {len(y)} rows; is it a regression target (--task regression)?")
 
 
+def check_distinct(columns: list[str], where) -> None:
+  """A feature named twice would be trained on twice (and look like two): one line naming it."""
+  seen = set()
+  for column in columns:
+    if column in seen:
+      raise DataError(f"{where}: --features names the column {column!r} twice")
+    seen.add(column)
+
+
 def infer_task(values: list[str]) -> str:
   try:
     numbers = np.asarray([float(v) for v in values])

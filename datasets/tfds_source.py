@@ -9,7 +9,7 @@ import numpy as np
 
 from flaxzoo.datasets.loading import default_data_dir
 from flaxzoo.datasets.preprocessing import Columns
-from flaxzoo.datasets.sources import LoadedData, Request, classes_of, infer_task, split_rows
+from flaxzoo.datasets.sources import LoadedData, Request, check_distinct, classes_of, infer_task, split_rows
 from flaxzoo.datasets.tables import DataError
 
 
@@ -62,6 +62,7 @@ def load_tfds(request: Request) -> LoadedData:
     raise DataError(f"{name}: no label feature {label!r}; features: {', '.join(info_features)}")
   if features:
     columns = [c.strip() for c in features.split(",")]
+    check_distinct(columns, name)
     for column in columns:
       if column not in info_features:
         raise DataError(f"{name}: no feature {column!r}; features: {', '.join(info_features)}")

@@ -628,7 +628,27 @@ def _main(args, argv: list[str]) -> int:
   except KeyboardInterrupt:
     print("flaxzoo: interrupted", file=sys.stderr)
     return 130
+  except Exception as e:
+    # A signal's exception that Python wrapped in another on its way out (an import that was defining a
+    # class: RuntimeError "Error calling __set_name__"): the signal's exit, not a traceback.
+    signal_error = _signal_in_chain(e)
+    if signal_error is None:
+      raise
+    print("flaxzoo: interrupted" if isinstance(signal_error, KeyboardInterrupt) else
+          "flaxzoo: terminated (SIGTERM); nothing half-written is left", file=sys.stderr)
+    return 130 if isinstance(signal_error, KeyboardInterrupt) else 143
   return 0
+
+
+def _signal_in_chain(error: BaseException) -> BaseException | None:
+  """The Terminated or KeyboardInterrupt that caused `error` (its causes and contexts), if one did."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    if isinstance(error, (Terminated, KeyboardInterrupt)):
+      return error
+    seen.add(id(error))
+    error = error.__cause__ or error.__context__
+  return None
 
 
 def entry_point() -> None:

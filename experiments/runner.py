@@ -14,6 +14,7 @@ from flax import nnx
 from flaxzoo.checkpoints.card import library_versions
 from flaxzoo.checkpoints.files import standard_json
 from flaxzoo.checkpoints.manager import Checkpointer, abstract_like, parse_keep_best
+from flaxzoo.datasets.preprocessing import Preprocessing
 from flaxzoo.experiments.build import build
 from flaxzoo.experiments.config import Config, reproducing_command, resumable_fields
 from flaxzoo.experiments.errors import ConfigError, Interrupted
@@ -25,6 +26,7 @@ from flaxzoo.experiments.workdir import (
   STATE_DIR,
   WorkdirLock,
   check_kind,
+  check_same_data,
   claim,
   move_aside,
   set_aside_outputs,
@@ -171,6 +173,20 @@ def train_in(
   splits = data.splits
   command = command_of(config)
 
+  # What predicting needs beyond the parameters, recorded with each checkpoint so that `predict` on the
+  # workdir never reopens the training data: the inputs' range, and a fit report (brain age's bias correction).
+  x_train = np.asarray(splits["train"][0], np.float64).reshape(len(splits["train"][0]), -1)
+  input_range = {"min": x_train.min(axis=0).tolist(), "max": x_train.max(axis=0).tolist(),
+                 "note": "per model input (after preprocessing), over the training split"}
+  reports = data.task == "regression" and type(data.preprocessing).fit_report is not Preprocessing.fit_report
+
+  def card_entries(t: Trainer) -> dict[str, Any]:
+    entries = {"input_range": input_range}
+    if reports:
+      predicted = data.preprocessing.postprocess(t.predict(splits["train"][0]))[:, 0]
+      entries.update(data.preprocessing.fit_report(predicted, data.raw["train"]))
+    return entries
+
   def meta_of(metrics):
     return standard_json({
         "experiment": config.name,
@@ -186,6 +202,7 @@ def train_in(
         "classes": data.class_names,
         "keep_best": keep_best,
         "versions": library_versions(),
+        "card": card_entries(trainer),
     })
 
   checkpointer, resumed = None, False
@@ -226,6 +243,7 @@ def train_in(
               f"{workdir} holds a run of another config (step {step}); pass --restart to start over,"
               f" or another --workdir. Differences: {'; '.join(differences)}"
           )
+        check_same_data(workdir, meta, data.record, step)
         trainer.state = state
         resumed = True
         log(f"resuming from step {step} ({checkpointer.directory / str(step)})")

@@ -38,7 +38,7 @@ from flaxzoo.checkpoints.card import library_versions
 from flaxzoo.checkpoints.files import standard_json
 from flaxzoo.experiments.config import OPTIMIZERS, Config, resumable_fields
 from flaxzoo.experiments.errors import ConfigError, Interrupted
-from flaxzoo.experiments.workdir import WorkdirLock, check_kind, claim, move_aside, write_json_atomic
+from flaxzoo.experiments.workdir import WorkdirLock, check_kind, check_same_data, claim, move_aside, write_json_atomic
 
 # Lists a sweep takes: `Config` field -> flag.
 GRID = {"learning_rate": "--lr", "l2": "--l2", "seed": "--seeds"}
@@ -224,6 +224,13 @@ def _sweep_in(config, grid, folds, workdir, data_dir, log, save_every, restart, 
   settings = _settings_of(config, grid)
   planned = _plan(config, settings, folds, data)
   sweep, runs, fold_of, train_weights = planned.sweep, planned.runs, planned.fold_of, planned.train_weights
+  if data.task == "classification":  # as scikit-learn warns: a fold's model never sees a class it is scored on
+    for f in range(folds):
+      missing = sorted(set(range(data.num_classes)) - set(np.unique(np.asarray(y)[fold_of != f]).tolist()))
+      if missing:
+        names = [data.class_names[c] for c in missing]
+        log(f"warning: fold {f}'s training rows hold no row of class {', '.join(map(repr, names))}: its models"
+            " never learn it and are validated on it (fewer folds, or more rows of that class)")
   model_name, args, loss = planned.model["name"], planned.model["args"], planned.loss
   identity = standard_json(_identity(config, grid, folds))
 
@@ -242,6 +249,7 @@ def _sweep_in(config, grid, folds, workdir, data_dir, log, save_every, restart, 
       if meta.get("sweep") != identity:
         raise ConfigError(f"{workdir} holds another sweep (step {latest}); pass --restart to start over, or"
                           " another --workdir")
+      check_same_data(workdir, meta, data.record, latest)
       sweep.restore_state(state)
       sweep.diverged_step = np.asarray(meta["diverged_step"], np.int64)
       log(f"resuming the sweep from step {latest}")
@@ -254,7 +262,8 @@ def _sweep_in(config, grid, folds, workdir, data_dir, log, save_every, restart, 
       if last_save["step"] == s.step:
         return
       checkpointer.save(s.step, s.saved_state(), {"sweep": identity, "config": config.to_dict(),
-                                          "diverged_step": s.diverged_step.tolist(), "step": s.step}, None)
+                                          "dataset": data.record, "diverged_step": s.diverged_step.tolist(),
+                                          "step": s.step}, None)
       last_save.update(time=time.monotonic(), step=s.step)
 
     def save_when_due(s) -> None:

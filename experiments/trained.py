@@ -8,6 +8,8 @@ import shlex
 import sys
 from typing import Any
 
+import numpy as np
+
 from flaxzoo.checkpoints.card import Card, build_card
 from flaxzoo.checkpoints.errors import CheckpointError
 from flaxzoo.checkpoints.exporting import check_name, export
@@ -18,7 +20,7 @@ from flaxzoo.experiments.errors import ConfigError, MetricLogError
 from flaxzoo.experiments.metric_log import read_metrics
 from flaxzoo.experiments.progress import track
 from flaxzoo.experiments.runner import command_of, restore_target
-from flaxzoo.experiments.workdir import write_json_atomic
+from flaxzoo.experiments.workdir import check_same_data, write_json_atomic
 
 
 def _open_checkpoints(workdir, keep_best: str | None = None) -> Checkpointer:
@@ -77,6 +79,8 @@ def load_trained(workdir, step: int | None = None, *, best: bool = False, data_d
       raise CheckpointError(f"{checkpointer.directory}: the checkpoint's config does not fit this flaxzoo"
                             f" ({e})") from None
     built = build(config, data_dir, log)
+    # The data is re-read only to re-evaluate on it, and only as it was when trained.
+    check_same_data(workdir, checkpointer.restore_meta(chosen), built.data.record, chosen)
     trainer = built.trainer
     target = restore_target(trainer)
     chosen, (state, meta) = checkpointer.restore_with_fallback(
@@ -145,14 +149,66 @@ def export_run(workdir, name: str, out="checkpoints", *, step: int | None = None
 
 
 def load_model(name_or_path, *, data_dir=None) -> tuple[Any, Card]:
-  """`(model, card)` of a shipped name, an export folder or a training workdir (its latest checkpoint)."""
+  """`(model, card)` of a shipped name, an export folder or a training workdir (its latest checkpoint).
+
+  A workdir's checkpoint records what predicting needs (model, fitted preprocessing, classes, input range,
+  bias correction): the training data is not read again. A checkpoint from before those records rebuilds
+  them from the data, which must then be as it was when trained (its sha256).
+  """
   from flaxzoo.checkpoints.pretrained import load_pretrained, resolve
 
   path = resolve(name_or_path)
   if not (path / "card.json").is_file() and (path / "checkpoints").is_dir():
+    model, card = _recorded_model(path)
+    if model is not None:
+      return model, card
     trainer, meta = load_trained(path, data_dir=data_dir)
     return trainer.model, Card(card_of_run(path.name, trainer, meta), path)
   return load_pretrained(path)
+
+
+def _recorded_model(workdir: pathlib.Path) -> tuple[Any, Card | None]:
+  """`(model, card)` from the latest checkpoint and what its meta records, no data read; `(None, None)` for a
+  checkpoint without those records."""
+  import jax
+  from flax import nnx
+
+  from flaxzoo.checkpoints.card import FORMAT, check_fits
+  from flaxzoo.checkpoints.manager import abstract_like, all_finite
+  from flaxzoo.zoo.models import create_model
+
+  checkpointer = _open_checkpoints(workdir)
+  try:
+    step = _choose_step(workdir, checkpointer, None, False)
+    meta = checkpointer.restore_meta(step)
+    if not isinstance(meta.get("card"), dict) or not isinstance(meta.get("model"), dict):
+      return None, None
+    spec = meta["model"]
+    try:
+      model = create_model(spec["name"], **spec["args"])
+    except (TypeError, ValueError, KeyError) as e:
+      raise CheckpointError(f"{checkpointer.directory / str(step)}: its model cannot be built ({e})") from None
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    # The whole state as stored (its optimizer's too), the parameters as this model's.
+    stored = checkpointer.stored_state(step)
+    target = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding), stored)
+    target["params"] = abstract_like(params, sharding)
+    state, _ = checkpointer.restore(step, target)
+  finally:
+    checkpointer.close()
+  if not all_finite(state["params"]):
+    raise CheckpointError(f"{workdir}: the parameters of step {step} are not all finite; not used")
+  model = nnx.merge(graphdef, state["params"], rest)
+  data = {"name": workdir.name, "format": FORMAT, "task": meta.get("task", "regression"), "model": spec,
+          "preprocessing": meta["preprocessing"], "metrics": meta.get("metrics") or {}, **meta["card"],
+          "recipe": {"experiment": meta.get("experiment"), "step": step, "command": meta.get("command")}}
+  if data["task"] == "classification":
+    data["classes"] = list(meta.get("classes") or [])
+  card = Card(data, workdir)
+  outputs = model(np.zeros((1, spec["args"]["in_features"]), np.float32)).shape[-1]
+  check_fits(card, spec["args"]["in_features"], int(outputs))
+  return model, card
 
 
 def plot_workdir(workdir, out_dir=None, data_dir=None, log=None) -> list[pathlib.Path]:

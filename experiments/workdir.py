@@ -21,6 +21,7 @@ import pathlib
 import socket
 import sys
 import time
+from typing import Any
 
 from flaxzoo.checkpoints.files import write_atomic as write_atomic
 from flaxzoo.checkpoints.files import write_json_atomic as write_json_atomic
@@ -164,3 +165,13 @@ def set_aside_outputs(workdir: pathlib.Path, log) -> None:
     path = workdir / name
     if path.exists():
       log(f"moved the earlier {name} to {move_aside(path)}")
+
+
+def check_same_data(workdir, meta: dict[str, Any], record: dict[str, Any], step: int) -> None:
+  """A run resumes only on the data it was trained on, by content: the data file's sha256 now must be the
+  one its checkpoint recorded (a run trained partly on each file would name only the second)."""
+  saved, now = (meta.get("dataset") or {}).get("sha256"), record.get("sha256")
+  if saved and now and saved != now:
+    raise ConfigError(f"{workdir}: the data changed since the checkpoint of step {step} (sha256 {saved[:12]}…"
+                      f" then, {now[:12]}… now): not the data this run trained on; restore it, or train on the"
+                      " new data from the start (--restart, or another --workdir)")

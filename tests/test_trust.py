@@ -332,3 +332,62 @@ def test_predict_and_scikit_learn_load_give_the_same_predictions_on_a_cli_export
   table = {"GM Vol": [716.28, 542.256], "WM Vol": [425.44, 395.496], "CSF Vol": [493.752, 633.312],
            "Total Vol": [1635.472, 1571.064]}
   np.testing.assert_allclose(load(export).predict(table), cli, rtol=1e-6)
+
+
+# --- what a run believes about its data -----------------------------------------------------------------
+
+
+def table_of(path: pathlib.Path, rows: int = 60, seed: int = 0, rare: bool = False) -> pathlib.Path:
+  rng = np.random.default_rng(seed)
+  a, b = rng.normal(size=rows), rng.normal(size=rows)
+  labels = np.where(a + b > 0, "yes", "no").astype(object)
+  if rare:
+    labels[0] = "maybe"  # one row of a third class: a fold's training rows lack it
+  path.write_text("a,b,y\n" + "".join(f"{u:.4f},{v:.4f},{t}\n" for u, v, t in zip(a, b, labels)))
+  return path
+
+
+def test_a_feature_named_twice_is_one_line(tmp_path):
+  table = table_of(tmp_path / "t.csv")
+  result = run_cli("train", "linear", "--dataset", f"csv:{table}", "--label", "y", "--features", "a,a",
+                   "--workdir", tmp_path / "run")
+  one_line_error(result, "--features names the column 'a' twice")
+
+
+def test_resume_refuses_data_whose_contents_changed(tmp_path):
+  table = table_of(tmp_path / "t.csv")
+  run = ["train", "linear", "--dataset", f"csv:{table}", "--label", "y", "--workdir", tmp_path / "run"]
+  assert run_cli(*run, "--steps", "50").returncode == 0
+  table_of(table, seed=1)  # the same file name and shape, other rows
+  one_line_error(run_cli(*run, "--steps", "100"), "the data changed since the checkpoint of step 50")
+  sweep = ["sweep", "linear", "--dataset", f"csv:{table}", "--label", "y", "--folds", "2",
+           "--workdir", tmp_path / "sweep"]
+  assert run_cli(*sweep, "--steps", "20").returncode == 0
+  table_of(table, seed=2)
+  one_line_error(run_cli(*sweep, "--steps", "40"), "the data changed since the checkpoint of step 20")
+
+
+def test_a_sweep_fold_without_a_class_is_warned_about(tmp_path):
+  table = table_of(tmp_path / "t.csv", rare=True)
+  result = run_cli("sweep", "linear", "--dataset", f"csv:{table}", "--label", "y", "--folds", "3", "--steps", "10",
+                   "--workdir", tmp_path / "sweep")
+  assert result.returncode == 0, result.stderr
+  assert "training rows hold no row of class 'maybe'" in result.stderr
+
+
+def test_predict_on_a_workdir_reads_what_training_recorded_not_the_data_as_it_is_now(tmp_path):
+  table = table_of(tmp_path / "t.csv")
+  workdir = tmp_path / "run"
+  assert run_cli("train", "linear", "--dataset", "csv:t.csv", "--label", "y", "--workdir", workdir,
+                 cwd=tmp_path).returncode == 0
+  new = tmp_path / "new.csv"
+  new.write_text("a,b\n0.5,-0.2\n-1.0,2.0\n")
+  before = run_cli("predict", workdir, "--input", new)
+  assert before.returncode == 0, before.stderr
+  table_of(table, seed=3)  # the training file edited after training
+  elsewhere = tmp_path / "elsewhere"
+  elsewhere.mkdir()
+  after = run_cli("predict", workdir, "--input", new, cwd=elsewhere)  # and a relative data path that is not there
+  assert after.returncode == 0, after.stderr
+  assert after.stdout == before.stdout
+  one_line_error(run_cli("eval", "--workdir", workdir, cwd=tmp_path), "the data changed since the checkpoint")
