@@ -26,14 +26,15 @@ def predict(model: nnx.Module, card: Card, table, first_row: int = 1) -> dict[st
   _all_finite(x, card, "model inputs", first_row)
   outputs = apply_in_chunks(model, x)
   _all_finite(outputs, card, "model outputs", first_row)
-  result = _predicted(outputs, card, preprocessing, table)
+  with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused just below, by row
+    result = _predicted(outputs, card, preprocessing, table)
   for name, column in result.items():  # the card's own numbers (a bias correction) applied to finite outputs;
     column = np.asarray(column)       # NaN is an unknown (a row without an age has no gap), never infinity
     if column.dtype.kind == "f":
       _all_finite(np.where(np.isnan(column), 0.0, column), card, f"predictions ({name})", first_row)
   if "input_range" in card.data:
-    low, high = (np.asarray(card.data["input_range"][k], x.dtype) for k in ("min", "max"))
-    outside = np.any((x < low) | (x > high), axis=1)
+    low, high = (np.asarray(card.data["input_range"][k], np.float64) for k in ("min", "max"))
+    outside = np.any((x < low) | (x > high), axis=1)  # x float32 against float64 bounds: exact
     result["outside_training_range"] = np.where(outside, "yes", "no")
   return result
 

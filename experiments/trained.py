@@ -79,12 +79,12 @@ def load_trained(workdir, step: int | None = None, *, best: bool = False, data_d
       raise CheckpointError(f"{checkpointer.directory}: the checkpoint's config does not fit this flaxzoo"
                             f" ({e})") from None
     built = build(config, data_dir, log)
-    # The data is re-read only to re-evaluate on it, and only as it was when trained.
-    check_same_data(workdir, checkpointer.restore_meta(chosen), built.data.record, chosen)
     trainer = built.trainer
     target = restore_target(trainer)
     chosen, (state, meta) = checkpointer.restore_with_fallback(
         chosen, lambda s: checkpointer.restore(s, target), fallback, log)
+    # The data is re-read only to re-evaluate on it, and only as it was when trained.
+    check_same_data(workdir, meta, built.data.record, chosen)
     trainer.state = state
   finally:
     checkpointer.close()
