@@ -152,7 +152,7 @@ class _Planned:
 def _plan(config: Config, settings: list[dict[str, Any]], folds: int, data) -> _Planned:
   from flaxzoo.experiments.build import model_and_loss
   from flaxzoo.trainers.sweep import Sweep
-  from flaxzoo.zoo.models import create_model
+  from flaxzoo.zoo.models import create_models
 
   model_name, loss = model_and_loss(config, data)
   y = data.splits["train"][1]
@@ -162,7 +162,7 @@ def _plan(config: Config, settings: list[dict[str, Any]], folds: int, data) -> _
   if data.task == "classification":
     args["num_classes"] = data.num_classes
   try:
-    models = [create_model(model_name, seed=s["seed"], init=config.init, **args) for s, _ in runs]
+    models = create_models(model_name, [s["seed"] for s, _ in runs], init=config.init, **args)
   except ValueError as e:
     raise ConfigError(f"{config.name}: model {model_name!r}: {e}") from None
   optimizer = OPTIMIZERS.get(config.optimizer)

@@ -132,3 +132,31 @@ def test_sweep_checks_its_arguments():
   sweep = Sweep(models[:1] * 2, parallel="none")
   with pytest.raises(ValueError, match="at least one example"):
     sweep.fit((np.ones((4, 2), np.float32), np.ones(4, np.float32)), steps=1, weights=np.zeros((2, 4)))
+
+
+def test_stacked_models_are_the_models_one_by_one_and_a_sweep_takes_them():
+  """`create_models` initialises K models in one program: the same numbers as `create_model` one seed at a
+  time, and a `Sweep` built from them is the `Sweep` of the list (its set-up O(1) in Python per model)."""
+  from flaxzoo.trainers import Sweep
+  from flaxzoo.zoo import create_model, create_models
+
+  seeds = [3, 0, 11, 7]
+  stacked = create_models("softmax_regression", seeds, in_features=4, num_classes=3)
+  alone = [create_model("softmax_regression", seed=s, in_features=4, num_classes=3) for s in seeds]
+  for k, model in enumerate(alone):
+    for name in ("kernel", "bias"):
+      np.testing.assert_array_equal(np.asarray(getattr(stacked.model(k).linear, name)[...]),
+                                    np.asarray(getattr(model.linear, name)[...]))
+  rng = np.random.default_rng(0)
+  x, y = rng.normal(size=(200, 4)).astype(np.float32), rng.integers(0, 3, 200)
+  fits = []
+  for models in (stacked, alone):
+    sweep = Sweep(models, lambda learning_rate: optax.sgd(learning_rate), {"learning_rate": [0.1] * 4}, "softmax",
+                  seeds=seeds, parallel="none")
+    sweep.fit((x, y), steps=20)
+    fits.append(np.stack([np.asarray(sweep.params(k)["linear"]["kernel"][...]) for k in range(4)]))
+  np.testing.assert_array_equal(fits[0], fits[1])
+  reference = create_models("linear_regression", [0, 1], init="reference", in_features=2)  # per model, as before
+  np.testing.assert_array_equal(np.asarray(reference.model(1).linear.kernel[...]),
+                                np.asarray(create_model("linear_regression", seed=1, init="reference",
+                                                        in_features=2).linear.kernel[...]))

@@ -11,7 +11,9 @@ _EXPORTS = {
     "LinearRegression": "flaxzoo.zoo.linear",
     "LinearClassifier": "flaxzoo.zoo.logistic",
     "ModelSpec": "flaxzoo.zoo.models",
+    "StackedModels": "flaxzoo.zoo.models",
     "create_model": "flaxzoo.zoo.models",
+    "create_models": "flaxzoo.zoo.models",
     "get_model_spec": "flaxzoo.zoo.models",
     "list_models": "flaxzoo.zoo.models",
     "register_model": "flaxzoo.zoo.models",
@@ -24,7 +26,9 @@ if TYPE_CHECKING:
   from flaxzoo.zoo.linear import LinearRegression as LinearRegression
   from flaxzoo.zoo.logistic import LinearClassifier as LinearClassifier
   from flaxzoo.zoo.models import ModelSpec as ModelSpec
+  from flaxzoo.zoo.models import StackedModels as StackedModels
   from flaxzoo.zoo.models import create_model as create_model
+  from flaxzoo.zoo.models import create_models as create_models
   from flaxzoo.zoo.models import get_model_spec as get_model_spec
   from flaxzoo.zoo.models import list_models as list_models
   from flaxzoo.zoo.models import register_model as register_model
