@@ -71,13 +71,14 @@ def load_trained(workdir, step: int | None = None, *, best: bool = False, data_d
   checkpointer = _open_checkpoints(workdir)
   try:
     chosen = _choose_step(workdir, checkpointer, step, best)
-    _, config_dict = with_fallback(checkpointer.steps(), chosen, lambda s: checkpointer.restore_meta(s)["config"],
-                                   fallback, log, checkpointer.directory)
+    first, recorded = with_fallback(checkpointer.steps(), chosen, checkpointer.restore_meta, fallback, log,
+                                    checkpointer.directory)
     try:
-      config = Config(**{**config_dict, "parallel": parallel, "devices": devices})
+      config = Config(**{**recorded["config"], "parallel": parallel, "devices": devices})
     except (TypeError, ConfigError) as e:  # a config written by another flaxzoo version, or edited
       raise CheckpointError(f"{checkpointer.directory}: the checkpoint's config does not fit this flaxzoo"
                             f" ({e})") from None
+    _check_data_file(workdir, config, recorded, first)
     built = build(config, data_dir, log)
     trainer = built.trainer
     target = restore_target(trainer)
@@ -90,6 +91,23 @@ def load_trained(workdir, step: int | None = None, *, best: bool = False, data_d
     checkpointer.close()
   return trainer, {**meta, "step": chosen, "splits": built.data.splits, "data": built.data, "model": built.model,
                    "config_object": config}
+
+
+def _check_data_file(workdir, config: Config, meta: dict[str, Any], step: int) -> None:
+  """A table the config names is hashed before it is parsed: one whose sha256 is not the recorded one is
+  refused unread (its contents never reach an error message)."""
+  import hashlib
+
+  from flaxzoo.datasets.tables import DataError, read_bytes
+
+  dataset = config.dataset or ""
+  if not dataset.startswith("csv:"):
+    return
+  try:
+    digest = hashlib.sha256(read_bytes(dataset[4:])).hexdigest()
+  except DataError as e:
+    raise ConfigError(str(e)) from None
+  check_same_data(workdir, meta, {"sha256": digest}, step)
 
 
 def evaluate_checkpoint(workdir, step: int | None = None, *, best: bool = False, split: str = "test",
@@ -152,18 +170,19 @@ def load_model(name_or_path, *, data_dir=None) -> tuple[Any, Card]:
   """`(model, card)` of a shipped name, an export folder or a training workdir (its latest checkpoint).
 
   A workdir's checkpoint records what predicting needs (model, fitted preprocessing, classes, input range,
-  bias correction): the training data is not read again. A checkpoint from before those records rebuilds
-  them from the data, which must then be as it was when trained (its sha256).
+  bias correction): predicting never reads the training data, nor any file its config names. A checkpoint
+  from before those records is refused with the way on (`flaxzoo export`, which re-evaluates on the data).
   """
   from flaxzoo.checkpoints.pretrained import load_pretrained, resolve
 
   path = resolve(name_or_path)
   if not (path / "card.json").is_file() and (path / "checkpoints").is_dir():
     model, card = _recorded_model(path)
-    if model is not None:
-      return model, card
-    trainer, meta = load_trained(path, data_dir=data_dir)
-    return trainer.model, Card(card_of_run(path.name, trainer, meta), path)
+    if model is None:
+      raise CheckpointError(f"{path}: its checkpoint predates what predicting reads (the fitted preprocessing,"
+                            " recorded by newer checkpoints); export it (flaxzoo export --workdir ...) and predict"
+                            " with the export, or train again")
+    return model, card
   return load_pretrained(path)
 
 

@@ -93,6 +93,19 @@ def test_sigterm_saves_the_step_reached_and_exits_nonzero(uninterrupted, tmp_pat
   assert params(tmp_path) == uninterrupted["long"]
 
 
+def test_ctrl_c_saves_the_step_reached_and_exits_130(tmp_path, data_dir):
+  process = start(["train", "brain_age_gm", *LONG, "--workdir", tmp_path, "--data-dir", data_dir])
+  while "steps of sgd" not in process.stderr.readline():
+    assert process.poll() is None
+  time.sleep(0.3)
+  process.send_signal(signal.SIGINT)
+  _, err = process.communicate(timeout=60)
+  assert process.returncode == 130, err  # the shell's convention for Ctrl-C (SIGTERM: 143)
+  message = err.strip().splitlines()[-1]
+  assert message.startswith("flaxzoo: interrupted at step ") and "rerun the same command to resume" in message
+  assert int(message.split("interrupted at step ")[1].split(";")[0]) in steps_saved(tmp_path)
+
+
 @pytest.mark.parametrize("first, second, expected", [
     ((EIGHT, []), ({}, []), 1),
     ((EIGHT, []), (EIGHT, ["--devices", "3"]), 3),

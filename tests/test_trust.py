@@ -391,3 +391,33 @@ def test_predict_on_a_workdir_reads_what_training_recorded_not_the_data_as_it_is
   assert after.returncode == 0, after.stderr
   assert after.stdout == before.stdout
   one_line_error(run_cli("eval", "--workdir", workdir, cwd=tmp_path), "the data changed since the checkpoint")
+
+
+def test_two_predicts_on_one_output_one_wins_the_other_is_told(tmp_path):
+  table = tmp_path / "big.csv"
+  big_table(table, 100_000)
+  out = tmp_path / "out.csv"
+  command = [sys.executable, "-m", "flaxzoo.experiments.cli", "predict", "brain_age_tissue", "--input", str(table),
+             "--output", str(out)]
+  processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+  results = [(p.communicate(timeout=120)[1], p.returncode)[::-1] for p in processes]
+  codes = sorted(code for code, _ in results)
+  assert codes == [0, 2], results
+  loser = next(err for code, err in results if code == 2)
+  assert "Traceback" not in loser and ("was created meanwhile" in loser or "exists; pass --force" in loser), loser
+  assert len(out.read_text().splitlines()) == 100_001  # the winner's, whole
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv", "out.csv"]  # no temporary file left
+
+
+def test_sigterm_during_a_large_sweeps_set_up_exits_143_without_a_traceback(tmp_path):
+  table = table_of(tmp_path / "t.csv", rows=200)
+  grid = ",".join(f"{v:.6g}" for v in np.logspace(-6, 0, 1000))
+  process = subprocess.Popen(
+      [sys.executable, "-m", "flaxzoo.experiments.cli", "sweep", "linear", "--dataset", f"csv:{table}", "--label", "y",
+       "--l2", grid, "--folds", "5", "--steps", "200000", "--workdir", str(tmp_path / "sweep")],
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  time.sleep(3.0)
+  process.send_signal(signal.SIGTERM)
+  _, stderr = process.communicate(timeout=120)
+  assert process.returncode == 143, stderr
+  assert "Traceback" not in stderr, stderr
