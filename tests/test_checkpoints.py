@@ -93,6 +93,7 @@ def test_sigterm_saves_the_step_reached_and_exits_nonzero(uninterrupted, tmp_pat
   assert params(tmp_path) == uninterrupted["long"]
 
 
+@pytest.mark.slow  # a training process signalled
 def test_ctrl_c_saves_the_step_reached_and_exits_130(tmp_path, data_dir):
   process = start(["train", "brain_age_gm", *LONG, "--workdir", tmp_path, "--data-dir", data_dir])
   while "steps of sgd" not in process.stderr.readline():

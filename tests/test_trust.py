@@ -291,6 +291,7 @@ def big_table(path: pathlib.Path, rows: int) -> None:
   path.write_text("GM Vol,WM Vol,CSF Vol,Total Vol\n" + body + "\n")
 
 
+@pytest.mark.slow  # processes started and signalled
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_during_predict_leaves_no_temporary_file_and_exits_128_plus_it(tmp_path, signum, code):
   table = tmp_path / "big.csv"
@@ -393,6 +394,7 @@ def test_predict_on_a_workdir_reads_what_training_recorded_not_the_data_as_it_is
   one_line_error(run_cli("eval", "--workdir", workdir, cwd=tmp_path), "the data changed since the checkpoint")
 
 
+@pytest.mark.slow  # processes started and signalled
 def test_two_predicts_on_one_output_one_wins_the_other_is_told(tmp_path):
   table = tmp_path / "big.csv"
   big_table(table, 100_000)
@@ -409,6 +411,7 @@ def test_two_predicts_on_one_output_one_wins_the_other_is_told(tmp_path):
   assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv", "out.csv"]  # no temporary file left
 
 
+@pytest.mark.slow  # processes started and signalled
 def test_sigterm_during_a_large_sweeps_set_up_exits_143_without_a_traceback(tmp_path):
   table = table_of(tmp_path / "t.csv", rows=200)
   grid = ",".join(f"{v:.6g}" for v in np.logspace(-6, 0, 1000))
