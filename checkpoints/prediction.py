@@ -22,7 +22,8 @@ def predict(model: nnx.Module, card: Card, table, first_row: int = 1) -> dict[st
     `"corrected_gap"`; other data: `"predicted"`.
   """
   preprocessing = card.preprocessing
-  x = np.asarray(preprocessing.features_of(table))
+  with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # refused just below, by row
+    x = np.asarray(preprocessing.features_of(table))
   _all_finite(x, card, "model inputs", first_row)
   outputs = apply_in_chunks(model, x)
   _all_finite(outputs, card, "model outputs", first_row)

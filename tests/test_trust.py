@@ -424,3 +424,51 @@ def test_sigterm_during_a_large_sweeps_set_up_exits_143_without_a_traceback(tmp_
   _, stderr = process.communicate(timeout=120)
   assert process.returncode == 143, stderr
   assert "Traceback" not in stderr, stderr
+
+
+def test_eval_predict_and_scikit_learn_load_agree_on_an_export(exported, data_dir):
+  """`flaxzoo eval` (the workdir the export came from), `flaxzoo predict` and `flaxzoo.sklearn.load` of the
+  export: the same predictions to 1e-6 (eval's test MSE recomputed from the loaded export's predictions)."""
+  from flaxzoo.experiments import load_trained
+  from flaxzoo.sklearn import load
+
+  workdir, export = exported
+  assert run_cli("eval", "--workdir", workdir, "--data-dir", data_dir).returncode == 0
+  evaluated = json.loads((workdir / "eval.json").read_text())["test"]["mse"]
+  _, meta = load_trained(workdir, data_dir=data_dir)
+  raw, (_, labels) = meta["data"].raw["test"], meta["splits"]["test"]
+  years = load(export).predict(raw)
+  model, card = load_pretrained(export)
+  np.testing.assert_allclose(years, predict(model, card, raw)["predicted_age"], rtol=1e-6)
+  assert np.mean((years / 100 - np.asarray(labels, np.float64).reshape(-1)) ** 2) == pytest.approx(evaluated, rel=1e-6)
+
+
+def test_a_crafted_config_naming_another_table_is_never_read_by_predict_and_not_echoed_by_eval(tmp_path):
+  table = table_of(tmp_path / "t.csv")
+  workdir = tmp_path / "run"
+  assert run_cli("train", "linear", "--dataset", f"csv:{table}", "--label", "y", "--workdir", workdir).returncode == 0
+  secret = tmp_path / "secret.csv"
+  secret.write_text("password,hunter2\n1,2\n")
+  for metadata in (workdir / "checkpoints").glob("*/meta/metadata"):  # the config made to name the secret
+    meta = json.loads(metadata.read_text())
+    meta["config"]["dataset"] = f"csv:{secret}"
+    metadata.write_text(json.dumps(meta))
+  new = tmp_path / "new.csv"
+  new.write_text("a,b\n0.5,-0.2\n")
+  result = run_cli("predict", workdir, "--input", new)
+  assert result.returncode == 0 and "hunter2" not in result.stdout + result.stderr, result.stderr
+  result = run_cli("eval", "--workdir", workdir)
+  one_line_error(result, "the data changed since the checkpoint")
+  assert "hunter2" not in result.stderr and "password" not in result.stderr
+
+
+def test_a_scale_that_overflows_the_inputs_stops_predict_at_the_row(tmp_path):
+  from flaxzoo.sklearn import LinearRegression, save
+
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(50, 2))
+  export = save(LinearRegression().fit(x, x @ [1.0, 2.0]), tmp_path, "scaled")
+  rewrite(export, lambda c: c["preprocessing"]["params"].update(scale={"x0": 1e308}))
+  table = tmp_path / "in.csv"
+  table.write_text("x0,x1\n0.5,1\n3.0,1\n")
+  one_line_error(run_cli("predict", export, "--input", table), "row 1: the model inputs are not finite numbers")
