@@ -117,3 +117,14 @@ def cli_main(*args, plots: bool = False) -> subprocess.CompletedProcess:
     for signum, handler in handlers.items():
       signal.signal(signum, handler)
   return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
+def one_line_error(result, *fragments) -> str:
+  """Asserts that a CLI run failed with one `flaxzoo…error:` line holding `fragments`, and no traceback."""
+  assert result.returncode in (1, 2), (result.returncode, result.stderr)  # an error, not a signal or a crash
+  lines = result.stderr.strip().splitlines()
+  assert lines and lines[-1].startswith("flaxzoo") and "error: " in lines[-1], result.stderr
+  assert "Traceback" not in result.stderr, result.stderr
+  for fragment in fragments:
+    assert fragment in lines[-1], result.stderr
+  return lines[-1]

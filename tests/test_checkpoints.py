@@ -74,18 +74,24 @@ def test_sigkill_at_three_moments_then_rerun_ends_bitwise_equal(name, args, kill
   assert params(tmp_path) == uninterrupted[name]  # bitwise: the same float32 values
 
 
-def test_sigterm_saves_the_step_reached_and_exits_nonzero(uninterrupted, tmp_path, data_dir):
+def interrupt_training(tmp_path, data_dir, signum) -> tuple[int, int]:
+  """`(exit status, step saved)` of a long training run sent `signum` once it trains."""
   process = start(["train", "brain_age_gm", *LONG, "--workdir", tmp_path, "--data-dir", data_dir])
   while "steps of sgd" not in process.stderr.readline():
     assert process.poll() is None
   time.sleep(0.3)
-  process.send_signal(signal.SIGTERM)
+  process.send_signal(signum)
   _, err = process.communicate(timeout=60)
-  assert process.returncode == 143, err
   message = err.strip().splitlines()[-1]
   assert message.startswith("flaxzoo: interrupted at step ") and "rerun the same command to resume" in message
   step = int(message.split("interrupted at step ")[1].split(";")[0])
   assert step in steps_saved(tmp_path) and 0 < step < 3000000
+  return process.returncode, step
+
+
+def test_sigterm_saves_the_step_reached_and_exits_nonzero(uninterrupted, tmp_path, data_dir):
+  code, step = interrupt_training(tmp_path, data_dir, signal.SIGTERM)
+  assert code == 143
   assert not (tmp_path / "results.json").exists()
   result = run_cli("train", "brain_age_gm", *LONG, "--workdir", tmp_path, "--data-dir", data_dir)
   assert result.returncode == 0, result.stderr
@@ -95,16 +101,7 @@ def test_sigterm_saves_the_step_reached_and_exits_nonzero(uninterrupted, tmp_pat
 
 @pytest.mark.slow  # a training process signalled
 def test_ctrl_c_saves_the_step_reached_and_exits_130(tmp_path, data_dir):
-  process = start(["train", "brain_age_gm", *LONG, "--workdir", tmp_path, "--data-dir", data_dir])
-  while "steps of sgd" not in process.stderr.readline():
-    assert process.poll() is None
-  time.sleep(0.3)
-  process.send_signal(signal.SIGINT)
-  _, err = process.communicate(timeout=60)
-  assert process.returncode == 130, err  # the shell's convention for Ctrl-C (SIGTERM: 143)
-  message = err.strip().splitlines()[-1]
-  assert message.startswith("flaxzoo: interrupted at step ") and "rerun the same command to resume" in message
-  assert int(message.split("interrupted at step ")[1].split(";")[0]) in steps_saved(tmp_path)
+  assert interrupt_training(tmp_path, data_dir, signal.SIGINT)[0] == 130  # the shell's convention (SIGTERM: 143)
 
 
 @pytest.mark.parametrize("first, second, expected", [

@@ -17,22 +17,12 @@ import time
 
 import numpy as np
 import pytest
-from conftest import cli_args, made_by_flaxzoo, run_cli
+from conftest import cli_args, made_by_flaxzoo, one_line_error, run_cli
 
 from flaxzoo.datasets.brain_age import RAW_FILE
 
 PEOPLE = "id,GM Vol,WM Vol,CSF Vol,Total Vol,Age\nsub-1,716.28,425.44,493.752,1635.472,24\n" \
          "sub-2,542.256,395.496,633.312,1571.064,86\n"
-
-
-def one_line_error(result, *fragments):
-  assert result.returncode != 0, result.stdout
-  lines = result.stderr.strip().splitlines()
-  assert lines and lines[-1].startswith("flaxzoo") and "error: " in lines[-1], result.stderr
-  assert "Traceback" not in result.stderr, result.stderr
-  for fragment in fragments:
-    assert fragment in lines[-1], result.stderr
-  return lines[-1]
 
 
 def snapshot(folder: pathlib.Path) -> dict[str, bytes]:

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import cli_args, run_cli
+from conftest import cli_args, one_line_error, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,16 +30,6 @@ from flaxzoo.datasets.tables import DataError
 
 PEOPLE = "id,GM Vol,WM Vol,CSF Vol,Total Vol,Age\nsub-1,716.28,425.44,493.752,1635.472,24\n" \
          "sub-2,542.256,395.496,633.312,1571.064,86\n"
-
-
-def one_line_error(result, *fragments):
-  assert result.returncode in (1, 2), (result.returncode, result.stderr)
-  lines = result.stderr.strip().splitlines()
-  assert lines and lines[-1].startswith("flaxzoo") and "error: " in lines[-1], result.stderr
-  assert "Traceback" not in result.stderr, result.stderr
-  for fragment in fragments:
-    assert fragment in lines[-1], result.stderr
-  return lines[-1]
 
 
 @pytest.fixture(scope="module")
