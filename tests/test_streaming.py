@@ -1,5 +1,7 @@
 """Streaming an .npy file in chunks: the same steps as training in memory."""
 
+import time
+
 import numpy as np
 import optax
 import pytest
@@ -82,6 +84,11 @@ def test_chunk_maps_are_closed_after_training(tmp_path):
   del chunk
   assert maps() == []
   fit_stream(trainer(), tmp_path / "x.npy", tmp_path / "y.npy", batch_size=128, chunk_rows=1024, shuffle="none")
+  # The runtime lets go of the last chunk's buffers on its own thread, just after the last step completes
+  # (seen once in CI: still mapped at the first look): a leak stays, this does not.
+  deadline = time.monotonic() + 2.0
+  while maps() and time.monotonic() < deadline:
+    time.sleep(0.01)
   assert maps() == []
 
 
