@@ -98,15 +98,12 @@ def _check_data_file(workdir, config: Config, meta: dict[str, Any], step: int) -
   refused unread (its contents never reach an error message)."""
   import hashlib
 
-  from flaxzoo.datasets.tables import DataError, read_bytes
+  from flaxzoo.datasets.tables import read_bytes
 
   dataset = config.dataset or ""
   if not dataset.startswith("csv:"):
     return
-  try:
-    digest = hashlib.sha256(read_bytes(dataset[4:])).hexdigest()
-  except DataError as e:
-    raise ConfigError(str(e)) from None
+  digest = hashlib.sha256(read_bytes(dataset[4:])).hexdigest()  # unreadable: read_bytes's one-line DataError
   check_same_data(workdir, meta, {"sha256": digest}, step)
 
 
@@ -150,7 +147,7 @@ def card_of_run(name: str, trainer, meta: dict[str, Any], cv_folds: int | None =
                     evaluate=lambda split, xy: trainer.evaluate(xy), cross_validation=cross_validation)
 
 
-def export_run(workdir, name: str, out="checkpoints", *, step: int | None = None, force: bool = False,
+def export_run(workdir, name: str, out="exports", *, step: int | None = None, force: bool = False,
                data_dir=None, cv_folds: int | None = None) -> pathlib.Path:
   """`flaxzoo export`: `<out>/<name>/` from a trained workdir (see `flaxzoo.checkpoints.exporting`)."""
   try:
@@ -203,6 +200,10 @@ def _recorded_model(workdir: pathlib.Path) -> tuple[Any, Card | None]:
     if not isinstance(meta.get("card"), dict) or not isinstance(meta.get("model"), dict):
       return None, None
     spec = meta["model"]
+    if not isinstance(meta.get("preprocessing"), dict) or not isinstance(spec.get("args"), dict) \
+        or not isinstance(spec["args"].get("in_features"), int):
+      raise CheckpointError(f"{checkpointer.directory / str(step)}: its meta does not say the model and its"
+                            " preprocessing (model.args.in_features, preprocessing)")
     try:
       model = create_model(spec["name"], **spec["args"])
     except (TypeError, ValueError, KeyError) as e:

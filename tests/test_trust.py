@@ -462,3 +462,16 @@ def test_a_scale_that_overflows_the_inputs_stops_predict_at_the_row(tmp_path):
   table = tmp_path / "in.csv"
   table.write_text("x0,x1\n0.5,1\n3.0,1\n")
   one_line_error(run_cli("predict", export, "--input", table), "row 1: the model inputs are not finite numbers")
+
+
+def test_a_workdir_whose_meta_lost_the_model_is_one_line(tmp_path):
+  table = table_of(tmp_path / "t.csv")
+  workdir = tmp_path / "run"
+  assert run_cli("train", "linear", "--dataset", f"csv:{table}", "--label", "y", "--workdir", workdir).returncode == 0
+  for metadata in (workdir / "checkpoints").glob("*/meta/metadata"):
+    meta = json.loads(metadata.read_text())
+    del meta["model"]["args"]["in_features"]
+    metadata.write_text(json.dumps(meta))
+  new = tmp_path / "new.csv"
+  new.write_text("a,b\n0.5,-0.2\n")
+  one_line_error(run_cli("predict", workdir, "--input", new), "its meta does not say the model")
