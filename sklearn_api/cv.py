@@ -1,4 +1,4 @@
-"""Cross-validated estimators: every fold x penalty, and the refit on all rows, in one solve of K models.
+"""Cross-validated estimators: every fold x penalty in one solve of K models, and the refit on all rows.
 
   from flaxzoo.sklearn import LinearClassifierCV, LinearRegressionCV
 
@@ -6,7 +6,9 @@
 `LogisticRegressionCV(Cs, cv=cv)` (L2): the same attributes (`alpha_` / `C_`, `scores_`, `best_score_`,
 `coef_`, `intercept_`), chosen by the mean validation score over the folds. The folds are example
 weights over one copy of the rows (`flaxzoo.trainers.solvers.solve`): a grid of F folds and P
-penalties is F·P + P models — the last P on all rows, so the refit needs no second program.
+penalties is one solve of F·P models. Ridge's refit is in it too (P more models on all rows: the
+normal equation's sums cost the same); the classifier's refit is the chosen C alone, started from the
+folds' mean fit as scikit-learn's (its passes over the rows cost in proportion to the models).
 
 RidgeCV's default `cv=None` is an exact leave-one-out shortcut; here `cv=None` is 5-fold (KFold, as
 `cross_val_score`'s default).
@@ -46,7 +48,7 @@ class _CrossValidated(_DenseInput):
     weight = _LinearModel._weights(self, X, sample_weight)
     folds = list(check_cv(self.cv if self.cv is not None else 5, y, classifier=loss != "mse").split(X, y))
     k = targets.shape[1] if loss == "mse" else (1 if num_classes == 2 else num_classes)
-    masks = [np.zeros(len(X), bool) for _ in folds] + [np.ones(len(X), bool)]
+    masks = [np.zeros(len(X), bool) for _ in folds] + ([np.ones(len(X), bool)] if self._refit_in_grid else [])
     for mask, (train, _) in zip(masks, folds):
       mask[train] = True
     # [rows, models] in memory, passed as its [models, rows] view: the solvers' many-model layout is rows x
@@ -70,9 +72,18 @@ class _CrossValidated(_DenseInput):
         scores[f, p] = scorer(self._fitted(coef[f, p], intercept[f, p]), X[test], y[test])
     best = int(np.argmax(scores.mean(axis=0)))
     self.best_score_ = float(scores.mean(axis=0)[best])
+    n_iter = fit.n_iter.reshape(len(masks), len(penalties))
+    if not self._refit_in_grid:  # the chosen penalty on all rows, from the folds' mean fit (as scikit-learn)
+      start = (fit.coef.reshape(len(folds), len(penalties), X.shape[1], k)[:, best].mean(axis=0)[None],
+               fit.intercept.reshape(len(folds), len(penalties), k)[:, best].mean(axis=0)[None])
+      refit = solvers.solve(data, weight[None], [self._l2(penalties[best], weight.sum(), k)], self.solver,
+                            float(self.tol), int(self.max_iter), start=start)
+      coef = np.concatenate([coef, np.zeros_like(coef[:1])])
+      coef[-1, best], intercept = refit.coef[0].T, np.concatenate([intercept, np.zeros_like(intercept[:1])])
+      intercept[-1, best] = refit.intercept[0]
     final = self._fitted(coef[-1, best], intercept[-1, best])
     self.coef_, self.intercept_ = final.coef_, final.intercept_
-    self.n_iter_ = fit.n_iter.reshape(len(masks), len(penalties))
+    self.n_iter_ = n_iter
     return scores, penalties[best]
 
 
@@ -89,6 +100,7 @@ class LinearRegressionCV(RegressorMixin, _CrossValidated):
   """
 
   _solvers = ("auto", "normal_equation")
+  _refit_in_grid = True  # all-rows models in the one solve: the normal equation's sums cost the same
 
   def __init__(self, alphas=(0.1, 1.0, 10.0), *, cv=None, scoring=None, solver="auto", tol=1e-4, max_iter=100):
     self.alphas = alphas
@@ -148,10 +160,13 @@ class LinearClassifierCV(ClassifierMixin, _CrossValidated):
     solver, tol, max_iter: as `LinearClassifier`'s.
 
   Attributes: `C_` `[1]`, `Cs_`, `best_score_`, `scores_` `{class: [folds, Cs]}` (the positive class for
-  two), `coef_`, `intercept_`, `classes_`, `n_iter_` `[folds + 1, Cs]`.
+  two), `coef_`, `intercept_`, `classes_`, `n_iter_` `[folds, Cs]` (as scikit-learn's, of the fold fits).
   """
 
   _solvers = ("auto", "newton", "lbfgs")
+  # The refit after the folds, of the chosen C alone and from their mean fit: 50 models a pass, not 60 (every
+  # pass over the rows costs in proportion), then a few single-model passes.
+  _refit_in_grid = False
 
   def __init__(self, Cs=10, *, cv=None, scoring=None, solver="auto", tol=1e-4, max_iter=100):  # noqa: N803
     self.Cs = Cs

@@ -224,7 +224,7 @@ def test_cv_estimators_choose_as_scikit_learn_in_one_program():
   folds = StratifiedKFold(5)
   with COMPILATIONS as compiled:
     ours = LinearClassifierCV(Cs=[0.01, 0.1, 1.0, 10.0], cv=folds, tol=1e-8).fit(x, y)
-  assert compiled.count <= 2, compiled.count  # the Newton pass and its step: folds, Cs and the refit together
+  assert compiled.count <= 2, compiled.count  # Newton over every fold x C in one program; the refit's (1 model)
   with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)
     reference = LogisticRegressionCV(Cs=[0.01, 0.1, 1.0, 10.0], cv=folds, scoring="accuracy", tol=1e-10,

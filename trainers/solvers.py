@@ -54,6 +54,7 @@ HESSIAN_WORK = 2 * 10**9
 # ... and at most this many rows: Newton takes about one more iteration, each much cheaper (GridSearchCV on
 # 100k x 32: 2.5 s -> 1.8 s; a 1M x 32 fit: 5 iterations either way).
 HESSIAN_MAX_ROWS = 32768
+HESSIAN_PASS_ROWS = 8
 # Up to this many rows (one chunk), Newton runs as one program on the device (`_newton_loop`): there a pass
 # costs less than a dispatch and a host round trip (GridSearchCV on breast cancer: 0.25 s -> 0.11 s), and
 # the program's longer compilation (0.8 s, not 0.5) is paid once per shape, then loaded from the cache.
@@ -145,6 +146,14 @@ class Staged:
   # `_host_grams`; the chunks are then put on the device only if a pass needs them.
   host: tuple[np.ndarray, np.ndarray] | None = None
   put: Any = dataclasses.field(default=None, repr=False)
+  pass_arrays: tuple[jax.Array, jax.Array] | None = dataclasses.field(default=None, repr=False)
+
+  def args(self) -> tuple[jax.Array, jax.Array]:
+    """`(pass_shift, pass_scale)` on the device, in the pass dtype (put there once)."""
+    if self.pass_arrays is None:
+      with jax.enable_x64(True):
+        self.pass_arrays = tuple(jax.device_put(v.astype(self.dtype)) for v in (self.pass_shift, self.pass_scale))
+    return self.pass_arrays
 
   def rows(self) -> tuple[list[jax.Array], list[jax.Array]]:
     """The chunks `(x, y)` on the device (put there on first use)."""
@@ -213,24 +222,29 @@ def stage(x, y, loss: str, num_classes: int | None = None, sharding=None) -> Sta
     xs, ys = put()
   with jax.enable_x64(True):
     sample, rows = None, None
-    size = hessian_rows((d + 1) * k)
-    if (d + 1) * k > NEWTON_MAX_PARAMS and n >= START_FRACTION * MIN_START_ROWS:  # L-BFGS's start rows too
-      size = max(size, min(HESSIAN_MAX_ROWS, 1 << int(math.log2(n // START_FRACTION))))
-    if loss != "mse" and n > size:
+    # (not `size`: `put`, called later, reads that)
+    sampled = hessian_rows((d + 1) * k)
+    if (d + 1) * k <= NEWTON_MAX_PARAMS:  # what Newton's Hessian takes (`sample_size`)
+      sampled = min(sampled, hessian_cap(n, (d + 1) * k))
+    if n >= START_FRACTION * MIN_START_ROWS:  # the iterative solvers' start rows too
+      sampled = max(sampled, min(START_MAX_ROWS, 1 << int(math.log2(n // START_FRACTION))))
+    if loss != "mse" and n > sampled:
       # Every (n / S)-th row, in an order whose every prefix is spread over the data too (many models
       # take a shorter prefix: `sample_size`).
-      rows = np.linspace(0, n - 1, size).astype(np.int64)[_spread_order(size)]
+      rows = np.linspace(0, n - 1, sampled).astype(np.int64)[_spread_order(sampled)]
       sample = (jax.device_put(prepare(x[rows]), sharding), jax.device_put(y[rows], sharding))
   return Staged(xs, ys, n, d, k, loss, dtype, shift, scale, y_shift, sharding, sample, rows, pass_shift, pass_scale,
                 chunk_rows, host, put)
 
 
+@functools.lru_cache(maxsize=16)
 def _spread_order(size: int) -> np.ndarray:
   """A permutation of `range(size)` (a power of two) whose first `2^j` entries are evenly spaced: bit reversal."""
   bits = int(math.log2(size))
   index, order = np.arange(size), np.zeros(size, np.int64)
   for bit in range(bits):
     order |= ((index >> bit) & 1) << (bits - 1 - bit)
+  order.flags.writeable = False  # cached: shared by every caller
   return order
 
 
@@ -238,8 +252,18 @@ def sample_size(data: Staged, count: int) -> int:
   """Rows of the Hessian sample for `count` models (0: every row): the pass over S rows costs `K S p²`."""
   if data.sample_rows is None:
     return 0
-  size = hessian_rows((data.d + 1) * data.k, count)
-  return 0 if data.n <= 2 * size else min(size, len(data.sample_rows))
+  p = (data.d + 1) * data.k
+  size = hessian_rows(p, count)
+  if data.n <= 2 * size:
+    return 0
+  return min(size, hessian_cap(data.n, p), len(data.sample_rows))
+
+
+def hessian_cap(n: int, num_params: int) -> int:
+  """At most HESSIAN_PASS_ROWS n / p rows (a power of two, at least 1024) in the Hessian: its pass then costs
+  about a gradient pass over all rows (50 models on 100k x 32: 16384 rows, 22 ms, not 32768, 65 ms; a pass
+  27 ms; 2 steps either way)."""
+  return 1 << int(math.log2(max(HESSIAN_PASS_ROWS * n // num_params, 1024)))
 
 
 def hessian_rows(num_params: int, count: int = 1) -> int:
@@ -258,9 +282,9 @@ class Weights:
   sample: jax.Array | None
   by_row: bool = False
   uniform: bool = False  # every model weighs every row the same
-  # `[K, R]` on the first R rows of the sample (summing to 1), where the iterative solvers first solve
-  # there (`start_rows`); None where they do not (or a model has no weight on those rows).
-  start: jax.Array | None = None
+  # `[K, R]` on the first R rows of the sample (float64 on the host, as given), where the iterative solvers
+  # first solve there (`start_rows`); None where they do not (or a model has no weight on those rows).
+  start: np.ndarray | None = None
 
 
 def _by_row(data: Staged, count: int) -> bool:
@@ -311,9 +335,8 @@ def chunked_weights(data: Staged, weights: np.ndarray) -> Weights:
     size = start_rows(data)
     if size:
       part = weights[:, data.sample_rows[:size]]
-      mass = part.sum(axis=1, keepdims=True)
-      if np.all(mass > 0):
-        start = jax.device_put((part / mass).astype(data.dtype), sharding)
+      if np.all(part.sum(axis=1) > 0):
+        start = part
   # Only the host sums of least squares ask (a K x n comparison the classifiers need not pay).
   uniform = data.host is not None and bool(np.all(weights == weights[:1, :1]))
   return Weights(out, sample, by_row, uniform, start)
@@ -349,6 +372,8 @@ def solve(data: Staged, weights, l2, solver: str = "auto", tol: float = 1e-4, ma
   if solver == "optax":
     raise ValueError("solve() runs the exact solvers; solver='optax' trains through Trainer")
   chunks = chunked_weights(data, weights)
+  if start is not None:  # a given start (a warm start, the folds' mean fit) is nearer than a sample's optimum
+    chunks.start = None
   with jax.enable_x64(True):
     if solver == "normal_equation":
       return _normal_equation(data, chunks, l2)
@@ -478,9 +503,8 @@ def _normal_equation(data: Staged, chunks, l2) -> Solution:
     total = jax.device_put(np.broadcast_to(gram, (len(l2), size, size)))
   else:
     total = jax.device_put(np.zeros((len(l2), size, size), data.dtype))
-    args = [jax.device_put(v.astype(data.dtype)) for v in (data.pass_shift, data.pass_scale)]
     for x, y, w in zip(*data.rows(), chunks.rows):
-      total = _gram_pass(total, x, y, w, *args)
+      total = _gram_pass(total, x, y, w, *data.args())
   w_s, b_s, objective = _normal_solve(total, jax.device_put(l2), jax.device_put(data.scale), data.d)
   coef, intercept = _from_scaled(data, np.asarray(w_s), np.asarray(b_s) + data.y_shift)
   count = len(l2)
@@ -580,11 +604,34 @@ def _with_ones(x):
   return jax.lax.optimization_barrier(jnp.concatenate([x, jnp.ones((x.shape[0], 1), x.dtype)], axis=1))
 
 
+# The `[rows, models]` passes go through a chunk in blocks of about this many (row, model) entries: their
+# intermediates then stay in the caches (50 models on a 65536-row chunk: 39 -> 16 ms in blocks of 8192 rows;
+# 200 models: 130 -> 58 ms in blocks of 2048). One model's and softmax's passes gain nothing from it.
+BLOCK_ENTRIES = 2**19
+
+
+def block_rows(rows: int, count: int) -> int:
+  """Rows of a block of a `rows`-row chunk for `count` models: a power of two dividing `rows`."""
+  size = 1 << max(0, int(math.log2(max(BLOCK_ENTRIES // count, 1))))
+  return math.gcd(rows, size)
+
+
 @functools.partial(jax.jit, static_argnames="by_row")
 def _value_grad_pass(totals, theta, x, labels, weight, shift, scale, by_row: bool = False):
   """`totals = (loss [K], grad [K, d + 1, k]) +=` this chunk's weighted sums."""
-  loss, grad, _ = _value_grad(x, theta, labels, weight, shift, scale, by_row)
-  return totals[0] + loss, totals[1] + grad
+  rows, count = x.shape[0], theta.shape[0]
+  size = block_rows(rows, count) if by_row else rows
+  if size == rows:
+    loss, grad, _ = _value_grad(x, theta, labels, weight, shift, scale, by_row)
+    return totals[0] + loss, totals[1] + grad
+
+  def block(totals, part):
+    loss, grad, _ = _value_grad(part[0], theta, part[1], part[2], shift, scale, by_row)
+    return (totals[0] + loss, totals[1] + grad), None
+
+  blocks = rows // size
+  parts = (x.reshape(blocks, size, -1), labels.reshape(blocks, size), weight.reshape(blocks, size, count))
+  return jax.lax.scan(block, totals, parts)[0]
 
 
 @jax.jit
@@ -663,8 +710,8 @@ def _objective_parts(data, chunks, theta, l2, penalty_diag, hessian: bool):
   loss and gradient from every row; the Hessian from every row, or from `data.sample` (large data)."""
   count = len(theta)
   p = (data.d + 1) * data.k
-  args = [jax.device_put(v.astype(data.dtype)) for v in (data.pass_shift, data.pass_scale)]
-  theta_d = jax.device_put(theta)
+  args = data.args()
+  theta_d = jax.device_put(theta) if len(data.chunk_rows) > 1 else theta  # (numpy: put by the call)
   totals = (np.zeros(count, data.dtype), np.zeros((count, data.d + 1, data.k), data.dtype))
   hessian_total = np.zeros((count, p, p), data.dtype) if hessian else None
   if hessian and chunks.sample is None:  # every row: one program a chunk
@@ -685,11 +732,11 @@ def _objective_parts(data, chunks, theta, l2, penalty_diag, hessian: bool):
 def _sample_hessian(data, chunks, theta) -> np.ndarray:
   """`[K, p, p]`: the Hessians of the loss at `theta` from `data.sample`'s rows."""
   p = (data.d + 1) * data.k
-  args = [jax.device_put(v.astype(data.dtype)) for v in (data.pass_shift, data.pass_scale)]
+  args = data.args()
   size = chunks.sample.shape[1]
   x, y = data.sample if size == len(data.sample_rows) else _prefix(data.sample, size)
   total = np.zeros((len(theta), p, p), data.dtype)
-  return np.asarray(_hessian_pass(total, jax.device_put(theta), x, y, chunks.sample, *args))
+  return np.asarray(_hessian_pass(total, theta, x, y, chunks.sample, *args))
 
 
 def _project_classes(step: np.ndarray, data: Staged) -> np.ndarray:
@@ -705,18 +752,24 @@ def _finish(data, theta, loss, n_iter, converged, solver) -> Solution:
 
 
 def _newton(data, chunks, l2, theta, tol, max_iter) -> Solution:
-  """Newton from `theta`; on large data (a Hessian row sample) from the optimum on the sample's rows first."""
+  """Newton from `theta`; on large data from the optimum on a row sample first, whose Hessian there
+  (exact on those rows) takes the first step over all rows."""
+  hessian = None
   if chunks.start is not None:
-    theta = _sample_start(data, chunks, l2, theta, tol, max_iter, _newton_iterations)
-  theta, loss, n_iter, converged = _newton_iterations(data, chunks, l2, theta, tol, max_iter)
+    theta, hessian = _sample_start(data, chunks, l2, theta, tol, max_iter, _newton_iterations)
+  theta, loss, n_iter, converged, _ = _newton_iterations(data, chunks, l2, theta, tol, max_iter, hessian)
   return _finish(data, theta, loss, n_iter, converged, "newton")
 
 
-# Newton on large data starts from the optimum on a prefix of the Hessian's row sample, of at most `n /
-# START_FRACTION` rows (a power of two, at least MIN_START_ROWS; else from `start`): its passes cost a fraction
-# of one over all rows.
+# Newton and L-BFGS on large data start from the optimum on a prefix of the row sample, of at most `n /
+# START_FRACTION` rows (a power of two from MIN_START_ROWS to START_MAX_ROWS; else from `start`): its passes
+# cost a fraction of one over all rows. A start of many rows is itself started on its first LOOP_ROWS rows
+# (one device program). A 1M x 32 logistic fit: 32768 start rows, then 3 passes over all rows and 2 Hessians;
+# 131072 (from 8192), then 2 passes and none (the start's Hessian is good enough for the one step).
 START_FRACTION = 8
 MIN_START_ROWS = 1024
+START_MAX_ROWS = 2 * CHUNK
+START_TOL = 0.1
 
 
 def start_rows(data: Staged) -> int:
@@ -724,40 +777,73 @@ def start_rows(data: Staged) -> int:
   START_FRACTION`, at least `MIN_START_ROWS`."""
   if data.sample_rows is None or data.n < START_FRACTION * MIN_START_ROWS:
     return 0
-  return min(len(data.sample_rows), 1 << int(math.log2(data.n // START_FRACTION)))
+  return min(len(data.sample_rows), START_MAX_ROWS, 1 << int(math.log2(data.n // START_FRACTION)))
 
 
-def _sample_start(data, chunks, l2, theta, tol, max_iter, iterations) -> np.ndarray:
-  """Each model's optimum on the first rows of the sample (`chunks.start`, weighted as there), where
-  `iterations` (`_newton_iterations` or `_lbfgs_iterations`) reached it; else `theta`. Its distance to the
-  optimum on all rows is sampling error, which a step or two over all rows removes (a 1M x 32 logistic
-  fit: 3 passes over all rows from there, 6 from zero)."""
-  rows = chunks.start.shape[1]
-  x, y = _prefix(data.sample, rows)
-  sample = dataclasses.replace(data, x=[x], y=[y], n=rows, sample=None, sample_rows=None, chunk_rows=(rows,))
-  by_row = _by_row(sample, len(theta))
-  weights = Weights([chunks.start.T if by_row else chunks.start], None, by_row)
-  start, _, _, converged, *memory = iterations(sample, weights, l2, theta, tol, max_iter)
-  theta = np.where(converged[:, None, None], start.reshape(theta.shape), theta)
-  if not memory:
-    return theta
-  s_hist, y_hist, stored = memory[0]
-  return theta, (s_hist, y_hist, np.where(converged, stored, 0))
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _split(arrays, size: int, chunk: int):
+  """The first `size` rows of each array, in chunks of `chunk` rows."""
+  return [jax.tree.map(lambda v: v[start:start + chunk], arrays) for start in range(0, size, chunk)]
 
 
-def _newton_iterations(data, chunks, l2, theta, tol, max_iter):
-  """`(theta, objective, n_iter, converged)` after Newton from `theta` (all `[K, ...]`)."""
+def _sample_start(data, chunks, l2, theta, tol_all, max_iter, iterations):
+  """`(theta, memory)`: each model's optimum on the first rows of the sample (`chunks.start`, weighted as
+  there) where `iterations` (`_newton_iterations` or `_lbfgs_iterations`) reached it, else `theta`; and what
+  the solver learnt there of the curvature (Newton: the Hessian, exact on those rows, where every model
+  reached it; L-BFGS: its curvature pairs). The distance to the optimum on all rows is sampling error, which
+  a step or two over all rows removes."""
+  weights = chunks.start
+  total = weights.shape[1]
+  # The optimum on R rows is ~1/√R from all rows' (in gradient units of the standardised features): for
+  # Newton, a tenth of that is close enough to start from (the full rows' steps remove the rest). L-BFGS
+  # goes on to `tol` there: its curvature pairs are what it carries on (a 20,000 x 410 fit: 12 iterations
+  # over all rows, 13 with the looser start).
+  loose = iterations is _newton_iterations
+  tol = lambda rows: max(tol_all, START_TOL / math.sqrt(rows)) if loose else tol_all
+  sizes = [total]
+  while sizes[0] >= START_FRACTION * MIN_START_ROWS:
+    sizes.insert(0, sizes[0] // START_FRACTION)
+  memory = None
+  for rows in sizes:
+    part = weights[:, :rows]
+    mass = part.sum(axis=1, keepdims=True)
+    if not np.all(mass > 0):  # a model with no weight on these first rows: not from here
+      continue
+    size = min(rows, CHUNK)
+    xs, ys = zip(*_split(data.sample, rows, size))
+    sample = dataclasses.replace(data, x=list(xs), y=list(ys), n=rows, sample=None, sample_rows=None,
+                                 chunk_rows=(size,) * len(xs), host=None)
+    by_row = _by_row(sample, len(theta))
+    with jax.enable_x64(True):
+      part = (part / mass).astype(data.dtype)
+      rows_weights = [jax.device_put(part[:, i:i + size].T if by_row else part[:, i:i + size],
+                                     chunks.rows[0].sharding) for i in range(0, rows, size)]
+    found, _, _, converged, memory = iterations(sample, Weights(rows_weights, None, by_row), l2, theta,
+                                                tol(rows), max_iter, memory)
+    theta = np.where(converged[:, None, None], found.reshape(theta.shape), theta)
+    if iterations is _lbfgs_iterations:
+      s_hist, y_hist, stored = memory
+      memory = (s_hist, y_hist, np.where(converged, stored, 0))
+    elif not converged.all():
+      memory = None
+  return theta, memory
+
+
+def _newton_iterations(data, chunks, l2, theta, tol, max_iter, hessian=None):
+  """`(theta, objective, n_iter, converged, hessian)` after Newton from `theta` (all `[K, ...]`); `hessian`
+  `[K, p, p]` (of the loss, penalty excluded) takes the first step where the Hessian comes from a row sample,
+  and the last one is returned."""
   count = len(theta)
   penalty = _penalty_diagonal(data, l2)
   if len(data.chunk_rows) == 1 and data.chunk_rows[0] <= LOOP_ROWS and chunks.sample is None:  # on the device
-    args = [jax.device_put(v.astype(data.dtype)) for v in (data.pass_shift, data.pass_scale)]
     (x,), (y,) = data.rows()
-    out = _newton_loop(jax.device_put(theta), x, y, chunks.rows[0], *args, jax.device_put(penalty),
+    out = _newton_loop(theta, x, y, chunks.rows[0], *data.args(), penalty,
                        tol, max_iter, by_row=chunks.by_row)
     return tuple(np.asarray(v) for v in out)
   # From a row sample, the Hessian comes in a pass of its own, only where a step follows (not at
   # rejected or final points); from every row, in the same pass as the gradient.
   separate = chunks.sample is not None
+  given = hessian if separate else None
   loss, grad, hessian = _objective_parts(data, chunks, theta, l2, penalty, not separate)
   n_iter = np.zeros(count, np.int64)
   converged = np.max(np.abs(grad), axis=1) <= tol
@@ -767,8 +853,9 @@ def _newton_iterations(data, chunks, l2, theta, tol, max_iter):
     if not active.any():
       break
     if separate:
-      hessian = _sample_hessian(data, chunks, theta)
-    step, finite = _newton_direction(jax.device_put(grad), hessian, jax.device_put(penalty.reshape(count, -1)))
+      hessian = _sample_hessian(data, chunks, theta) if given is None else given
+      given = None
+    step, finite = _newton_direction(grad, hessian, penalty.reshape(count, -1))
     step = _project_classes(np.where(np.asarray(finite)[:, None], np.asarray(step), grad), data)
     slope = np.sum(grad * step, axis=1)  # > 0: -step descends
     rate = np.ones(count)
@@ -786,7 +873,7 @@ def _newton_iterations(data, chunks, l2, theta, tol, max_iter):
       pending &= ~accept & ~stuck
       rate = np.where(pending, rate / 2, rate)
     converged |= np.max(np.abs(grad), axis=1) <= tol
-  return theta, loss, n_iter, converged
+  return theta, loss, n_iter, converged, hessian
 
 
 @functools.partial(jax.jit, static_argnames="by_row")
@@ -839,8 +926,8 @@ def _newton_loop(theta, x, labels, weight, shift, scale, penalty, tol, max_iter,
   size = flat_penalty.shape[1]
   start = (theta, jnp.full(count, jnp.inf), jnp.zeros((count, size)), jnp.zeros((count, size, size), x.dtype),
            jnp.full(count, -1, jnp.int64), jnp.zeros(count, bool), jnp.zeros(count, bool))
-  theta, loss, _, _, n_iter, converged, _ = jax.lax.while_loop(lambda s: jnp.any(active(s)), iteration, start)
-  return theta, loss, jnp.maximum(n_iter, 0), converged
+  theta, loss, _, hessian, n_iter, converged, _ = jax.lax.while_loop(lambda s: jnp.any(active(s)), iteration, start)
+  return theta, loss, jnp.maximum(n_iter, 0), converged, hessian
 
 
 def _lbfgs(data, chunks, l2, theta, tol, max_iter) -> Solution:
