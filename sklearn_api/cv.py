@@ -7,8 +7,8 @@
 `coef_`, `intercept_`), chosen by the mean validation score over the folds. The folds are example
 weights over one copy of the rows (`flaxzoo.trainers.solvers.solve`): a grid of F folds and P
 penalties is one solve of F·P models. Ridge's refit is in it too (P more models on all rows: the
-normal equation's sums cost the same); the classifier's refit is the chosen C alone, started from the
-folds' mean fit as scikit-learn's (its passes over the rows cost in proportion to the models).
+normal equation's sums cost the same); the classifier's refit is the chosen C alone (its passes over the
+rows cost in proportion to the models).
 
 RidgeCV's default `cv=None` is an exact leave-one-out shortcut; here `cv=None` is 5-fold (KFold, as
 `cross_val_score`'s default).
@@ -73,11 +73,11 @@ class _CrossValidated(_DenseInput):
     best = int(np.argmax(scores.mean(axis=0)))
     self.best_score_ = float(scores.mean(axis=0)[best])
     n_iter = fit.n_iter.reshape(len(masks), len(penalties))
-    if not self._refit_in_grid:  # the chosen penalty on all rows, from the folds' mean fit (as scikit-learn)
-      start = (fit.coef.reshape(len(folds), len(penalties), X.shape[1], k)[:, best].mean(axis=0)[None],
-               fit.intercept.reshape(len(folds), len(penalties), k)[:, best].mean(axis=0)[None])
+    if not self._refit_in_grid:  # the chosen penalty alone on all rows
+      # From the solvers' own start, not the folds' mean fit (scikit-learn's): the refit then does not
+      # depend on the splits (sample weights = repeated rows), and the sample's optimum is as near.
       refit = solvers.solve(data, weight[None], [self._l2(penalties[best], weight.sum(), k)], self.solver,
-                            float(self.tol), int(self.max_iter), start=start)
+                            float(self.tol), int(self.max_iter))
       coef = np.concatenate([coef, np.zeros_like(coef[:1])])
       coef[-1, best], intercept = refit.coef[0].T, np.concatenate([intercept, np.zeros_like(intercept[:1])])
       intercept[-1, best] = refit.intercept[0]
@@ -194,7 +194,8 @@ class LinearClassifierCV(ClassifierMixin, _CrossValidated):
 
   def _default_scores(self, coef, intercept, X, y):
     """Accuracy `[P]` of P models `coef [P, k, d]`, `intercept [P, k]` on `(X, y)`: the `score` of each."""
-    logits = np.einsum("nd,pkd->pnk", X, coef) + intercept[:, None, :]
+    count, k, d = coef.shape
+    logits = (X @ coef.reshape(count * k, d).T).reshape(len(X), count, k).transpose(1, 0, 2) + intercept[:, None, :]
     index = (logits[:, :, 0] > 0).astype(int) if coef.shape[1] == 1 else np.argmax(logits, axis=2)
     return np.mean(self.classes_[index] == np.asarray(y)[None, :], axis=1)
 
