@@ -920,13 +920,30 @@ def _newton_iterations(data, chunks, l2, theta, tol, max_iter, hessian=None):
 def _newton_loop(theta, x, labels, weight, shift, scale, penalty, tol, max_iter, by_row: bool = False):
   """`_newton_iterations` over one chunk of rows as one program: every iteration and its line search run on
   the device (a fit of a few hundred rows: ~12 dispatches and host round trips -> 1). The same steps,
-  acceptance and stopping rule as the host loop; `penalty [K, d + 1, k]` is `_penalty_diagonal`'s."""
+  acceptance and stopping rule as the host loop; `penalty [K, d + 1, k]` is `_penalty_diagonal`'s.
+
+  Many models on many rows (a start on the row sample) take their Hessians from the first `LOOP_ROWS /
+  START_FRACTION` rows (spread over the data, reweighted to the models' mass): a few more steps, each much
+  cheaper (50 fold models on 8192 rows: 49 -> 30 ms); a model with no weight there, from every row."""
   count, _, k = theta.shape
   flat_penalty = penalty.reshape(count, -1)
+  prefix = LOOP_ROWS // START_FRACTION if _low_precision(count) and x.shape[0] >= LOOP_ROWS else 0
+
+  def hessian_of(p):
+    w = weight.T if by_row else weight
+    if not prefix:
+      return _loss_hessian(x, p, w, shift, scale)
+    part = w[:, :prefix]
+    mass = jnp.sum(part, axis=1, keepdims=True)
+    return jax.lax.cond(
+        jnp.all(mass > 0),
+        lambda: _loss_hessian(x[:prefix], p[:, :prefix], part * (jnp.sum(w, axis=1, keepdims=True) / mass), shift,
+                              scale),
+        lambda: _loss_hessian(x, p, w, shift, scale))
 
   def parts(t):
     loss, grad, p = _value_grad(x, t, labels, weight, shift, scale, by_row)
-    hessian = _loss_hessian(x, p, weight.T if by_row else weight, shift, scale)
+    hessian = hessian_of(p)
     loss = loss.astype(jnp.float64) + 0.5 * jnp.sum(penalty * t**2, axis=(1, 2))
     grad = grad.astype(jnp.float64).reshape(count, -1) + (penalty * t).reshape(count, -1)
     return loss, grad, hessian
