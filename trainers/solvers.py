@@ -306,6 +306,12 @@ def _aligned_zeros(shape, dtype) -> np.ndarray:
   return raw[offset:offset + size].view(dtype).reshape(shape)
 
 
+def _columns(weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
+  """`weights[:, rows]`, gathered along the memory's rows (`[rows, models]` memory, as the CV estimators'
+  weights: np.take along the strided axis took 15 ms for 16384 of 100k rows x 50 models, this 1 ms)."""
+  return weights.T[rows].T if weights.flags.f_contiguous and not weights.flags.c_contiguous else weights[:, rows]
+
+
 def chunked_weights(data: Staged, weights: np.ndarray) -> Weights:
   """`weights [K, n]` → `Weights` in the pass dtype."""
   weights = np.asarray(weights, np.float64)
@@ -340,7 +346,7 @@ def chunked_weights(data: Staged, weights: np.ndarray) -> Weights:
     sample = None
     size = sample_size(data, len(weights))
     if size:
-      part = np.take(weights, data.sample_rows[:size], axis=1) * inverse
+      part = _columns(weights, data.sample_rows[:size]) * inverse
       mass = part.sum(axis=1, keepdims=True)
       # A model with no weight on the sampled rows (a fold that misses them all) needs the whole Hessian.
       if np.all(mass > 0):
@@ -348,7 +354,7 @@ def chunked_weights(data: Staged, weights: np.ndarray) -> Weights:
     start = None
     size = start_rows(data)
     if size:
-      part = np.take(weights, data.sample_rows[:size], axis=1)
+      part = _columns(weights, data.sample_rows[:size])
       if np.all(part.sum(axis=1) > 0):
         start = part
   # Only the host sums of least squares ask (a K x n comparison the classifiers need not pay).
