@@ -9,10 +9,13 @@ from typing import TYPE_CHECKING
 from flaxzoo.zoo.registry import lazy_exports
 
 _EXPORTS = {
+    "GammaRegressor": "flaxzoo.sklearn.glm",
     "LinearClassifier": "flaxzoo.sklearn.estimators",
     "LinearClassifierCV": "flaxzoo.sklearn.cv",
     "LinearRegressionCV": "flaxzoo.sklearn.cv",
     "LinearRegression": "flaxzoo.sklearn.estimators",
+    "PoissonRegressor": "flaxzoo.sklearn.glm",
+    "TweedieRegressor": "flaxzoo.sklearn.glm",
     "CardFeatures": "flaxzoo.sklearn.pretrained",
     "from_pretrained": "flaxzoo.sklearn.pretrained",
     "load": "flaxzoo.sklearn.pretrained",
@@ -24,6 +27,9 @@ if TYPE_CHECKING:
   from flaxzoo.sklearn.cv import LinearRegressionCV as LinearRegressionCV
   from flaxzoo.sklearn.estimators import LinearClassifier as LinearClassifier
   from flaxzoo.sklearn.estimators import LinearRegression as LinearRegression
+  from flaxzoo.sklearn.glm import GammaRegressor as GammaRegressor
+  from flaxzoo.sklearn.glm import PoissonRegressor as PoissonRegressor
+  from flaxzoo.sklearn.glm import TweedieRegressor as TweedieRegressor
   from flaxzoo.sklearn.pretrained import CardFeatures as CardFeatures
   from flaxzoo.sklearn.pretrained import from_pretrained as from_pretrained
   from flaxzoo.sklearn.pretrained import load as load

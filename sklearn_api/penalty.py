@@ -7,7 +7,10 @@ averaged over its `k` outputs, the intercept not penalised); `S` is the sum of t
 - `Ridge(alpha)`: `Σ_t |y_t - X w_t - b_t|²_w + alpha |W|²`, over `k S` it is the core's with
   `l2 = 2 alpha / (k S)`;
 - `LogisticRegression(C)`: `C Σ w_i loss_i + |W|² / 2`, over `C S` it is the core's with
-  `l2 = 1 / (C S)` (`C = inf`: 0).
+  `l2 = 1 / (C S)` (`C = inf`: 0);
+- `PoissonRegressor(alpha)`, `GammaRegressor(alpha)`, `TweedieRegressor(alpha)` (log link):
+  `Σ w_i dev_i / (2 S) + alpha / 2 |W|²`, the mean half deviance plus the penalty: the core's with
+  `l2 = alpha` (`TweedieRegressor(power=0)` is `Ridge(alpha = S alpha)`).
 """
 
 from __future__ import annotations
@@ -23,3 +26,8 @@ def l2_of_alpha(alpha: float, total_weight: float, num_targets: int = 1) -> floa
 def l2_of_C(C: float, total_weight: float) -> float:  # noqa: N802 - scikit-learn's name
   """The core's `l2` of `LogisticRegression(C=C)` on rows of total weight `total_weight` (`C = inf`: 0)."""
   return 0.0 if math.isinf(C) else 1.0 / (float(C) * float(total_weight))
+
+
+def l2_of_glm_alpha(alpha: float) -> float:
+  """The core's `l2` of scikit-learn's GLM regressors' `alpha` (the mean half deviance's penalty already)."""
+  return float(alpha)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from flaxzoo.sklearn import LinearClassifier, LinearClassifierCV, LinearRegression, LinearRegressionCV
+from flaxzoo.sklearn import (GammaRegressor, LinearClassifier, LinearClassifierCV, LinearRegression, LinearRegressionCV,
+                             PoissonRegressor, TweedieRegressor)
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +23,8 @@ EXPECTED_FAILURES = {}
 
 # ~120 checks an estimator, each fitting on data of its own shape: in the slow selection (CI runs it).
 @pytest.mark.slow
-@parametrize_with_checks([LinearRegression(), LinearClassifier(), LinearRegressionCV(), LinearClassifierCV(Cs=3)],
+@parametrize_with_checks([LinearRegression(), LinearClassifier(), LinearRegressionCV(), LinearClassifierCV(Cs=3),
+                          PoissonRegressor(), GammaRegressor(), TweedieRegressor(power=1.5), TweedieRegressor()],
                          expected_failed_checks=lambda e: EXPECTED_FAILURES.get(type(e).__name__, {}))
 def test_scikit_learn_conformance(estimator, check):
   check(estimator)

@@ -41,6 +41,8 @@ import numpy as np
 
 SOLVERS = ("auto", "optax", "normal_equation", "newton", "lbfgs")
 EXACT_LOSSES = ("mse", "logistic", "softmax")
+# Log-link GLMs the exact solvers fit (`stage(..., loss=family, power=p)` for tweedie): half deviances.
+GLM_FAMILIES = ("poisson", "gamma", "tweedie")
 # Rows of one chunk of the data on the device; fewer rows are padded to a power of two (at least MIN_BUCKET).
 CHUNK = 65536
 MIN_BUCKET = 64
@@ -91,7 +93,7 @@ def choose(solver: str, loss: Any, affine: bool = True, full_batch: bool = True,
   model, full batch); `auto` picks `normal_equation` for MSE, `newton` or `lbfgs` (by `num_params`) for
   the classifiers. ValueError where a named exact solver does not apply."""
   check_solver(solver)
-  exact = isinstance(loss, str) and loss in EXACT_LOSSES and affine and full_batch
+  exact = isinstance(loss, str) and loss in EXACT_LOSSES + GLM_FAMILIES and affine and full_batch
   if solver == "optax":
     return solver
   if not exact:
@@ -105,7 +107,7 @@ def choose(solver: str, loss: Any, affine: bool = True, full_batch: bool = True,
     return "newton" if num_params <= NEWTON_MAX_PARAMS else "lbfgs"
   if (solver == "normal_equation") != (loss == "mse"):
     raise ValueError(f"solver {solver!r} does not apply to the loss {loss!r}: normal_equation is for mse,"
-                     f" newton and lbfgs for logistic and softmax")
+                     f" newton and lbfgs for logistic, softmax and the GLM families")
   return solver
 
 
@@ -147,6 +149,9 @@ class Staged:
   host: tuple[np.ndarray, np.ndarray] | None = None
   put: Any = dataclasses.field(default=None, repr=False)
   pass_arrays: tuple[jax.Array, jax.Array] | None = dataclasses.field(default=None, repr=False)
+  # A GLM: `(family, power)` (the passes' static argument) and the targets `[n]` as given (float64).
+  family: tuple[str, float] | None = None
+  targets: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
   def args(self) -> tuple[jax.Array, jax.Array]:
     """`(pass_shift, pass_scale)` on the device, in the pass dtype (put there once)."""
@@ -168,8 +173,11 @@ class Staged:
     return [(i * size, min(size, self.n - i * size), rows) for i, rows in enumerate(self.chunk_rows)]
 
 
-def stage(x, y, loss: str, num_classes: int | None = None, sharding=None) -> Staged:
+def stage(x, y, loss: str, num_classes: int | None = None, sharding=None, power: float | None = None) -> Staged:
   """Puts `x [n, d]` and `y` (`[n]` / `[n, k]` targets, or `[n]` integer labels) on the device in chunks.
+
+  `loss`: `mse`, `logistic`, `softmax`, or a GLM family (`GLM_FAMILIES`; `tweedie` with `power` p: 1 < p < 2
+  or p > 2), whose targets `[n]` must be >= 0 (> 0 for gamma and p > 2).
 
   The dtype of the passes is x's: float64 stays float64, anything else becomes float32. `sharding`
   (a `NamedSharding` over rows) spreads every chunk over several devices: each pass's sums are then
@@ -178,6 +186,7 @@ def stage(x, y, loss: str, num_classes: int | None = None, sharding=None) -> Sta
   x = np.asarray(x)
   dtype = np.float64 if x.dtype == np.float64 else np.float32
   n, d = x.shape
+  family = None
   head = np.asarray(x[:SHIFT_ROWS], np.float64)
   shift = head.mean(axis=0)
   scale = head.std(axis=0)
@@ -186,6 +195,11 @@ def stage(x, y, loss: str, num_classes: int | None = None, sharding=None) -> Sta
     y = np.asarray(y).reshape(n, -1)
     k = y.shape[1]
     y_shift = np.asarray(y[:SHIFT_ROWS], np.float64).mean(axis=0)
+  elif loss in GLM_FAMILIES:
+    targets = np.asarray(y, np.float64).reshape(n)
+    family = _check_family(loss, power, targets)
+    y = targets.astype(dtype)
+    k, y_shift = 1, np.zeros(0)
   else:
     y = np.asarray(y, np.int32).reshape(n)
     k = 1 if loss == "logistic" else int(num_classes)
@@ -207,10 +221,11 @@ def stage(x, y, loss: str, num_classes: int | None = None, sharding=None) -> Sta
       for start, rows in zip(range(0, n, size), chunk_rows):
         part_x = prepare(x[start:start + size])
         part_y = y[start:start + size] if loss != "mse" else (y[start:start + size] - y_shift).astype(dtype)
-        if len(part_x) < rows:  # pad with rows of weight 0
+        if len(part_x) < rows:  # pad with rows of weight 0 (a GLM's target 1: a finite loss there)
           pad = rows - len(part_x)
           part_x = np.concatenate([part_x, np.broadcast_to(pass_shift.astype(dtype), (pad, d))])
-          part_y = np.concatenate([part_y, np.zeros((pad,) + part_y.shape[1:], part_y.dtype)])
+          filler = np.ones if family else np.zeros
+          part_y = np.concatenate([part_y, filler((pad,) + part_y.shape[1:], part_y.dtype)])
         xs.append(jax.device_put(part_x, sharding))
         ys.append(jax.device_put(part_y, sharding))
     return xs, ys
@@ -236,7 +251,25 @@ def stage(x, y, loss: str, num_classes: int | None = None, sharding=None) -> Sta
       sample = (jax.device_put(prepare(np.take(x, rows, axis=0)), sharding),
                 jax.device_put(np.take(y, rows, axis=0), sharding))
   return Staged(xs, ys, n, d, k, loss, dtype, shift, scale, y_shift, sharding, sample, rows, pass_shift, pass_scale,
-                chunk_rows, host, put)
+                chunk_rows, host, put, family=family, targets=targets if family else None)
+
+
+def _check_family(loss: str, power: float | None, y: np.ndarray) -> tuple[str, float]:
+  """`(family, power)` (hashable: the passes' static argument), after checking the targets' domain."""
+  if loss == "tweedie":
+    if power is None or not np.isfinite(power) or not (1 < power < 2 or power > 2):
+      raise ValueError(f"tweedie needs a power p with 1 < p < 2 or p > 2 (poisson and gamma are p = 1 and 2),"
+                       f" got {power!r}")
+    power = float(power)
+  else:
+    power = {"poisson": 1.0, "gamma": 2.0}[loss]
+  if not np.all(np.isfinite(y)):
+    raise ValueError(f"{loss} regression needs finite targets")
+  positive = power >= 2
+  if np.any(y <= 0) if positive else np.any(y < 0):
+    raise ValueError(f"{loss} regression (power {power:g}) needs targets {'> 0' if positive else '>= 0'},"
+                     f" got a minimum of {y.min():g}")
+  return loss, power
 
 
 @functools.lru_cache(maxsize=16)
@@ -398,6 +431,9 @@ def solve(data: Staged, weights, l2, solver: str = "auto", tol: float = 1e-4, ma
     if solver == "normal_equation":
       return _normal_equation(data, chunks, l2)
     theta = _to_scaled(data, start, count)
+    if start is None and data.family:  # a GLM from its intercept-only fit: log of the weighted mean target
+      mean = weights @ data.targets / weights.sum(axis=1)
+      theta[:, -1, 0] = np.log(np.maximum(mean, np.finfo(np.float64).tiny))
     if solver == "newton":
       return _newton(data, chunks, l2, theta, float(tol), int(max_iter))
     return _lbfgs(data, chunks, l2, theta, float(tol), int(max_iter))
@@ -552,15 +588,36 @@ def _from_scaled(data: Staged, w_s: np.ndarray, b_s: np.ndarray):
   return coef, b_s - np.einsum("d,kdc->kc", data.shift, coef)
 
 
-def _loss_parts(logits, labels, k: int):
-  """Per row: the loss `[C]`, its derivative in the logits `[C, k]` and the probabilities `[C, k]`."""
+def _family_parts(z, y, family):
+  """A log-link GLM's per row `(half deviance [C], its derivative in z [C], curvature [C])` at `z = log μ`
+  (`losses.tweedie_deviances`, the same numbers). The curvature is Fisher's, `μ^(2-p)` (IRLS): always > 0,
+  where the Hessian's is not for p > 2; the gradient is exact, so the optimum is the same."""
+  name, power = family
+  if name == "poisson":
+    mu = jnp.exp(z)
+    return mu - y * z + jax.scipy.special.xlogy(y, y) - y, mu - y, mu
+  if name == "gamma":
+    ratio = y * jnp.exp(-z)  # y / μ
+    return ratio + z - jnp.log(y) - 1, 1 - ratio, jnp.ones_like(z)
+  a, b = jnp.exp((1 - power) * z), jnp.exp((2 - power) * z)  # μ^(1-p), μ^(2-p)
+  constant = jnp.where(y > 0, y ** (2 - power), 0) / ((1 - power) * (2 - power))
+  return constant - y * a / (1 - power) + b / (2 - power), b - y * a, b
+
+
+def _loss_parts(logits, labels, k: int, family=None):
+  """Per row: the loss `[C]`, its derivative in the logits `[C, k]`, and for one logit the loss's curvature
+  there `[C, 1]` (for more, the probabilities `[C, k]`). `family`: a GLM's (`_family_parts`), else the
+  logistic (one logit) or softmax loss."""
+  if family:
+    loss, dz, curvature = _family_parts(logits[:, 0], labels.astype(logits.dtype), family)
+    return loss, dz[:, None], curvature[:, None]
   # One exponential a logit (a fair share of a pass on the CPU), and no overflow for any logit.
   if k == 1:
     z = logits[:, 0]
     y = labels.astype(z.dtype)
     e = jnp.exp(-jnp.abs(z))
     p = jnp.where(z >= 0, 1, e) / (1 + e)  # sigmoid(z)
-    return jnp.maximum(z, 0) + jnp.log1p(e) - y * z, (p - y)[:, None], p[:, None]
+    return jnp.maximum(z, 0) + jnp.log1p(e) - y * z, (p - y)[:, None], (p * (1 - p))[:, None]
   top = jnp.max(logits, axis=1, keepdims=True)
   e = jnp.exp(logits - top)
   total = jnp.sum(e, axis=1, keepdims=True)
@@ -570,9 +627,10 @@ def _loss_parts(logits, labels, k: int):
   return loss, p - onehot, p
 
 
-def _value_grad(x, theta, labels, weight, shift, scale, by_row: bool = False):
-  """`(loss [K], grad [K, d + 1, k], probabilities [K, C, k])`: weighted sums over this chunk's rows, the
-  gradient in the standardised features of `theta [K, d + 1, k]`; `weight [K, C]` (`[C, K]` if `by_row`).
+def _value_grad(x, theta, labels, weight, shift, scale, by_row: bool = False, family=None):
+  """`(loss [K], grad [K, d + 1, k], curvature [K, C, k])`: weighted sums over this chunk's rows, the
+  gradient in the standardised features of `theta [K, d + 1, k]`; `weight [K, C]` (`[C, K]` if `by_row`);
+  the curvature of one logit's loss (more: the probabilities), for `_hessian`. `family`: `_loss_parts`'.
 
   The standardisation is folded into the parameters (`x W' + b'`) and the gradient (`(xᵀr - shift Σr) /
   scale`): no standardised copy of the rows (a 65536 x 32 chunk: 3.0 ms -> 1.0 ms). Float64 rows lose only
@@ -596,11 +654,11 @@ def _value_grad(x, theta, labels, weight, shift, scale, by_row: bool = False):
         jnp.maximum(jnp.where(positive == (z >= 0), 1, e) / (1 + e), np.finfo(z.dtype).tiny))
     loss = -jnp.sum(jnp.log(q) * weight, axis=0)
     residual = jax.lax.optimization_barrier(jnp.where(positive, q - 1, 1 - q) * weight)  # (p - y) w, [C, K]
-    probabilities = jnp.where(positive, q, 1 - q).T[:, :, None]
+    probabilities = (q * (1 - q)).T[:, :, None]  # the curvature p (1 - p)
   else:
     flat = jnp.transpose(kernel, (1, 0, 2)).reshape(width - 1, count * k)
     logits = jnp.transpose((x @ flat).reshape(rows, count, k) + bias[None], (1, 0, 2))  # [K, C, k]
-    loss, dz, probabilities = jax.vmap(lambda z: _loss_parts(z, labels, k))(logits)
+    loss, dz, probabilities = jax.vmap(lambda z: _loss_parts(z, labels, k, family))(logits)
     loss = jnp.sum(weight * loss, axis=1)
     residual = jax.lax.optimization_barrier(
         jnp.transpose(weight[:, :, None] * dz, (1, 0, 2)).reshape(rows, count * k))  # [C, K k]
@@ -638,17 +696,17 @@ def block_rows(rows: int, count: int) -> int:
   return math.gcd(rows, size)
 
 
-@functools.partial(jax.jit, static_argnames="by_row")
-def _value_grad_pass(totals, theta, x, labels, weight, shift, scale, by_row: bool = False):
+@functools.partial(jax.jit, static_argnames=("by_row", "family"))
+def _value_grad_pass(totals, theta, x, labels, weight, shift, scale, by_row: bool = False, family=None):
   """`totals = (loss [K], grad [K, d + 1, k]) +=` this chunk's weighted sums."""
   rows, count = x.shape[0], theta.shape[0]
   size = block_rows(rows, count) if by_row else rows
   if size == rows:
-    loss, grad, _ = _value_grad(x, theta, labels, weight, shift, scale, by_row)
+    loss, grad, _ = _value_grad(x, theta, labels, weight, shift, scale, by_row, family)
     return totals[0] + loss, totals[1] + grad
 
   def block(totals, part):
-    loss, grad, _ = _value_grad(part[0], theta, part[1], part[2], shift, scale, by_row)
+    loss, grad, _ = _value_grad(part[0], theta, part[1], part[2], shift, scale, by_row, family)
     return (totals[0] + loss, totals[1] + grad), None
 
   blocks = rows // size
@@ -656,18 +714,18 @@ def _value_grad_pass(totals, theta, x, labels, weight, shift, scale, by_row: boo
   return jax.lax.scan(block, totals, parts)[0]
 
 
-@jax.jit
-def _hessian_pass(total, theta, x, labels, weight, shift, scale):
+@functools.partial(jax.jit, static_argnames="family")
+def _hessian_pass(total, theta, x, labels, weight, shift, scale, family=None):
   """`total [K, p, p] +=` this chunk's weighted Hessians, `p = (d + 1) k`, ordered as `theta[:, j, c]`
   flattened (j major): `Σ_i w_i (diag(p_i) - p_i p_iᵀ) ⊗ f_i f_iᵀ`."""
-  _, _, p = _value_grad(x, theta, labels, weight, shift, scale)
+  _, _, p = _value_grad(x, theta, labels, weight, shift, scale, family=family)
   return total + _loss_hessian(x, p, weight, shift, scale)
 
 
-@functools.partial(jax.jit, static_argnames="by_row")
-def _newton_pass(totals, theta, x, labels, weight, shift, scale, by_row: bool = False):
+@functools.partial(jax.jit, static_argnames=("by_row", "family"))
+def _newton_pass(totals, theta, x, labels, weight, shift, scale, by_row: bool = False, family=None):
   """`_value_grad_pass` and `_hessian_pass` on the same rows in one program (data that fits the sample)."""
-  loss, grad, p = _value_grad(x, theta, labels, weight, shift, scale, by_row)
+  loss, grad, p = _value_grad(x, theta, labels, weight, shift, scale, by_row, family)
   hessian = _loss_hessian(x, p, weight.T if by_row else weight, shift, scale)
   return totals[0] + loss, totals[1] + grad, totals[2] + hessian
 
@@ -687,7 +745,7 @@ def _loss_hessian(x, p, weight, shift, scale):
   models on 32768 rows: 36 -> 23 ms). `_newton_direction` damps them above that rounding. Else in the pass
   dtype from the raw rows, standardised after (`_standardised_hessian`)."""
   if _low_precision(weight.shape[0]):
-    return _hessian(_with_ones((x - shift) / scale), p, weight, jnp.float32).astype(x.dtype)
+    return _hessian(_with_ones((x - shift[None, :]) / scale[None, :]), p, weight, jnp.float32).astype(x.dtype)
   return _standardised_hessian(_hessian(_with_ones(x), p, weight), shift, scale, p.shape[-1])
 
 
@@ -696,8 +754,8 @@ def _hessian(f, p, weight, dtype=None):
   the many-model GEMMs' (default f's)."""
   count, _, k = p.shape
   width = f.shape[1]
-  if k == 1:
-    return _weighted_grams(f, weight * p[:, :, 0] * (1 - p[:, :, 0]), dtype)
+  if k == 1:  # p: the curvature
+    return _weighted_grams(f, weight * p[:, :, 0], dtype)
   # diag(p) part: a Gram matrix a (model, class), block-diagonal over classes.
   blocks = _weighted_grams(f, jnp.transpose(weight[:, :, None] * p, (0, 2, 1)).reshape(count * k, -1), dtype)
   blocks = blocks.reshape(count, k, width, width)
@@ -759,11 +817,11 @@ def _objective_parts(data, chunks, theta, l2, penalty_diag, hessian: bool):
   if hessian and chunks.sample is None:  # every row: one program a chunk
     totals = totals + (hessian_total,)
     for x, y, w in zip(*data.rows(), chunks.rows):
-      totals = _newton_pass(totals, theta_d, x, y, w, *args, by_row=chunks.by_row)
+      totals = _newton_pass(totals, theta_d, x, y, w, *args, by_row=chunks.by_row, family=data.family)
     totals, hessian_total = totals[:2], totals[2]
   else:
     for x, y, w in zip(*data.rows(), chunks.rows):
-      totals = _value_grad_pass(totals, theta_d, x, y, w, *args, by_row=chunks.by_row)
+      totals = _value_grad_pass(totals, theta_d, x, y, w, *args, by_row=chunks.by_row, family=data.family)
     if hessian:
       hessian_total = _sample_hessian(data, chunks, theta)
   loss = np.asarray(totals[0], np.float64) + 0.5 * np.sum(penalty_diag * theta**2, axis=(1, 2))
@@ -778,7 +836,7 @@ def _sample_hessian(data, chunks, theta) -> np.ndarray:
   size = chunks.sample.shape[1]
   x, y = data.sample if size == len(data.sample_rows) else _prefix(data.sample, size)
   total = np.zeros((len(theta), p, p), data.dtype)
-  return np.asarray(_hessian_pass(total, theta, x, y, chunks.sample, *args))
+  return np.asarray(_hessian_pass(total, theta, x, y, chunks.sample, *args, family=data.family))
 
 
 def _project_classes(step: np.ndarray, data: Staged) -> np.ndarray:
@@ -884,7 +942,7 @@ def _newton_iterations(data, chunks, l2, theta, tol, max_iter, hessian=None):
   if len(data.chunk_rows) == 1 and data.chunk_rows[0] <= LOOP_ROWS and chunks.sample is None:  # on the device
     (x,), (y,) = data.rows()
     out = _newton_loop(theta, x, y, chunks.rows[0], *data.args(), penalty,
-                       tol, max_iter, by_row=chunks.by_row)
+                       tol, max_iter, by_row=chunks.by_row, family=data.family)
     return tuple(np.asarray(v) for v in out)
   # From a row sample, the Hessian comes in a pass of its own, only where a step follows (not at
   # rejected or final points); from every row, in the same pass as the gradient.
@@ -922,8 +980,9 @@ def _newton_iterations(data, chunks, l2, theta, tol, max_iter, hessian=None):
   return theta, loss, n_iter, converged, hessian
 
 
-@functools.partial(jax.jit, static_argnames="by_row")
-def _newton_loop(theta, x, labels, weight, shift, scale, penalty, tol, max_iter, by_row: bool = False):
+@functools.partial(jax.jit, static_argnames=("by_row", "family"))
+def _newton_loop(theta, x, labels, weight, shift, scale, penalty, tol, max_iter, by_row: bool = False,
+                 family=None):
   """`_newton_iterations` over one chunk of rows as one program: every iteration and its line search run on
   the device (a fit of a few hundred rows: ~12 dispatches and host round trips -> 1). The same steps,
   acceptance and stopping rule as the host loop; `penalty [K, d + 1, k]` is `_penalty_diagonal`'s.
@@ -948,7 +1007,7 @@ def _newton_loop(theta, x, labels, weight, shift, scale, penalty, tol, max_iter,
         lambda: _loss_hessian(x, p, w, shift, scale))
 
   def parts(t):
-    loss, grad, p = _value_grad(x, t, labels, weight, shift, scale, by_row)
+    loss, grad, p = _value_grad(x, t, labels, weight, shift, scale, by_row, family)
     hessian = hessian_of(p)
     loss = loss.astype(jnp.float64) + 0.5 * jnp.sum(penalty * t**2, axis=(1, 2))
     grad = grad.astype(jnp.float64).reshape(count, -1) + (penalty * t).reshape(count, -1)
@@ -964,7 +1023,7 @@ def _newton_loop(theta, x, labels, weight, shift, scale, penalty, tol, max_iter,
     loss, grad = jnp.where(accept, t_loss, loss), jnp.where(accept[:, None], t_grad, grad)
     hessian = jnp.where(accept[:, None, None], t_hessian, hessian)
     pending = pending & ~accept & ~stuck
-    return theta, loss, grad, hessian, n_iter + accept, stuck, jnp.where(pending, rate / 2, rate), pending
+    return theta, loss, grad, hessian, n_iter + accept.astype(n_iter.dtype), stuck, jnp.where(pending, rate / 2, rate), pending
 
   def active(state):
     _, _, _, _, n_iter, converged, stuck = state

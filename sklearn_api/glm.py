@@ -1,0 +1,142 @@
+"""Generalized linear models with a log link as scikit-learn estimators, fitted by flaxzoo's exact solvers.
+
+  from flaxzoo.sklearn import GammaRegressor, PoissonRegressor, TweedieRegressor
+
+scikit-learn's `PoissonRegressor`, `GammaRegressor` and `TweedieRegressor`: the same parameters, scales
+and objective, `mean_w(half deviance) + alpha / 2 |coef|²` (the intercept not penalised), which is the
+training core's with `l2 = alpha` (`penalty.l2_of_glm_alpha`). `TweedieRegressor(power=0)` (the normal
+distribution, identity link) is least squares, `Ridge(alpha=n alpha)`. Fitted by Newton with Fisher's
+curvature (IRLS) from the intercept-only fit, or L-BFGS (`solver`: `"auto"` (the default; Newton up to
+`solvers.NEWTON_MAX_PARAMS` parameters), `"newton"` (also as scikit-learn's `"newton-cholesky"`) or
+`"lbfgs"`); every fit has an intercept (scikit-learn's `fit_intercept=True`).
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import d2_tweedie_score
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from flaxzoo.sklearn.estimators import _DenseInput
+from flaxzoo.sklearn.penalty import l2_of_alpha, l2_of_glm_alpha
+
+GLM_SOLVERS = {"auto": "auto", "newton": "newton", "newton-cholesky": "newton", "lbfgs": "lbfgs"}
+
+
+class _GeneralizedLinear(RegressorMixin, _DenseInput):
+  """What the three share; subclasses name `_power()` (0: normal with the identity link)."""
+
+  def __init__(self, *, alpha=1.0, solver="auto", max_iter=100, tol=1e-4, warm_start=False):
+    self.alpha = alpha
+    self.solver = solver
+    self.max_iter = max_iter
+    self.tol = tol
+    self.warm_start = warm_start
+
+  def __sklearn_tags__(self):
+    tags = super().__sklearn_tags__()
+    tags.target_tags.positive_only = self._power() > 0
+    return tags
+
+  def _check_params(self):
+    if not isinstance(self.alpha, numbers.Real) or not np.isfinite(self.alpha) or self.alpha < 0:
+      raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
+    if self.solver not in GLM_SOLVERS:
+      raise ValueError(f"solver must be one of {', '.join(GLM_SOLVERS)}, got {self.solver!r}")
+    if not isinstance(self.max_iter, numbers.Integral) or isinstance(self.max_iter, bool) or self.max_iter < 1:
+      raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
+    if not isinstance(self.tol, numbers.Real) or not 0 <= self.tol < np.inf:
+      raise ValueError(f"tol must be a finite number >= 0, got {self.tol!r}")
+
+  def _family(self) -> tuple[str, float | None]:
+    power = self._power()
+    if power == 1:
+      return "poisson", None
+    if power == 2:
+      return "gamma", None
+    return "tweedie", power
+
+  def fit(self, X, y, sample_weight=None):
+    """Fits `coef_ [d]`, `intercept_` (float64) on `X [n, d]`, targets `y [n]` in the family's domain."""
+    from flaxzoo.trainers import solvers
+
+    self._check_params()
+    X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True)
+    y = np.asarray(y, np.float64)
+    weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+    start = None
+    if self.warm_start and getattr(self, "coef_", np.empty(0)).shape == (X.shape[1],):
+      start = (self.coef_[None, :, None], np.asarray([[self.intercept_]]))
+    if self._power() == 0:  # least squares: the normal equation (mean squared error, so l2 = 2 alpha)
+      data = solvers.stage(X, y, "mse")
+      fit = solvers.solve(data, weight[None], [l2_of_alpha(self.alpha * weight.sum(), weight.sum())], "auto")
+    else:
+      family, power = self._family()
+      try:
+        data = solvers.stage(X, y, family, power=power)
+      except ValueError as e:  # the targets' domain, in the estimator's words
+        raise ValueError(f"{type(self).__name__}: {e}") from None
+      fit = solvers.solve(data, weight[None], [l2_of_glm_alpha(self.alpha)], GLM_SOLVERS[self.solver],
+                          float(self.tol), int(self.max_iter), start)
+      if not fit.converged[0]:
+        warnings.warn(f"{type(self).__name__} did not converge in max_iter={self.max_iter} iterations"
+                      f" (tol={self.tol}); increase max_iter, or scale the data", ConvergenceWarning, stacklevel=2)
+    self.coef_, self.intercept_ = fit.coef[0, :, 0], float(fit.intercept[0, 0])
+    self.n_iter_ = int(fit.n_iter[0])
+    return self
+
+  def _linear_predictor(self, X):
+    check_is_fitted(self)
+    X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+    return X @ self.coef_ + self.intercept_
+
+  def predict(self, X):
+    """The predicted means `[n]`: `exp(X coef + intercept)` (power 0: `X coef + intercept`)."""
+    raw = self._linear_predictor(X)
+    return raw if self._power() == 0 else np.exp(raw)
+
+  def score(self, X, y, sample_weight=None):
+    """D², the fraction of the family's deviance explained (scikit-learn's GLM `score`)."""
+    return d2_tweedie_score(y, self.predict(X), sample_weight=sample_weight, power=self._power())
+
+
+class PoissonRegressor(_GeneralizedLinear):
+  """`sklearn.linear_model.PoissonRegressor`: counts (targets >= 0), log link, L2 penalty `alpha`."""
+
+  def _power(self):
+    return 1.0
+
+
+class GammaRegressor(_GeneralizedLinear):
+  """`sklearn.linear_model.GammaRegressor`: positive targets, log link, L2 penalty `alpha`."""
+
+  def _power(self):
+    return 2.0
+
+
+class TweedieRegressor(_GeneralizedLinear):
+  """`sklearn.linear_model.TweedieRegressor`: Tweedie deviance of `power` p (0: normal, identity link; 1:
+  Poisson; 1 < p < 2: compound Poisson-gamma; 2: gamma; > 2), log link for p >= 1. `link`: `"auto"`, or the
+  one it means (`"identity"` for p = 0, `"log"` else); other powers and links are refused."""
+
+  def __init__(self, *, power=0.0, alpha=1.0, link="auto", solver="auto", max_iter=100, tol=1e-4, warm_start=False):
+    super().__init__(alpha=alpha, solver=solver, max_iter=max_iter, tol=tol, warm_start=warm_start)
+    self.power = power
+    self.link = link
+
+  def _power(self):
+    return float(self.power)
+
+  def _check_params(self):
+    super()._check_params()
+    power = self.power
+    if not isinstance(power, numbers.Real) or not np.isfinite(power) or not (power == 0 or power >= 1):
+      raise ValueError(f"power must be 0 or >= 1 (no distribution between), got {power!r}")
+    expected = "identity" if power == 0 else "log"
+    if self.link not in ("auto", expected):
+      raise ValueError(f"link {self.link!r} with power {power:g}: only {expected!r} (or 'auto') is fitted here")

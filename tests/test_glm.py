@@ -1,0 +1,111 @@
+"""Log-link GLMs (Poisson, Gamma, Tweedie) by the exact solvers: scikit-learn's optimum, its objective's
+scale, the targets' domain, and many models at once."""
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import mean_tweedie_deviance
+from sklearn.preprocessing import StandardScaler
+
+from flaxzoo.sklearn import GammaRegressor, PoissonRegressor, TweedieRegressor
+from flaxzoo.trainers import solvers
+
+
+def objective(model, x, y, weight, power):
+  """scikit-learn's GLM objective: the weighted mean half deviance plus `alpha / 2 |coef|²`."""
+  mean = np.exp(x @ model.coef_ + model.intercept_)
+  return mean_tweedie_deviance(y, mean, sample_weight=weight, power=power) / 2 + model.alpha / 2 * model.coef_ @ model.coef_
+
+
+def diabetes():
+  """Diabetes progression (> 0, 25-346) on standardised features, and uneven sample weights."""
+  x, y = load_diabetes(return_X_y=True)
+  return StandardScaler().fit_transform(x), y, np.random.default_rng(0).uniform(0.2, 3.0, len(y))
+
+
+CASES = [(PoissonRegressor, {}, 1.0), (GammaRegressor, {}, 2.0), (TweedieRegressor, {"power": 1.5}, 1.5),
+         (TweedieRegressor, {"power": 3.0}, 3.0)]
+
+
+@pytest.mark.parametrize(("estimator", "args", "power"), CASES, ids=["poisson", "gamma", "tweedie1.5", "tweedie3"])
+@pytest.mark.parametrize("solver", ["auto", "lbfgs"])
+def test_glm_regressors_reach_scikit_learns_optimum_on_diabetes(estimator, args, power, solver):
+  from sklearn import linear_model
+
+  x, y, weight = diabetes()
+  reference = getattr(linear_model, estimator.__name__)(alpha=0.05, tol=1e-12, max_iter=10_000, **args)
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", ConvergenceWarning)  # its lbfgs stops on a flat objective, there
+    reference.fit(x, y, sample_weight=weight)
+  ours = estimator(alpha=0.05, solver=solver, tol=1e-8, **args).fit(x, y, sample_weight=weight)
+  best = objective(reference, x, y, weight, power)
+  assert abs(objective(ours, x, y, weight, power) - best) <= 1e-6 * best
+  np.testing.assert_allclose(ours.coef_, reference.coef_, rtol=0, atol=1e-4)
+  assert ours.intercept_ == pytest.approx(reference.intercept_, rel=1e-5)
+  assert ours.score(x, y) == pytest.approx(reference.score(x, y), abs=1e-6)
+  # Before convergence: one Newton step from the intercept-only fit, warned, between it and the optimum.
+  if solver == "auto":
+    with pytest.warns(ConvergenceWarning):
+      early = estimator(alpha=0.05, max_iter=1, **args).fit(x, y, sample_weight=weight)
+    flat = estimator(alpha=0.05, **args)
+    flat.coef_, flat.intercept_ = np.zeros(x.shape[1]), np.log(np.average(y, weights=weight))
+    assert best < objective(early, x, y, weight, power) < objective(flat, x, y, weight, power)
+
+
+def test_tweedie_power_0_is_ridge_at_n_alpha():
+  from sklearn.linear_model import Ridge
+
+  x, y, _ = diabetes()
+  ours = TweedieRegressor(power=0, alpha=0.5).fit(x, y)
+  reference = Ridge(alpha=0.5 * len(y)).fit(x, y)
+  np.testing.assert_allclose(ours.coef_, reference.coef_, rtol=1e-8)
+  np.testing.assert_allclose(ours.predict(x), reference.predict(x), rtol=1e-8)
+
+
+@pytest.mark.parametrize(("estimator", "args", "targets", "message"), [
+    (PoissonRegressor, {}, -1.0, "PoissonRegressor: poisson regression (power 1) needs targets >= 0"),
+    (GammaRegressor, {}, 0.0, "GammaRegressor: gamma regression (power 2) needs targets > 0"),
+    (TweedieRegressor, {"power": 2.5}, 0.0, "needs targets > 0"),
+    (TweedieRegressor, {"power": 0.5}, 1.0, "power must be 0 or >= 1"),
+    (TweedieRegressor, {"power": 1.5, "link": "identity"}, 1.0, "only 'log'"),
+])
+def test_targets_and_parameters_outside_the_family_are_refused_in_one_line(estimator, args, targets, message):
+  x, y, _ = diabetes()
+  y = y.copy()
+  y[7] = targets
+  with pytest.raises(ValueError, match=re.escape(message)) as raised:
+    estimator(**args).fit(x, y)
+  assert "\n" not in str(raised.value)
+
+
+def test_many_glms_in_one_solve_equal_each_alone():
+  """K models on one copy of the rows (example weights, penalties): what a sweep or a CV grid solves."""
+  x, y, _ = diabetes()
+  rng = np.random.default_rng(3)
+  weights = rng.integers(0, 3, size=(8, len(y))).astype(np.float64)
+  l2 = np.logspace(-3, 0, 8)
+  data = solvers.stage(x, y, "tweedie", power=1.3)
+  together = solvers.solve(data, weights, l2, tol=1e-10)
+  assert together.converged.all()
+  for j in (0, 3, 7):
+    alone = solvers.solve(data, weights[j:j + 1], l2[j:j + 1], tol=1e-10)
+    np.testing.assert_allclose(together.coef[j], alone.coef[0], atol=1e-8)
+    np.testing.assert_allclose(together.intercept[j], alone.intercept[0], atol=1e-8)
+
+
+def test_a_glm_on_large_data_starts_from_a_sample_and_matches_lbfgs():
+  """70,000 rows (two chunks, the row-sample start and Hessian): Newton and L-BFGS agree."""
+  rng = np.random.default_rng(5)
+  x = rng.normal(size=(70_000, 6)) * [1.0, 3.0, 0.5, 1.0, 2.0, 1.0] + [0.0, 2.0, 0.0, -1.0, 0.0, 0.0]
+  y = rng.poisson(np.exp(0.2 + x @ [0.3, -0.1, 0.4, 0.0, 0.1, -0.2])).astype(np.float64)
+  data = solvers.stage(x, y, "poisson")
+  assert data.sample is not None and solvers.chunked_weights(data, np.ones((1, len(y)))).start is not None
+  newton = solvers.solve(data, np.ones((1, len(y))), [1e-4], "newton", tol=1e-9)
+  lbfgs = solvers.solve(data, np.ones((1, len(y))), [1e-4], "lbfgs", tol=1e-9, max_iter=500)
+  assert newton.converged.all() and lbfgs.converged.all()
+  np.testing.assert_allclose(newton.coef, lbfgs.coef, atol=1e-7)
+  assert newton.objective[0] == pytest.approx(lbfgs.objective[0], rel=1e-12)
