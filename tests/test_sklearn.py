@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from flaxzoo.sklearn import (GammaRegressor, LinearClassifier, LinearClassifierCV, LinearRegression, LinearRegressionCV,
-                             PoissonRegressor, TweedieRegressor)
+from flaxzoo.sklearn import (
+  GammaRegressor,
+  LinearClassifier,
+  LinearClassifierCV,
+  LinearRegression,
+  LinearRegressionCV,
+  PoissonRegressor,
+  TweedieRegressor,
+)
 
 
 @pytest.fixture(autouse=True)

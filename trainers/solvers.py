@@ -887,7 +887,7 @@ def start_rows(data: Staged) -> int:
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _split(arrays, size: int, chunk: int):
   """The first `size` rows of each array, in chunks of `chunk` rows."""
-  return [jax.tree.map(lambda v: v[start:start + chunk], arrays) for start in range(0, size, chunk)]
+  return [jax.tree.map(lambda v, start=start: v[start:start + chunk], arrays) for start in range(0, size, chunk)]
 
 
 def _sample_start(data, chunks, l2, theta, tol_all, max_iter, iterations):
@@ -1023,7 +1023,8 @@ def _newton_loop(theta, x, labels, weight, shift, scale, penalty, tol, max_iter,
     loss, grad = jnp.where(accept, t_loss, loss), jnp.where(accept[:, None], t_grad, grad)
     hessian = jnp.where(accept[:, None, None], t_hessian, hessian)
     pending = pending & ~accept & ~stuck
-    return theta, loss, grad, hessian, n_iter + accept.astype(n_iter.dtype), stuck, jnp.where(pending, rate / 2, rate), pending
+    n_iter = n_iter + accept.astype(n_iter.dtype)
+    return theta, loss, grad, hessian, n_iter, stuck, jnp.where(pending, rate / 2, rate), pending
 
   def active(state):
     _, _, _, _, n_iter, converged, stuck = state
