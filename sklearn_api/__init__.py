@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 from flaxzoo.zoo.registry import lazy_exports
 
 _EXPORTS = {
+    "ElasticNet": "flaxzoo.sklearn.elastic_net",
     "GammaRegressor": "flaxzoo.sklearn.glm",
+    "Lasso": "flaxzoo.sklearn.elastic_net",
     "LinearClassifier": "flaxzoo.sklearn.estimators",
     "LinearClassifierCV": "flaxzoo.sklearn.cv",
     "LinearRegressionCV": "flaxzoo.sklearn.cv",
@@ -25,6 +27,8 @@ _EXPORTS = {
 if TYPE_CHECKING:
   from flaxzoo.sklearn.cv import LinearClassifierCV as LinearClassifierCV
   from flaxzoo.sklearn.cv import LinearRegressionCV as LinearRegressionCV
+  from flaxzoo.sklearn.elastic_net import ElasticNet as ElasticNet
+  from flaxzoo.sklearn.elastic_net import Lasso as Lasso
   from flaxzoo.sklearn.estimators import LinearClassifier as LinearClassifier
   from flaxzoo.sklearn.estimators import LinearRegression as LinearRegression
   from flaxzoo.sklearn.glm import GammaRegressor as GammaRegressor

@@ -6,7 +6,9 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from flaxzoo.sklearn import (
+  ElasticNet,
   GammaRegressor,
+  Lasso,
   LinearClassifier,
   LinearClassifierCV,
   LinearRegression,
@@ -31,7 +33,8 @@ EXPECTED_FAILURES = {}
 # ~120 checks an estimator, each fitting on data of its own shape: in the slow selection (CI runs it).
 @pytest.mark.slow
 @parametrize_with_checks([LinearRegression(), LinearClassifier(), LinearRegressionCV(), LinearClassifierCV(Cs=3),
-                          PoissonRegressor(), GammaRegressor(), TweedieRegressor(power=1.5), TweedieRegressor()],
+                          PoissonRegressor(), GammaRegressor(), TweedieRegressor(power=1.5), TweedieRegressor(),
+                          ElasticNet(), Lasso()],
                          expected_failed_checks=lambda e: EXPECTED_FAILURES.get(type(e).__name__, {}))
 def test_scikit_learn_conformance(estimator, check):
   check(estimator)

@@ -323,6 +323,10 @@ class Weights:
   # `[K, R]` on the first R rows of the sample (float64 on the host, as given), where the iterative solvers
   # first solve there (`start_rows`); None where they do not (or a model has no weight on those rows).
   start: np.ndarray | None = None
+  # Least squares: `rows` hold the weights of `groups [G]` (a model each of the sets of models with equal
+  # weights); `group_of [K]`: each model's set. Else every model (G = K).
+  groups: np.ndarray | None = None
+  group_of: np.ndarray | None = None
 
 
 def _by_row(data: Staged, count: int) -> bool:
@@ -360,9 +364,13 @@ def chunked_weights(data: Staged, weights: np.ndarray) -> Weights:
   if np.any(total <= 0):
     empty = np.flatnonzero(total[:, 0] <= 0).tolist()
     raise ValueError(f"every model needs a positive weight; models {empty} have none")
+  groups, group_of = np.arange(len(weights)), np.arange(len(weights))
+  if data.loss == "mse" and len(weights) > 1:
+    groups, group_of = _shared(weights)
   inverse = 1.0 / total
   out = []
   by_row = _by_row(data, len(weights))
+  rows_weights, rows_inverse = (weights, inverse) if len(groups) == len(weights) else (weights[groups], inverse[groups])
   sharding = None
   if data.sharding is not None:  # rows split as the data's, models whole
     spec = (*data.sharding.spec, None) if by_row else (None, *data.sharding.spec)
@@ -373,8 +381,8 @@ def chunked_weights(data: Staged, weights: np.ndarray) -> Weights:
         part = _aligned_zeros((chunk_rows, len(weights)), data.dtype)
         np.multiply(weights.T[start:start + rows], inverse.T, out=part[:rows], casting="unsafe")
       else:
-        part = _aligned_zeros((len(weights), chunk_rows), data.dtype)
-        np.multiply(weights[:, start:start + rows], inverse, out=part[:, :rows], casting="unsafe")
+        part = _aligned_zeros((len(rows_weights), chunk_rows), data.dtype)
+        np.multiply(rows_weights[:, start:start + rows], rows_inverse, out=part[:, :rows], casting="unsafe")
       out.append(jax.device_put(part, sharding))
     sample = None
     size = sample_size(data, len(weights))
@@ -392,7 +400,17 @@ def chunked_weights(data: Staged, weights: np.ndarray) -> Weights:
         start = part
   # Only the host sums of least squares ask (a K x n comparison the classifiers need not pay).
   uniform = data.host is not None and bool(np.all(weights == weights[:1, :1]))
-  return Weights(out, sample, by_row, uniform, start)
+  return Weights(out, sample, by_row, uniform, start, groups, group_of)
+
+
+def _shared(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """`(groups [G], group_of [K])`: the first model of each set of models with equal weights, and each model's
+  set (a path of P penalties x F folds: F Gram passes, not P F). Found by a random projection, then checked."""
+  fingerprint = weights @ np.random.default_rng(0).uniform(0.5, 1.5, weights.shape[1])
+  _, first, group_of = np.unique(fingerprint, return_index=True, return_inverse=True)
+  if not all(np.array_equal(weights[j], weights[first[g]]) for j, g in enumerate(group_of)):
+    return np.arange(len(weights)), np.arange(len(weights))
+  return first, group_of
 
 
 @dataclasses.dataclass
@@ -409,8 +427,9 @@ class Solution:
 
 
 def solve(data: Staged, weights, l2, solver: str = "auto", tol: float = 1e-4, max_iter: int = 100,
-          start: tuple[np.ndarray, np.ndarray] | None = None) -> Solution:
-  """Fits K models on the staged rows: `weights [K, n]` (>= 0, any scale), `l2 [K]` (>= 0).
+          start: tuple[np.ndarray, np.ndarray] | None = None, l1=None) -> Solution:
+  """Fits K models on the staged rows: `weights [K, n]` (>= 0, any scale), `l2 [K]` (>= 0), and `l1 [K]`
+  (>= 0; least squares only, for now: the elastic net by coordinate descent, `max_iter` sweeps).
 
   `start`: `(coef [K, d, k], intercept [K, k])` to start the iterative solvers from (default zero, as
   scikit-learn's). Returns a `Solution`.
@@ -420,6 +439,12 @@ def solve(data: Staged, weights, l2, solver: str = "auto", tol: float = 1e-4, ma
   l2 = np.broadcast_to(np.asarray(l2, np.float64), (count,)).copy()
   if not np.all(np.isfinite(l2) & (l2 >= 0)):
     raise ValueError(f"l2 must be finite numbers >= 0, got {l2.tolist()}")
+  if l1 is not None:
+    l1 = np.broadcast_to(np.asarray(l1, np.float64), (count,)).copy()
+    if not np.all(np.isfinite(l1) & (l1 >= 0)):
+      raise ValueError(f"l1 must be finite numbers >= 0, got {l1.tolist()}")
+    if np.any(l1 > 0) and data.loss != "mse":
+      raise ValueError(f"an L1 penalty is fitted for least squares only (so far), not for {data.loss!r}")
   use_compilation_cache()
   solver = choose(solver, data.loss, num_params=(data.d + 1) * data.k)
   if solver == "optax":
@@ -429,7 +454,7 @@ def solve(data: Staged, weights, l2, solver: str = "auto", tol: float = 1e-4, ma
     chunks.start = None
   with jax.enable_x64(True):
     if solver == "normal_equation":
-      return _normal_equation(data, chunks, l2)
+      return _normal_equation(data, chunks, l2, l1, float(tol), int(max_iter))
     theta = _to_scaled(data, start, count)
     if start is None and data.family:  # a GLM from its intercept-only fit: log of the weighted mean target
       mean = weights @ data.targets / weights.sum(axis=1)
@@ -519,6 +544,52 @@ def _normal_solve(gram, l2, scale, d: int):
   return jax.vmap(one)(gram, l2)
 
 
+@functools.partial(jax.jit, static_argnames="d")
+def _elastic_net_solve(gram, l2, l1, scale, tol, max_sweeps, d: int):
+  """K elastic nets from their Gram matrices (float64) by cyclic coordinate descent on the covariances
+  (scikit-learn's `precompute=True`; glmnet's covariance updates): `(W_s [K, d, k], b_s, objective, sweeps,
+  converged)` in the standardised features. Per output t the objective is `(1/k) mean (x w_t + b_t - y_t)² +
+  l2/2 |w_t / scale|² + l1 |w_t / scale|₁`; a coordinate's update soft-thresholds, so an L1 zero is 0.0. It
+  stops where the largest violation of the optimality conditions (the minimum-norm subgradient, in the
+  standardised features, as the other solvers' gradient) is below `tol`, or after `max_sweeps` sweeps."""
+  gram = gram.astype(jnp.float64)
+  k = gram.shape[-1] - d - 1
+
+  def one(g, ridge, lasso):
+    mean = g[:-1, -1]
+    cov = g[:-1, :-1] - mean[:, None] * mean[None, :]
+    sxx, sxy, syy = cov[:d, :d], cov[:d, d:], jnp.diagonal(cov[d:, d:])
+    # k times the objective: wᵀ sxx w - 2 sxyᵀ w + Σ_j (k ridge_j / 2) w_j² + k lasso_j |w_j|, per output.
+    ridge_j, lasso_j = ridge / scale**2, lasso / scale
+    denominator = 2 * jnp.diagonal(sxx) + k * ridge_j
+
+    def coordinate(j, w):
+      rest = sxy[j] - sxx[j] @ w + sxx[j, j] * w[j]  # [k]
+      shrunk = jnp.sign(rest) * jnp.maximum(2 * jnp.abs(rest) - k * lasso_j[j], 0.0)
+      return w.at[j].set(jnp.where(denominator[j] > 0, shrunk / jnp.where(denominator[j] > 0, denominator[j], 1), 0))
+
+    def violation(w):
+      grad = (2 / k) * (sxx @ w - sxy) + ridge_j[:, None] * w
+      away = jnp.abs(grad + lasso_j[:, None] * jnp.sign(w))
+      at_zero = jnp.maximum(jnp.abs(grad) - lasso_j[:, None], 0.0)
+      return jnp.max(jnp.where(w != 0, away, at_zero))
+
+    def sweep(state):
+      w, sweeps, _ = state
+      w = jax.lax.fori_loop(0, d, coordinate, w)
+      return w, sweeps + 1, violation(w)
+
+    w0 = jnp.zeros((d, k), jnp.float64)
+    w, sweeps, worst = jax.lax.while_loop(lambda s: (s[2] > tol) & (s[1] < max_sweeps), sweep,
+                                          (w0, jnp.zeros((), jnp.int64), violation(w0)))
+    intercept = mean[d:] - mean[:d] @ w
+    loss = jnp.mean(jnp.sum(w * (sxx @ w), axis=0) - 2 * jnp.sum(w * sxy, axis=0) + syy)
+    objective = loss + 0.5 * ridge * jnp.sum((w / scale[:, None]) ** 2) + lasso * jnp.sum(jnp.abs(w / scale[:, None]))
+    return w, intercept, objective, sweeps, worst <= tol
+
+  return jax.vmap(one)(gram, l2, l1)
+
+
 # `_host_grams` centres after summing the raw rows; it is used where that loses at most this factor of the
 # centred sums' relative precision (the data's mean within ~70 spreads of `shift`), else the pass centres
 # every row (`_gram_pass`).
@@ -554,20 +625,29 @@ def _host_grams(data: Staged) -> np.ndarray | None:
   return (np.triu(gram) + np.triu(gram, 1).T) / n
 
 
-def _normal_equation(data: Staged, chunks, l2) -> Solution:
+def _normal_equation(data: Staged, chunks, l2, l1=None, tol=1e-4, max_iter=1000) -> Solution:
+  """Least squares from the weighted Gram matrices: the ridge's linear solve, or where any `l1 [K]` > 0 the
+  elastic net's coordinate descent (`_elastic_net_solve`, at most `max_iter` sweeps)."""
   size = data.d + data.k + 1
   gram = _host_grams(data) if data.host is not None and chunks.uniform else None
   if gram is not None:  # the same Gram matrix for every model
     total = jax.device_put(np.broadcast_to(gram, (len(l2), size, size)))
   else:
-    total = jax.device_put(np.zeros((len(l2), size, size), data.dtype))
+    total = jax.device_put(np.zeros((len(chunks.groups), size, size), data.dtype))
     for x, y, w in zip(*data.rows(), chunks.rows):
       total = _gram_pass(total, x, y, w, *data.args())
-  w_s, b_s, objective = _normal_solve(total, jax.device_put(l2), jax.device_put(data.scale), data.d)
-  coef, intercept = _from_scaled(data, np.asarray(w_s), np.asarray(b_s) + data.y_shift)
+    if len(chunks.groups) < len(l2):  # models that share their weights share their Gram matrix
+      total = total[jax.device_put(chunks.group_of)]
   count = len(l2)
-  return Solution(coef, intercept, np.ones(count, np.int64), np.ones(count, bool), np.asarray(objective),
-                  "normal_equation")
+  if l1 is None or not np.any(l1 > 0):
+    w_s, b_s, objective = _normal_solve(total, jax.device_put(l2), jax.device_put(data.scale), data.d)
+    n_iter, converged, solver = np.ones(count, np.int64), np.ones(count, bool), "normal_equation"
+  else:
+    w_s, b_s, objective, n_iter, converged = (np.asarray(v) for v in _elastic_net_solve(
+        total, l2, l1, data.scale, float(tol), int(max_iter), data.d))
+    solver = "coordinate_descent"
+  coef, intercept = _from_scaled(data, np.asarray(w_s), np.asarray(b_s) + data.y_shift)
+  return Solution(coef, intercept, n_iter, converged, np.asarray(objective), solver)
 
 
 # ---------------------------------------------------------------------------------------------------------
