@@ -10,6 +10,8 @@ Rows (the same objective on every side, float64 data):
 - `bootstrap`: 200 bootstrap refits on breast cancer (standardised), C = 1: scikit-learn's loop vs one
   `Sweep` of 200 models with `solver="auto"` (the bootstrap counts as example weights).
 - `cv_100k`: LinearClassifierCV vs LogisticRegressionCV(Cs=10, cv=5) on 100,000 x 32.
+- `elastic_net_cv_100k`: ElasticNetCV(l1_ratio=0.5, cv=5), 100 alphas x 5 folds, on 100,000 x 32 (least
+  squares data); glum's GeneralizedLinearRegressorCV (normal, the same grid size).
 
 Every (row, library) runs in its own process: `first` is the first fit there (compilation included,
 imports not), `warm` the median of `--repeats` more fits of new estimators on the same data. flaxzoo's
@@ -35,7 +37,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import median_time  # noqa: E402
 
-ROWS = ("least_squares", "logistic", "softmax", "grid_breast_cancer", "grid_100k", "bootstrap", "cv_100k")
+ROWS = ("least_squares", "logistic", "softmax", "grid_breast_cancer", "grid_100k", "bootstrap", "cv_100k",
+        "elastic_net_cv_100k")
 LIBRARIES = {
     "least_squares": ("flaxzoo", "sklearn", "sklearn_ols", "glum", "nemos"),
     "logistic": ("flaxzoo", "sklearn", "glum", "nemos"),
@@ -44,6 +47,7 @@ LIBRARIES = {
     "grid_100k": ("flaxzoo", "sklearn"),
     "bootstrap": ("flaxzoo", "sklearn"),
     "cv_100k": ("flaxzoo", "sklearn"),
+    "elastic_net_cv_100k": ("flaxzoo", "sklearn", "glum"),
 }
 
 
@@ -54,11 +58,11 @@ def make_data(row: str, smoke: bool):
 
     return load_breast_cancer(return_X_y=True)
   n, d, k = {"least_squares": (1_000_000, 32, 1), "logistic": (1_000_000, 32, 2), "softmax": (200_000, 64, 10),
-             "grid_100k": (100_000, 32, 2), "cv_100k": (100_000, 32, 2)}[row]
+             "grid_100k": (100_000, 32, 2), "cv_100k": (100_000, 32, 2), "elastic_net_cv_100k": (100_000, 32, 1)}[row]
   if smoke:
     n = 4000
   x = rng.normal(size=(n, d))
-  if row == "least_squares":
+  if row in ("least_squares", "elastic_net_cv_100k"):
     return x, x @ rng.normal(size=d) + rng.normal(size=n) + 3.0
   scores = x @ rng.normal(size=(d, k)) + rng.gumbel(size=(n, k)) * 2
   return x, np.argmax(scores, axis=1)
@@ -151,6 +155,20 @@ def fitter(row: str, library: str, x, y):
 
     return lambda: float(LogisticRegressionCV(Cs=10, cv=5, scoring="accuracy", l1_ratios=(0.0,),
                                               use_legacy_attributes=False).fit(x, y).C_)
+  if row == "elastic_net_cv_100k":
+    if library == "flaxzoo":
+      from flaxzoo.sklearn import ElasticNetCV
+
+      return lambda: float(ElasticNetCV(l1_ratio=0.5, cv=5).fit(x, y).alpha_)
+    if library == "sklearn":
+      from sklearn.linear_model import ElasticNetCV
+
+      return lambda: float(ElasticNetCV(l1_ratio=0.5, cv=5).fit(x, y).alpha_)
+    if library == "glum":
+      from glum import GeneralizedLinearRegressorCV
+
+      return lambda: float(GeneralizedLinearRegressorCV(family="normal", l1_ratio=0.5, n_alphas=100, cv=5)
+                           .fit(x, y).alpha_)
   raise ValueError(f"no {library} for {row}")
 
 
@@ -176,6 +194,8 @@ def worker(row: str, library: str, repeats: int, smoke: bool) -> dict:
   out = {"first_s": first, "warm_s": warm, "warm_range_s": spread}
   if row == "cv_100k":
     out["chosen_C"] = result
+  if row == "elastic_net_cv_100k":
+    out["chosen_alpha"] = result
   if row.startswith("grid"):
     out["best_C"] = result
   if library == "flaxzoo":
@@ -211,7 +231,7 @@ def main():
     return
   rows = args.only.split(",") if args.only else list(ROWS)
   if args.smoke:
-    rows = [r for r in rows if r in ("least_squares", "logistic", "grid_breast_cancer")]
+    rows = [r for r in rows if r in ("least_squares", "logistic", "grid_breast_cancer", "elastic_net_cv_100k")]
   details, metrics = {}, {}
   for row in rows:
     details[row] = {}

@@ -10,6 +10,7 @@ from flaxzoo.zoo.registry import lazy_exports
 
 _EXPORTS = {
     "ElasticNet": "flaxzoo.sklearn.elastic_net",
+    "ElasticNetCV": "flaxzoo.sklearn.elastic_net",
     "GammaRegressor": "flaxzoo.sklearn.glm",
     "Lasso": "flaxzoo.sklearn.elastic_net",
     "LinearClassifier": "flaxzoo.sklearn.estimators",
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
   from flaxzoo.sklearn.cv import LinearClassifierCV as LinearClassifierCV
   from flaxzoo.sklearn.cv import LinearRegressionCV as LinearRegressionCV
   from flaxzoo.sklearn.elastic_net import ElasticNet as ElasticNet
+  from flaxzoo.sklearn.elastic_net import ElasticNetCV as ElasticNetCV
   from flaxzoo.sklearn.elastic_net import Lasso as Lasso
   from flaxzoo.sklearn.estimators import LinearClassifier as LinearClassifier
   from flaxzoo.sklearn.estimators import LinearRegression as LinearRegression

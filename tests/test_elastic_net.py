@@ -8,8 +8,29 @@ import pytest
 from sklearn.datasets import load_diabetes
 from sklearn.exceptions import ConvergenceWarning
 
-from flaxzoo.sklearn import ElasticNet, Lasso
+from flaxzoo.sklearn import ElasticNet, ElasticNetCV, Lasso
 from flaxzoo.trainers import solvers
+
+
+def compilations():
+  """A counter of the programs XLA compiles (or loads from the persistent cache) while it is open."""
+  import jax
+
+  class Counter:
+    count, active = 0, False
+
+    def __enter__(self):
+      self.count, self.active = 0, True
+      return self
+
+    def __exit__(self, *_):
+      self.active = False
+
+  counter = Counter()
+  jax.monitoring.register_event_duration_secs_listener(
+      lambda name, *_, **__: setattr(counter, "count", counter.count + 1)
+      if counter.active and name == "/jax/core/compile/backend_compile_duration" else None)
+  return counter
 
 
 def objective(coef, intercept, x, y, weight, alpha, l1_ratio):
@@ -93,3 +114,40 @@ def test_l1_is_refused_for_the_classifiers_for_now():
   data = solvers.stage(x, (y > 140).astype(int), "logistic")
   with pytest.raises(ValueError, match="least squares only"):
     solvers.solve(data, np.ones((1, len(y))), [0.0], l1=[0.1])
+
+
+def test_models_with_distinct_weights_in_any_order_are_each_their_own_fit():
+  """Models that share no weights: each its own Gram matrix, whatever order the weights come in."""
+  x, y, _ = diabetes(badly_scaled=True)
+  weights = np.random.default_rng(2).uniform(0.0, 2.0, size=(4, len(y)))
+  data = solvers.stage(x, y, "mse")
+  together = solvers.solve(data, weights, [0.1, 0.01, 0.3, 0.05], tol=1e-12, max_iter=100_000, l1=[0.2] * 4)
+  for j in range(4):
+    alone = solvers.solve(data, weights[j:j + 1], [[0.1, 0.01, 0.3, 0.05][j]], tol=1e-12, max_iter=100_000, l1=[0.2])
+    np.testing.assert_allclose(together.coef[j], alone.coef[0], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("l1_ratio", [0.5, [0.2, 0.7, 1.0]], ids=["one-ratio", "three-ratios"])
+def test_elastic_net_cv_chooses_as_scikit_learn_in_one_program(l1_ratio):
+  """scikit-learn's alpha grid, held-out MSE path, choice and refit (weighted rows, raw features); every
+  fold x ratio x alpha and the refits in one program, and a second fit of new folds and alphas in none."""
+  from sklearn.linear_model import ElasticNetCV as Reference
+  from sklearn.model_selection import KFold
+
+  x, y, weight = diabetes(badly_scaled=True)
+  folds = KFold(5, shuffle=True, random_state=0)
+  with compilations() as compiled:
+    ours = ElasticNetCV(l1_ratio=l1_ratio, cv=folds, tol=1e-10, max_iter=100_000).fit(x, y, sample_weight=weight)
+  assert compiled.count <= 3, compiled.count
+  reference = Reference(l1_ratio=l1_ratio, cv=folds, tol=1e-12, max_iter=1_000_000)
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    reference.fit(x, y, sample_weight=weight)
+  np.testing.assert_allclose(ours.alphas_, reference.alphas_, rtol=1e-10)
+  np.testing.assert_allclose(ours.mse_path_, reference.mse_path_, rtol=1e-6)
+  assert (ours.alpha_, ours.l1_ratio_) == (pytest.approx(reference.alpha_), reference.l1_ratio_)
+  np.testing.assert_allclose(ours.coef_, reference.coef_, rtol=0, atol=1e-6 * np.abs(reference.coef_).max())
+  np.testing.assert_array_equal(ours.coef_ == 0.0, reference.coef_ == 0.0)
+  with compilations() as second:  # other folds, other alphas (as many), other weights, tolerance, sweeps
+    ElasticNetCV(l1_ratio=l1_ratio, cv=KFold(5), eps=1e-2, tol=1e-8, max_iter=5000).fit(x, y)
+  assert second.count == 0

@@ -7,6 +7,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from flaxzoo.sklearn import (
   ElasticNet,
+  ElasticNetCV,
   GammaRegressor,
   Lasso,
   LinearClassifier,
@@ -34,7 +35,7 @@ EXPECTED_FAILURES = {}
 @pytest.mark.slow
 @parametrize_with_checks([LinearRegression(), LinearClassifier(), LinearRegressionCV(), LinearClassifierCV(Cs=3),
                           PoissonRegressor(), GammaRegressor(), TweedieRegressor(power=1.5), TweedieRegressor(),
-                          ElasticNet(), Lasso()],
+                          ElasticNet(), Lasso(), ElasticNetCV()],
                          expected_failed_checks=lambda e: EXPECTED_FAILURES.get(type(e).__name__, {}))
 def test_scikit_learn_conformance(estimator, check):
   check(estimator)

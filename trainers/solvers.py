@@ -370,7 +370,8 @@ def chunked_weights(data: Staged, weights: np.ndarray) -> Weights:
   inverse = 1.0 / total
   out = []
   by_row = _by_row(data, len(weights))
-  rows_weights, rows_inverse = (weights, inverse) if len(groups) == len(weights) else (weights[groups], inverse[groups])
+  every = len(groups) == len(weights) and np.array_equal(groups, np.arange(len(weights)))
+  rows_weights, rows_inverse = (weights, inverse) if every else (weights[groups], inverse[groups])
   sharding = None
   if data.sharding is not None:  # rows split as the data's, models whole
     spec = (*data.sharding.spec, None) if by_row else (None, *data.sharding.spec)
@@ -427,15 +428,23 @@ class Solution:
 
 
 def solve(data: Staged, weights, l2, solver: str = "auto", tol: float = 1e-4, max_iter: int = 100,
-          start: tuple[np.ndarray, np.ndarray] | None = None, l1=None) -> Solution:
+          start: tuple[np.ndarray, np.ndarray] | None = None, l1=None, mix=None) -> Solution:
   """Fits K models on the staged rows: `weights [K, n]` (>= 0, any scale), `l2 [K]` (>= 0), and `l1 [K]`
   (>= 0; least squares only, for now: the elastic net by coordinate descent, `max_iter` sweeps).
 
   `start`: `(coef [K, d, k], intercept [K, k])` to start the iterative solvers from (default zero, as
-  scikit-learn's). Returns a `Solution`.
+  scikit-learn's). `mix [K, G]` (>= 0): model k's weights are `Σ_g mix[k, g] weights[g]` (`weights [G, n]`):
+  a grid over folds needs no copy of the weights a model, and least squares sums each part's rows once
+  (the folds' held-out parts: every training fold's Gram matrix from one pass). Returns a `Solution`.
   """
   weights = np.atleast_2d(np.asarray(weights, np.float64))
-  count = len(weights)
+  if mix is not None:
+    mix = np.atleast_2d(np.asarray(mix, np.float64))
+    if mix.ndim != 2 or mix.shape[1] != len(weights) or not (np.all(np.isfinite(mix)) and mix.min() >= 0):
+      raise ValueError(f"mix must be [models, {len(weights)}] finite numbers >= 0, got shape {mix.shape}")
+    if data.loss != "mse":  # the iterative solvers' passes read every model's weights
+      weights, mix = mix @ weights, None
+  count = len(weights) if mix is None else len(mix)
   l2 = np.broadcast_to(np.asarray(l2, np.float64), (count,)).copy()
   if not np.all(np.isfinite(l2) & (l2 >= 0)):
     raise ValueError(f"l2 must be finite numbers >= 0, got {l2.tolist()}")
@@ -449,11 +458,13 @@ def solve(data: Staged, weights, l2, solver: str = "auto", tol: float = 1e-4, ma
   solver = choose(solver, data.loss, num_params=(data.d + 1) * data.k)
   if solver == "optax":
     raise ValueError("solve() runs the exact solvers; solver='optax' trains through Trainer")
-  chunks = chunked_weights(data, weights)
+  chunks = chunked_weights(data, weights) if mix is None else None
   if start is not None:  # a given start (a warm start, the folds' mean fit) is nearer than a sample's optimum
     chunks.start = None
   with jax.enable_x64(True):
     if solver == "normal_equation":
+      if mix is not None:
+        return _normal_equation(data, None, l2, l1, float(tol), int(max_iter), _mixed_grams(data, weights, mix))
       return _normal_equation(data, chunks, l2, l1, float(tol), int(max_iter))
     theta = _to_scaled(data, start, count)
     if start is None and data.family:  # a GLM from its intercept-only fit: log of the weighted mean target
@@ -596,20 +607,46 @@ def _elastic_net_solve(gram, l2, l1, scale, tol, max_sweeps, d: int):
 RAW_CANCELLATION = 1e4
 
 
-def _host_grams(data: Staged) -> np.ndarray | None:
+def _mixed_grams(data: Staged, weights: np.ndarray, mix: np.ndarray) -> np.ndarray:
+  """`[K, D, D]`: each model's Gram matrix (`_host_grams`'), model k's weights `Σ_g mix[k, g] weights[g]`, from
+  the G parts' sums (linear in the weights): on the host from each part's own rows where the parts are
+  disjoint (every row in one at most), else by the device pass over the parts' weights."""
+  masses = weights.sum(axis=1)
+  if np.any(masses <= 0) or np.any(mix @ masses <= 0):
+    raise ValueError("every part of the weights and every model needs a positive weight")
+  grams = None
+  if data.host is not None and np.count_nonzero(weights, axis=0).max() <= 1:
+    parts = [_host_grams(data, rows, part[rows]) for part in weights for rows in [np.flatnonzero(part)]]
+    grams = None if any(g is None for g in parts) else np.asarray(parts)
+  if grams is None:
+    chunks = chunked_weights(dataclasses.replace(data, host=None), weights)
+    size = data.d + data.k + 1
+    total = jax.device_put(np.zeros((len(chunks.groups), size, size), data.dtype))
+    for x, y, w in zip(*data.rows(), chunks.rows):
+      total = _gram_pass(total, x, y, w, *data.args())
+    grams = np.asarray(total, np.float64)[chunks.group_of]
+  return np.einsum("kg,gab->kab", mix * masses[None, :], grams) / (mix @ masses)[:, None, None]
+
+
+def _host_grams(data: Staged, rows: np.ndarray | None = None, weight: np.ndarray | None = None) -> np.ndarray | None:
   """`[D, D]`: the mean over the rows of `z zᵀ`, `z = [(x - shift) / scale, y, 1]`, every row weighed the
-  same, from the rows where they are (`data.host`, no copy): `xᵀx` of the d raw columns (one BLAS call,
+  same (or `rows` weighed by `weight`, a copy of them), from the rows where they are (`data.host`, no copy): `xᵀx` of the d raw columns (one BLAS call,
   where XLA's CPU GEMM of the 34 columns of `z` ran at half the speed and the rows had to be copied to the
   device first: 1M x 32, 140 -> 80 ms) and `xᵀ[y, 1]`, centred in float64 after. None where centring after
   the sums would lose precision (the data's mean far from `shift` in units of its spread)."""
   x, y = data.host
   d, k, n = data.d, data.k, data.n
-  xx = x.T @ x
-  ends = np.empty((n, k + 1))
+  if rows is not None:  # those rows, weighed by `weight` (a copy of them)
+    x, y = np.take(x, rows, axis=0), np.take(y, rows, axis=0)
+    n = float(weight.sum())
+  xw = x if weight is None else x * weight[:, None]
+  xx = xw.T @ x
+  ends = np.empty((len(x), k + 1))
   ends[:, :k], ends[:, k] = y, 1.0
-  xe = x.T @ ends
+  xe = xw.T @ ends
   xy, sx = xe[:, :k], xe[:, k]
-  yy, sy = y.T @ y, y.sum(axis=0)
+  yw = y if weight is None else y * weight[:, None]
+  yy, sy = yw.T @ y, yw.sum(axis=0)
   shift, scale = data.pass_shift, data.pass_scale
   centred = xx - np.outer(shift, sx) - np.outer(sx, shift) + n * np.outer(shift, shift)  # Σ (x - s)(x - s)ᵀ
   magnitude = np.diagonal(xx) + n * shift**2  # what the rounding of `centred` is relative to
@@ -625,19 +662,23 @@ def _host_grams(data: Staged) -> np.ndarray | None:
   return (np.triu(gram) + np.triu(gram, 1).T) / n
 
 
-def _normal_equation(data: Staged, chunks, l2, l1=None, tol=1e-4, max_iter=1000) -> Solution:
-  """Least squares from the weighted Gram matrices: the ridge's linear solve, or where any `l1 [K]` > 0 the
-  elastic net's coordinate descent (`_elastic_net_solve`, at most `max_iter` sweeps)."""
+def _normal_equation(data: Staged, chunks, l2, l1=None, tol=1e-4, max_iter=1000, grams=None) -> Solution:
+  """Least squares from the weighted Gram matrices (`grams [K, D, D]` as given, else summed here): the
+  ridge's linear solve, or where any `l1 [K]` > 0 the elastic net's coordinate descent (`_elastic_net_solve`,
+  at most `max_iter` sweeps)."""
   size = data.d + data.k + 1
-  gram = _host_grams(data) if data.host is not None and chunks.uniform else None
-  if gram is not None:  # the same Gram matrix for every model
+  gram = _host_grams(data) if grams is None and data.host is not None and chunks.uniform else None
+  if grams is not None:
+    total = jax.device_put(grams)
+  elif gram is not None:  # the same Gram matrix for every model
     total = jax.device_put(np.broadcast_to(gram, (len(l2), size, size)))
   else:
     total = jax.device_put(np.zeros((len(chunks.groups), size, size), data.dtype))
     for x, y, w in zip(*data.rows(), chunks.rows):
       total = _gram_pass(total, x, y, w, *data.args())
-    if len(chunks.groups) < len(l2):  # models that share their weights share their Gram matrix
-      total = total[jax.device_put(chunks.group_of)]
+    if len(chunks.groups) != len(l2) or np.any(chunks.group_of != np.arange(len(l2))):  # models that share
+      # their weights share their Gram matrix (on the host:
+      total = jax.device_put(np.asarray(total)[chunks.group_of])  # an eager gather would be one more program)
   count = len(l2)
   if l1 is None or not np.any(l1 > 0):
     w_s, b_s, objective = _normal_solve(total, jax.device_put(l2), jax.device_put(data.scale), data.d)
