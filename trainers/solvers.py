@@ -630,10 +630,11 @@ def _mixed_grams(data: Staged, weights: np.ndarray, mix: np.ndarray) -> np.ndarr
 
 def _host_grams(data: Staged, rows: np.ndarray | None = None, weight: np.ndarray | None = None) -> np.ndarray | None:
   """`[D, D]`: the mean over the rows of `z zᵀ`, `z = [(x - shift) / scale, y, 1]`, every row weighed the
-  same (or `rows` weighed by `weight`, a copy of them), from the rows where they are (`data.host`, no copy): `xᵀx` of the d raw columns (one BLAS call,
-  where XLA's CPU GEMM of the 34 columns of `z` ran at half the speed and the rows had to be copied to the
-  device first: 1M x 32, 140 -> 80 ms) and `xᵀ[y, 1]`, centred in float64 after. None where centring after
-  the sums would lose precision (the data's mean far from `shift` in units of its spread)."""
+  same (or `rows` weighed by `weight`, a copy of them), from the rows where they are (`data.host`): `xᵀx` of
+  the d raw columns (one BLAS call, where XLA's CPU GEMM of the 34 columns of `z` ran at half the speed and
+  the rows had to be copied to the device first: 1M x 32, 140 -> 80 ms) and `xᵀ[y, 1]`, centred in float64
+  after. None where centring after the sums would lose precision (the data's mean far from `shift` in units
+  of its spread)."""
   x, y = data.host
   d, k, n = data.d, data.k, data.n
   if rows is not None:  # those rows, weighed by `weight` (a copy of them)
