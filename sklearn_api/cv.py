@@ -24,7 +24,7 @@ from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
 from sklearn.utils.validation import validate_data
 
-from flaxzoo.sklearn.estimators import LinearClassifier, LinearRegression, _DenseInput, _LinearModel
+from flaxzoo.sklearn.estimators import LinearClassifier, LinearRegression, _DenseInput, _LinearModel, class_weights
 from flaxzoo.sklearn.penalty import l2_of_alpha, l2_of_C
 
 
@@ -157,6 +157,7 @@ class LinearClassifierCV(ClassifierMixin, _CrossValidated):
     Cs: a list of `C`s (LogisticRegression's scale), or an int: that many on `np.logspace(-4, 4)`.
     cv: folds: an int (StratifiedKFold), a splitter or an iterable of splits; None: 5.
     scoring: a scorer name or callable; None: accuracy.
+    class_weight: as `LinearClassifier`'s, from every row's label (scikit-learn's).
     solver, tol, max_iter: as `LinearClassifier`'s.
 
   Attributes: `C_` `[1]`, `Cs_`, `best_score_`, `scores_` `{class: [folds, Cs]}` (the positive class for
@@ -168,8 +169,10 @@ class LinearClassifierCV(ClassifierMixin, _CrossValidated):
   # pass over the rows costs in proportion), then a few single-model passes.
   _refit_in_grid = False
 
-  def __init__(self, Cs=10, *, cv=None, scoring=None, solver="auto", tol=1e-4, max_iter=100):  # noqa: N803
+  def __init__(self, Cs=10, *, cv=None, scoring=None, class_weight=None, solver="auto", tol=1e-4,  # noqa: N803
+               max_iter=100):
     self.Cs = Cs
+    self.class_weight = class_weight
     self.cv = cv
     self.scoring = scoring
     self.solver = solver
@@ -210,6 +213,9 @@ class LinearClassifierCV(ClassifierMixin, _CrossValidated):
     X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
     labels = LinearClassifier._encode(self, y, first=True)
     self.Cs_ = self._penalties()
+    # The classes' weights from every row (scikit-learn's LogisticRegressionCV), times the sample weights.
+    sample_weight = _LinearModel._weights(self, X, sample_weight) * class_weights(self.class_weight, self.classes_,
+                                                                                labels)
     scores, C = self._grid(X, y, sample_weight, labels.astype(np.int32),
                            "logistic" if len(self.classes_) == 2 else "softmax", len(self.classes_))
     self.C_ = np.asarray([C])

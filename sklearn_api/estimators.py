@@ -279,6 +279,16 @@ class LinearRegression(RegressorMixin, _LinearModel):
     return self._raw(X)
 
 
+def class_weights(class_weight, classes: np.ndarray, codes: np.ndarray) -> np.ndarray | float:
+  """Each row's factor `[n]` of scikit-learn's `class_weight` (None, `"balanced"`: `n / (classes x count)`, or
+  `{label: weight}`, others 1), for labels `classes[codes]`: it multiplies the sample weights."""
+  if class_weight is None:
+    return 1.0
+  from sklearn.utils.class_weight import compute_class_weight
+
+  return compute_class_weight(class_weight, classes=classes, y=classes[codes])[codes]
+
+
 def _classes_and_codes(y):
   """`np.unique(y, return_inverse=True)`; integer labels of a small range by counting, not sorting (1M
   labels: 65 ms -> 6 ms)."""
@@ -300,6 +310,8 @@ class LinearClassifier(ClassifierMixin, _LinearModel):
   Args:
     C: inverse penalty on `LogisticRegression`'s scale: `C Σ loss + |coef|² / 2` (weighted rows);
       `np.inf`: no penalty.
+    class_weight: scikit-learn's: None, `"balanced"` (`n / (classes x count)`) or `{label: weight}`; it
+      multiplies the sample weights (`partial_fit`: a dict only).
     solver: `"auto"` (Newton up to `solvers.NEWTON_MAX_PARAMS` parameters, else L-BFGS), `"newton"`,
       `"lbfgs"`, or `"optax"` (`optimizer` by name at `learning_rate`, through `Trainer`).
     tol: the exact solvers stop when the largest entry of the mean objective's gradient is below it;
@@ -311,11 +323,12 @@ class LinearClassifier(ClassifierMixin, _LinearModel):
   `coef_` `[1, d]` (two classes) or `[classes, d]`, and `n_iter_` `[1]`, as scikit-learn's.
   """
 
-  def __init__(self, C=1.0, *, solver="auto", tol=1e-4, max_iter=100, optimizer="lbfgs", learning_rate=0.1,
-               batch_size=None, check_every=10, seed=0, warm_start=False):
+  def __init__(self, C=1.0, *, class_weight=None, solver="auto", tol=1e-4, max_iter=100, optimizer="lbfgs",
+               learning_rate=0.1, batch_size=None, check_every=10, seed=0, warm_start=False):
     super().__init__(solver=solver, tol=tol, max_iter=max_iter, optimizer=optimizer, learning_rate=learning_rate,
                      batch_size=batch_size, check_every=check_every, seed=seed, warm_start=warm_start)
     self.C = C
+    self.class_weight = class_weight
 
   def _check_params(self):
     super()._check_params()
@@ -361,6 +374,7 @@ class LinearClassifier(ClassifierMixin, _LinearModel):
     X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
     weight = self._weights(X, sample_weight)
     labels = self._encode(y, first=True)
+    weight = weight * class_weights(self.class_weight, self.classes_, labels)
     k = 1 if len(self.classes_) == 2 else len(self.classes_)
     start = (self.coef_, self.intercept_) if self.warm_start and getattr(self, "coef_", np.empty((0, 0))).shape == (
         k, X.shape[1]) else None
@@ -378,6 +392,9 @@ class LinearClassifier(ClassifierMixin, _LinearModel):
     X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=first)
     weight = self._weights(X, sample_weight)
     labels = self._encode(y, first=first, classes=classes)
+    if isinstance(self.class_weight, str):  # (scikit-learn's SGDClassifier refuses it there too)
+      raise ValueError("class_weight='balanced' needs all the labels at once: use fit, or a dict of weights")
+    weight = weight * class_weights(self.class_weight, self.classes_, labels)
     k = 1 if len(self.classes_) == 2 else len(self.classes_)
     start = None if first else (self.coef_, self.intercept_)
     steps = 1 if self.batch_size is None else -(-len(X) // int(self.batch_size))
