@@ -24,7 +24,14 @@ from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
 from sklearn.utils.validation import validate_data
 
-from flaxzoo.sklearn.estimators import LinearClassifier, LinearRegression, _DenseInput, _LinearModel, class_weights
+from flaxzoo.sklearn.estimators import (
+  LinearClassifier,
+  LinearRegression,
+  _DenseInput,
+  _LinearModel,
+  check_iterations,
+  class_weights,
+)
 from flaxzoo.sklearn.penalty import l2_of_alpha, l2_of_C
 
 
@@ -32,10 +39,7 @@ class _CrossValidated(_DenseInput):
   """The grid and its one solve; subclasses name the penalty and the single estimator."""
 
   def _check_cv_params(self):
-    if not isinstance(self.max_iter, numbers.Integral) or isinstance(self.max_iter, bool) or self.max_iter < 1:
-      raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
-    if not isinstance(self.tol, numbers.Real) or not 0 <= self.tol < np.inf:
-      raise ValueError(f"tol must be a finite number >= 0, got {self.tol!r}")
+    check_iterations(self.max_iter, self.tol)
     if self.solver not in self._solvers:
       raise ValueError(f"solver must be one of {', '.join(self._solvers)}, got {self.solver!r}")
 

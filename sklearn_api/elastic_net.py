@@ -23,7 +23,7 @@ from sklearn.base import MultiOutputMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from flaxzoo.sklearn.estimators import _DenseInput
+from flaxzoo.sklearn.estimators import _DenseInput, check_iterations
 from flaxzoo.sklearn.penalty import penalties_of_elastic_net
 
 
@@ -49,10 +49,7 @@ class ElasticNet(MultiOutputMixin, RegressorMixin, _DenseInput):
       raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
     if not isinstance(self.l1_ratio, numbers.Real) or not 0 <= self.l1_ratio <= 1:
       raise ValueError(f"l1_ratio must be a number in [0, 1], got {self.l1_ratio!r}")
-    if not isinstance(self.max_iter, numbers.Integral) or isinstance(self.max_iter, bool) or self.max_iter < 1:
-      raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
-    if not isinstance(self.tol, numbers.Real) or not 0 <= self.tol < np.inf:
-      raise ValueError(f"tol must be a finite number >= 0, got {self.tol!r}")
+    check_iterations(self.max_iter, self.tol)
 
   def fit(self, X, y, sample_weight=None):
     """Fits on `X [n, d]`, `y [n]` or `[n, targets]`."""
@@ -122,10 +119,7 @@ class ElasticNetCV(ElasticNet):
       raise ValueError(f"l1_ratio must be a number in (0, 1] or a list of them, got {self.l1_ratio!r}")
     if not isinstance(self.eps, numbers.Real) or not 0 < self.eps < np.inf:
       raise ValueError(f"eps must be a number > 0, got {self.eps!r}")
-    if not isinstance(self.max_iter, numbers.Integral) or isinstance(self.max_iter, bool) or self.max_iter < 1:
-      raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
-    if not isinstance(self.tol, numbers.Real) or not 0 <= self.tol < np.inf:
-      raise ValueError(f"tol must be a finite number >= 0, got {self.tol!r}")
+    check_iterations(self.max_iter, self.tol)
     return ratios
 
   def _alpha_grid(self, X, y, weight, ratio):

@@ -38,6 +38,14 @@ from flaxzoo.sklearn.penalty import l2_of_alpha, l2_of_C
 SOLVERS = ("auto", "normal_equation", "newton", "lbfgs", "optax")
 
 
+def check_iterations(max_iter, tol) -> None:
+  """scikit-learn's `max_iter` (an int >= 1) and `tol` (a finite number >= 0), refused in one line."""
+  if not isinstance(max_iter, numbers.Integral) or isinstance(max_iter, bool) or max_iter < 1:
+    raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
+  if not isinstance(tol, numbers.Real) or not 0 <= tol < np.inf:
+    raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+
+
 class _DenseInput(BaseEstimator):
   """Every flaxzoo estimator reads dense arrays only."""
 

@@ -22,7 +22,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import d2_tweedie_score
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from flaxzoo.sklearn.estimators import _DenseInput
+from flaxzoo.sklearn.estimators import _DenseInput, check_iterations
 from flaxzoo.sklearn.penalty import l2_of_alpha, l2_of_glm_alpha
 
 GLM_SOLVERS = {"auto": "auto", "newton": "newton", "newton-cholesky": "newton", "lbfgs": "lbfgs"}
@@ -48,10 +48,7 @@ class _GeneralizedLinear(RegressorMixin, _DenseInput):
       raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
     if self.solver not in GLM_SOLVERS:
       raise ValueError(f"solver must be one of {', '.join(GLM_SOLVERS)}, got {self.solver!r}")
-    if not isinstance(self.max_iter, numbers.Integral) or isinstance(self.max_iter, bool) or self.max_iter < 1:
-      raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
-    if not isinstance(self.tol, numbers.Real) or not 0 <= self.tol < np.inf:
-      raise ValueError(f"tol must be a finite number >= 0, got {self.tol!r}")
+    check_iterations(self.max_iter, self.tol)
 
   def _family(self) -> tuple[str, float | None]:
     power = self._power()

@@ -128,3 +128,25 @@ def one_line_error(result, *fragments) -> str:
   for fragment in fragments:
     assert fragment in lines[-1], result.stderr
   return lines[-1]
+
+
+class Compilations:
+  """Counts the programs XLA compiles (or loads from the persistent cache) while it is open."""
+
+  def __init__(self):
+    self.count, self.active = 0, False
+    jax.monitoring.register_event_duration_secs_listener(self._on_event)
+
+  def _on_event(self, name, *_, **__):
+    if self.active and name == "/jax/core/compile/backend_compile_duration":
+      self.count += 1
+
+  def __enter__(self):
+    self.count, self.active = 0, True
+    return self
+
+  def __exit__(self, *_):
+    self.active = False
+
+
+COMPILATIONS = Compilations()

@@ -5,32 +5,12 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import COMPILATIONS
 from sklearn.datasets import load_diabetes
 from sklearn.exceptions import ConvergenceWarning
 
 from flaxzoo.sklearn import ElasticNet, ElasticNetCV, Lasso
 from flaxzoo.trainers import solvers
-
-
-def compilations():
-  """A counter of the programs XLA compiles (or loads from the persistent cache) while it is open."""
-  import jax
-
-  class Counter:
-    count, active = 0, False
-
-    def __enter__(self):
-      self.count, self.active = 0, True
-      return self
-
-    def __exit__(self, *_):
-      self.active = False
-
-  counter = Counter()
-  jax.monitoring.register_event_duration_secs_listener(
-      lambda name, *_, **__: setattr(counter, "count", counter.count + 1)
-      if counter.active and name == "/jax/core/compile/backend_compile_duration" else None)
-  return counter
 
 
 def objective(coef, intercept, x, y, weight, alpha, l1_ratio):
@@ -136,7 +116,7 @@ def test_elastic_net_cv_chooses_as_scikit_learn_in_one_program(l1_ratio):
 
   x, y, weight = diabetes(badly_scaled=True)
   folds = KFold(5, shuffle=True, random_state=0)
-  with compilations() as compiled:
+  with COMPILATIONS as compiled:
     ours = ElasticNetCV(l1_ratio=l1_ratio, cv=folds, tol=1e-10, max_iter=100_000).fit(x, y, sample_weight=weight)
   assert compiled.count <= 3, compiled.count
   reference = Reference(l1_ratio=l1_ratio, cv=folds, tol=1e-12, max_iter=1_000_000)
@@ -148,6 +128,6 @@ def test_elastic_net_cv_chooses_as_scikit_learn_in_one_program(l1_ratio):
   assert (ours.alpha_, ours.l1_ratio_) == (pytest.approx(reference.alpha_), reference.l1_ratio_)
   np.testing.assert_allclose(ours.coef_, reference.coef_, rtol=0, atol=1e-6 * np.abs(reference.coef_).max())
   np.testing.assert_array_equal(ours.coef_ == 0.0, reference.coef_ == 0.0)
-  with compilations() as second:  # other folds, other alphas (as many), other weights, tolerance, sweeps
+  with COMPILATIONS as second:  # other folds, other alphas (as many), other weights, tolerance, sweeps
     ElasticNetCV(l1_ratio=l1_ratio, cv=KFold(5), eps=1e-2, tol=1e-8, max_iter=5000).fit(x, y)
   assert second.count == 0

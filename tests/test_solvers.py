@@ -10,6 +10,7 @@ import warnings
 import jax
 import numpy as np
 import pytest
+from conftest import COMPILATIONS
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
@@ -27,26 +28,6 @@ def standard_promotion():
     yield
 
 
-class Compilations:
-  """Counts the programs XLA compiles (or loads from the persistent cache) while it is open."""
-
-  def __init__(self):
-    self.count, self.active = 0, False
-    jax.monitoring.register_event_duration_secs_listener(self._on_event)
-
-  def _on_event(self, name, *_, **__):
-    if self.active and name == "/jax/core/compile/backend_compile_duration":
-      self.count += 1
-
-  def __enter__(self):
-    self.count, self.active = 0, True
-    return self
-
-  def __exit__(self, *_):
-    self.active = False
-
-
-COMPILATIONS = Compilations()
 
 
 def lstsq_fit(x, y, weight=None):
