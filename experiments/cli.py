@@ -559,7 +559,9 @@ def _use_compilation_cache() -> None:
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, exiting: bool = False) -> int:
+  """Runs a command; returns its exit code. `exiting`: the process ends right after (the console script),
+  so a SIGINT or SIGTERM that comes once the command is done is held back and never delivered."""
   argv = sys.argv[1:] if argv is None else argv
   args = _build_parser().parse_args(argv)
   if args.command != "list":
@@ -577,9 +579,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
       return _main(args, argv)
     finally:
+      # A signal now is too late to stop anything: held back while the handlers are restored (one that came
+      # in between once raised KeyboardInterrupt here, a traceback after the whole output was written).
+      late = {signal.SIGINT, signal.SIGTERM}
+      signal.pthread_sigmask(signal.SIG_BLOCK, late)
       for signum, handler in handlers.items():
         signal.signal(signum, handler)
       sys.unraisablehook = hook
+      if not exiting:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, late)
   return _main(args, argv)
 
 
@@ -657,7 +665,12 @@ def entry_point() -> None:
   Exits without the interpreter's teardown once everything is written and closed: tearing down JAX's
   runtime and a few thousand modules takes ~0.5 s and does nothing for the user.
   """
-  code = main()
+  try:
+    code = main(exiting=True)
+  except (KeyboardInterrupt, Terminated) as signalled:  # between the command's own handling and the hold
+    print("flaxzoo: interrupted" if isinstance(signalled, KeyboardInterrupt) else
+          "flaxzoo: terminated (SIGTERM); nothing half-written is left", file=sys.stderr)
+    code = 130 if isinstance(signalled, KeyboardInterrupt) else 143
   try:
     sys.stdout.flush()
     sys.stderr.flush()
