@@ -10,6 +10,8 @@ Rows (the same objective on every side, float64 data):
 - `bootstrap`: 200 bootstrap refits on breast cancer (standardised), C = 1: scikit-learn's loop vs one
   `Sweep` of 200 models with `solver="auto"` (the bootstrap counts as example weights).
 - `cv_100k`: LinearClassifierCV vs LogisticRegressionCV(Cs=10, cv=5) on 100,000 x 32.
+- `poisson_100k`, `gamma_100k`, `tweedie_100k`: PoissonRegressor, GammaRegressor, TweedieRegressor(power=1.5),
+  alpha = 1e-3, on 100,000 x 32 (log-mean 0.5 + x b / 10); glum (the same family, alpha, log link).
 - `elastic_net_cv_100k`: ElasticNetCV(l1_ratio=0.5, cv=5), 100 alphas x 5 folds, on 100,000 x 32 (least
   squares data); glum's GeneralizedLinearRegressorCV (normal, the same grid size).
 
@@ -38,7 +40,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import median_time  # noqa: E402
 
 ROWS = ("least_squares", "logistic", "softmax", "grid_breast_cancer", "grid_100k", "bootstrap", "cv_100k",
-        "elastic_net_cv_100k")
+        "poisson_100k", "gamma_100k", "tweedie_100k", "elastic_net_cv_100k")
+GLM_ROWS = {"poisson_100k": ("PoissonRegressor", {}, "poisson"), "gamma_100k": ("GammaRegressor", {}, "gamma"),
+            "tweedie_100k": ("TweedieRegressor", {"power": 1.5}, "tweedie")}
 LIBRARIES = {
     "least_squares": ("flaxzoo", "sklearn", "sklearn_ols", "glum", "nemos"),
     "logistic": ("flaxzoo", "sklearn", "glum", "nemos"),
@@ -48,6 +52,7 @@ LIBRARIES = {
     "bootstrap": ("flaxzoo", "sklearn"),
     "cv_100k": ("flaxzoo", "sklearn"),
     "elastic_net_cv_100k": ("flaxzoo", "sklearn", "glum"),
+    **{row: ("flaxzoo", "sklearn", "glum") for row in ("poisson_100k", "gamma_100k", "tweedie_100k")},
 }
 
 
@@ -57,6 +62,15 @@ def make_data(row: str, smoke: bool):
     from sklearn.datasets import load_breast_cancer
 
     return load_breast_cancer(return_X_y=True)
+  if row in GLM_ROWS:
+    n = 4000 if smoke else 100_000
+    x = rng.normal(size=(n, 32))
+    mean = np.exp(0.5 + x @ rng.normal(size=32) / 10)
+    if row == "poisson_100k":
+      return x, rng.poisson(mean).astype(np.float64)
+    if row == "gamma_100k":
+      return x, rng.gamma(2.0, mean / 2.0)
+    return x, rng.poisson(mean) * rng.gamma(2.0, 0.5, size=n)  # compound Poisson-gamma: zeros and positives
   n, d, k = {"least_squares": (1_000_000, 32, 1), "logistic": (1_000_000, 32, 2), "softmax": (200_000, 64, 10),
              "grid_100k": (100_000, 32, 2), "cv_100k": (100_000, 32, 2), "elastic_net_cv_100k": (100_000, 32, 1)}[row]
   if smoke:
@@ -155,6 +169,18 @@ def fitter(row: str, library: str, x, y):
 
     return lambda: float(LogisticRegressionCV(Cs=10, cv=5, scoring="accuracy", l1_ratios=(0.0,),
                                               use_legacy_attributes=False).fit(x, y).C_)
+  if row in GLM_ROWS:
+    name, args, family = GLM_ROWS[row]
+    if library == "glum":
+      from glum import GeneralizedLinearRegressor, TweedieDistribution
+
+      distribution = TweedieDistribution(1.5) if family == "tweedie" else family
+      return lambda: GeneralizedLinearRegressor(family=distribution, link="log", alpha=1e-3).fit(x, y).coef_
+    if library == "flaxzoo":
+      import flaxzoo.sklearn as module
+    else:
+      import sklearn.linear_model as module
+    return lambda: getattr(module, name)(alpha=1e-3, **args).fit(x, y).coef_
   if row == "elastic_net_cv_100k":
     if library == "flaxzoo":
       from flaxzoo.sklearn import ElasticNetCV
@@ -231,7 +257,8 @@ def main():
     return
   rows = args.only.split(",") if args.only else list(ROWS)
   if args.smoke:
-    rows = [r for r in rows if r in ("least_squares", "logistic", "grid_breast_cancer", "elastic_net_cv_100k")]
+    rows = [r for r in rows if r in ("least_squares", "logistic", "grid_breast_cancer", "poisson_100k",
+                                     "elastic_net_cv_100k")]
   details, metrics = {}, {}
   for row in rows:
     details[row] = {}
