@@ -581,13 +581,12 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
     finally:
       # A signal now is too late to stop anything: held back while the handlers are restored (one that came
       # in between once raised KeyboardInterrupt here, a traceback after the whole output was written).
-      late = {signal.SIGINT, signal.SIGTERM}
-      signal.pthread_sigmask(signal.SIG_BLOCK, late)
+      mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
       for signum, handler in handlers.items():
         signal.signal(signum, handler)
       sys.unraisablehook = hook
-      if not exiting:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, late)
+      if not exiting:  # the caller's mask again (a signal held back meanwhile is delivered to its handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
   return _main(args, argv)
 
 

@@ -169,8 +169,8 @@ class LinearClassifierCV(ClassifierMixin, _CrossValidated):
   """
 
   _solvers = ("auto", "newton", "lbfgs")
-  # The refit after the folds, of the chosen C alone and from their mean fit: 50 models a pass, not 60 (every
-  # pass over the rows costs in proportion), then a few single-model passes.
+  # The refit after the folds, of the chosen C alone: 50 models a pass, not 60 (every pass over the rows costs
+  # in proportion), then a few single-model passes.
   _refit_in_grid = False
 
   def __init__(self, Cs=10, *, cv=None, scoring=None, class_weight=None, solver="auto", tol=1e-4,  # noqa: N803

@@ -169,9 +169,8 @@ class ElasticNetCV(ElasticNet):
     data = solvers.stage(X, y, "mse")
     fit = solvers.solve(data, parts[keep], l2, "normal_equation", float(self.tol), int(self.max_iter), l1=l1,
                         mix=np.repeat(groups[:, keep], grid.size, axis=0))
-    masks = groups
-    coef = fit.coef[:, :, 0].reshape(len(masks), *grid.shape, X.shape[1])
-    intercept = fit.intercept[:, 0].reshape(len(masks), *grid.shape)
+    coef = fit.coef[:, :, 0].reshape(len(groups), *grid.shape, X.shape[1])
+    intercept = fit.intercept[:, 0].reshape(len(groups), *grid.shape)
     mse = np.empty(grid.shape + (len(folds),))
     for f, (_, test) in enumerate(folds):  # every model's held-out residuals, one GEMM: [rows, l1_ratios x alphas]
       residual = np.c_[X[test], np.ones(len(test)), y[test]] @ np.r_[
@@ -179,12 +178,12 @@ class ElasticNetCV(ElasticNet):
       np.square(residual, out=residual)
       mse[:, :, f] = (weight[test] @ residual / weight[test].sum()).reshape(grid.shape)
     best = np.unravel_index(np.argmin(mse.mean(axis=2)), grid.shape)
-    if not fit.converged.reshape(len(masks), *grid.shape)[-1][best]:
+    if not fit.converged.reshape(len(groups), *grid.shape)[-1][best]:
       warnings.warn(f"ElasticNetCV's refit did not converge in max_iter={self.max_iter} sweeps (tol={self.tol});"
                     " increase max_iter", ConvergenceWarning, stacklevel=2)
     self.l1_ratio_, self.alpha_ = float(ratios[best[0]]), float(grid[best])
     self.coef_, self.intercept_ = coef[-1][best], float(intercept[-1][best])
-    self.n_iter_ = int(fit.n_iter.reshape(len(masks), *grid.shape)[-1][best])
+    self.n_iter_ = int(fit.n_iter.reshape(len(groups), *grid.shape)[-1][best])
     one = np.ndim(self.l1_ratio) == 0
     self.alphas_ = grid[0] if one else grid
     self.mse_path_ = mse[0] if one else mse

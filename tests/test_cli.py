@@ -101,3 +101,22 @@ def test_unwritable_workdir_exits_2(tmp_path, data_dir):
   assert result.returncode == 2
   assert f"flaxzoo: error: workdir {blocker / 'run'} is not writable" in result.stderr
   assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_main_in_process_leaves_the_callers_signal_handlers_and_mask_as_they_were():
+  """main() holds SIGINT and SIGTERM back while it restores its handlers; a caller that runs it in its own
+  process gets its mask (and handlers) back unchanged."""
+  import signal
+
+  from flaxzoo.experiments.cli import main
+
+  original = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # a caller holding SIGINT back itself
+  try:
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)}
+    assert main(["list"]) == 0
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
+    assert signal.SIGINT in before and signal.SIGTERM not in before
+    assert {s: signal.getsignal(s) for s in handlers} == handlers
+  finally:
+    signal.pthread_sigmask(signal.SIG_SETMASK, original)

@@ -131,3 +131,28 @@ def test_elastic_net_cv_chooses_as_scikit_learn_in_one_program(l1_ratio):
   with COMPILATIONS as second:  # other folds, other alphas (as many), other weights, tolerance, sweeps
     ElasticNetCV(l1_ratio=l1_ratio, cv=KFold(5), eps=1e-2, tol=1e-8, max_iter=5000).fit(x, y)
   assert second.count == 0
+
+
+def test_models_mixed_from_parts_equal_their_materialised_weights_on_every_gram_path():
+  """`mix`: model k's weights are Σ_g mix[k, g] weights[g]. Disjoint parts on float64 rows sum on the host;
+  overlapping parts, and float32 rows, take the device pass: each the same fit as the weights written out."""
+  x, y, weight = diabetes(badly_scaled=True)
+  rng = np.random.default_rng(4)
+  disjoint = np.stack([np.where(np.arange(len(y)) % 3 == g, weight, 0.0) for g in range(3)])
+  overlapping = rng.uniform(0.0, 1.0, size=(3, len(y))) * (rng.random((3, len(y))) < 0.7)
+  mix = np.array([[1.0, 1.0, 0.0], [0.0, 2.0, 1.0], [1.0, 1.0, 1.0]])
+  l2, l1 = [0.01, 0.1, 0.02], [0.05, 0.0, 0.3]
+  for parts in (disjoint, overlapping):
+    for rows in (x, x.astype(np.float32)):
+      data = solvers.stage(rows, y, "mse")
+      mixed = solvers.solve(data, parts, l2, tol=1e-12, max_iter=100_000, l1=l1, mix=mix)
+      written = solvers.solve(data, mix @ parts, l2, tol=1e-12, max_iter=100_000, l1=l1)
+      tolerance = 1e-9 if rows.dtype == np.float64 else 1e-4
+      np.testing.assert_allclose(mixed.coef, written.coef, rtol=tolerance, atol=tolerance * np.abs(written.coef).max())
+  data = solvers.stage(x, y, "mse")
+  started = solvers.solve(data, disjoint, l2, l1=l1, mix=mix, start=(np.zeros((3, x.shape[1], 1)), np.zeros((3, 1))))
+  np.testing.assert_array_equal(started.coef, solvers.solve(data, disjoint, l2, l1=l1, mix=mix).coef)  # (exact: no start)
+  with pytest.raises(ValueError, match="weights must be finite and >= 0"):
+    solvers.solve(data, -disjoint, l2, mix=mix)
+  with pytest.raises(ValueError, match="mix must be"):
+    solvers.solve(solvers.stage(x, y, "mse"), disjoint, l2, mix=mix[:, :2])

@@ -327,6 +327,8 @@ class Weights:
   # weights); `group_of [K]`: each model's set. Else every model (G = K).
   groups: np.ndarray | None = None
   group_of: np.ndarray | None = None
+  # The rows are the row sample's (every prefix spread over the data): a prefix may stand for them all.
+  spread: bool = False
 
 
 def _by_row(data: Staged, count: int) -> bool:
@@ -442,6 +444,8 @@ def solve(data: Staged, weights, l2, solver: str = "auto", tol: float = 1e-4, ma
     mix = np.atleast_2d(np.asarray(mix, np.float64))
     if mix.ndim != 2 or mix.shape[1] != len(weights) or not (np.all(np.isfinite(mix)) and mix.min() >= 0):
       raise ValueError(f"mix must be [models, {len(weights)}] finite numbers >= 0, got shape {mix.shape}")
+    if not (np.all(np.isfinite(weights)) and weights.min() >= 0):
+      raise ValueError("weights must be finite and >= 0")
     if data.loss != "mse":  # the iterative solvers' passes read every model's weights
       weights, mix = mix @ weights, None
   count = len(weights) if mix is None else len(mix)
@@ -459,7 +463,7 @@ def solve(data: Staged, weights, l2, solver: str = "auto", tol: float = 1e-4, ma
   if solver == "optax":
     raise ValueError("solve() runs the exact solvers; solver='optax' trains through Trainer")
   chunks = chunked_weights(data, weights) if mix is None else None
-  if start is not None:  # a given start (a warm start, the folds' mean fit) is nearer than a sample's optimum
+  if start is not None and chunks is not None:  # a given start (a warm start) is nearer than a sample's optimum
     chunks.start = None
   with jax.enable_x64(True):
     if solver == "normal_equation":
@@ -976,8 +980,8 @@ def _finish(data, theta, loss, n_iter, converged, solver) -> Solution:
 def _newton(data, chunks, l2, theta, tol, max_iter) -> Solution:
   """Newton from `theta`; on large data from the optimum on a row sample first, whose Hessian there
   (exact on those rows) takes the first step over all rows where it has as many rows as the Hessian
-  sample (a 1M-row fit: 65536 start rows; 50 fold models on 100k rows: 8192, and the sample's 16384 take
-  it: its steps shrink the gradient ~13x, not ~9x, and 2 steps reach scikit-learn's tolerance, not 3)."""
+  sample (a 1M-row fit: 65536 start rows; 50 fold models on 100k rows: 8192, and the sample's 32768 take
+  it: its steps shrink the gradient ~20x, and 2 steps reach scikit-learn's tolerance, not 3)."""
   hessian = None
   if chunks.start is not None:
     theta, hessian = _sample_start(data, chunks, l2, theta, tol, max_iter, _newton_iterations)
@@ -1044,8 +1048,8 @@ def _sample_start(data, chunks, l2, theta, tol_all, max_iter, iterations):
       part = (part / mass).astype(data.dtype)
       rows_weights = [jax.device_put(part[:, i:i + size].T if by_row else part[:, i:i + size],
                                      chunks.rows[0].sharding) for i in range(0, rows, size)]
-    found, _, _, converged, memory = iterations(sample, Weights(rows_weights, None, by_row), l2, theta,
-                                                tol(rows), max_iter, memory)
+    found, _, _, converged, memory = iterations(sample, Weights(rows_weights, None, by_row, spread=True), l2,
+                                                theta, tol(rows), max_iter, memory)
     theta = np.where(converged[:, None, None], found.reshape(theta.shape), theta)
     if iterations is _lbfgs_iterations:
       s_hist, y_hist, stored = memory
@@ -1064,7 +1068,7 @@ def _newton_iterations(data, chunks, l2, theta, tol, max_iter, hessian=None):
   if len(data.chunk_rows) == 1 and data.chunk_rows[0] <= LOOP_ROWS and chunks.sample is None:  # on the device
     (x,), (y,) = data.rows()
     out = _newton_loop(theta, x, y, chunks.rows[0], *data.args(), penalty,
-                       tol, max_iter, by_row=chunks.by_row, family=data.family)
+                       tol, max_iter, by_row=chunks.by_row, family=data.family, spread=chunks.spread)
     return tuple(np.asarray(v) for v in out)
   # From a row sample, the Hessian comes in a pass of its own, only where a step follows (not at
   # rejected or final points); from every row, in the same pass as the gradient.
@@ -1102,19 +1106,20 @@ def _newton_iterations(data, chunks, l2, theta, tol, max_iter, hessian=None):
   return theta, loss, n_iter, converged, hessian
 
 
-@functools.partial(jax.jit, static_argnames=("by_row", "family"))
+@functools.partial(jax.jit, static_argnames=("by_row", "family", "spread"))
 def _newton_loop(theta, x, labels, weight, shift, scale, penalty, tol, max_iter, by_row: bool = False,
-                 family=None):
+                 family=None, spread: bool = False):
   """`_newton_iterations` over one chunk of rows as one program: every iteration and its line search run on
   the device (a fit of a few hundred rows: ~12 dispatches and host round trips -> 1). The same steps,
   acceptance and stopping rule as the host loop; `penalty [K, d + 1, k]` is `_penalty_diagonal`'s.
 
-  Many models on many rows (a start on the row sample) take their Hessians from the first `LOOP_ROWS /
-  START_FRACTION` rows (spread over the data, reweighted to the models' mass): a few more steps, each much
-  cheaper (50 fold models on 8192 rows: 49 -> 30 ms); a model with no weight there, from every row."""
+  Many models on the row sample's rows (`spread`: a start) take their Hessians from its first `LOOP_ROWS /
+  START_FRACTION` rows (spread over the data too, reweighted to the models' mass): a few more steps, each
+  much cheaper (50 fold models on 8192 rows: 49 -> 26 ms); a model with no weight there, from every row.
+  Rows as the data gives them (perhaps sorted) always give their Hessians from every row."""
   count, _, k = theta.shape
   flat_penalty = penalty.reshape(count, -1)
-  prefix = LOOP_ROWS // START_FRACTION if _low_precision(count) and x.shape[0] >= LOOP_ROWS else 0
+  prefix = LOOP_ROWS // START_FRACTION if spread and _low_precision(count) and x.shape[0] >= LOOP_ROWS else 0
 
   def hessian_of(p):
     w = weight.T if by_row else weight
