@@ -24,7 +24,7 @@ from flax import nnx
 
 from flaxzoo.checkpoints.card import CARD, readme
 from flaxzoo.checkpoints.errors import CheckpointError
-from flaxzoo.checkpoints.files import make_temp_folder, write_atomic, write_json_atomic
+from flaxzoo.checkpoints.files import hold_signals, make_temp_folder, write_atomic, write_json_atomic
 from flaxzoo.checkpoints.manager import all_finite
 from flaxzoo.checkpoints.manifest import write_manifest
 
@@ -60,8 +60,10 @@ def export(model: nnx.Module, card: Mapping[str, Any], out, *, force: bool = Fal
     raise CheckpointError(f"{name}: the parameters are not all finite (a diverged run); not exported")
   out.mkdir(parents=True, exist_ok=True)
   remove_leftovers(out, name)
+  release = hold_signals()  # until the `try` that removes the staging folder has begun
   staging = make_temp_folder(out, staging_prefix(name))
   try:
+    release()
     import orbax.checkpoint as ocp
 
     write_json_atomic(staging / BUILDING, {"pid": os.getpid()})
@@ -76,7 +78,11 @@ def export(model: nnx.Module, card: Mapping[str, Any], out, *, force: bool = Fal
     else:
       staging.rename(target)  # fails if a folder appeared there meanwhile: nothing is replaced
   finally:
-    shutil.rmtree(staging, ignore_errors=True)
+    release = hold_signals()  # a signal now would stop the removal halfway
+    try:
+      shutil.rmtree(staging, ignore_errors=True)
+    finally:
+      release()
   return target
 
 

@@ -38,6 +38,35 @@ def folder_mode() -> int:
   return 0o777 & ~umask()
 
 
+def hold_signals():
+  """Holds SIGINT and SIGTERM back: their handlers only note them until the returned call, which puts the
+  handlers back and passes on the first one noted (a handler's exception, or the default action). Around
+  making a temporary file and the `try` that removes it, and around the removal: a signal between the two
+  once left a staging folder behind. Handlers, not the signal mask: a signal that reaches one of JAX's
+  threads still runs its Python handler in the main thread. Elsewhere than the main thread: nothing held."""
+  import signal
+  import threading
+
+  if threading.current_thread() is not threading.main_thread():
+    return lambda: None
+  noted: list[int] = []
+  previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+  for signum in previous:
+    signal.signal(signum, lambda number, frame: noted.append(number))
+
+  def release():
+    for signum, handler in previous.items():
+      signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+    if noted:
+      handler = previous[noted[0]]
+      if callable(handler):
+        handler(noted[0], None)
+      elif handler == signal.SIG_DFL:
+        os.kill(os.getpid(), noted[0])
+
+  return release
+
+
 def make_temp_folder(parent, prefix: str) -> pathlib.Path:
   """A new folder `parent/<prefix><random>` with the umask's mode (`mkdtemp` gives 0o700)."""
   path = pathlib.Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
@@ -62,8 +91,10 @@ def open_atomic(path, *, exclusive: bool = False):
   other is told, never a silent overwrite. Otherwise `path` is replaced (`os.replace`).
   """
   path = pathlib.Path(path)
+  release = hold_signals()  # until the `try` that removes the temporary file has begun
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
   try:
+    release()
     os.fchmod(fd, file_mode())
     with os.fdopen(fd, "wb") as f:
       yield f
@@ -73,7 +104,11 @@ def open_atomic(path, *, exclusive: bool = False):
     else:
       os.replace(tmp, path)
   except BaseException:
-    pathlib.Path(tmp).unlink(missing_ok=True)
+    release = hold_signals()
+    try:
+      pathlib.Path(tmp).unlink(missing_ok=True)
+    finally:
+      release()
     raise
 
 

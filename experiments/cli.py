@@ -561,7 +561,7 @@ def _use_compilation_cache() -> None:
 
 def main(argv: list[str] | None = None, exiting: bool = False) -> int:
   """Runs a command; returns its exit code. `exiting`: the process ends right after (the console script),
-  so a SIGINT or SIGTERM that comes once the command is done is held back and never delivered."""
+  so a SIGINT or SIGTERM that comes once the command is done is ignored."""
   argv = sys.argv[1:] if argv is None else argv
   args = _build_parser().parse_args(argv)
   if args.command != "list":
@@ -579,14 +579,13 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
     try:
       return _main(args, argv)
     finally:
-      # A signal now is too late to stop anything: held back while the handlers are restored (one that came
-      # in between once raised KeyboardInterrupt here, a traceback after the whole output was written).
-      mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+      # The command is done: in a process that ends now, a signal is too late to stop anything and is
+      # ignored (one that came here once raised KeyboardInterrupt, a traceback after the whole output was
+      # written; SIGTERM's default action would exit -15). A caller's own process gets its handlers back.
       for signum, handler in handlers.items():
-        signal.signal(signum, handler)
+        late = exiting and signum in (signal.SIGINT, signal.SIGTERM)
+        signal.signal(signum, signal.SIG_IGN if late else handler)
       sys.unraisablehook = hook
-      if not exiting:  # the caller's mask again (a signal held back meanwhile is delivered to its handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
   return _main(args, argv)
 
 

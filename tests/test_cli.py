@@ -104,8 +104,8 @@ def test_unwritable_workdir_exits_2(tmp_path, data_dir):
 
 
 def test_main_in_process_leaves_the_callers_signal_handlers_and_mask_as_they_were():
-  """main() holds SIGINT and SIGTERM back while it restores its handlers; a caller that runs it in its own
-  process gets its mask (and handlers) back unchanged."""
+  """A caller that runs main() in its own process gets its signal handlers and mask back unchanged (only the
+  console script, which exits right after, ignores a late signal)."""
   import signal
 
   from flaxzoo.experiments.cli import main

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flaxzoo.checkpoints import CheckpointError, load_pretrained, predict
-from flaxzoo.checkpoints.files import open_atomic
+from flaxzoo.checkpoints.files import hold_signals, open_atomic
 from flaxzoo.checkpoints.manifest import check_manifest, write_manifest
 from flaxzoo.checkpoints.pretrained import weights_dir
 from flaxzoo.datasets.brain_age import RAW_FILE, read_volume_table
@@ -272,6 +272,33 @@ def test_files_and_folders_get_the_umasks_modes(exported, tmp_path, data_dir):
     for name in ("card.json", "manifest.json", "README.md"):
       assert (out / "m" / name).stat().st_mode & 0o777 == file_mode, name
     assert (out / "p.csv").stat().st_mode & 0o777 == file_mode
+
+
+class Stop(Exception):
+  pass
+
+
+def test_a_signal_while_held_reaches_its_handler_at_release_and_a_temporary_file_never_outlives_it(tmp_path):
+  """`hold_signals` (around making a temporary file and the `try` that removes it): a SIGTERM in between is
+  noted, then raised by its handler at the release, inside the `try`; `open_atomic` leaves nothing then."""
+  def stop(signum, frame):
+    raise Stop(signum)
+
+  previous = signal.signal(signal.SIGTERM, stop)
+  try:
+    release = hold_signals()
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.05)  # (delivered: only noted)
+    with pytest.raises(Stop):
+      release()
+    assert signal.getsignal(signal.SIGTERM) is stop
+    with pytest.raises(Stop), open_atomic(tmp_path / "out.csv") as f:
+      f.write(b"half")
+      os.kill(os.getpid(), signal.SIGTERM)
+      time.sleep(0.05)
+    assert list(tmp_path.iterdir()) == []
+  finally:
+    signal.signal(signal.SIGTERM, previous)
 
 
 def big_table(path: pathlib.Path, rows: int) -> None:
