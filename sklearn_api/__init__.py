@@ -12,12 +12,14 @@ _EXPORTS = {
     "ElasticNet": "flaxzoo.sklearn.elastic_net",
     "ElasticNetCV": "flaxzoo.sklearn.elastic_net",
     "GammaRegressor": "flaxzoo.sklearn.glm",
+    "HuberRegressor": "flaxzoo.sklearn.robust",
     "Lasso": "flaxzoo.sklearn.elastic_net",
     "LinearClassifier": "flaxzoo.sklearn.estimators",
     "LinearClassifierCV": "flaxzoo.sklearn.cv",
     "LinearRegressionCV": "flaxzoo.sklearn.cv",
     "LinearRegression": "flaxzoo.sklearn.estimators",
     "PoissonRegressor": "flaxzoo.sklearn.glm",
+    "QuantileRegressor": "flaxzoo.sklearn.robust",
     "TweedieRegressor": "flaxzoo.sklearn.glm",
     "CardFeatures": "flaxzoo.sklearn.pretrained",
     "from_pretrained": "flaxzoo.sklearn.pretrained",
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
   from flaxzoo.sklearn.pretrained import from_pretrained as from_pretrained
   from flaxzoo.sklearn.pretrained import load as load
   from flaxzoo.sklearn.pretrained import save as save
+  from flaxzoo.sklearn.robust import HuberRegressor as HuberRegressor
+  from flaxzoo.sklearn.robust import QuantileRegressor as QuantileRegressor
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

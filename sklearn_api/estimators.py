@@ -10,8 +10,9 @@ Parameters carry scikit-learn's names, scales and defaults:
 | `LinearRegression(alpha=a)` | `Ridge(alpha=a)` |
 | `LinearClassifier()` | `LogisticRegression()` (`C=1.0`) |
 | `LinearClassifier(C=C)` | `LogisticRegression(C=C)`; `C=np.inf`: no penalty |
+| `LinearClassifier(C=C, l1_ratio=r)` | `LogisticRegression(C=C, l1_ratio=r)` (r = 1: L1, between: elastic net) |
 
-`penalty.l2_of_alpha` and `penalty.l2_of_C` write each once as the training core's `l2` (the
+`penalty.l2_of_alpha` and `penalty.penalties_of_C` write each once as the training core's `l2` (the
 objective there is the weighted mean loss plus `l2 / 2 * |coef|^2`, the intercept not penalised).
 `solver="auto"` fits by the normal equation (least squares) or Newton / L-BFGS (logistic, softmax)
 in `flaxzoo.trainers.solvers`, float64 on float64 input; `solver="optax"` trains with an optax
@@ -33,7 +34,7 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from flaxzoo.sklearn.penalty import l2_of_alpha, l2_of_C
+from flaxzoo.sklearn.penalty import l2_of_alpha, penalties_of_C
 
 SOLVERS = ("auto", "normal_equation", "newton", "lbfgs", "optax")
 
@@ -101,9 +102,15 @@ class _LinearModel(_DenseInput):
   def _uses_optax(self) -> bool:
     return self.solver == "optax" or self.batch_size is not None
 
+  def _l1(self, weight):
+    return 0.0
+
   def _fit(self, x, targets, weight, num_outputs, start=None):
     """`(coef [k, d], intercept [k], n_iter)` (float64) of the penalised fit on `x`, by the chosen solver."""
-    l2 = self._l2(weight, num_outputs)
+    l2, l1 = self._l2(weight, num_outputs), self._l1(weight)
+    if l1 > 0 and self._uses_optax():
+      raise ValueError(f"{type(self).__name__}: an L1 penalty (l1_ratio > 0) is fitted by the exact solvers"
+                       " (proximal Newton), not solver='optax' or batch_size")
     if self._uses_optax():
       coef, intercept, n_iter = self._train(x, targets, weight, num_outputs, int(self.max_iter), l2, start)
       converged = n_iter < int(self.max_iter)
@@ -114,7 +121,8 @@ class _LinearModel(_DenseInput):
       data = solvers.stage(x, targets, loss, num_classes=None if loss == "mse" else self._num_classes)
       if start is not None:
         start = (start[0].T[None], start[1][None])
-      fit = solvers.solve(data, weight[None], [l2], self.solver, float(self.tol), int(self.max_iter), start)
+      fit = solvers.solve(data, weight[None], [l2], self.solver, float(self.tol), int(self.max_iter), start,
+                          l1=[l1] if l1 > 0 else None)
       coef, intercept, n_iter, converged = fit.coef[0].T, fit.intercept[0], int(fit.n_iter[0]), bool(fit.converged[0])
     if not converged:
       warnings.warn(f"{type(self).__name__} did not converge in max_iter={self.max_iter} iterations (tol={self.tol});"
@@ -316,8 +324,12 @@ class LinearClassifier(ClassifierMixin, _LinearModel):
   """Logistic regression (two classes, one logit) or softmax regression (more), fitted by flaxzoo.
 
   Args:
-    C: inverse penalty on `LogisticRegression`'s scale: `C Σ loss + |coef|² / 2` (weighted rows);
-      `np.inf`: no penalty.
+    C: inverse penalty on `LogisticRegression`'s scale: `C Σ loss + (1 - l1_ratio) |coef|² / 2 + l1_ratio
+      |coef|₁` (weighted rows); `np.inf`: no penalty.
+    l1_ratio: scikit-learn's (>= 1.8): 0 (the default) L2, 1 L1, between the elastic net. An L1 part is fitted
+      by proximal Newton (`flaxzoo.trainers.solvers`): its zeros are 0.0; `tol` is then the largest
+      violation of the optimality conditions. `penalty` (scikit-learn's older name): None (from `l1_ratio`),
+      `"l2"` (l1_ratio 0), `"l1"` (1), `"elasticnet"` (`l1_ratio` as given).
     class_weight: scikit-learn's: None, `"balanced"` (`n / (classes x count)`) or `{label: weight}`; it
       multiplies the sample weights (`partial_fit`: a dict only).
     solver: `"auto"` (Newton up to `solvers.NEWTON_MAX_PARAMS` parameters, else L-BFGS), `"newton"`,
@@ -331,11 +343,13 @@ class LinearClassifier(ClassifierMixin, _LinearModel):
   `coef_` `[1, d]` (two classes) or `[classes, d]`, and `n_iter_` `[1]`, as scikit-learn's.
   """
 
-  def __init__(self, C=1.0, *, class_weight=None, solver="auto", tol=1e-4, max_iter=100, optimizer="lbfgs",
-               learning_rate=0.1, batch_size=None, check_every=10, seed=0, warm_start=False):
+  def __init__(self, C=1.0, *, l1_ratio=0.0, penalty=None, class_weight=None, solver="auto", tol=1e-4, max_iter=100,
+               optimizer="lbfgs", learning_rate=0.1, batch_size=None, check_every=10, seed=0, warm_start=False):
     super().__init__(solver=solver, tol=tol, max_iter=max_iter, optimizer=optimizer, learning_rate=learning_rate,
                      batch_size=batch_size, check_every=check_every, seed=seed, warm_start=warm_start)
     self.C = C
+    self.l1_ratio = l1_ratio
+    self.penalty = penalty
     self.class_weight = class_weight
 
   def _check_params(self):
@@ -345,9 +359,19 @@ class LinearClassifier(ClassifierMixin, _LinearModel):
                        " optax")
     if not isinstance(self.C, numbers.Real) or not self.C > 0 or np.isnan(self.C):
       raise ValueError(f"C must be a number > 0 (np.inf: no penalty), got {self.C!r}")
+    if isinstance(self.l1_ratio, bool) or not isinstance(self.l1_ratio, numbers.Real) or not 0 <= self.l1_ratio <= 1:
+      raise ValueError(f"l1_ratio must be a number in [0, 1], got {self.l1_ratio!r}")
+    if self.penalty not in (None, "l2", "l1", "elasticnet"):
+      raise ValueError(f"penalty must be None, 'l2', 'l1' or 'elasticnet', got {self.penalty!r}")
+
+  def _ratio(self) -> float:
+    return float({"l2": 0.0, "l1": 1.0}.get(self.penalty, self.l1_ratio))
 
   def _l2(self, weight, k):
-    return l2_of_C(self.C, weight.sum())
+    return penalties_of_C(self.C, self._ratio(), weight.sum())[0]
+
+  def _l1(self, weight):
+    return penalties_of_C(self.C, self._ratio(), weight.sum())[1]
 
   def _loss(self, num_outputs):
     return "logistic" if num_outputs == 1 else "softmax"

@@ -4,8 +4,10 @@
 
 scikit-learn's `PoissonRegressor`, `GammaRegressor` and `TweedieRegressor`: the same parameters, scales
 and objective, `mean_w(half deviance) + alpha / 2 |coef|²` (the intercept not penalised), which is the
-training core's with `l2 = alpha` (`penalty.l2_of_glm_alpha`). `TweedieRegressor(power=0)` (the normal
-distribution, identity link) is least squares, `Ridge(alpha=n alpha)`. Fitted by Newton with Fisher's
+training core's with `l2 = alpha` (`penalty.penalties_of_glm_alpha`). `TweedieRegressor(power=0)` (the
+normal distribution, identity link) is least squares, `Ridge(alpha=n alpha)`. Beyond scikit-learn, glum's
+`l1_ratio` (default 0): `alpha (l1_ratio |coef|₁ + (1 - l1_ratio) / 2 |coef|²)`, fitted by proximal Newton
+(L1 zeros are 0.0; power 0: `ElasticNet(alpha, l1_ratio)`). Fitted by Newton with Fisher's
 curvature (IRLS) from the intercept-only fit, or L-BFGS (`solver`: `"auto"` (the default; Newton up to
 `solvers.NEWTON_MAX_PARAMS` parameters), `"newton"` (also as scikit-learn's `"newton-cholesky"`) or
 `"lbfgs"`); every fit has an intercept (scikit-learn's `fit_intercept=True`).
@@ -23,7 +25,7 @@ from sklearn.metrics import d2_tweedie_score
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from flaxzoo.sklearn.estimators import _DenseInput, check_iterations
-from flaxzoo.sklearn.penalty import l2_of_alpha, l2_of_glm_alpha
+from flaxzoo.sklearn.penalty import penalties_of_elastic_net, penalties_of_glm_alpha
 
 GLM_SOLVERS = {"auto": "auto", "newton": "newton", "newton-cholesky": "newton", "lbfgs": "lbfgs"}
 
@@ -31,8 +33,9 @@ GLM_SOLVERS = {"auto": "auto", "newton": "newton", "newton-cholesky": "newton", 
 class _GeneralizedLinear(RegressorMixin, _DenseInput):
   """What the three share; subclasses name `_power()` (0: normal with the identity link)."""
 
-  def __init__(self, *, alpha=1.0, solver="auto", max_iter=100, tol=1e-4, warm_start=False):
+  def __init__(self, *, alpha=1.0, l1_ratio=0.0, solver="auto", max_iter=100, tol=1e-4, warm_start=False):
     self.alpha = alpha
+    self.l1_ratio = l1_ratio
     self.solver = solver
     self.max_iter = max_iter
     self.tol = tol
@@ -46,6 +49,8 @@ class _GeneralizedLinear(RegressorMixin, _DenseInput):
   def _check_params(self):
     if not isinstance(self.alpha, numbers.Real) or not np.isfinite(self.alpha) or self.alpha < 0:
       raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
+    if isinstance(self.l1_ratio, bool) or not isinstance(self.l1_ratio, numbers.Real) or not 0 <= self.l1_ratio <= 1:
+      raise ValueError(f"l1_ratio must be a number in [0, 1], got {self.l1_ratio!r}")
     if self.solver not in GLM_SOLVERS:
       raise ValueError(f"solver must be one of {', '.join(GLM_SOLVERS)}, got {self.solver!r}")
     check_iterations(self.max_iter, self.tol)
@@ -69,17 +74,23 @@ class _GeneralizedLinear(RegressorMixin, _DenseInput):
     start = None
     if self.warm_start and getattr(self, "coef_", np.empty(0)).shape == (X.shape[1],):
       start = (self.coef_[None, :, None], np.asarray([[self.intercept_]]))
-    if self._power() == 0:  # least squares: the normal equation (mean squared error, so l2 = 2 alpha)
+    if self._power() == 0:  # least squares: Ridge(S alpha), or with l1_ratio ElasticNet(alpha, l1_ratio)
       data = solvers.stage(X, y, "mse")
-      fit = solvers.solve(data, weight[None], [l2_of_alpha(self.alpha * weight.sum(), weight.sum())], "auto")
+      l2, l1 = penalties_of_elastic_net(float(self.alpha), float(self.l1_ratio))
+      fit = solvers.solve(data, weight[None], [l2], "normal_equation", float(self.tol), 100 * int(self.max_iter),
+                          l1=[l1] if l1 > 0 else None)
     else:
+      l2, l1 = penalties_of_glm_alpha(float(self.alpha), float(self.l1_ratio))
       family, power = self._family()
       try:
         data = solvers.stage(X, y, family, power=power)
       except ValueError as e:  # the targets' domain, in the estimator's words
         raise ValueError(f"{type(self).__name__}: {e}") from None
-      fit = solvers.solve(data, weight[None], [l2_of_glm_alpha(self.alpha)], GLM_SOLVERS[self.solver],
-                          float(self.tol), int(self.max_iter), start)
+      solver = "newton" if l1 > 0 and self.solver == "auto" else GLM_SOLVERS[self.solver]
+      if l1 > 0 and solver == "lbfgs":
+        raise ValueError(f"{type(self).__name__}: l1_ratio > 0 is fitted by (proximal) Newton, not solver='lbfgs'")
+      fit = solvers.solve(data, weight[None], [l2], solver, float(self.tol), int(self.max_iter), start,
+                          l1=[l1] if l1 > 0 else None)
       if not fit.converged[0]:
         warnings.warn(f"{type(self).__name__} did not converge in max_iter={self.max_iter} iterations"
                       f" (tol={self.tol}); increase max_iter, or scale the data", ConvergenceWarning, stacklevel=2)
@@ -121,8 +132,9 @@ class TweedieRegressor(_GeneralizedLinear):
   Poisson; 1 < p < 2: compound Poisson-gamma; 2: gamma; > 2), log link for p >= 1. `link`: `"auto"`, or the
   one it means (`"identity"` for p = 0, `"log"` else); other powers and links are refused."""
 
-  def __init__(self, *, power=0.0, alpha=1.0, link="auto", solver="auto", max_iter=100, tol=1e-4, warm_start=False):
-    super().__init__(alpha=alpha, solver=solver, max_iter=max_iter, tol=tol, warm_start=warm_start)
+  def __init__(self, *, power=0.0, alpha=1.0, l1_ratio=0.0, link="auto", solver="auto", max_iter=100, tol=1e-4,
+               warm_start=False):
+    super().__init__(alpha=alpha, l1_ratio=l1_ratio, solver=solver, max_iter=max_iter, tol=tol, warm_start=warm_start)
     self.power = power
     self.link = link
 

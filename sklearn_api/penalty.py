@@ -7,13 +7,15 @@ averaged over its `k` outputs, the intercept not penalised); `S` is the sum of t
 - `Ridge(alpha)`: `Σ_t |y_t - X w_t - b_t|²_w + alpha |W|²`, over `k S` it is the core's with
   `l2 = 2 alpha / (k S)`;
 - `LogisticRegression(C)`: `C Σ w_i loss_i + |W|² / 2`, over `C S` it is the core's with
-  `l2 = 1 / (C S)` (`C = inf`: 0);
+  `l2 = 1 / (C S)` (`C = inf`: 0); `LogisticRegression(C, l1_ratio=r)`: `C Σ w_i loss_i + (1 - r) / 2 |W|²
+  + r |W|₁`, the core's with `l2 = (1 - r) / (C S)` and `l1 = r / (C S)`;
 - `ElasticNet(alpha, l1_ratio)` (`Lasso`: `l1_ratio = 1`), per target `Σ_i w_i r_i² / (2 S) + alpha
   l1_ratio |w|₁ + alpha (1 - l1_ratio) / 2 |w|²`: times 2 / k it is the core's with `l1 = 2 alpha l1_ratio
   / k` and `l2 = 2 alpha (1 - l1_ratio) / k` (the core's `l1 |W|₁` beside its `l2`);
 - `PoissonRegressor(alpha)`, `GammaRegressor(alpha)`, `TweedieRegressor(alpha)` (log link):
   `Σ w_i dev_i / (2 S) + alpha / 2 |W|²`, the mean half deviance plus the penalty: the core's with
-  `l2 = alpha` (`TweedieRegressor(power=0)` is `Ridge(alpha = S alpha)`).
+  `l2 = alpha` (`TweedieRegressor(power=0)` is `Ridge(alpha = S alpha)`); with glum's `l1_ratio` r,
+  `l2 = alpha (1 - r)` and `l1 = alpha r`.
 """
 
 from __future__ import annotations
@@ -31,12 +33,20 @@ def l2_of_C(C: float, total_weight: float) -> float:  # noqa: N802 - scikit-lear
   return 0.0 if math.isinf(C) else 1.0 / (float(C) * float(total_weight))
 
 
-def l2_of_glm_alpha(alpha: float) -> float:
-  """The core's `l2` of scikit-learn's GLM regressors' `alpha` (the mean half deviance's penalty already)."""
-  return float(alpha)
+def penalties_of_glm_alpha(alpha: float, l1_ratio: float = 0.0) -> tuple[float, float]:
+  """The core's `(l2, l1)` of scikit-learn's GLM regressors' `alpha` (the mean half deviance's penalty
+  already), with glum's `l1_ratio`: `alpha (l1_ratio |W|₁ + (1 - l1_ratio) / 2 |W|²)`."""
+  return float(alpha) * (1.0 - l1_ratio), float(alpha) * l1_ratio
 
 
 def penalties_of_elastic_net(alpha: float, l1_ratio: float, num_targets: int = 1) -> tuple[float, float]:
   """The core's `(l2, l1)` of `ElasticNet(alpha, l1_ratio)` (`Lasso(alpha)`: `l1_ratio = 1`), `num_targets`
   targets (each fitted on its own, as scikit-learn's)."""
   return 2.0 * alpha * (1.0 - l1_ratio) / num_targets, 2.0 * alpha * l1_ratio / num_targets
+
+
+def penalties_of_C(C: float, l1_ratio: float, total_weight: float) -> tuple[float, float]:  # noqa: N802
+  """The core's `(l2, l1)` of `LogisticRegression(C=C, l1_ratio=l1_ratio)` on rows of total weight
+  `total_weight` (`C = inf`: no penalty)."""
+  whole = l2_of_C(C, total_weight)
+  return (1.0 - l1_ratio) * whole, l1_ratio * whole

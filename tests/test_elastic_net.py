@@ -89,13 +89,6 @@ def test_a_path_of_penalties_over_folds_is_one_solve_with_a_gram_matrix_a_fold()
     np.testing.assert_allclose(path.coef[j], alone.coef[0], rtol=1e-9, atol=1e-12)
 
 
-def test_l1_is_refused_for_the_classifiers_for_now():
-  x, y, _ = diabetes()
-  data = solvers.stage(x, (y > 140).astype(int), "logistic")
-  with pytest.raises(ValueError, match="least squares only"):
-    solvers.solve(data, np.ones((1, len(y))), [0.0], l1=[0.1])
-
-
 def test_models_with_distinct_weights_in_any_order_are_each_their_own_fit():
   """Models that share no weights: each its own Gram matrix, whatever order the weights come in."""
   x, y, _ = diabetes(badly_scaled=True)

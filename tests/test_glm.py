@@ -4,6 +4,7 @@ scale, the targets' domain, and many models at once."""
 import re
 import warnings
 
+import jax
 import numpy as np
 import pytest
 from sklearn.datasets import load_diabetes
@@ -109,3 +110,31 @@ def test_a_glm_on_large_data_starts_from_a_sample_and_matches_lbfgs():
   assert newton.converged.all() and lbfgs.converged.all()
   np.testing.assert_allclose(newton.coef, lbfgs.coef, atol=1e-7)
   assert newton.objective[0] == pytest.approx(lbfgs.objective[0], rel=1e-12)
+
+
+def test_the_zoo_glm_trains_by_newton_and_by_optax_to_the_estimators_answer():
+  """The `glm` zoo entry with the Poisson loss: `Trainer` without an optimizer (Newton), and with optax's adam,
+  both at `PoissonRegressor`'s optimum (alpha = the core's l2); metrics on the mean scale, exp(outputs)."""
+  import optax
+
+  from flaxzoo.trainers import Trainer
+  from flaxzoo.zoo import create_model
+
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(2000, 4)).astype(np.float32)
+  y = rng.poisson(np.exp(x @ np.array([0.3, -0.2, 0.1, 0.5]) + 0.5)).astype(np.float32)
+  reference = PoissonRegressor(alpha=1e-3, tol=1e-10).fit(x.astype(np.float64), y)
+  exact = Trainer(create_model("glm", in_features=4), loss="poisson", l2=1e-3)
+  history = exact.fit((x, y), steps=50)
+  assert exact.chosen_solver(len(x)) == "newton" and history.converged
+  kernel, bias = exact.model.affine_map()
+  np.testing.assert_allclose(kernel[:, 0], reference.coef_, atol=1e-5)
+  np.testing.assert_allclose(bias[0], reference.intercept_, atol=1e-5)
+  trained = Trainer(create_model("glm", in_features=4), optax.adam(0.05), loss="poisson", l2=1e-3)
+  with jax.numpy_dtype_promotion("standard"):  # (optax's own code needs it)
+    trained.fit((x, y), steps=1500, final_metrics=False)
+  np.testing.assert_allclose(trained.model.affine_map()[0][:, 0], reference.coef_, atol=1e-3)
+  metrics = exact.evaluate((x, y))
+  mean = np.exp(x @ kernel[:, 0] + bias[0])
+  assert metrics["mae"] == pytest.approx(np.mean(np.abs(mean - y)), rel=1e-4)
+  np.testing.assert_allclose(exact.model.mean(x)[:, 0], mean, rtol=1e-5)

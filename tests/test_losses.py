@@ -81,5 +81,40 @@ def test_per_example_losses_by_name_average_to_the_batch_losses():
   np.testing.assert_allclose(jnp.mean(get_loss("softmax")(logits, jnp.int32([2, 0]))),
                              softmax_loss(logits, jnp.int32([2, 0])), rtol=1e-7)
   assert get_loss(softmax_loss) is softmax_loss
-  with pytest.raises(ValueError, match="unknown loss 'hinge'; known: logistic, mse, softmax"):
+  with pytest.raises(ValueError, match="unknown loss .hinge.; known: gamma, huber, logistic, mse, poisson, quantile, softmax"):
     get_loss("hinge")
+
+
+@pytest.mark.parametrize(("name", "power"), [("poisson", 1.0), ("gamma", 2.0), ("tweedie:1.5", 1.5),
+                                             ("tweedie:3", 3.0), ("tweedie:1", 1.0)])
+def test_glm_deviances_are_half_of_scikit_learns_on_the_log_mean(name, power):
+  from sklearn.metrics import mean_tweedie_deviance
+
+  rng = np.random.default_rng(0)
+  log_means = rng.normal(size=(50, 1))
+  labels = rng.gamma(2.0, size=50) * (rng.random(50) > (0.3 if power < 2 else 0.0))  # zeros where allowed
+  with jax.enable_x64(True):
+    ours = get_loss(name)(jnp.asarray(log_means), jnp.asarray(labels))
+    expected = [mean_tweedie_deviance([y], [m], power=power) / 2 for y, m in zip(labels, np.exp(log_means[:, 0]))]
+    np.testing.assert_allclose(ours, expected, rtol=1e-10, atol=1e-12)
+    at_mean = get_loss(name)(jnp.log(jnp.asarray(labels[labels > 0]))[:, None], jnp.asarray(labels[labels > 0]))
+    np.testing.assert_allclose(at_mean, 0.0, atol=1e-12)  # 0 where the mean is the label
+
+
+def test_huber_and_pinball_by_hand_and_as_scikit_learns():
+  from sklearn.metrics import mean_pinball_loss
+
+  outputs, labels = jnp.float32([[0.0], [0.0], [0.0]]), jnp.float32([0.5, -2.0, 3.0])
+  # Huber, epsilon 1: r² / 2 inside, |r| - 1/2 beyond
+  np.testing.assert_allclose(get_loss("huber:1")(outputs, labels), [0.125, 1.5, 2.5], rtol=1e-7)
+  np.testing.assert_allclose(get_loss("huber")(outputs, labels), get_loss("huber:1.35")(outputs, labels))
+  for q in (0.1, 0.5, 0.9):
+    ours = float(jnp.mean(get_loss(f"quantile:{q}")(outputs, labels)))
+    assert ours == pytest.approx(mean_pinball_loss(np.asarray(labels), np.zeros(3), alpha=q), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["tweedie:inf", "tweedie:1_5", "tweedie:0.5", "huber:-1", "quantile:1",
+                                  "quantile:nan", "mse:2", "tweedie"])
+def test_a_loss_parameter_outside_its_range_is_refused_in_one_line(name):
+  with pytest.raises(ValueError, match=name.partition(":")[0]):
+    get_loss(name)

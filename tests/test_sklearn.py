@@ -9,12 +9,14 @@ from flaxzoo.sklearn import (
   ElasticNet,
   ElasticNetCV,
   GammaRegressor,
+  HuberRegressor,
   Lasso,
   LinearClassifier,
   LinearClassifierCV,
   LinearRegression,
   LinearRegressionCV,
   PoissonRegressor,
+  QuantileRegressor,
   TweedieRegressor,
 )
 
@@ -35,7 +37,8 @@ EXPECTED_FAILURES = {}
 @pytest.mark.slow
 @parametrize_with_checks([LinearRegression(), LinearClassifier(), LinearRegressionCV(), LinearClassifierCV(Cs=3),
                           PoissonRegressor(), GammaRegressor(), TweedieRegressor(power=1.5), TweedieRegressor(),
-                          ElasticNet(), Lasso(), ElasticNetCV()],
+                          ElasticNet(), Lasso(), ElasticNetCV(), LinearClassifier(C=0.5, l1_ratio=0.5),
+                          PoissonRegressor(alpha=0.1, l1_ratio=1.0), HuberRegressor(), QuantileRegressor(alpha=0.01)],
                          expected_failed_checks=lambda e: EXPECTED_FAILURES.get(type(e).__name__, {}))
 def test_scikit_learn_conformance(estimator, check):
   check(estimator)

@@ -1,5 +1,9 @@
 """Losses: optax's per-example losses, and their (weighted) batch means.
 
+Regression beyond squared error: the half deviances of the log-link GLMs (`poisson`, `gamma`,
+`tweedie:P`; the model's outputs are the log of the mean, as a classifier's are logits), `huber:EPSILON`
+(robust) and `quantile:Q` (the pinball loss). A name's parameter follows a colon (`get_loss`).
+
 The trainer uses the per-example forms (`PER_EXAMPLE`, `[batch]` each) and
 reduces them itself as `sum(weight * loss) / count`, with the count summed
 over every device, so that padding and sharding never change the result. The
@@ -10,6 +14,8 @@ optional per-example weights `[batch]` (0 marks padding) give
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
 
 import jax
@@ -123,6 +129,61 @@ def l2_penalty(params) -> jax.Array:
   return 0.5 * sum(jnp.sum(jnp.square(leaf)) for leaf in leaves)
 
 
+def log_link_parts(z: jax.Array, y: jax.Array, power: float):
+  """The Tweedie half deviance of `power` p (1: Poisson, 2: gamma) per row, at `z = log μ`, `[C]` each:
+  `(deviance, its derivative in z, Fisher's curvature μ^(2-p))`. The curvature is the IRLS weight: always
+  > 0, where the deviance's own second derivative is not for p > 2 (`flaxzoo.trainers.solvers`' Newton)."""
+  if power == 1:
+    mu = jnp.exp(z)
+    return mu - y * z + jax.scipy.special.xlogy(y, y) - y, mu - y, mu
+  if power == 2:
+    ratio = y * jnp.exp(-z)  # y / μ
+    return ratio + z - jnp.log(y) - 1, 1 - ratio, jnp.ones_like(z)
+  a, b = jnp.exp((1 - power) * z), jnp.exp((2 - power) * z)  # μ^(1-p), μ^(2-p)
+  constant = jnp.where(y > 0, y ** (2 - power), 0) / ((1 - power) * (2 - power))
+  return constant - y * a / (1 - power) + b / (2 - power), b - y * a, b
+
+
+def _one_output(outputs, labels, name):
+  _check_batch(outputs, labels)
+  if outputs.shape[-1] != 1:
+    raise ValueError(f"the {name} loss needs one output (the log of the mean), got shape {outputs.shape}")
+  return outputs[:, 0], labels.reshape(outputs.shape[0]).astype(outputs.dtype)
+
+
+def tweedie_deviances(log_means: jax.Array, labels: jax.Array, power: float) -> jax.Array:
+  """Per-example Tweedie half deviance `[batch]` of `power` p (1 <= p, not in (0, 1); 1: Poisson, 2: gamma),
+  scikit-learn's `half_tweedie_loss`: log_means `[batch, 1]` (the model's log link), labels `[batch]` >= 0
+  (> 0 for p >= 2). 0 where the mean equals the label."""
+  z, y = _one_output(log_means, labels, "tweedie")
+  return log_link_parts(z, y, float(power))[0]
+
+
+def poisson_deviances(log_means: jax.Array, labels: jax.Array) -> jax.Array:
+  """Per-example Poisson half deviance `[batch]`: `μ - y log μ + y log y - y`, μ = exp(log_means)."""
+  return tweedie_deviances(log_means, labels, 1.0)
+
+
+def gamma_deviances(log_means: jax.Array, labels: jax.Array) -> jax.Array:
+  """Per-example gamma half deviance `[batch]`: `y / μ + log μ - log y - 1`, labels > 0."""
+  return tweedie_deviances(log_means, labels, 2.0)
+
+
+def huber_losses(outputs: jax.Array, labels: jax.Array, epsilon: float = 1.35) -> jax.Array:
+  """Per-example Huber loss `[batch]` (mean over outputs): `r² / 2` for `|r| <= epsilon`, else `epsilon (|r| -
+  epsilon / 2)` (optax's `huber_loss` with `delta = epsilon`; scikit-learn's HuberRegressor also fits a scale)."""
+  _check_batch(outputs, labels)
+  return jnp.mean(optax.huber_loss(outputs, labels.reshape(outputs.shape), delta=epsilon), axis=-1)
+
+
+def pinball_losses(outputs: jax.Array, labels: jax.Array, quantile: float = 0.5) -> jax.Array:
+  """Per-example pinball loss `[batch]` of the `quantile` q in (0, 1) (mean over outputs): `q r` for residuals
+  `r = y - output >= 0`, `(q - 1) r` below: its minimiser is the q-quantile (scikit-learn's QuantileRegressor)."""
+  _check_batch(outputs, labels)
+  residual = labels.reshape(outputs.shape) - outputs
+  return jnp.mean(jnp.maximum(quantile * residual, (quantile - 1) * residual), axis=-1)
+
+
 PerExampleLossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 # What the trainer minimises, by name: `(outputs, labels) -> [batch]`.
@@ -130,12 +191,54 @@ PER_EXAMPLE: Registry[PerExampleLossFn] = Registry("loss")
 PER_EXAMPLE.register("mse", squared_errors)
 PER_EXAMPLE.register("logistic", sigmoid_cross_entropies)
 PER_EXAMPLE.register("softmax", softmax_cross_entropies)
+PER_EXAMPLE.register("poisson", poisson_deviances)
+PER_EXAMPLE.register("gamma", gamma_deviances)
+PER_EXAMPLE.register("huber", huber_losses)
+PER_EXAMPLE.register("quantile", pinball_losses)
 # The same losses as weighted batch means, for direct use.
 LOSSES: dict[str, LossFn] = {"mse": mse_loss, "logistic": logistic_loss, "softmax": softmax_loss}
 
+# Losses with one parameter, `name:value` (`tweedie:1.5`), and what the value may be.
+PARAMETERS = {
+    "tweedie": ("power", tweedie_deviances, lambda p: p >= 1),
+    "huber": ("epsilon", huber_losses, lambda e: e > 0),
+    "quantile": ("quantile", pinball_losses, lambda q: 0 < q < 1),
+}
+# Losses whose model outputs are the log of the mean (`mean_of`).
+LOG_LINK = ("poisson", "gamma", "tweedie")
+_NUMBER = re.compile(r"[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?")
+
+
+def split_loss(name: str) -> tuple[str, float | None]:
+  """`"tweedie:1.5"` -> `("tweedie", 1.5)`; a name without a parameter -> `(name, None)`. ValueError, naming
+  the loss, for a parameter that is not a plain decimal number in its range (no `inf`, no `1_000`)."""
+  base, colon, value = name.partition(":")
+  if not colon:
+    return name, None
+  if base not in PARAMETERS:
+    raise ValueError(f"loss {name!r}: only {', '.join(PARAMETERS)} take a parameter (name:value)")
+  what, _, valid = PARAMETERS[base]
+  if not _NUMBER.fullmatch(value) or not valid(float(value)):
+    raise ValueError(f"loss {name!r}: {what} must be a decimal number in the loss's range, got {value!r}")
+  return base, float(value)
+
 
 def get_loss(name_or_fn: str | PerExampleLossFn) -> PerExampleLossFn:
-  """A per-example loss by name (`mse`, `logistic`, `softmax`), or a callable as is."""
+  """A per-example loss by name (`mse`, `logistic`, `softmax`, `poisson`, `gamma`, `huber`, `quantile`, and
+  with a parameter `tweedie:P`, `huber:EPSILON`, `quantile:Q`), or a callable as is."""
   if callable(name_or_fn):
     return name_or_fn
-  return PER_EXAMPLE.get(name_or_fn)
+  base, value = split_loss(name_or_fn)
+  if value is None:
+    if base == "tweedie":
+      raise ValueError("loss 'tweedie' needs its power: 'tweedie:P' (P = 1, 1 < P < 2 or P >= 2)")
+    return PER_EXAMPLE.get(base)
+  function = PARAMETERS[base][1]
+  return functools.partial(function, **{PARAMETERS[base][0]: value})
+
+
+def mean_of(loss) -> Callable[[jax.Array], jax.Array]:
+  """The model outputs -> the predicted mean: `exp` for the log-link losses (`LOG_LINK`), else the identity."""
+  if isinstance(loss, str) and split_loss(loss)[0] in LOG_LINK:
+    return jnp.exp
+  return lambda outputs: outputs

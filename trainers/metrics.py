@@ -123,3 +123,12 @@ def finalize_classification(sums) -> dict[str, Any]:
 # Which sums and finaliser each loss's task uses.
 TASK_OF_LOSS = {"mse": "regression", "logistic": "classification", "softmax": "classification"}
 SUMS = {"regression": regression_sums, "classification": classification_sums}
+
+
+def sums_of(task: str, mean=None):
+  """`SUMS[task]`; for regression, of the predicted means `mean(outputs)` (`losses.mean_of`: a log link's
+  `exp`) where `mean` is given."""
+  sums = SUMS[task]
+  if task != "regression" or mean is None:
+    return sums
+  return lambda outputs, labels, weights=None, label_shift=0.0: sums(mean(outputs), labels, weights, label_shift)

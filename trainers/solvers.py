@@ -39,6 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flaxzoo.trainers import losses as losses_lib
+
 SOLVERS = ("auto", "optax", "normal_equation", "newton", "lbfgs")
 EXACT_LOSSES = ("mse", "logistic", "softmax")
 # Log-link GLMs the exact solvers fit (`stage(..., loss=family, power=p)` for tweedie): half deviances.
@@ -93,6 +95,8 @@ def choose(solver: str, loss: Any, affine: bool = True, full_batch: bool = True,
   model, full batch); `auto` picks `normal_equation` for MSE, `newton` or `lbfgs` (by `num_params`) for
   the classifiers. ValueError where a named exact solver does not apply."""
   check_solver(solver)
+  if isinstance(loss, str):
+    loss = losses_lib.split_loss(loss)[0]  # `tweedie:1.5`: the family's name
   exact = isinstance(loss, str) and loss in EXACT_LOSSES + GLM_FAMILIES and affine and full_batch
   if solver == "optax":
     return solver
@@ -177,7 +181,7 @@ def stage(x, y, loss: str, num_classes: int | None = None, sharding=None, power:
   """Puts `x [n, d]` and `y` (`[n]` / `[n, k]` targets, or `[n]` integer labels) on the device in chunks.
 
   `loss`: `mse`, `logistic`, `softmax`, or a GLM family (`GLM_FAMILIES`; `tweedie` with `power` p: 1 < p < 2
-  or p > 2), whose targets `[n]` must be >= 0 (> 0 for gamma and p > 2).
+  or p > 2, also as the loss name `tweedie:p`), whose targets `[n]` must be >= 0 (> 0 for gamma and p > 2).
 
   The dtype of the passes is x's: float64 stays float64, anything else becomes float32. `sharding`
   (a `NamedSharding` over rows) spreads every chunk over several devices: each pass's sums are then
@@ -187,6 +191,15 @@ def stage(x, y, loss: str, num_classes: int | None = None, sharding=None, power:
   dtype = np.float64 if x.dtype == np.float64 else np.float32
   n, d = x.shape
   family = None
+  loss, value = losses_lib.split_loss(loss)  # a loss name with its parameter: `tweedie:1.5`
+  if value is not None:
+    if loss != "tweedie":
+      raise ValueError(f"the exact solvers fit mse, logistic, softmax and {', '.join(GLM_FAMILIES)}, not {loss!r}")
+    if power is not None and power != value:
+      raise ValueError(f"power {power} differs from the loss's own, tweedie:{value:g}")
+    power = value
+  if loss == "tweedie" and power in (1, 2):  # the Poisson and gamma deviances
+    loss, power = ("poisson", None) if power == 1 else ("gamma", None)
   head = np.asarray(x[:SHIFT_ROWS], np.float64)
   shift = head.mean(axis=0)
   scale = head.std(axis=0)
@@ -432,7 +445,8 @@ class Solution:
 def solve(data: Staged, weights, l2, solver: str = "auto", tol: float = 1e-4, max_iter: int = 100,
           start: tuple[np.ndarray, np.ndarray] | None = None, l1=None, mix=None) -> Solution:
   """Fits K models on the staged rows: `weights [K, n]` (>= 0, any scale), `l2 [K]` (>= 0), and `l1 [K]`
-  (>= 0; least squares only, for now: the elastic net by coordinate descent, `max_iter` sweeps).
+  (>= 0: `l1 |W|₁` beside `l2 / 2 |W|²`; least squares by coordinate descent on the Gram matrix, `max_iter`
+  sweeps; the other losses by proximal Newton, `_proximal_newton`, `max_iter` Newton steps).
 
   `start`: `(coef [K, d, k], intercept [K, k])` to start the iterative solvers from (default zero, as
   scikit-learn's). `mix [K, G]` (>= 0): model k's weights are `Σ_g mix[k, g] weights[g]` (`weights [G, n]`):
@@ -456,10 +470,13 @@ def solve(data: Staged, weights, l2, solver: str = "auto", tol: float = 1e-4, ma
     l1 = np.broadcast_to(np.asarray(l1, np.float64), (count,)).copy()
     if not np.all(np.isfinite(l1) & (l1 >= 0)):
       raise ValueError(f"l1 must be finite numbers >= 0, got {l1.tolist()}")
-    if np.any(l1 > 0) and data.loss != "mse":
-      raise ValueError(f"an L1 penalty is fitted for least squares only (so far), not for {data.loss!r}")
   use_compilation_cache()
   solver = choose(solver, data.loss, num_params=(data.d + 1) * data.k)
+  proximal = l1 is not None and np.any(l1 > 0) and data.loss != "mse"
+  if proximal:
+    if solver == "lbfgs":
+      raise ValueError("an L1 penalty is fitted by (proximal) Newton, not lbfgs: use solver='newton' or 'auto'")
+    solver = "newton"
   if solver == "optax":
     raise ValueError("solve() runs the exact solvers; solver='optax' trains through Trainer")
   chunks = chunked_weights(data, weights) if mix is None else None
@@ -474,6 +491,8 @@ def solve(data: Staged, weights, l2, solver: str = "auto", tol: float = 1e-4, ma
     if start is None and data.family:  # a GLM from its intercept-only fit: log of the weighted mean target
       mean = weights @ data.targets / weights.sum(axis=1)
       theta[:, -1, 0] = np.log(np.maximum(mean, np.finfo(np.float64).tiny))
+    if proximal:
+      return _proximal_newton(data, chunks, l2, l1, theta, float(tol), int(max_iter))
     if solver == "newton":
       return _newton(data, chunks, l2, theta, float(tol), int(max_iter))
     return _lbfgs(data, chunks, l2, theta, float(tol), int(max_iter))
@@ -714,28 +733,13 @@ def _from_scaled(data: Staged, w_s: np.ndarray, b_s: np.ndarray):
   return coef, b_s - np.einsum("d,kdc->kc", data.shift, coef)
 
 
-def _family_parts(z, y, family):
-  """A log-link GLM's per row `(half deviance [C], its derivative in z [C], curvature [C])` at `z = log μ`
-  (`losses.tweedie_deviances`, the same numbers). The curvature is Fisher's, `μ^(2-p)` (IRLS): always > 0,
-  where the Hessian's is not for p > 2; the gradient is exact, so the optimum is the same."""
-  name, power = family
-  if name == "poisson":
-    mu = jnp.exp(z)
-    return mu - y * z + jax.scipy.special.xlogy(y, y) - y, mu - y, mu
-  if name == "gamma":
-    ratio = y * jnp.exp(-z)  # y / μ
-    return ratio + z - jnp.log(y) - 1, 1 - ratio, jnp.ones_like(z)
-  a, b = jnp.exp((1 - power) * z), jnp.exp((2 - power) * z)  # μ^(1-p), μ^(2-p)
-  constant = jnp.where(y > 0, y ** (2 - power), 0) / ((1 - power) * (2 - power))
-  return constant - y * a / (1 - power) + b / (2 - power), b - y * a, b
-
-
 def _loss_parts(logits, labels, k: int, family=None):
   """Per row: the loss `[C]`, its derivative in the logits `[C, k]`, and for one logit the loss's curvature
-  there `[C, 1]` (for more, the probabilities `[C, k]`). `family`: a GLM's (`_family_parts`), else the
+  there `[C, 1]` (for more, the probabilities `[C, k]`). `family`: a GLM's `(name, power)` (the deviance and
+  Fisher's curvature, `losses.log_link_parts`), else the
   logistic (one logit) or softmax loss."""
   if family:
-    loss, dz, curvature = _family_parts(logits[:, 0], labels.astype(logits.dtype), family)
+    loss, dz, curvature = losses_lib.log_link_parts(logits[:, 0], labels.astype(logits.dtype), family[1])
     return loss, dz[:, None], curvature[:, None]
   # One exponential a logit (a fair share of a pass on the CPU), and no overflow for any logit.
   if k == 1:
@@ -989,6 +993,102 @@ def _newton(data, chunks, l2, theta, tol, max_iter) -> Solution:
       hessian = None
   theta, loss, n_iter, converged, _ = _newton_iterations(data, chunks, l2, theta, tol, max_iter, hessian)
   return _finish(data, theta, loss, n_iter, converged, "newton")
+
+
+def _proximal_newton(data, chunks, l2, l1, theta, tol, max_iter) -> Solution:
+  """L1 (and L2) penalised logistic, softmax and GLM fits by proximal Newton (glmnet's and glum's method): a
+  pass gives the loss, gradient g and Hessian H at θ; coordinate descent on the penalised quadratic model
+  `gᵀΔ + ½ Δᵀ(H + l2)Δ + l1 |θ + Δ|₁` (`_lasso_quadratic`) soft-thresholds each coefficient, so its zeros are
+  0.0; a step halves until the objective falls by a fraction of the model's decrease (Armijo on the
+  composite objective). It stops where the largest violation of the optimality conditions (the minimum-norm
+  subgradient in the standardised features, as the elastic net's) is below `tol`. The Hessian comes from the
+  row sample on large data (a preconditioner: the gradient, from every row, decides convergence)."""
+  count = len(theta)
+  penalty = _penalty_diagonal(data, l2)
+  per_row = np.concatenate([1.0 / data.scale, [0.0]])  # |w_j| = |w_s,j| / scale_j; the intercept is free
+  lasso = (l1[:, None, None] * np.broadcast_to(per_row[None, :, None], (1, data.d + 1, data.k))).reshape(count, -1)
+
+  def composite(loss, t):
+    return loss + np.sum(lasso * np.abs(t.reshape(count, -1)), axis=1)
+
+  def violation(grad, t):
+    flat = t.reshape(count, -1)
+    away = np.abs(grad + lasso * np.sign(flat))
+    return np.max(np.where(flat != 0, away, np.maximum(np.abs(grad) - lasso, 0.0)), axis=1)
+
+  loss, grad, hessian = _objective_parts(data, chunks, theta, l2, penalty, True)
+  n_iter = np.zeros(count, np.int64)
+  converged = violation(grad, theta) <= tol
+  stuck = np.zeros(count, bool)
+  while True:
+    active = ~converged & ~stuck & (n_iter < max_iter)
+    if not active.any():
+      break
+    flat = theta.reshape(count, -1)
+    # The model's minimiser u = θ + Δ: min ½uᵀAu - bᵀu + lasso |u|₁, A = H + l2, b = Aθ - g, from u = θ.
+    eye = np.eye(flat.shape[1])
+    matrix = np.asarray(hessian, np.float64) + np.einsum("kp,pq->kpq", penalty.reshape(count, -1), eye)
+    target = np.einsum("kpq,kq->kp", matrix, flat) - grad
+    inner_tol = np.maximum(0.1 * violation(grad, theta), 0.1 * tol)
+    u = np.asarray(_lasso_quadratic(matrix, target, lasso, flat, inner_tol, 100 * flat.shape[1]))
+    step = u - flat
+    # The model's decrease (< 0 unless at the optimum): the linear term and the change of the L1 norm.
+    decrease = np.sum(grad * step, axis=1) + np.sum(lasso * (np.abs(u) - np.abs(flat)), axis=1)
+    value = composite(loss, theta)
+    rate = np.ones(count)
+    pending = active & (decrease < 0)
+    stuck |= active & ~pending
+    while pending.any():
+      trial = np.where(pending[:, None, None], theta + rate[:, None, None] * step.reshape(theta.shape), theta)
+      t_loss, t_grad, t_hessian = _objective_parts(data, chunks, trial, l2, penalty, True)
+      t_value = composite(t_loss, trial)
+      rounding = 8 * float(np.finfo(data.dtype).eps) * np.maximum(np.abs(value), 1e-30)
+      accept = pending & ((t_value <= value + ARMIJO * rate * decrease)
+                          | ((t_value <= value + rounding) & (violation(t_grad, trial) < violation(grad, theta))))
+      stuck |= pending & ~accept & (rate < 1e-10)
+      theta = np.where(accept[:, None, None], trial, theta)
+      loss, grad = np.where(accept, t_loss, loss), np.where(accept[:, None], t_grad, grad)
+      hessian = np.where(accept[:, None, None], t_hessian, hessian)
+      n_iter += accept
+      pending &= ~accept & ~stuck
+      rate = np.where(pending, rate / 2, rate)
+    converged |= violation(grad, theta) <= tol
+  value = composite(loss, theta)
+  if data.k > 1:  # softmax: the loss ignores a shift of every class's intercept; scikit-learn's sum to 0
+    theta = theta.copy()
+    theta[:, -1] -= theta[:, -1].mean(axis=1, keepdims=True)
+  return _finish(data, theta, value, n_iter, converged, "newton")
+
+
+@jax.jit
+def _lasso_quadratic(matrix, target, lasso, start, tol, max_sweeps):
+  """`[K, p]`: `argmin_u ½uᵀAu - bᵀu + Σ_j lasso_j |u_j|` per model (`matrix` A `[K, p, p]` positive
+  semi-definite, `target` b, `lasso` >= 0 `[K, p]`) by cyclic coordinate descent from `start`, until the
+  largest violation of its optimality conditions is below `tol [K]`, or `max_sweeps` sweeps."""
+
+  def one(a, b, lam, u0, limit):
+    diagonal = jnp.diagonal(a)
+    # A flat coordinate (no curvature, no penalty): a tiny ridge keeps the update finite.
+    diagonal = jnp.maximum(diagonal, 1e-12 * jnp.maximum(jnp.max(diagonal), 1e-300))
+
+    def coordinate(j, u):
+      rest = b[j] - a[j] @ u + a[j, j] * u[j]
+      return u.at[j].set(jnp.sign(rest) * jnp.maximum(jnp.abs(rest) - lam[j], 0.0) / diagonal[j])
+
+    def worst(u):
+      grad = a @ u - b
+      return jnp.max(jnp.where(u != 0, jnp.abs(grad + lam * jnp.sign(u)), jnp.maximum(jnp.abs(grad) - lam, 0.0)))
+
+    def sweep(state):
+      u, sweeps, _ = state
+      u = jax.lax.fori_loop(0, u.shape[0], coordinate, u)
+      return u, sweeps + 1, worst(u)
+
+    u, _, _ = jax.lax.while_loop(lambda s: (s[2] > limit) & (s[1] < max_sweeps), sweep,
+                                 (u0, jnp.zeros((), jnp.int64), worst(u0)))
+    return u
+
+  return jax.vmap(one, in_axes=(0, 0, 0, 0, 0))(matrix, target, lasso, start, tol)
 
 
 # Newton and L-BFGS on large data start from the optimum on a prefix of the row sample, of at most `n /

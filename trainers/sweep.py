@@ -483,7 +483,7 @@ class Sweep:
     arrays = _as_numpy(data, "eval")
     n = len(arrays["x"])
     weights = self._weights(weights, n)
-    sums_fn = metrics_lib.SUMS[self.task]
+    sums_fn = metrics_lib.sums_of(self.task, losses_lib.mean_of(self._loss_spec))
     apply_fn = self._apply_fn
     if "sums" not in self._eval:
       def sums(params, x, y, weights, shift):

@@ -109,8 +109,10 @@ class Trainer:
   Args:
     model: an `nnx.Module` mapping `[batch, d]` to `[batch, k]`.
     optimizer: any `optax.GradientTransformation`; None: an exact solver (`solver="auto"`).
-    loss: `"mse"`, `"logistic"`, `"softmax"` or a per-example callable
-      `(outputs [b, k], labels [b]) -> [b]`.
+    loss: `"mse"`, `"logistic"`, `"softmax"`, a log-link GLM's half deviance
+      (`"poisson"`, `"gamma"`, `"tweedie:P"`; the model's outputs are log means,
+      as the zoo's `glm`), `"huber:EPSILON"`, `"quantile:Q"` (`losses.get_loss`),
+      or a per-example callable `(outputs [b, k], labels [b]) -> [b]`.
     seed: seeds the batch order of mini-batch training.
     parallel: `"auto"`, `"none"` (jit, one device), `"pmap"` or `"mesh"`
       (data-parallel over `devices`); see `flaxzoo.trainers.placement`.
@@ -194,7 +196,8 @@ class Trainer:
       shards, constrain = self.placement.num_shards, self.placement.constrain_shards
     self._train_step = make_train_step(self._apply_fn, self.loss_fn, self.tx, axis_name, self.l2, self.row_chunk,
                                        shards, constrain)
-    eval_step = make_eval_step(self._apply_fn, metrics_lib.SUMS[self.task], axis_name)
+    sums = metrics_lib.sums_of(self.task, losses_lib.mean_of(self._loss_spec))  # a log link: of exp(outputs)
+    eval_step = make_eval_step(self._apply_fn, sums, axis_name)
     def evaluate_blocks(params, blocks, shift):  # metric sums added up over the blocks
       add = lambda k, total: jax.tree.map(jnp.add, total, eval_step(params, take_block(blocks, k), shift))
       return jax.lax.fori_loop(1, jax.tree.leaves(blocks)[0].shape[0], add,

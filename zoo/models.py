@@ -197,3 +197,8 @@ register_model(
     "multinomial (softmax) regression, num_classes logits",
     in_features=1, num_classes=3,
 )
+register_model(
+    "glm", "flaxzoo.zoo.glm:GeneralizedLinear",
+    "generalized linear model, log link: log means [batch, out] (losses poisson, gamma, tweedie:P)",
+    in_features=1, out_features=1,
+)

@@ -1,0 +1,288 @@
+"""Robust and quantile regression, exact: Huber regression with a scale (Newton) and quantile regression
+with an L1 penalty (a primal-dual interior-point method, then the optimal vertex).
+
+>>> fit = huber(x, y, weight, epsilon=1.35, alpha=1e-4)     # scikit-learn's HuberRegressor objective
+>>> fit = quantile(x, y, weight, quantile=0.9, alpha=0.01)   # scikit-learn's QuantileRegressor objective
+
+Both run in float64 on the host, in standardised features (shift and scale from the weighted rows; the
+answer mapped back), with one weighted Gram matrix `Zᵀ D Z` a iteration, `Z = [z, 1]`: the same
+machinery as the GLMs' IRLS, other row weights. NumPy, not a compiled JAX pass: each fit's rows differ in
+number (folds), its iterations are few, and the weighted Gram matrix is one BLAS call on the host.
+
+- `huber`: minimises `mean_w(σ + H_ε(r / σ) σ) + (alpha / S) |w|²` over the coefficients, intercept and
+  scale σ > 0 (`r = y - x w - b`, `H_ε(u) = u²` for `|u| <= ε`, else `2 ε |u| - ε²`; S the weights' sum):
+  scikit-learn's objective over S. Jointly convex (a perspective); Newton with Armijo steps kept inside
+  σ > 0, stopping where the gradient's largest entry is below `tol`.
+- `quantile`: minimises `mean_w ρ_q(r) + alpha |w|₁` (`ρ_q(r) = q r⁺ + (1 - q) r⁻`) as its dual linear
+  programme, `max yᵀa : Zᵀa = (1 - q) Zᵀs, 0 <= a <= s` (Koenker & Portnoy's Frisch-Newton), the L1
+  penalty as pseudo-rows `±c_j e_j` (target 0) of weight `alpha S / (scale_j c_j)`, by Mehrotra's
+  predictor-corrector. Its
+  iterates stay inside; the optimum of an LP is a vertex, where p rows fit exactly: those rows are read off
+  the last iterate and solved for exactly, so that a coefficient whose penalty row is among them is 0.0, as
+  scikit-learn's (HiGHS) vertex. The vertex is kept only where its objective is no worse.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class RobustFit:
+  """`coef [d]`, `intercept`, `scale` (Huber's σ; quantile: None), `n_iter`, `converged`, `objective` (the
+  mean objective minimised)."""
+
+  coef: np.ndarray
+  intercept: float
+  scale: float | None
+  n_iter: int
+  converged: bool
+  objective: float
+
+
+def _standardised(x: np.ndarray, v: np.ndarray):
+  """`(Z [n, d + 1], shift [d], scale [d])`: `Z = [(x - shift) / scale, 1]` with the weighted mean and
+  standard deviation (`v` sums to 1); a constant column keeps scale O(1)."""
+  shift = v @ x
+  scale = np.sqrt(np.maximum(v @ (x - shift) ** 2, 0.0))
+  scale = np.where(scale > 0, scale, np.maximum(np.abs(shift), 1.0))
+  return np.hstack([(x - shift) / scale, np.ones((len(x), 1))]), shift, scale
+
+
+def _weights(x, y, weight):
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64).reshape(-1)
+  weight = np.ones(len(y)) if weight is None else np.asarray(weight, np.float64).reshape(-1)
+  if len(x) != len(y) or len(weight) != len(y):
+    raise ValueError(f"x, y and weight differ in rows: {len(x)}, {len(y)}, {len(weight)}")
+  if not (np.all(np.isfinite(weight)) and weight.min() >= 0 and weight.sum() > 0):
+    raise ValueError("weight must be finite, >= 0, with a positive entry")
+  keep = weight > 0  # rows of weight 0 change nothing (and the LP's bounds 0 <= a <= 0 would pin them)
+  return x[keep], y[keep], weight[keep]
+
+
+def _weighted_quantile(y, v, q):
+  order = np.argsort(y)
+  return float(y[order][np.searchsorted(np.cumsum(v[order]), q * v.sum())])
+
+
+def huber(x, y, weight=None, epsilon: float = 1.35, alpha: float = 1e-4, tol: float = 1e-5,
+          max_iter: int = 100, start: tuple[np.ndarray, float, float] | None = None) -> RobustFit:
+  """scikit-learn's `HuberRegressor(epsilon, alpha)` fit of `x [n, d]`, `y [n]`, `weight [n]` (>= 0):
+  `start`: `(coef [d], intercept, scale)` (default: 0, the weighted median, the mean absolute deviation)."""
+  x, y, weight = _weights(x, y, weight)
+  total = weight.sum()
+  v = weight / total
+  z, shift, scale = _standardised(x, v)
+  p = z.shape[1]
+  ridge = float(alpha) / total * np.concatenate([1.0 / scale**2, [0.0]])  # (alpha / S) |w|², w = w_s / scale
+  if start is None:
+    theta = np.zeros(p)
+    theta[-1] = _weighted_quantile(y, v, 0.5)
+    sigma = float(v @ np.abs(y - theta[-1])) or 1.0
+  else:
+    coef, intercept, sigma = (np.asarray(start[0], np.float64), float(start[1]), float(start[2]))
+    theta = np.concatenate([coef * scale, [intercept + shift @ coef]])
+
+  def parts(theta, sigma, derivatives=True):
+    r = y - z @ theta
+    inlier = np.abs(r) <= epsilon * sigma
+    f = sigma + np.where(inlier, r**2 / sigma, 2 * epsilon * np.abs(r) - epsilon**2 * sigma)
+    value = v @ f + ridge @ theta**2
+    if not derivatives:
+      return value
+    d_r = np.where(inlier, 2 * r / sigma, 2 * epsilon * np.sign(r))
+    d_sigma = np.where(inlier, 1 - r**2 / sigma**2, 1 - epsilon**2)
+    grad = np.concatenate([-(v * d_r) @ z + 2 * ridge * theta, [v @ d_sigma]])
+    curvature = v * inlier
+    hessian = np.empty((p + 1, p + 1))
+    hessian[:p, :p] = (z * (2 / sigma * curvature)[:, None]).T @ z + np.diag(2 * ridge)
+    hessian[:p, p] = hessian[p, :p] = (curvature * 2 * r / sigma**2) @ z
+    hessian[p, p] = curvature @ (2 * r**2 / sigma**3)
+    return value, grad, hessian
+
+  value, grad, hessian = parts(theta, sigma)
+  n_iter, converged = 0, bool(np.max(np.abs(grad)) <= tol)
+  while not converged and n_iter < max_iter:
+    floor = 1e-12 * max(float(np.max(np.abs(np.diag(hessian)))), 1e-300)
+    step = -np.linalg.solve(hessian + floor * np.eye(p + 1), grad)
+    slope = grad @ step
+    if not slope < 0:  # not a descent direction (a flat Hessian): the gradient's
+      step, slope = -grad, -grad @ grad
+    # σ stays > 0, and shrinks at most by half a step: a full Newton step can send it to ~0 (every row an
+    # outlier), where the objective is piecewise linear in the coefficients and Newton's model is lost.
+    rate = 1.0 if step[-1] >= 0 else min(1.0, 0.5 * sigma / -step[-1])
+    rounding = 8 * np.finfo(np.float64).eps * max(abs(value), 1e-300)
+    while True:
+      trial_theta, trial_sigma = theta + rate * step[:p], sigma + rate * step[-1]
+      trial = parts(trial_theta, trial_sigma)
+      # Armijo; or, within float64's rounding of the objective (near the optimum), a smaller gradient.
+      if trial[0] <= value + 1e-4 * rate * slope or (
+          trial[0] <= value + rounding and np.max(np.abs(trial[1])) < np.max(np.abs(grad))):
+        break
+      rate /= 2
+      if rate < 1e-12:
+        break
+    if rate < 1e-12:  # no decrease left at float64's precision
+      break
+    theta, sigma = trial_theta, trial_sigma
+    value, grad, hessian = trial
+    n_iter += 1
+    converged = bool(np.max(np.abs(grad)) <= tol)
+  coef = theta[:-1] / scale
+  return RobustFit(coef, float(theta[-1] - shift @ coef), float(sigma), n_iter, converged, float(value))
+
+
+def quantile(x, y, weight=None, quantile: float = 0.5, alpha: float = 1.0, tol: float = 1e-10,
+             max_iter: int = 100) -> RobustFit:
+  """scikit-learn's `QuantileRegressor(quantile, alpha)` fit of `x [n, d]`, `y [n]`, `weight [n]` (>= 0).
+  `tol`: the duality gap relative to the objective; `max_iter`: interior-point iterations."""
+  x, y, weight = _weights(x, y, weight)
+  total = weight.sum()
+  z, shift, scale = _standardised(x, weight / total)
+  n, p = z.shape
+  d = p - 1
+  # The L1 penalty as pseudo-rows: weight c on the rows e_j and -e_j (target 0) adds c |w_s,j|.
+  penalty = float(alpha) * total / scale
+  pseudo = penalty > 0
+  # A row scaled by c with its weight divided by c adds the same: each pseudo-row takes the rows' mean weight
+  # (bounds of one size keep the interior-point iterates well scaled; 1e5 apart they overflowed).
+  mean = float(weight.mean())
+  unit = np.eye(p)[:d][pseudo] * (penalty[pseudo] / mean)[:, None]
+  rows = np.vstack([z, unit, -unit])
+  targets = np.concatenate([y, np.zeros(2 * pseudo.sum())])
+  upper = np.concatenate([weight, np.full(2 * pseudo.sum(), mean)])
+  beta, n_iter, converged = _interior_point(rows, targets, upper, float(quantile), tol, max_iter)
+  beta, certified = _vertex(rows, targets, upper, float(quantile), beta, n, pseudo)
+  converged = converged or certified
+  objective = _pinball(targets - rows @ beta, upper, quantile) / total
+  coef = beta[:-1] / scale
+  return RobustFit(coef, float(beta[-1] - shift @ coef), None, n_iter, converged, float(objective))
+
+
+def _pinball(residual, weight, q):
+  return float(weight @ np.where(residual >= 0, q * residual, (q - 1) * residual))
+
+
+def _interior_point(z, y, upper, q, tol, max_iter):
+  """`(β [p], iterations, converged)`: `argmin_β Σ upper_i ρ_q(y_i - z_i β)` through its dual, `max yᵀa :
+  zᵀa = (1 - q) zᵀupper, 0 <= a <= upper`, by Mehrotra's predictor-corrector; `t = upper - a`, and the dual
+  slacks `w - s = y - zβ` (w, s >= 0). Each iteration solves one weighted least squares `zᵀDz`."""
+  a = (1 - q) * upper  # feasible: zᵀa = b
+  b = z.T @ a
+  t = upper - a
+  beta = np.linalg.lstsq(z * np.sqrt(upper)[:, None], y * np.sqrt(upper), rcond=None)[0]
+  r = y - z @ beta
+  spread = max(float(np.mean(np.abs(r))), 1e-12)
+  w, s = np.maximum(r, 0) + spread, np.maximum(-r, 0) + spread  # w - s = r (dual feasible)
+  scale_obj = max(1.0, float(upper @ np.abs(y)))
+  best, best_merit, since = beta, np.inf, 0
+  for iteration in range(1, max_iter + 1):
+    primal = y @ a
+    dual = b @ beta + upper @ w
+    r_p = b - z.T @ a
+    r_d = y - z @ beta - w + s
+    # The gap, and what the equality constraints lack (a near the optimum loses them to rounding on badly
+    # scaled rows: the gap then stalls, and the best iterate so far is kept).
+    merit = (abs(dual - primal) + np.abs(r_p) @ np.abs(beta) + upper @ np.abs(r_d)) / scale_obj
+    if merit < best_merit:
+      best, best_merit, since = beta, merit, 0
+    else:
+      since += 1
+    if merit <= tol:
+      return beta, iteration - 1, True
+    if since >= 5:
+      return best, iteration - 1, False
+
+    state = (a, t, s, w)
+    factors = _factor(z, state)
+    d_a, d_beta, d_s, d_w = _direction(z, state, factors, r_p, r_d, -a * s, -t * w)  # affine scaling (predictor)
+    step_p, step_d = _lengths(state, d_a, d_s, d_w)
+    mu = (a @ s + t @ w) / (2 * len(a))
+    mu_aff = ((a + step_p * d_a) @ (s + step_d * d_s) + (t - step_p * d_a) @ (w + step_d * d_w)) / (2 * len(a))
+    centring = (mu_aff / mu) ** 3  # Mehrotra's corrector: centred, and the predictor's second-order term
+    d_a, d_beta, d_s, d_w = _direction(z, state, factors, r_p, r_d, centring * mu - a * s - d_a * d_s,
+                                       centring * mu - t * w + d_a * d_w)
+    step_p, step_d = (0.99995 * v for v in _lengths(state, d_a, d_s, d_w))
+    a, t = a + step_p * d_a, t - step_p * d_a  # (t kept on its own: upper - a cancels near the bound)
+    beta, s, w = beta + step_d * d_beta, s + step_d * d_s, w + step_d * d_w
+  return best, max_iter, False
+
+
+def _factor(z, state):
+  """`(D, √D, Q, R)`: `a s = μ`, `t w = μ` linearised (Δt = -Δa) leave the normal equations `zᵀDz Δβ = ...`,
+  `D = 1 / (s / a + w / t)`, solved through a QR factor of `√D z` (once an iteration), not the product: D
+  spans ~1e15 near the end, and the product's squared condition number stalled badly scaled problems."""
+  a, t, s, w = state
+  diag = 1.0 / (s / a + w / t)
+  root = np.sqrt(diag)
+  return (diag, root) + tuple(np.linalg.qr(z * root[:, None]))
+
+
+def _direction(z, state, factors, r_p, r_d, r_as, r_tw):
+  """The Newton direction `(Δa, Δβ, Δs, Δw)` for the complementarity targets `r_as`, `r_tw`."""
+  a, t, s, w = state
+  diag, root, q_factor, r_factor = factors
+  rhs = r_d - r_tw / t + r_as / a
+  # zᵀDz Δβ = zᵀD rhs - r_p  ->  R Δβ = Qᵀ(√D rhs) - R⁻ᵀ r_p
+  d_beta = np.linalg.solve(r_factor, q_factor.T @ (root * rhs) - np.linalg.solve(r_factor.T, r_p))
+  d_a = diag * (rhs - z @ d_beta)
+  return d_a, d_beta, (r_as - s * d_a) / a, (r_tw + w * d_a) / t
+
+
+def _lengths(state, d_a, d_s, d_w):
+  """The primal and dual step lengths (<= 1) to the boundary of `a, t >= 0` and `s, w >= 0`."""
+  a, t, s, w = state
+
+  def limit(v, dv):
+    falling = dv < 0
+    return min(1.0, float(np.min(-v[falling] / dv[falling]))) if falling.any() else 1.0
+
+  return min(limit(a, d_a), limit(t, -d_a)), min(limit(s, d_s), limit(w, d_w))
+
+
+def _vertex(z, y, upper, q, beta, n, pseudo):
+  """`(β, certified)`: the optimal vertex near the interior-point answer `beta`. The rows it fits (residuals
+  below 1e-6 of their median: near the optimum the others stay O(median)) are fitted exactly, by least
+  squares on the coefficients whose penalty rows are not among them (those are 0.0); `beta` where that is
+  no better. `certified`: the vertex is optimal by LP duality, its p fitted rows' dual values `a_B`
+  (`z_Bᵀ a_B = (1 - q) zᵀu - z_Nᵀ a_N`, `a_N` at the bound of its residual's sign) exist within `[0, u_B]`
+  (a zero coefficient's pair of rows: `[-u, u]`)."""
+  p = z.shape[1]
+  residual = np.abs(y - z @ beta)
+  fitted = residual <= 1e-6 * max(float(np.median(residual)), 1e-300)
+  penalised = np.flatnonzero(pseudo)
+  # Pseudo-rows n.. are +e_j, then -e_j, for the penalised j in order.
+  pseudo_rows = np.flatnonzero(fitted[n:])
+  zeroed = np.unique(penalised[pseudo_rows % len(penalised)]) if len(penalised) and len(pseudo_rows) else []
+  free = np.setdiff1d(np.arange(p), zeroed)
+  data_rows = np.flatnonzero(fitted[:n])
+  candidate = np.zeros(p)
+  if len(data_rows) < len(free):
+    return beta, False
+  system = z[np.ix_(data_rows, free)]
+  if len(free) and np.linalg.matrix_rank(system) < len(free):
+    return beta, False
+  if len(free):
+    candidate[free] = np.linalg.lstsq(system, y[data_rows], rcond=None)[0]
+  if _pinball(y - z @ candidate, upper, q) > _pinball(y - z @ beta, upper, q) * (1 + 1e-12) + 1e-300:
+    return beta, False
+  r = y - z @ candidate
+  fitted = np.abs(r) <= 1e-9 * max(float(np.median(np.abs(r))), 1e-300)
+  # A zero coefficient fits both its pseudo-rows: their duals enter as one, a₊ - a₋ in [-u, u] on the row +e_j.
+  minus = np.zeros(len(y), bool)
+  minus[n + len(penalised):] = fitted[n + len(penalised):]
+  basis = fitted & ~minus
+  a = np.where(r > 0, upper, 0.0)
+  a[minus] = 0.0
+  low = np.where(np.arange(len(y)) >= n, -upper, 0.0)[basis]
+  rhs = (1 - q) * (z.T @ upper) - z[~basis].T @ a[~basis]
+  if basis.sum() < p:
+    return candidate, False
+  # Dual values in their bounds that meet the equations (more fitted rows than p: a degenerate vertex,
+  # ties in y): bounded least squares, feasible where its residual is rounding.
+  from scipy.optimize import lsq_linear
+
+  dual = lsq_linear(z[basis].T, rhs, bounds=(low, upper[basis]), method="bvls")
+  return candidate, bool(np.max(np.abs(z[basis].T @ dual.x - rhs)) <= 1e-9 * max(1.0, float(np.max(np.abs(rhs)))))
