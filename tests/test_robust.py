@@ -126,3 +126,26 @@ def test_quantile_refuses_bad_parameters_in_one_line(bad):
   x, y, _ = diabetes()
   with pytest.raises(ValueError, match=next(iter(bad))):
     QuantileRegressor(**bad).fit(x, y)
+
+
+def test_huber_whose_optimum_has_no_scale_ends_at_least_absolute_deviations():
+  """More rows off an exact fit of a few than ε² - 1 times their number: the objective falls all the way to
+  σ = 0, where it is `2ε mean|r| + alpha |w|² / S`; the fit ends there (σ at its floor), converged, at least
+  as low as scikit-learn's, on integer targets and on rows a plane fits exactly (scikit-learn's own checks)."""
+  from sklearn.linear_model import HuberRegressor as Reference
+
+  rng = np.random.RandomState(0)
+  x, y = rng.uniform(size=(20, 3)), rng.randint(0, 3, 20).astype(float)
+  plane_x = np.repeat([[1.0, 3.0], [2.0, 1.0], [3.0, 3.0], [4.0, 1.0]], 4, axis=0)
+  plane_y = 2.5 - 0.5 * plane_x[:, 1]
+  for features, targets in ((x, y), (plane_x, plane_y)):
+    weight = np.ones(len(targets))
+    weight[0] = 10.0
+    ours = HuberRegressor().fit(features, targets, sample_weight=weight)  # (a ConvergenceWarning fails here)
+    assert ours.scale_ <= 1e-13 * max(1.0, np.abs(targets).max())
+    reference = Reference().fit(features, targets, sample_weight=weight)
+    value = huber_objective((ours.coef_, ours.intercept_, ours.scale_), features, targets, weight, 1.35, 1e-4)
+    best = huber_objective((reference.coef_, reference.intercept_, reference.scale_), features, targets, weight,
+                           1.35, 1e-4)
+    assert value <= best + 1e-12
+  np.testing.assert_allclose(ours.predict(plane_x), plane_y, atol=1e-12)  # the exact fit

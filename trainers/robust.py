@@ -29,6 +29,11 @@ import dataclasses
 import numpy as np
 
 
+# Huber's scale stays at or above this times max |y| (scikit-learn bounds it at 10 eps): where more rows lie
+# off an exact fit of a few than epsilon² - 1 times their number, the objective falls all the way to σ = 0.
+SIGMA_MIN = 10 * float(np.finfo(np.float64).eps)
+
+
 @dataclasses.dataclass
 class RobustFit:
   """`coef [d]`, `intercept`, `scale` (Huber's σ; quantile: None), `n_iter`, `converged`, `objective` (the
@@ -102,36 +107,81 @@ def huber(x, y, weight=None, epsilon: float = 1.35, alpha: float = 1e-4, tol: fl
     hessian[p, p] = curvature @ (2 * r**2 / sigma**3)
     return value, grad, hessian
 
+  floor_sigma = SIGMA_MIN * max(1.0, float(np.max(np.abs(y))))
+
+  def projected(grad, sigma):  # σ held at its floor where the objective still falls towards 0
+    return np.max(np.abs(grad[:-1] if sigma <= floor_sigma and grad[-1] > 0 else grad))
+
   value, grad, hessian = parts(theta, sigma)
-  n_iter, converged = 0, bool(np.max(np.abs(grad)) <= tol)
+  n_iter, converged = 0, bool(projected(grad, sigma) <= tol)
+  rounding = 8 * np.finfo(np.float64).eps
   while not converged and n_iter < max_iter:
-    floor = 1e-12 * max(float(np.max(np.abs(np.diag(hessian)))), 1e-300)
-    step = -np.linalg.solve(hessian + floor * np.eye(p + 1), grad)
-    slope = grad @ step
-    if not slope < 0:  # not a descent direction (a flat Hessian): the gradient's
-      step, slope = -grad, -grad @ grad
-    # σ stays > 0, and shrinks at most by half a step: a full Newton step can send it to ~0 (every row an
-    # outlier), where the objective is piecewise linear in the coefficients and Newton's model is lost.
-    rate = 1.0 if step[-1] >= 0 else min(1.0, 0.5 * sigma / -step[-1])
-    rounding = 8 * np.finfo(np.float64).eps * max(abs(value), 1e-300)
-    while True:
-      trial_theta, trial_sigma = theta + rate * step[:p], sigma + rate * step[-1]
-      trial = parts(trial_theta, trial_sigma)
-      # Armijo; or, within float64's rounding of the objective (near the optimum), a smaller gradient.
-      if trial[0] <= value + 1e-4 * rate * slope or (
-          trial[0] <= value + rounding and np.max(np.abs(trial[1])) < np.max(np.abs(grad))):
+    held = sigma <= floor_sigma and grad[-1] > 0
+    trial = None
+    # Newton, damped more where its step fails: a row set fitted exactly leaves no curvature along σ (the
+    # objective is piecewise linear there), and the undamped step is meaningless; large damping is a
+    # gradient step, which always descends.
+    for damping in (1e-12, 1e-8, 1e-4, 1.0, 1e4):
+      matrix = hessian + damping * max(float(np.max(np.abs(np.diag(hessian)))), 1e-300) * np.eye(p + 1)
+      if held:
+        matrix[-1, :], matrix[:, -1], matrix[-1, -1] = 0.0, 0.0, 1.0
+      step = -np.linalg.solve(matrix, np.where(np.arange(p + 1) == p, 0.0, grad) if held else grad)
+      slope = grad @ step
+      if not slope < 0:
+        continue
+      # σ stays above its floor and shrinks at most 10x a step (a full Newton step can send it to ~0).
+      rate = 1.0 if step[-1] >= 0 else min(1.0, max(0.9 * sigma, sigma - floor_sigma) / -step[-1])
+      while rate >= 1e-6:
+        trial_theta, trial_sigma = theta + rate * step[:p], max(sigma + rate * step[-1], floor_sigma)
+        candidate = parts(trial_theta, trial_sigma)
+        # Armijo; or, within float64's rounding of the objective (near the optimum), a smaller gradient.
+        if candidate[0] <= value + 1e-4 * rate * slope or (
+            candidate[0] <= value + rounding * abs(value)
+            and projected(candidate[1], trial_sigma) < projected(grad, sigma)):
+          trial = (trial_theta, trial_sigma, candidate)
+          break
+        rate /= 2
+      if trial is not None:
         break
-      rate /= 2
-      if rate < 1e-12:
-        break
-    if rate < 1e-12:  # no decrease left at float64's precision
+    if trial is None:  # no decrease left at float64's precision
       break
-    theta, sigma = trial_theta, trial_sigma
-    value, grad, hessian = trial
+    theta, sigma, (value, grad, hessian) = trial
     n_iter += 1
-    converged = bool(np.max(np.abs(grad)) <= tol)
+    converged = bool(projected(grad, sigma) <= tol)
+  if not converged and sigma <= floor_sigma:  # the limit σ -> 0: least absolute deviations (with the ridge)
+    finished = _absolute_deviations_finish(z, y, v, ridge, epsilon, theta)
+    if finished is None:  # Newton's iterate is too far off to show the fitted rows: the LP's vertex shows them
+      median, _, _ = _interior_point(z, y, v, 0.5, 1e-12, 100)
+      median, _ = _vertex(z, y, v, 0.5, median, len(y), np.zeros(z.shape[1] - 1, bool))
+      finished = _absolute_deviations_finish(z, y, v, ridge, epsilon, median)
+    if finished is not None:
+      theta, converged = finished, True
+      value = parts(theta, sigma, derivatives=False)
   coef = theta[:-1] / scale
   return RobustFit(coef, float(theta[-1] - shift @ coef), float(sigma), n_iter, converged, float(value))
+
+
+def _absolute_deviations_finish(z, y, v, ridge, epsilon, theta):
+  """Where Huber's optimum has σ -> 0 its objective is `mean_v 2ε|r| + ridge θ²`, minimised where a few
+  rows F are fitted exactly: θ and the subgradient's `u_F` in [-1, 1] solve `z_F θ = y_F`, `2 ridge θ -
+  Σ_{i∉F} v 2ε sign(r_i) z_i - Σ_F v 2ε u z = 0` (linear). The optimum (θ) where that holds with `|u| <= 1`
+  and no other row changes sign; else None (F read from `theta`: residuals below 1e-6 of their median, or
+  of the targets' spread)."""
+  residual = y - z @ theta
+  spread = max(float(np.median(np.abs(residual))), float(np.sqrt(v @ (y - v @ y) ** 2)), 1e-300)
+  fitted = np.abs(residual) <= 1e-6 * spread  # (every row, where a plane fits them all)
+  rows, p = int(fitted.sum()), z.shape[1]
+  signs = np.sign(residual[~fitted])
+  system = np.zeros((rows + p, p + rows))
+  system[:rows, :p] = z[fitted]
+  system[rows:, :p] = 2 * np.diag(ridge)
+  system[rows:, p:] = -(2 * epsilon * v[fitted] * z[fitted].T)
+  rhs = np.concatenate([y[fitted], (2 * epsilon * v[~fitted] * signs) @ z[~fitted]])
+  solution, *_ = np.linalg.lstsq(system, rhs, rcond=None)
+  finished, u = solution[:p], solution[p:]
+  exact = np.max(np.abs(system @ solution - rhs)) <= 1e-9 * max(1.0, float(np.max(np.abs(rhs))))
+  kept = np.all(np.sign(y[~fitted] - z[~fitted] @ finished) == signs)
+  return finished if exact and kept and np.all(np.abs(u) <= 1 + 1e-9) else None
 
 
 def quantile(x, y, weight=None, quantile: float = 0.5, alpha: float = 1.0, tol: float = 1e-10,
