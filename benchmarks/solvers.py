@@ -14,6 +14,13 @@ Rows (the same objective on every side, float64 data):
   alpha = 1e-3, on 100,000 x 32 (log-mean 0.5 + x b / 10); glum (the same family, alpha, log link).
 - `elastic_net_cv_100k`: ElasticNetCV(l1_ratio=0.5, cv=5), 100 alphas x 5 folds, on 100,000 x 32 (least
   squares data); glum's GeneralizedLinearRegressorCV (normal, the same grid size).
+- `l1_logistic_100k`: L1 logistic regression, C = 0.01 (`l1_ratio=1`) on 100,000 x 32 standard normal
+  features (a third of the coefficients 0): LinearClassifier vs LogisticRegression (saga, the solver
+  scikit-learn has for it) and glum (binomial, alpha = 1 / (C n), l1_ratio 1).
+- `huber_100k`: HuberRegressor() on 100,000 x 32 standard normal features, 5% of the targets moved by
+  +-20 sd: ours vs scikit-learn's (L-BFGS-B).
+- `quantile_5k`: QuantileRegressor(quantile=0.7, alpha=1e-3) on 5,000 x 32 (heavy-tailed noise): ours vs
+  scikit-learn's (HiGHS; 20,000 rows took it minutes).
 
 Every (row, library) runs in its own process: `first` is the first fit there (compilation included,
 imports not), `warm` the median of `--repeats` more fits of new estimators on the same data. flaxzoo's
@@ -40,7 +47,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import median_time  # noqa: E402
 
 ROWS = ("least_squares", "logistic", "softmax", "grid_breast_cancer", "grid_100k", "bootstrap", "cv_100k",
-        "poisson_100k", "gamma_100k", "tweedie_100k", "elastic_net_cv_100k")
+        "poisson_100k", "gamma_100k", "tweedie_100k", "elastic_net_cv_100k", "l1_logistic_100k", "huber_100k",
+        "quantile_5k")
 GLM_ROWS = {"poisson_100k": ("PoissonRegressor", {}, "poisson"), "gamma_100k": ("GammaRegressor", {}, "gamma"),
             "tweedie_100k": ("TweedieRegressor", {"power": 1.5}, "tweedie")}
 LIBRARIES = {
@@ -53,6 +61,9 @@ LIBRARIES = {
     "cv_100k": ("flaxzoo", "sklearn"),
     "elastic_net_cv_100k": ("flaxzoo", "sklearn", "glum"),
     **{row: ("flaxzoo", "sklearn", "glum") for row in ("poisson_100k", "gamma_100k", "tweedie_100k")},
+    "l1_logistic_100k": ("flaxzoo", "sklearn", "glum"),
+    "huber_100k": ("flaxzoo", "sklearn"),
+    "quantile_5k": ("flaxzoo", "sklearn"),
 }
 
 
@@ -71,7 +82,15 @@ def make_data(row: str, smoke: bool):
     if row == "gamma_100k":
       return x, rng.gamma(2.0, mean / 2.0)
     return x, rng.poisson(mean) * rng.gamma(2.0, 0.5, size=n)  # compound Poisson-gamma: zeros and positives
-  n, d, k = {"least_squares": (1_000_000, 32, 1), "logistic": (1_000_000, 32, 2), "softmax": (200_000, 64, 10),
+  if row in ("huber_100k", "quantile_5k"):
+    n = 2000 if smoke else {"huber_100k": 100_000, "quantile_5k": 5_000}[row]
+    x = rng.normal(size=(n, 32))
+    y = x @ rng.normal(size=32) + 3.0 + rng.standard_t(3, size=n)
+    if row == "huber_100k":
+      moved = rng.random(n) < 0.05
+      y[moved] += rng.choice([-20.0, 20.0], moved.sum()) * y.std()
+    return x, y
+  n, d, k = {"least_squares": (1_000_000, 32, 1), "l1_logistic_100k": (100_000, 32, 2), "logistic": (1_000_000, 32, 2), "softmax": (200_000, 64, 10),
              "grid_100k": (100_000, 32, 2), "cv_100k": (100_000, 32, 2), "elastic_net_cv_100k": (100_000, 32, 1)}[row]
   if smoke:
     n = 4000
@@ -181,6 +200,26 @@ def fitter(row: str, library: str, x, y):
     else:
       import sklearn.linear_model as module
     return lambda: getattr(module, name)(alpha=1e-3, **args).fit(x, y).coef_
+  if row == "l1_logistic_100k":
+    if library == "glum":
+      from glum import GeneralizedLinearRegressor
+
+      return lambda: GeneralizedLinearRegressor(family="binomial", alpha=1 / (0.01 * n), l1_ratio=1.0).fit(x, y).coef_
+    if library == "flaxzoo":
+      from flaxzoo.sklearn import LinearClassifier
+
+      return lambda: LinearClassifier(C=0.01, l1_ratio=1.0).fit(x, y).coef_
+    from sklearn.linear_model import LogisticRegression
+
+    return lambda: LogisticRegression(C=0.01, l1_ratio=1.0, solver="saga").fit(x, y).coef_
+  if row in ("huber_100k", "quantile_5k"):
+    import flaxzoo.sklearn
+    import sklearn.linear_model
+
+    module = flaxzoo.sklearn if library == "flaxzoo" else sklearn.linear_model
+    if row == "huber_100k":
+      return lambda: module.HuberRegressor().fit(x, y).coef_
+    return lambda: module.QuantileRegressor(quantile=0.7, alpha=1e-3).fit(x, y).coef_
   if row == "elastic_net_cv_100k":
     if library == "flaxzoo":
       from flaxzoo.sklearn import ElasticNetCV
@@ -258,7 +297,7 @@ def main():
   rows = args.only.split(",") if args.only else list(ROWS)
   if args.smoke:
     rows = [r for r in rows if r in ("least_squares", "logistic", "grid_breast_cancer", "poisson_100k",
-                                     "elastic_net_cv_100k")]
+                                     "elastic_net_cv_100k", "l1_logistic_100k", "huber_100k", "quantile_5k")]
   details, metrics = {}, {}
   for row in rows:
     details[row] = {}

@@ -75,17 +75,18 @@ def _weighted_quantile(y, v, q):
 def huber(x, y, weight=None, epsilon: float = 1.35, alpha: float = 1e-4, tol: float = 1e-5,
           max_iter: int = 100, start: tuple[np.ndarray, float, float] | None = None) -> RobustFit:
   """scikit-learn's `HuberRegressor(epsilon, alpha)` fit of `x [n, d]`, `y [n]`, `weight [n]` (>= 0):
-  `start`: `(coef [d], intercept, scale)` (default: 0, the weighted median, the mean absolute deviation)."""
+  `start`: `(coef [d], intercept, scale)` (default: the least-squares fit with this ridge, the sd of its
+  residuals)."""
   x, y, weight = _weights(x, y, weight)
   total = weight.sum()
   v = weight / total
   z, shift, scale = _standardised(x, v)
   p = z.shape[1]
   ridge = float(alpha) / total * np.concatenate([1.0 / scale**2, [0.0]])  # (alpha / S) |w|², w = w_s / scale
-  if start is None:
-    theta = np.zeros(p)
-    theta[-1] = _weighted_quantile(y, v, 0.5)
-    sigma = float(v @ np.abs(y - theta[-1])) or 1.0
+  if start is None:  # the (ridge) least-squares fit, σ its residuals' sd: most rows inliers, Huber ~ squares
+    gram = (z * v[:, None]).T @ z + np.diag(ridge)
+    theta = np.linalg.lstsq(gram, (v * y) @ z, rcond=None)[0]
+    sigma = float(np.sqrt(v @ (y - z @ theta) ** 2)) or 1.0
   else:
     coef, intercept, sigma = (np.asarray(start[0], np.float64), float(start[1]), float(start[2]))
     theta = np.concatenate([coef * scale, [intercept + shift @ coef]])
@@ -112,6 +113,7 @@ def huber(x, y, weight=None, epsilon: float = 1.35, alpha: float = 1e-4, tol: fl
   def projected(grad, sigma):  # σ held at its floor where the objective still falls towards 0
     return np.max(np.abs(grad[:-1] if sigma <= floor_sigma and grad[-1] > 0 else grad))
 
+  sigma = _best_scale(y - z @ theta, v, epsilon, floor_sigma)
   value, grad, hessian = parts(theta, sigma)
   n_iter, converged = 0, bool(projected(grad, sigma) <= tol)
   rounding = 8 * np.finfo(np.float64).eps
@@ -148,6 +150,13 @@ def huber(x, y, weight=None, epsilon: float = 1.35, alpha: float = 1e-4, tol: fl
     theta, sigma, (value, grad, hessian) = trial
     n_iter += 1
     converged = bool(projected(grad, sigma) <= tol)
+    if not converged:  # σ at its exact optimum for these coefficients: Newton's next step starts from there
+      best = _best_scale(y - z @ theta, v, epsilon, floor_sigma)
+      if best != sigma:
+        candidate = parts(theta, best)
+        if candidate[0] <= value:
+          sigma, (value, grad, hessian) = best, candidate
+          converged = bool(projected(grad, sigma) <= tol)
   if not converged and sigma <= floor_sigma:  # the limit σ -> 0: least absolute deviations (with the ridge)
     finished = _absolute_deviations_finish(z, y, v, ridge, epsilon, theta)
     if finished is None:  # Newton's iterate is too far off to show the fitted rows: the LP's vertex shows them
@@ -159,6 +168,29 @@ def huber(x, y, weight=None, epsilon: float = 1.35, alpha: float = 1e-4, tol: fl
       value = parts(theta, sigma, derivatives=False)
   coef = theta[:-1] / scale
   return RobustFit(coef, float(theta[-1] - shift @ coef), float(sigma), n_iter, converged, float(value))
+
+
+def _best_scale(residual, v, epsilon, floor):
+  """`argmin_σ mean_v(σ + H_ε(r / σ) σ)` for these residuals, σ >= floor: exact. The objective is convex in σ,
+  and between consecutive breakpoints `|r_i| / ε` (sorted) the inliers are fixed, where it is `σ D + R / σ +
+  C` (D = inliers' weight + outliers' (1 - ε²), R = Σ_in v r², C = 2ε Σ_out v |r|): each piece's minimiser
+  clipped to its interval, from cumulative sums, and the best of them."""
+  order = np.argsort(np.abs(residual))
+  a, w = np.abs(residual)[order] / epsilon, v[order]
+  inner_w = np.concatenate([[0.0], np.cumsum(w)])  # inliers' weight with the first k rows inside
+  inner_r = np.concatenate([[0.0], np.cumsum(w * (epsilon * a) ** 2)])
+  outer_abs = np.concatenate([[0.0], np.cumsum(w * epsilon * a)])
+  total_w, total_abs = inner_w[-1], outer_abs[-1]
+  low = np.concatenate([[floor], np.maximum(a, floor)])  # piece k: σ in [low_k, high_k], k rows inside
+  high = np.concatenate([np.maximum(a, floor), [np.inf]])
+  slope = inner_w + (total_w - inner_w) * (1 - epsilon**2)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    best = np.where(slope > 0, np.sqrt(inner_r / slope), np.inf)
+  sigma = np.clip(best, low, np.where(np.isfinite(high), high, np.maximum(low, best)))
+  sigma = np.where(np.isfinite(sigma), sigma, low)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    values = sigma * slope + np.where(inner_r > 0, inner_r / sigma, 0.0) + 2 * epsilon * (total_abs - outer_abs)
+  return float(max(sigma[np.argmin(values)], floor))
 
 
 def _absolute_deviations_finish(z, y, v, ridge, epsilon, theta):
