@@ -90,8 +90,8 @@ def make_data(row: str, smoke: bool):
       moved = rng.random(n) < 0.05
       y[moved] += rng.choice([-20.0, 20.0], moved.sum()) * y.std()
     return x, y
-  n, d, k = {"least_squares": (1_000_000, 32, 1), "l1_logistic_100k": (100_000, 32, 2), "logistic": (1_000_000, 32, 2), "softmax": (200_000, 64, 10),
-             "grid_100k": (100_000, 32, 2), "cv_100k": (100_000, 32, 2), "elastic_net_cv_100k": (100_000, 32, 1)}[row]
+  n, d, k = {"least_squares": (1_000_000, 32, 1), "l1_logistic_100k": (100_000, 32, 2),
+             "logistic": (1_000_000, 32, 2), "softmax": (200_000, 64, 10), "grid_100k": (100_000, 32, 2), "cv_100k": (100_000, 32, 2), "elastic_net_cv_100k": (100_000, 32, 1)}[row]
   if smoke:
     n = 4000
   x = rng.normal(size=(n, d))
@@ -213,8 +213,9 @@ def fitter(row: str, library: str, x, y):
 
     return lambda: LogisticRegression(C=0.01, l1_ratio=1.0, solver="saga").fit(x, y).coef_
   if row in ("huber_100k", "quantile_5k"):
-    import flaxzoo.sklearn
     import sklearn.linear_model
+
+    import flaxzoo.sklearn
 
     module = flaxzoo.sklearn if library == "flaxzoo" else sklearn.linear_model
     if row == "huber_100k":

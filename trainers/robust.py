@@ -11,8 +11,11 @@ number (folds), its iterations are few, and the weighted Gram matrix is one BLAS
 
 - `huber`: minimises `mean_w(σ + H_ε(r / σ) σ) + (alpha / S) |w|²` over the coefficients, intercept and
   scale σ > 0 (`r = y - x w - b`, `H_ε(u) = u²` for `|u| <= ε`, else `2 ε |u| - ε²`; S the weights' sum):
-  scikit-learn's objective over S. Jointly convex (a perspective); Newton with Armijo steps kept inside
-  σ > 0, stopping where the gradient's largest entry is below `tol`.
+  scikit-learn's objective over S. Jointly convex (a perspective); from the ridge least-squares fit, σ is
+  set to its exact optimum for the coefficients (`_best_scale`), then a joint Newton step with Armijo's
+  rule (damped where it fails), until the gradient's largest entry is below `tol`. Where the optimum has
+  σ -> 0 (more rows off an exact fit of a few than ε² - 1 times their number), σ stops at a floor and the
+  least-absolute-deviations limit is solved exactly (`_absolute_deviations_finish`).
 - `quantile`: minimises `mean_w ρ_q(r) + alpha |w|₁` (`ρ_q(r) = q r⁺ + (1 - q) r⁻`) as its dual linear
   programme, `max yᵀa : Zᵀa = (1 - q) Zᵀs, 0 <= a <= s` (Koenker & Portnoy's Frisch-Newton), the L1
   penalty as pseudo-rows `±c_j e_j` (target 0) of weight `alpha S / (scale_j c_j)`, by Mehrotra's
@@ -27,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-
 
 # Huber's scale stays at or above this times max |y| (scikit-learn bounds it at 10 eps): where more rows lie
 # off an exact fit of a few than epsilon² - 1 times their number, the objective falls all the way to σ = 0.
