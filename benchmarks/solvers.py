@@ -91,7 +91,8 @@ def make_data(row: str, smoke: bool):
       y[moved] += rng.choice([-20.0, 20.0], moved.sum()) * y.std()
     return x, y
   n, d, k = {"least_squares": (1_000_000, 32, 1), "l1_logistic_100k": (100_000, 32, 2),
-             "logistic": (1_000_000, 32, 2), "softmax": (200_000, 64, 10), "grid_100k": (100_000, 32, 2), "cv_100k": (100_000, 32, 2), "elastic_net_cv_100k": (100_000, 32, 1)}[row]
+             "logistic": (1_000_000, 32, 2), "softmax": (200_000, 64, 10), "grid_100k": (100_000, 32, 2),
+             "cv_100k": (100_000, 32, 2), "elastic_net_cv_100k": (100_000, 32, 1)}[row]
   if smoke:
     n = 4000
   x = rng.normal(size=(n, d))
