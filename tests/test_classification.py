@@ -15,7 +15,8 @@ from sklearn.linear_model import LogisticRegression
 from flaxzoo.datasets.sources import load_data
 from flaxzoo.trainers import Trainer, logistic_loss, softmax_loss
 from flaxzoo.trainers import metrics as metrics_lib
-from flaxzoo.trainers.losses import l2_penalty, sigmoid_cross_entropies
+from flaxzoo.trainers.losses import sigmoid_cross_entropies
+from flaxzoo.trainers.penalties import l2_penalty
 from flaxzoo.zoo import create_model
 
 

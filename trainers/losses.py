@@ -116,19 +116,6 @@ def softmax_loss(logits, labels, weights=None) -> jax.Array:
   return weighted_mean(softmax_cross_entropies(logits, labels), weights)
 
 
-def l2_penalty(params) -> jax.Array:
-  """`0.5 * sum(kernel ** 2)` over every `kernel` leaf of `params`; biases are not penalised.
-
-  The trainer minimises `mean loss + l2 * l2_penalty(params)`, the objective of
-  scikit-learn's `LogisticRegression(C=1 / (n * l2))` divided by `C * n`.
-  """
-  leaves = [leaf for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
-            if "kernel" in jax.tree_util.keystr(path)]
-  if not leaves:
-    return jnp.zeros((), jnp.float32)
-  return 0.5 * sum(jnp.sum(jnp.square(leaf)) for leaf in leaves)
-
-
 def log_link_parts(z: jax.Array, y: jax.Array, power: float):
   """The Tweedie half deviance of `power` p (1: Poisson, 2: gamma) per row, at `z = log μ`, `[C]` each:
   `(deviance, its derivative in z, Fisher's curvature μ^(2-p))`. The curvature is the IRLS weight: always

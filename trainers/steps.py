@@ -24,7 +24,7 @@ import optax
 from flax import nnx
 from jax.flatten_util import ravel_pytree
 
-from flaxzoo.trainers.losses import l2_penalty
+from flaxzoo.trainers.penalties import l1_penalty, l2_penalty
 
 # A batch of at least this many `row_chunk`s is streamed through the step in chunks.
 STREAM_MIN_CHUNKS = 16
@@ -79,7 +79,7 @@ def is_penalised(l2) -> bool:
 
 
 def make_train_step(apply_fn, per_example_loss_fn, tx: optax.GradientTransformation, axis_name=None, l2: float = 0.0,
-                    row_chunk: int | None = None, shards: int | None = None, constrain=None):
+                    row_chunk: int | None = None, shards: int | None = None, constrain=None, l1: float = 0.0):
   """`train_step(state, batch) -> (state, loss)`: one gradient step, pure.
 
   Args:
@@ -93,6 +93,9 @@ def make_train_step(apply_fn, per_example_loss_fn, tx: optax.GradientTransformat
     l2: weight of `losses.l2_penalty`, added once after the sum over devices;
       a Python number (0: no penalty computed) or a traced value (`Sweep`: one
       per model, inside `vmap`).
+    l1: weight of `penalties.l1_penalty`, in the reported objective; the
+      optimizer gets it as the extra argument `l1` (`penalties.proximal`
+      takes L1's proximal step with it; other optimizers ignore it).
     shards, constrain: under `jit` over a Mesh, the batch's row shards and a
       function that pins axis 0 of a pytree to the mesh's data axis: the
       gradient is then summed over shards in one flat buffer (one all-reduce).
@@ -107,8 +110,10 @@ def make_train_step(apply_fn, per_example_loss_fn, tx: optax.GradientTransformat
 
   penalised = is_penalised(l2)
 
-  def penalty(params):
+  def penalty(params):  # the smooth part, differentiated
     return l2 * l2_penalty(params) if penalised else jnp.zeros((), jnp.float32)
+
+  lasso = {} if isinstance(l1, (int, float)) and l1 == 0 else {"l1": l1}
 
   def train_step(state: TrainState, batch: Batch):
     def data_loss(params):
@@ -148,9 +153,11 @@ def make_train_step(apply_fn, per_example_loss_fn, tx: optax.GradientTransformat
       extra, extra_grads = jax.value_and_grad(penalty)(state.params)
       loss, grads = loss + extra, jax.tree.map(jnp.add, grads, extra_grads)
     updates, opt_state = tx.update(
-        grads, state.opt_state, state.params, value=loss, grad=grads, value_fn=objective
+        grads, state.opt_state, state.params, value=loss, grad=grads, value_fn=objective, **lasso
     )
     params = optax.apply_updates(state.params, updates)
+    if lasso:  # the reported objective includes the L1 term (at the step's starting point, as the loss)
+      loss = loss + l1 * l1_penalty(state.params)
     return state.replace(params=params, opt_state=opt_state, step=state.step + 1), loss
 
   return train_step

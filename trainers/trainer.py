@@ -123,6 +123,10 @@ class Trainer:
       (brain age: 100, "years" → `mae_years`, `rmse_years`).
     l2: minimise `mean loss + l2 * 0.5 * sum(kernel ** 2)` (biases are not
       penalised): scikit-learn's `C = 1 / (n * l2)` for n training examples.
+    l1: adds `l1 * sum(|kernel|)` (`flaxzoo.trainers.penalties`): the exact
+      solvers fit it (coordinate descent, proximal Newton); the optax path
+      needs an optimizer wrapped by `penalties.proximal`, whose step makes
+      the zeros exact.
     row_chunk: a batch of at least 16 such chunks a device is streamed
       through the step in chunks of this many rows (None: never).
     statistics: `"auto"` trains full-batch MSE of an affine model (the
@@ -159,10 +163,12 @@ class Trainer:
       statistics: str = "auto",
       solver: str = "auto",
       tol: float = 1e-6,
+      l1: float = 0.0,
   ):
     self.statistics = statistics_lib.check_mode(statistics)
     self.solver = solvers_lib.check_solver(solver)
     self._optimizer_given = optimizer is not None
+    self._proximal = getattr(optimizer, "proximal_learning_rate", None) is not None
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < float("inf"):
       raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
     self.tol = float(tol)
@@ -175,6 +181,9 @@ class Trainer:
     if isinstance(l2, bool) or not isinstance(l2, (int, float)) or not l2 >= 0:
       raise ValueError(f"l2 must be a number >= 0, got {l2!r}")
     self.l2 = float(l2)
+    if isinstance(l1, bool) or not isinstance(l1, (int, float)) or not 0 <= l1 < float("inf"):
+      raise ValueError(f"l1 must be a finite number >= 0, got {l1!r}")
+    self.l1 = float(l1)
     self.loss_fn = losses_lib.get_loss(loss)
     self.task = task or metrics_lib.TASK_OF_LOSS.get(loss if isinstance(loss, str) else "", "regression")
     self.label_scale, self.label_unit = label_scale, label_unit
@@ -195,7 +204,7 @@ class Trainer:
     if self.placement.mode == "mesh":
       shards, constrain = self.placement.num_shards, self.placement.constrain_shards
     self._train_step = make_train_step(self._apply_fn, self.loss_fn, self.tx, axis_name, self.l2, self.row_chunk,
-                                       shards, constrain)
+                                       shards, constrain, self.l1)
     sums = metrics_lib.sums_of(self.task, losses_lib.mean_of(self._loss_spec))  # a log link: of exp(outputs)
     eval_step = make_eval_step(self._apply_fn, sums, axis_name)
     def evaluate_blocks(params, blocks, shift):  # metric sums added up over the blocks
@@ -247,6 +256,12 @@ class Trainer:
       kernel, _ = statistics_lib.make_affine_fn(self.graphdef, self._rest)(self.state.params)
       num_params = (kernel.shape[0] + 1) * kernel.shape[1]
     chosen = solvers_lib.choose(solver, self._loss_spec, self._affine, full_batch, num_params)
+    if self.l1 and chosen == "lbfgs":  # an L1 part: proximal Newton, whatever the size
+      chosen = "newton"
+    if self.l1 and chosen == "optax" and not self._proximal:
+      raise ValueError("Trainer: l1 on the optax path needs an optimizer wrapped by"
+                       " flaxzoo.trainers.penalties.proximal(optimizer, learning_rate), whose step makes the zeros"
+                       " exact; or no optimizer (an exact solver)")
     if chosen == "optax" and not self._optimizer_given:
       raise ValueError("Trainer: no optimizer was given and no exact solver applies (they need the loss mse, logistic"
                        " or softmax, a zoo linear model and a full batch): pass an optax optimizer")
@@ -255,7 +270,9 @@ class Trainer:
   def uses_statistics(self, num_examples: int, batch_size: int | None = None) -> bool:
     """Whether `fit` with this batch size trains from the sufficient statistics (see `statistics`)."""
     full_batch = batch_size is None or batch_size >= num_examples
-    return statistics_lib.chosen(self.statistics, self._loss_spec, self._affine, full_batch)
+    if self.l1 and self.statistics == "on":
+      raise ValueError("statistics='on' fits L2 only; an l1 penalty needs the per-example path or an exact solver")
+    return not self.l1 and statistics_lib.chosen(self.statistics, self._loss_spec, self._affine, full_batch)
 
   def statistics_of(self, data: Data):
     """The sufficient statistics of `data` (weighted by its `weight`), on this trainer's devices.
@@ -445,7 +462,7 @@ class Trainer:
     num_classes = None if self._loss_spec == "mse" else (2 if kernel.shape[1] == 1 else kernel.shape[1])
     data = solvers_lib.stage(x, y, self._loss_spec, num_classes, sharding)
     fit = solvers_lib.solve(data, weight[None], [self.l2], solver, self.tol, steps,
-                            start=(kernel[None], bias[None]))
+                            start=(kernel[None], bias[None]), l1=[self.l1] if self.l1 else None)
     model.set_affine_map(fit.coef[0], fit.intercept[0])
     history = History(converged=bool(fit.converged[0]), iterations=int(fit.n_iter[0]))
     # A converged solve is the whole fit that was asked for: the step count reaches its end (a resumed run
