@@ -76,7 +76,10 @@ class Card:
   def postprocess(self, outputs) -> np.ndarray:
     import numpy as np
 
-    return self.preprocessing.postprocess(np.asarray(outputs)).reshape(len(outputs), -1)[:, 0]
+    outputs = np.asarray(outputs)
+    if self.data.get("link") == "log":  # a GLM's outputs are log means
+      outputs = np.exp(outputs.astype(np.float64))
+    return self.preprocessing.postprocess(outputs).reshape(len(outputs), -1)[:, 0]
 
   @property
   def metrics(self) -> dict[str, dict[str, float]]:
@@ -121,6 +124,7 @@ def _check_optional(data: Mapping[str, Any], file) -> None:
       "classes": lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v) and len(v) >= 2,
       "bias_correction": lambda v: isinstance(v, dict) and _numbers([v.get("slope"), v.get("intercept")]),
       "task": lambda v: v in ("regression", "classification"),
+      "link": lambda v: v in ("identity", "log"),
   }
   for key, valid in checks.items():
     if key in data and not valid(data[key]):
@@ -211,7 +215,7 @@ def test_bootstrap(trainer, data) -> dict[str, Any]:
   import numpy as np
 
   x, y = data.splits["test"]
-  outputs = np.asarray(trainer.predict(x))
+  outputs = np.asarray(trainer.predict(x) if data.task == "classification" else trainer.predict_means(x))
   if data.task == "classification":
     predicted = (outputs[:, 0] > 0).astype(int) if outputs.shape[1] == 1 else np.argmax(outputs, axis=1)
     return {"metric": "accuracy", **bootstrap_interval(predicted == np.asarray(y))}
@@ -266,7 +270,10 @@ def build_card(name: str, trainer, data, *, model: Mapping[str, Any], recipe: Ma
   if data.task == "classification":
     return card
   # The label's own unit (years for brain age): what the data's preprocessing reports beyond the trainer's.
-  predicted = {split: preprocessing.postprocess(trainer.predict(x))[:, 0] for split, (x, _) in data.splits.items()}
+  if trainer.link != "identity":  # the outputs are log means: predictions are exp(outputs)
+    card["link"] = trainer.link
+  predicted = {split: preprocessing.postprocess(trainer.predict_means(x))[:, 0]
+               for split, (x, _) in data.splits.items()}
   card.update(preprocessing.fit_report(predicted["train"], data.raw["train"]))
   for split in card["metrics"]:
     card["metrics"][split].update(preprocessing.report_metrics(predicted[split], data.raw[split], card))

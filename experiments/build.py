@@ -25,15 +25,17 @@ class Built:
 
 def model_and_loss(config: Config, data: LoadedData) -> tuple[str, str]:
   """The config's model and loss, or the task's defaults; a mismatch is a ConfigError."""
+  chosen = config.resolved_loss()
   if data.task == "regression":
-    model, loss = config.model or "linear_regression", config.loss or "mse"
-    if loss != "mse":
+    loss = chosen or "mse"
+    if loss in ("logistic", "softmax"):
       raise ConfigError(f"{config.name}: loss {loss!r} needs class labels, but {data.name} is a regression task")
-    return model, loss
+    log_link = loss.partition(":")[0] in ("poisson", "gamma", "tweedie")
+    return config.model or ("glm" if log_link else "linear_regression"), loss
   binary = data.num_classes == 2
   model = config.model or ("logistic_regression" if binary else "softmax_regression")
-  loss = config.loss or ("logistic" if binary else "softmax")
-  if loss == "mse":
+  loss = chosen or ("logistic" if binary else "softmax")
+  if loss not in ("logistic", "softmax"):
     raise ConfigError(f"{config.name}: {data.name} is a classification task; use the logistic or softmax loss")
   if loss == "logistic" and not binary:
     raise ConfigError(f"{config.name}: the logistic loss needs 2 classes, {data.name} has {data.num_classes};"
@@ -46,8 +48,11 @@ def build_data(config: Config, data_dir=None, log: Callable[[str], None] | None 
   """The data that `config` trains on, loaded, split and preprocessed."""
   if config.dataset is None:
     raise ConfigError(f"{config.name}: which data? pass --dataset csv:PATH --label COLUMN, or --dataset tfds:NAME")
+  task = config.task
+  if task is None and (config.resolved_loss() or "logistic") not in ("logistic", "softmax"):
+    task = "regression"  # a regression loss says what the labels are (counts look like class labels)
   return load_data(
-      config.dataset, features=config.features, label=config.label, task=config.task,
+      config.dataset, features=config.features, label=config.label, task=task,
       test_fraction=config.test_fraction, split_seed=config.split_seed, standardize=config.standardize,
       data_dir=data_dir, download=download, log=log, progress_bar=progress_bar,
   )
@@ -70,6 +75,7 @@ def build(config: Config, data_dir=None, log: Callable[[str], None] | None = Non
                       " holds only its own rows)")
   preprocessing = data.preprocessing
   optimizer = config.make_optimizer()
+  l2, l1 = config.penalties()
   if config.solver == "auto":  # exact where a solver applies, else the optimizer (Trainer's auto without one)
     from flaxzoo.trainers import solvers
     from flaxzoo.trainers.statistics import is_affine
@@ -78,11 +84,18 @@ def build(config: Config, data_dir=None, log: Callable[[str], None] | None = Non
     full_batch = config.batch_size is None or config.batch_size >= rows
     if solvers.choose("auto", loss, is_affine(model), full_batch) != "optax":
       optimizer = None
+  if l1 and optimizer is not None and config.solver in ("optax", "auto"):  # the optax path's L1: a proximal step
+    if config.optimizer == "lbfgs":
+      raise ConfigError(f"{config.name}: --penalty {config.penalty} needs a step size for its proximal step: use"
+                        " --optimizer sgd or adam with --lr, or --solver auto (an exact solver)")
+    from flaxzoo.trainers.penalties import proximal
+
+    optimizer = proximal(optimizer, config.learning_rate)
   try:
     trainer = Trainer(
         model, optimizer, loss, seed=config.seed, parallel=config.parallel, devices=config.devices,
-        task=data.task, label_scale=preprocessing.label_scale, label_unit=preprocessing.label_unit, l2=config.l2,
-        solver=config.solver,
+        task=data.task, label_scale=preprocessing.label_scale, label_unit=preprocessing.label_unit, l2=l2,
+        solver=config.solver, l1=l1,
     )
     trainer.chosen_solver(len(data.splits["train"][0]), config.batch_size)  # a solver that cannot apply: one line
   except ValueError as e:  # the Trainer names its Python arguments; the message is the user's fix

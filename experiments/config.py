@@ -60,6 +60,33 @@ def _fraction(value) -> str | None:
   return None if 0 < value < 1 else "between 0 and 1"
 
 
+def _unit_interval(value) -> str | None:
+  return None if 0 <= value <= 1 else "between 0 and 1"
+
+
+def _power(value) -> str | None:
+  return None if 1 <= value < math.inf else ">= 1 and finite (1: Poisson, 2: gamma)"
+
+
+LOSSES = ("mse", "logistic", "softmax", "poisson", "gamma", "huber", "quantile")
+
+
+def _loss(value) -> str | None:
+  """A loss by name, or `tweedie:P`, `huber:EPSILON`, `quantile:Q` (checked by the losses' own parser, which
+  imports JAX: only for a name with a parameter)."""
+  if value in LOSSES:
+    return None
+  if ":" in value:
+    from flaxzoo.trainers.losses import split_loss
+
+    try:
+      split_loss(value)
+      return None
+    except ValueError as e:
+      return str(e).partition(": ")[2] or str(e)
+  return f"one of {', '.join(LOSSES)}, or tweedie:P, huber:EPSILON, quantile:Q"
+
+
 def option(default, *, help: str, kind: type = str, flag: str | None = None, choices=None,
            check: Callable[[Any], str | None] | None = None, training: bool = True, resumable: bool = False,
            metavar: str | None = None):
@@ -91,7 +118,11 @@ class Config:
   model: str | None = option(None, help="a model of `flaxzoo list` (default: by task)")
   init: str = option("default", help="default: the module's own initialisers; reference: the brain-age"
                                        " reference initialisation", choices=("default", "reference"))
-  loss: str | None = option(None, help="default: by task", choices=("mse", "logistic", "softmax"))
+  loss: str | None = option(None, check=_loss, metavar="|".join(LOSSES) + "|tweedie:P|huber:E|quantile:Q",
+                            help="default: by task (and --family)")
+  family: str | None = option(None, choices=("poisson", "gamma", "tweedie"),
+                              help="a log-link GLM: its half deviance as the loss, the model glm (default)")
+  power: float | None = option(None, kind=float, check=_power, help="--family tweedie's power p")
   optimizer: str = option("sgd", help="optax optimizer", choices=("sgd", "momentum", "adam", "lbfgs"))
   solver: str = option("optax", choices=("optax", "auto", "normal_equation", "newton", "lbfgs"),
                        help="optax: --steps steps of --optimizer; normal_equation (mse), newton, lbfgs (logistic,"
@@ -99,7 +130,12 @@ class Config:
                             " auto: the exact one that applies")
   learning_rate: float = option(0.1, kind=float, flag="--lr", check=_positive, help="learning rate (lbfgs: unused)")
   l2: float = option(0.0, kind=float, check=_non_negative,
-                     help="L2 penalty: mean loss + l2/2*|w|^2 (sklearn: C = 1/(n*l2), Ridge alpha = n*l2/2)")
+                     help="the penalty's strength: mean loss + l2/2*|w|^2 (sklearn: C = 1/(n*l2), Ridge alpha ="
+                          " n*l2/2); with --penalty l1 + l2*|w|_1, elasticnet + l2*(r|w|_1 + (1-r)/2*|w|^2)")
+  penalty: str = option("l2", choices=("l2", "l1", "elasticnet"),
+                        help="on the weights (never the biases); l1: exact zeros (an exact solver, or the optax"
+                             " path's proximal step)")
+  l1_ratio: float = option(0.5, kind=float, check=_unit_interval, help="--penalty elasticnet's share r of L1")
   standardize: bool = option(
       True, kind=bool, help="standardise features with the train split's mean and std (default: on, except the"
                              " brain-age regression reference)")
@@ -124,6 +160,29 @@ class Config:
       check_field(f, getattr(self, f.name), self.name)
     if self.optimizer not in OPTIMIZERS:
       raise ConfigError(f"{self.name}: unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS.names())}")
+
+  def penalties(self) -> tuple[float, float]:
+    """The core's `(l2, l1)`: `l2` is the strength λ, split by `penalty` (and `l1_ratio`)."""
+    ratio = {"l2": 0.0, "l1": 1.0}.get(self.penalty, self.l1_ratio)
+    return self.l2 * (1.0 - ratio), self.l2 * ratio
+
+  def resolved_loss(self) -> str | None:
+    """`loss`, or `--family`'s half deviance (`tweedie:P`); a ConfigError where they disagree."""
+    if self.family is None:
+      if self.power is not None:
+        raise ConfigError(f"{self.name}: --power is --family tweedie's; no family was given")
+      return self.loss
+    if self.family == "tweedie":
+      if self.power is None:
+        raise ConfigError(f"{self.name}: --family tweedie needs --power P (1: Poisson, 2: gamma, 1 < P < 2: compound)")
+      loss = f"tweedie:{self.power:g}"
+    elif self.power is not None:
+      raise ConfigError(f"{self.name}: --power is --family tweedie's, not {self.family}'s")
+    else:
+      loss = self.family
+    if self.loss is not None and self.loss != loss:
+      raise ConfigError(f"{self.name}: --loss {self.loss} and --family {self.family} disagree; give one")
+    return loss
 
   def replace(self, **overrides: Any) -> Config:
     """A copy with the given fields changed; `None` values are ignored."""

@@ -66,6 +66,9 @@ def from_pretrained(name_or_path) -> Pipeline:
 
 
 def _estimator_of(model, card):
+  if card.data.get("link", "identity") != "identity":
+    raise ValueError(f"{card.name}: a log-link model (glm) has no scikit-learn estimator here yet; predict with"
+                     " flaxzoo.checkpoints.predict or `flaxzoo predict`")
   kernel = np.asarray(model.linear.kernel[...], np.float64)  # [d, k]
   bias = np.asarray(model.linear.bias[...], np.float64)
   d = kernel.shape[0]

@@ -198,3 +198,51 @@ def test_tfds_dataset_not_prepared_says_how(tmp_path):
   result = run_cli("train", "linear", "--dataset", "tfds:mnist/foo", "--data-dir", tmp_path,
                    "--workdir", tmp_path / "run")
   assert result.returncode == 2 and "tfds:mnist/foo: not prepared" in result.stderr
+
+
+@pytest.fixture
+def counts_csv(tmp_path):
+  # Counts with log-mean 0.5 + 0.3 a - 0.2 b + 0.1 c (seed 0): integers, which alone would read as classes.
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(600, 3))
+  y = rng.poisson(np.exp(0.5 + x @ [0.3, -0.2, 0.1]))
+  rows = [(f"{r[0]:.6f}", f"{r[1]:.6f}", f"{r[2]:.6f}", int(c)) for r, c in zip(x, y)]
+  return write_csv(tmp_path / "counts.csv", ["a", "b", "c", "count"], rows)
+
+
+def test_a_poisson_glm_trains_exports_and_predicts_means_through_the_cli(counts_csv, tmp_path):
+  """`--family poisson`: regression (not the integer labels' classification), the zoo's glm by Newton, metrics
+  and predictions on the counts' scale (exp of the log means), a card that says its link; `--penalty l1` puts
+  exact zeros in the weights; a loss parameter out of range and a power without its family are one-line errors."""
+  from sklearn.linear_model import PoissonRegressor
+
+  workdir = tmp_path / "run"
+  result = run_cli("train", "linear", "--dataset", f"csv:{counts_csv}", "--label", "count", "--family", "poisson",
+                   "--solver", "auto", "--workdir", workdir, "--no-standardize")
+  assert result.returncode == 0, result.stderr
+  assert "the newton solver" in result.stderr
+  results = json.loads((workdir / "results.json").read_text())
+  assert results["task"] == "regression"
+  data = load_data(f"csv:{counts_csv}", label="count", task="regression", standardize=False)
+  x, y = data.splits["train"]
+  reference = PoissonRegressor(alpha=0.0, tol=1e-10).fit(x.astype(np.float64), y)
+  assert results["train"]["mae"] == pytest.approx(np.mean(np.abs(reference.predict(x) - y)), rel=1e-4)
+  exported = run_cli("export", "--workdir", workdir, "--name", "counts", "--out", tmp_path / "out")
+  assert exported.returncode == 0, exported.stderr
+  assert json.loads((tmp_path / "out" / "counts" / "card.json").read_text())["link"] == "log"
+  out = tmp_path / "pred.csv"
+  predicted = run_cli("predict", tmp_path / "out" / "counts", "--input", counts_csv, "--output", out)
+  assert predicted.returncode == 0, predicted.stderr
+  got = np.array([float(line.split(",")[1]) for line in out.read_text().splitlines()[1:]])
+  table = np.loadtxt(counts_csv, delimiter=",", skiprows=1)
+  np.testing.assert_allclose(got, reference.predict(table[:, :3]), rtol=1e-4)
+  lasso = run_cli("train", "linear", "--dataset", f"csv:{counts_csv}", "--label", "count", "--family", "poisson",
+                  "--solver", "auto", "--penalty", "l1", "--l2", "0.02", "--workdir", tmp_path / "l1")
+  assert lasso.returncode == 0, lasso.stderr
+  for args, message in ((("--loss", "tweedie:inf"), "power must be a decimal number"),
+                        (("--power", "1.5"), "--power is --family tweedie's"),
+                        (("--family", "tweedie"), "needs --power")):
+    bad = run_cli("train", "linear", "--dataset", f"csv:{counts_csv}", "--label", "count", *args,
+                  "--workdir", tmp_path / "bad")
+    assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

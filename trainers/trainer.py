@@ -525,3 +525,14 @@ class Trainer:
   def predict(self, x) -> np.ndarray:
     """Model outputs `[n, k]` for inputs `x [n, d]` (on one device)."""
     return np.asarray(self._predict(to_host(self.state.params), jnp.asarray(x)))
+
+  @property
+  def link(self) -> str:
+    """`"log"` where the loss takes the outputs as log means (`losses.LOG_LINK`), else `"identity"`."""
+    named = isinstance(self._loss_spec, str)
+    return "log" if named and losses_lib.split_loss(self._loss_spec)[0] in losses_lib.LOG_LINK else "identity"
+
+  def predict_means(self, x) -> np.ndarray:
+    """The predicted means `[n, k]`: `predict` through the loss's inverse link (`exp` for a log link)."""
+    outputs = self.predict(x)
+    return np.exp(outputs.astype(np.float64)) if self.link == "log" else outputs
