@@ -25,6 +25,11 @@ def cases(tmp_path):
   rng = np.random.default_rng(0)
   regression = write_table(tmp_path / "regression.csv", rng)
   classes = write_table(tmp_path / "classes.csv", rng, classes=["low", "mid", "high"])
+  x = rng.normal(size=(60, 3))
+  amounts = rng.poisson(np.exp(0.5 + x @ [0.3, -0.2, 0.1])) * rng.gamma(2.0, 0.5, size=60)  # zeros and positives
+  counts = tmp_path / "amounts.csv"
+  counts.write_text("\n".join(["a,b,c,y"] + [f"{r[0]:.6f},{r[1]:.6f},{r[2]:.6f},{v:.6f}" for r, v in zip(x, amounts)])
+                    + "\n")
   return {
       # (experiment, flags, the schema fields those flags change)
       "brain_age": ("brain_age_tissue",
@@ -43,6 +48,10 @@ def cases(tmp_path):
                   ["--dataset", f"csv:{classes}", "--label", "y", "--model", "softmax_regression", "--loss", "softmax",
                    "--steps", "30", "--batch-size", "16", "--shuffle", "none", "--seed", "7"],
                   {"dataset", "label", "model", "loss", "steps", "batch_size", "shuffle", "seed"}),
+      "glm": ("linear",
+              ["--dataset", f"csv:{counts}", "--label", "y", "--family", "tweedie", "--power", "1.5", "--penalty",
+               "elasticnet", "--l1-ratio", "0.3", "--l2", "0.01", "--solver", "auto"],
+              {"dataset", "label", "family", "power", "penalty", "l1_ratio", "l2", "solver"}),
   }
 
 
@@ -51,7 +60,7 @@ def test_the_cases_cover_every_field_that_changes_training(tmp_path):
   assert covered == set(training_fields())
 
 
-@pytest.mark.parametrize("case", ["brain_age", "csv", "classes"])
+@pytest.mark.parametrize("case", ["brain_age", "csv", "classes", "glm"])
 def test_the_cards_command_reproduces_the_run_bitwise(case, tmp_path, data_dir):
   experiment, flags, _ = cases(tmp_path)[case]
   common = ["--data-dir", data_dir, "--quiet", "--no-tensorboard"]
@@ -73,7 +82,7 @@ def test_the_cards_command_reproduces_the_run_bitwise(case, tmp_path, data_dir):
   for key, value in results["params"].items():
     np.testing.assert_array_equal(np.asarray(rerun["params"][key]), np.asarray(value))
   # results.json names the resolved model and loss, whatever the config left to the task.
-  assert results["model"]["name"] and results["loss"] in ("mse", "softmax")
+  assert results["model"]["name"] and results["loss"] in ("mse", "softmax", "tweedie:1.5")
 
 
 def test_every_schema_field_is_a_train_flag_and_back():
