@@ -210,6 +210,7 @@ def counts_csv(tmp_path):
   return write_csv(tmp_path / "counts.csv", ["a", "b", "c", "count"], rows)
 
 
+@pytest.mark.slow  # (8 s: two trainings, an export, a prediction)
 def test_a_poisson_glm_trains_exports_and_predicts_means_through_the_cli(counts_csv, tmp_path):
   """`--family poisson`: regression (not the integer labels' classification), the zoo's glm by Newton, metrics
   and predictions on the counts' scale (exp of the log means), a card that says its link; `--penalty l1` puts

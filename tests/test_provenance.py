@@ -60,7 +60,7 @@ def test_the_cases_cover_every_field_that_changes_training(tmp_path):
   assert covered == set(training_fields())
 
 
-@pytest.mark.parametrize("case", ["brain_age", "csv", "classes", "glm"])
+@pytest.mark.parametrize("case", ["brain_age", "csv", "classes", pytest.param("glm", marks=pytest.mark.slow)])
 def test_the_cards_command_reproduces_the_run_bitwise(case, tmp_path, data_dir):
   experiment, flags, _ = cases(tmp_path)[case]
   common = ["--data-dir", data_dir, "--quiet", "--no-tensorboard"]
