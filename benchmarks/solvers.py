@@ -17,6 +17,8 @@ Rows (the same objective on every side, float64 data):
 - `l1_logistic_100k`: L1 logistic regression, C = 0.01 (`l1_ratio=1`) on 100,000 x 32 standard normal
   features (a third of the coefficients 0): LinearClassifier vs LogisticRegression (saga, the solver
   scikit-learn has for it) and glum (binomial, alpha = 1 / (C n), l1_ratio 1).
+- `cv_elasticnet_100k`: LinearClassifierCV(Cs=10, l1_ratios=(0.5,), cv=5) vs LogisticRegressionCV(the same,
+  saga) on the cv_100k data; glum's GeneralizedLinearRegressorCV (binomial, l1_ratio 0.5, 10 alphas, 5 folds).
 - `huber_100k`: HuberRegressor() on 100,000 x 32 standard normal features, 5% of the targets moved by
   +-20 sd: ours vs scikit-learn's (L-BFGS-B).
 - `quantile_5k`: QuantileRegressor(quantile=0.7, alpha=1e-3) on 5,000 x 32 (heavy-tailed noise): ours vs
@@ -47,8 +49,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import median_time  # noqa: E402
 
 ROWS = ("least_squares", "logistic", "softmax", "grid_breast_cancer", "grid_100k", "bootstrap", "cv_100k",
-        "poisson_100k", "gamma_100k", "tweedie_100k", "elastic_net_cv_100k", "l1_logistic_100k", "huber_100k",
-        "quantile_5k")
+        "poisson_100k", "gamma_100k", "tweedie_100k", "elastic_net_cv_100k", "l1_logistic_100k", "cv_elasticnet_100k",
+        "huber_100k", "quantile_5k")
 GLM_ROWS = {"poisson_100k": ("PoissonRegressor", {}, "poisson"), "gamma_100k": ("GammaRegressor", {}, "gamma"),
             "tweedie_100k": ("TweedieRegressor", {"power": 1.5}, "tweedie")}
 LIBRARIES = {
@@ -62,6 +64,7 @@ LIBRARIES = {
     "elastic_net_cv_100k": ("flaxzoo", "sklearn", "glum"),
     **{row: ("flaxzoo", "sklearn", "glum") for row in ("poisson_100k", "gamma_100k", "tweedie_100k")},
     "l1_logistic_100k": ("flaxzoo", "sklearn", "glum"),
+    "cv_elasticnet_100k": ("flaxzoo", "sklearn", "glum"),
     "huber_100k": ("flaxzoo", "sklearn"),
     "quantile_5k": ("flaxzoo", "sklearn"),
 }
@@ -92,7 +95,8 @@ def make_data(row: str, smoke: bool):
     return x, y
   n, d, k = {"least_squares": (1_000_000, 32, 1), "l1_logistic_100k": (100_000, 32, 2),
              "logistic": (1_000_000, 32, 2), "softmax": (200_000, 64, 10), "grid_100k": (100_000, 32, 2),
-             "cv_100k": (100_000, 32, 2), "elastic_net_cv_100k": (100_000, 32, 1)}[row]
+             "cv_100k": (100_000, 32, 2), "cv_elasticnet_100k": (100_000, 32, 2),
+             "elastic_net_cv_100k": (100_000, 32, 1)}[row]
   if smoke:
     n = 4000
   x = rng.normal(size=(n, d))
@@ -201,6 +205,20 @@ def fitter(row: str, library: str, x, y):
     else:
       import sklearn.linear_model as module
     return lambda: getattr(module, name)(alpha=1e-3, **args).fit(x, y).coef_
+  if row == "cv_elasticnet_100k":
+    if library == "flaxzoo":
+      from flaxzoo.sklearn import LinearClassifierCV
+
+      return lambda: float(LinearClassifierCV(Cs=10, l1_ratios=(0.5,), cv=5).fit(x, y).C_[0])
+    if library == "glum":
+      from glum import GeneralizedLinearRegressorCV
+
+      return lambda: float(GeneralizedLinearRegressorCV(family="binomial", l1_ratio=0.5, n_alphas=10, cv=5)
+                           .fit(x, y).alpha_)
+    from sklearn.linear_model import LogisticRegressionCV
+
+    return lambda: float(LogisticRegressionCV(Cs=10, cv=5, scoring="accuracy", l1_ratios=(0.5,), solver="saga",
+                                              use_legacy_attributes=False).fit(x, y).C_)
   if row == "l1_logistic_100k":
     if library == "glum":
       from glum import GeneralizedLinearRegressor
@@ -259,7 +277,7 @@ def worker(row: str, library: str, repeats: int, smoke: bool) -> dict:
   first = time.perf_counter() - start
   warm, spread = median_time(fit, repeats)
   out = {"first_s": first, "warm_s": warm, "warm_range_s": spread}
-  if row == "cv_100k":
+  if row in ("cv_100k", "cv_elasticnet_100k"):
     out["chosen_C"] = result
   if row == "elastic_net_cv_100k":
     out["chosen_alpha"] = result
@@ -299,7 +317,8 @@ def main():
   rows = args.only.split(",") if args.only else list(ROWS)
   if args.smoke:
     rows = [r for r in rows if r in ("least_squares", "logistic", "grid_breast_cancer", "poisson_100k",
-                                     "elastic_net_cv_100k", "l1_logistic_100k", "huber_100k", "quantile_5k")]
+                                     "elastic_net_cv_100k", "l1_logistic_100k", "cv_elasticnet_100k", "huber_100k",
+                                     "quantile_5k")]
   details, metrics = {}, {}
   for row in rows:
     details[row] = {}

@@ -32,7 +32,7 @@ from flaxzoo.sklearn.estimators import (
   check_iterations,
   class_weights,
 )
-from flaxzoo.sklearn.penalty import l2_of_alpha, l2_of_C
+from flaxzoo.sklearn.penalty import l2_of_alpha, penalties_of_C
 
 
 class _CrossValidated(_DenseInput):
@@ -60,9 +60,11 @@ class _CrossValidated(_DenseInput):
     weights = np.repeat(weight[:, None] * np.stack(masks, axis=1), len(penalties), axis=1).T
     if np.any(weights.sum(axis=1) <= 0):
       raise ValueError("a training fold has no row of positive sample_weight")
-    l2 = [self._l2(p, (weight * mask).sum(), k) for mask in masks for p in penalties]
+    pairs = np.asarray([self._l2(p, (weight * mask).sum(), k) for mask in masks for p in penalties]).reshape(-1, 2)
+    l2, l1 = pairs[:, 0], pairs[:, 1]
     data = solvers.stage(X, targets, loss, num_classes)
-    fit = solvers.solve(data, weights, l2, self.solver, float(self.tol), int(self.max_iter))
+    fit = solvers.solve(data, weights, l2, self.solver, float(self.tol), int(self.max_iter),
+                        l1=l1 if np.any(l1 > 0) else None)
     coef = fit.coef.transpose(0, 2, 1).reshape(len(masks), len(penalties), k, X.shape[1])
     intercept = fit.intercept.reshape(len(masks), len(penalties), k)
     scores = np.empty((len(folds), len(penalties)))
@@ -80,8 +82,9 @@ class _CrossValidated(_DenseInput):
     if not self._refit_in_grid:  # the chosen penalty alone on all rows
       # From the solvers' own start, not the folds' mean fit (scikit-learn's): the refit then does not
       # depend on the splits (sample weights = repeated rows), and the sample's optimum is as near.
-      refit = solvers.solve(data, weight[None], [self._l2(penalties[best], weight.sum(), k)], self.solver,
-                            float(self.tol), int(self.max_iter))
+      l2, l1 = np.reshape(self._l2(penalties[best], weight.sum(), k), 2)
+      refit = solvers.solve(data, weight[None], [l2], self.solver, float(self.tol), int(self.max_iter),
+                            l1=[l1] if l1 > 0 else None)
       coef = np.concatenate([coef, np.zeros_like(coef[:1])])
       coef[-1, best], intercept = refit.coef[0].T, np.concatenate([intercept, np.zeros_like(intercept[:1])])
       intercept[-1, best] = refit.intercept[0]
@@ -125,8 +128,8 @@ class LinearRegressionCV(RegressorMixin, _CrossValidated):
       raise ValueError(f"alphas must be finite numbers >= 0, got {self.alphas!r}")
     return alphas
 
-  def _l2(self, alpha, total, k):
-    return l2_of_alpha(alpha, total, k)
+  def _l2(self, alpha, total, k):  # the core's (l2, l1)
+    return l2_of_alpha(alpha, total, k), 0.0
 
   def _single(self):
     return LinearRegression()
@@ -155,17 +158,20 @@ class LinearRegressionCV(RegressorMixin, _CrossValidated):
 
 
 class LinearClassifierCV(ClassifierMixin, _CrossValidated):
-  """Logistic or softmax regression with `C` chosen by cross-validation (`LogisticRegressionCV`'s API, L2).
+  """Logistic or softmax regression with `C` (and `l1_ratio`) chosen by cross-validation (`LogisticRegressionCV`).
 
   Args:
     Cs: a list of `C`s (LogisticRegression's scale), or an int: that many on `np.logspace(-4, 4)`.
+    l1_ratios: the elastic-net mixings to try (scikit-learn's >= 1.10 default `(0.0,)`: L2); every fold x C x
+      l1_ratio is one solve (proximal Newton where any has an L1 part).
     cv: folds: an int (StratifiedKFold), a splitter or an iterable of splits; None: 5.
     scoring: a scorer name or callable; None: accuracy.
     class_weight: as `LinearClassifier`'s, from every row's label (scikit-learn's).
     solver, tol, max_iter: as `LinearClassifier`'s.
 
-  Attributes: `C_` `[1]`, `Cs_`, `best_score_`, `scores_` `{class: [folds, Cs]}` (the positive class for
-  two), `coef_`, `intercept_`, `classes_`, `n_iter_` `[folds, Cs]` (as scikit-learn's, of the fold fits).
+  Attributes: `C_` `[1]`, `l1_ratio_` `[1]`, `Cs_`, `best_score_`, `scores_` `{class: [folds, Cs]}` (the
+  positive class for two; with several l1_ratios `[folds, Cs, l1_ratios]`), `coef_`, `intercept_`,
+  `classes_`, `n_iter_` `[folds, Cs]` (`[folds, Cs, l1_ratios]`; as scikit-learn's, of the fold fits).
   """
 
   _solvers = ("auto", "newton", "lbfgs")
@@ -173,9 +179,10 @@ class LinearClassifierCV(ClassifierMixin, _CrossValidated):
   # in proportion), then a few single-model passes.
   _refit_in_grid = False
 
-  def __init__(self, Cs=10, *, cv=None, scoring=None, class_weight=None, solver="auto", tol=1e-4,  # noqa: N803
-               max_iter=100):
+  def __init__(self, Cs=10, *, l1_ratios=(0.0,), cv=None, scoring=None, class_weight=None, solver="auto",  # noqa: N803
+               tol=1e-4, max_iter=100):
     self.Cs = Cs
+    self.l1_ratios = l1_ratios
     self.class_weight = class_weight
     self.cv = cv
     self.scoring = scoring
@@ -183,7 +190,7 @@ class LinearClassifierCV(ClassifierMixin, _CrossValidated):
     self.tol = tol
     self.max_iter = max_iter
 
-  def _penalties(self):
+  def _Cs(self):  # noqa: N802
     if isinstance(self.Cs, numbers.Integral) and not isinstance(self.Cs, bool):
       if self.Cs < 1:
         raise ValueError(f"Cs must be a positive int or a list of C > 0, got {self.Cs!r}")
@@ -193,8 +200,17 @@ class LinearClassifierCV(ClassifierMixin, _CrossValidated):
       raise ValueError(f"Cs must be a positive int or a list of C > 0, got {self.Cs!r}")
     return Cs
 
-  def _l2(self, C, total, k):  # noqa: N803
-    return l2_of_C(C, total)
+  def _ratios(self):
+    ratios = np.asarray(self.l1_ratios, np.float64).reshape(-1)
+    if len(ratios) == 0 or not np.all((ratios >= 0) & (ratios <= 1)):
+      raise ValueError(f"l1_ratios must be numbers in [0, 1], got {self.l1_ratios!r}")
+    return ratios
+
+  def _penalties(self):  # (C, l1_ratio) pairs, C-major
+    return [(C, r) for C in self._Cs() for r in self._ratios()]
+
+  def _l2(self, penalty, total, k):  # the core's (l2, l1) of a (C, l1_ratio)
+    return penalties_of_C(penalty[0], penalty[1], total)
 
   def _single(self):
     return LinearClassifier()
@@ -216,13 +232,16 @@ class LinearClassifierCV(ClassifierMixin, _CrossValidated):
     self._check_cv_params()
     X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
     labels = LinearClassifier._encode(self, y, first=True)
-    self.Cs_ = self._penalties()
+    self.Cs_, ratios = self._Cs(), self._ratios()
     # The classes' weights from every row (scikit-learn's LogisticRegressionCV), times the sample weights.
     sample_weight = _LinearModel._weights(self, X, sample_weight) * class_weights(self.class_weight, self.classes_,
                                                                                 labels)
-    scores, C = self._grid(X, y, sample_weight, labels.astype(np.int32),
-                           "logistic" if len(self.classes_) == 2 else "softmax", len(self.classes_))
-    self.C_ = np.asarray([C])
+    scores, (C, ratio) = self._grid(X, y, sample_weight, labels.astype(np.int32),
+                                    "logistic" if len(self.classes_) == 2 else "softmax", len(self.classes_))
+    self.C_, self.l1_ratio_ = np.asarray([C]), np.asarray([ratio])
+    if len(ratios) > 1:  # scikit-learn's (legacy) layout: [folds, Cs, l1_ratios]
+      scores = scores.reshape(len(scores), len(self.Cs_), len(ratios))
+      self.n_iter_ = self.n_iter_.reshape(len(self.n_iter_), len(self.Cs_), len(ratios))
     keys = self.classes_[1:] if len(self.classes_) == 2 else self.classes_
     self.scores_ = {key: scores for key in keys}
     return self

@@ -187,3 +187,30 @@ def test_trainer_l1_by_the_proximal_optax_step_has_exact_zeros_and_nears_the_opt
     history = ista.fit((x, y), steps=2000, log_every=1000, final_metrics=False)
   assert history.losses[-1] < history.losses[0] and history.losses[-1] <= best * (1 + 3e-3)
   assert (ista.model.affine_map()[0] == 0.0).sum() >= 15  # exact zeros (the optimum has 23)
+
+
+def test_classifier_cv_over_l1_ratios_scores_every_fold_as_its_own_fit():
+  """LinearClassifierCV(Cs, l1_ratios): every fold x C x l1_ratio in one solve; each score is the held-out
+  log loss of that fold's own LinearClassifier(C, l1_ratio) fit; scikit-learn's layout of scores_ and n_iter_;
+  the refit is LinearClassifier(C_, l1_ratio_) on all rows."""
+  from sklearn.metrics import log_loss
+  from sklearn.model_selection import StratifiedKFold
+
+  from flaxzoo.sklearn import LinearClassifierCV
+
+  x, y = load_breast_cancer(return_X_y=True)
+  x = StandardScaler().fit_transform(x)
+  Cs, ratios = [0.05, 0.5, 5.0], [0.0, 0.5, 1.0]  # noqa: N806
+  folds = StratifiedKFold(3, shuffle=True, random_state=0)
+  cv = LinearClassifierCV(Cs=Cs, l1_ratios=ratios, cv=folds, scoring="neg_log_loss", tol=1e-8).fit(x, y)
+  assert cv.scores_[1].shape == (3, 3, 3) and cv.n_iter_.shape == (3, 3, 3)
+  for f, (train, test) in enumerate(folds.split(x, y)):
+    for i, C in enumerate(Cs):  # noqa: N806
+      for j, ratio in enumerate(ratios):
+        alone = LinearClassifier(C=C, l1_ratio=ratio, tol=1e-8).fit(x[train], y[train])
+        expected = -log_loss(y[test], alone.predict_proba(x[test]))
+        assert cv.scores_[1][f, i, j] == pytest.approx(expected, abs=1e-6)
+  best = np.unravel_index(np.argmax(cv.scores_[1].mean(axis=0)), (3, 3))
+  assert (cv.C_[0], cv.l1_ratio_[0]) == (Cs[best[0]], ratios[best[1]])
+  refit = LinearClassifier(C=cv.C_[0], l1_ratio=cv.l1_ratio_[0], tol=1e-8).fit(x, y)
+  np.testing.assert_allclose(cv.coef_, refit.coef_, atol=1e-6)
