@@ -71,6 +71,7 @@ def register_source(kind: str, loader: Callable[[Request], LoadedData] | str) ->
 # The sources flaxzoo knows, by path (imported when used).
 register_source("brain_age", "flaxzoo.datasets.brain_age.source:load_brain_age")
 register_source("csv", "flaxzoo.datasets.csv_source:load_csv")
+register_source("claims", "flaxzoo.datasets.claims:load_claims")
 register_source("tfds", "flaxzoo.datasets.tfds_source:load_tfds")
 
 

@@ -110,7 +110,7 @@ class Config:
                                                                     flag=None, training=False, cli=False))
   dataset: str | None = option(
       None, help="the data (experiments linear, linear_regression, linear_classifier need it)",
-      metavar="brain_age|csv:PATH|tfds:NAME[/CONFIG]")
+      metavar="brain_age|claims|csv:PATH|tfds:NAME[/CONFIG]")
   features: str | None = option(
       None, help="input columns (brain_age: gm or tissue; default: all but the label)", metavar="COL,...")
   label: str | None = option(None, help="the label column (csv), `label` feature (tfds), or age_group (brain_age)")

@@ -58,7 +58,7 @@ def test_console_script_is_installed():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["train", "brain_age_wm"], "unknown experiment 'brain_age_wm'; known: brain_age_gm, brain_age_gm_lstsq, brain_age_group, brain_age_tissue, linear, "),
+        (["train", "brain_age_wm"], "unknown experiment 'brain_age_wm'; known: brain_age_gm, brain_age_gm_huber, brain_age_gm_lstsq, brain_age_gm_median, brain_age_group, brain_age_tissue, claims_poisson, linear, "),
         (["train", "brain_age_gm", "--steps", "0"], "argument --steps: must be between 1 and 2147483647, got 0"),
         (["train", "brain_age_gm", "--steps", "-3"], "argument --steps: must be between 1 and 2147483647, got -3"),
         (["train", "brain_age_gm", "--steps", "ten"], "argument --steps: not a int: 'ten'"),

@@ -138,3 +138,30 @@ def test_the_zoo_glm_trains_by_newton_and_by_optax_to_the_estimators_answer():
   mean = np.exp(x @ kernel[:, 0] + bias[0])
   assert metrics["mae"] == pytest.approx(np.mean(np.abs(mean - y)), rel=1e-4)
   np.testing.assert_allclose(exact.model.mean(x)[:, 0], mean, rtol=1e-5)
+
+
+def test_the_claims_table_is_the_seeded_generators_and_its_experiment_fits_poissons_optimum(tmp_path):
+  """`claims` ships the table `generate.py` writes with seed 0 (byte for byte); `flaxzoo train claims_poisson`
+  fits the Poisson GLM by Newton to scikit-learn's PoissonRegressor(alpha=0) on the same standardised split."""
+  import importlib.util
+  import json
+
+  from conftest import run_cli
+
+  from flaxzoo.datasets import claims
+  from flaxzoo.datasets.sources import load_data
+
+  spec = importlib.util.spec_from_file_location("generate", claims.TABLE.parent / "generate.py")
+  generator = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(generator)
+  shipped = claims.TABLE.read_bytes()
+  generator.main(tmp_path / "claims.csv")
+  assert (tmp_path / "claims.csv").read_bytes() == shipped
+  result = run_cli("train", "claims_poisson", "--workdir", tmp_path / "run")
+  assert result.returncode == 0, result.stderr
+  results = json.loads((tmp_path / "run" / "results.json").read_text())
+  assert results["model"]["name"] == "glm" and results["loss"] == "poisson"
+  data = load_data("claims")
+  x, y = data.splits["train"]
+  reference = PoissonRegressor(alpha=0.0, tol=1e-10).fit(x.astype(np.float64), y)
+  assert results["train"]["mae"] == pytest.approx(np.mean(np.abs(reference.predict(x) - y)), rel=1e-4)

@@ -149,3 +149,33 @@ def test_huber_whose_optimum_has_no_scale_ends_at_least_absolute_deviations():
                            1.35, 1e-4)
     assert value <= best + 1e-12
   np.testing.assert_allclose(ours.predict(plane_x), plane_y, atol=1e-12)  # the exact fit
+
+
+@pytest.mark.slow  # (two 30,000-step runs)
+def test_the_robust_brain_age_experiments_reach_their_losses_optimum(tmp_path):
+  """`brain_age_gm_median` ends at the exact least-absolute-error line of its split (QuantileRegressor, an
+  exact LP) and `brain_age_gm_huber` below the reference's Huber loss: docs/brain_age.md's table."""
+  import json
+
+  from conftest import run_cli
+
+  from flaxzoo.datasets.sources import load_data
+
+  data = load_data("brain_age", features="gm", standardize=False)
+  x, y = (v.astype(np.float64) for v in data.splits["train"])
+  exact = QuantileRegressor(quantile=0.5, alpha=0.0).fit(x, y)
+  best = np.mean(np.abs(exact.predict(x) - y))
+  for name in ("brain_age_gm_median", "brain_age_gm_huber", "brain_age_gm"):
+    result = run_cli("train", name, "--workdir", tmp_path / name, "--quiet")
+    assert result.returncode == 0, result.stderr
+  median = json.loads((tmp_path / "brain_age_gm_median" / "results.json").read_text())
+  assert median["train"]["mae"] == pytest.approx(best, rel=1e-4)
+
+  def huber_loss(results):
+    w, b = results["params"]["linear/kernel"][0][0], results["params"]["linear/bias"][0]
+    r = np.abs(y - (x[:, 0] * w + b))
+    return np.mean(np.where(r <= 0.1, r**2 / 2, 0.1 * (r - 0.05)))
+
+  huber = json.loads((tmp_path / "brain_age_gm_huber" / "results.json").read_text())
+  reference = json.loads((tmp_path / "brain_age_gm" / "results.json").read_text())
+  assert huber_loss(huber) < huber_loss(reference)
