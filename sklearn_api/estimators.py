@@ -31,6 +31,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
@@ -415,6 +416,8 @@ class LinearClassifier(ClassifierMixin, _LinearModel):
     self.n_iter_ = np.asarray([n_iter], np.int32)
     return self
 
+  # optax's steps fit L2 only: with an L1 part there is no partial_fit (as hasattr tells a caller).
+  @available_if(lambda self: self.penalty == "l2" or (self.penalty != "l1" and self.l1_ratio == 0))
   def partial_fit(self, X, y, classes=None, sample_weight=None):
     """One pass of the optimizer over this batch; the first call needs `classes` (all the labels)."""
     first = not hasattr(self, "coef_")

@@ -15,6 +15,10 @@ over outputs, logistic, softmax) plus `l2[j] / 2 * |W|²` (the intercept is not 
   gradient's largest entry is below `tol` (the objective is a weighted mean: scale-free in `n`).
 - `lbfgs`: a pass an iteration builds the loss and gradient; two-loop L-BFGS on the host in float64.
   `auto` takes it where the Hessian has more than `NEWTON_MAX_PARAMS` rows.
+- An L1 part (`solve(l1=)`): least squares by coordinate descent on the Gram matrix; the other losses by
+  proximal Newton (`_proximal_newton`: coordinate descent on Newton's penalised quadratic model). Both
+  soft-threshold, so the zeros are 0.0, and stop on the largest violation of the optimality conditions.
+- The log-link GLMs (`poisson`, `gamma`, `tweedie`): Newton with Fisher's curvature (IRLS) or L-BFGS.
 
 Precision: the pass runs in the data's dtype (float32 stays float32; float64 input runs in float64,
 where a float32 Gram matrix would lose the answer of a condition number above ~1e3) inside
