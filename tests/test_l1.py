@@ -214,3 +214,28 @@ def test_classifier_cv_over_l1_ratios_scores_every_fold_as_its_own_fit():
   assert (cv.C_[0], cv.l1_ratio_[0]) == (Cs[best[0]], ratios[best[1]])
   refit = LinearClassifier(C=cv.C_[0], l1_ratio=cv.l1_ratio_[0], tol=1e-8).fit(x, y)
   np.testing.assert_allclose(cv.coef_, refit.coef_, atol=1e-6)
+
+
+def test_a_sweep_fits_an_l1_path_times_folds_in_one_solve():
+  """`Sweep(l1=path, solver="auto")` with the folds as example weights: 8 penalties x 3 folds, each model its
+  own LinearClassifier fit (C = 1 / (l1 S_fold)) with its zeros; the path's zeros grow with the penalty."""
+  from flaxzoo.trainers import Sweep
+  from flaxzoo.zoo import create_models
+
+  x, y = load_breast_cancer(return_X_y=True)
+  x = StandardScaler().fit_transform(x)
+  path = np.geomspace(0.1, 1e-3, 8)
+  folds = np.stack([np.arange(len(y)) % 3 != f for f in range(3)]).astype(np.float64)
+  weights = np.repeat(folds, len(path), axis=0)  # fold-major
+  l1 = np.tile(path, 3)
+  sweep = Sweep(create_models("logistic_regression", seeds=range(24), in_features=30), loss="logistic", l1=l1,
+                solver="auto", tol=1e-8)
+  sweep.fit((x.astype(np.float32), y), steps=100, weights=weights)
+  for k in (0, 7, 12, 23):
+    rows = weights[k] > 0
+    alone = LinearClassifier(C=1 / (l1[k] * rows.sum()), l1_ratio=1.0, tol=1e-8).fit(x[rows], y[rows])
+    kernel = np.asarray(sweep.params(k)["linear"]["kernel"][...])[:, 0]
+    np.testing.assert_allclose(kernel, alone.coef_[0], atol=1e-4)
+    assert np.array_equal(kernel == 0, alone.coef_[0] == 0)
+  zeros = [int((np.asarray(sweep.params(k)["linear"]["kernel"][...]) == 0).sum()) for k in range(8)]
+  assert zeros == sorted(zeros, reverse=True) and zeros[0] > zeros[-1]

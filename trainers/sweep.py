@@ -105,6 +105,9 @@ class Sweep:
       `"lbfgs"`): the K models are K solves in one program over the one copy
       of the rows, each with its weights and L2; `fit`'s `steps` caps the
       iterations. `tol` as `Trainer`'s.
+    l1: one value, or one per model: `l1 |W|₁` beside the L2 (a regularisation
+      path x folds, fitted by the exact solvers: coordinate descent, proximal
+      Newton; exact zeros).
   """
 
   def __init__(self, models: Sequence[nnx.Module] | StackedModels,
@@ -112,7 +115,8 @@ class Sweep:
                hyperparams: Mapping[str, Sequence[float]] | None = None, loss: str | Callable = "mse", *,
                l2: float | Sequence[float] = 0.0, seeds: int | Sequence[int] = 0, parallel: str = "auto",
                devices: int | None = None, task: str | None = None, label_scale: float | None = None,
-               label_unit: str | None = None, statistics: str = "auto", solver: str = "optax", tol: float = 1e-6):
+               label_unit: str | None = None, statistics: str = "auto", solver: str = "optax", tol: float = 1e-6,
+               l1: float | Sequence[float] = 0.0):
     self.solver = solvers_lib.check_solver(solver)
     self.tol = float(tol)
     stacked = models if isinstance(models, StackedModels) else stack_models(models)
@@ -132,6 +136,9 @@ class Sweep:
     self.l2 = self._l2_64.astype(np.float32)
     if not np.all(np.isfinite(self.l2) & (self.l2 >= 0)):
       raise ValueError(f"l2 must be numbers >= 0, got {self.l2.tolist()}")
+    self._l1_64 = _per_model(l1, count, "l1").astype(np.float64)
+    if not np.all(np.isfinite(self._l1_64) & (self._l1_64 >= 0)):
+      raise ValueError(f"l1 must be numbers >= 0, got {self._l1_64.tolist()}")
     self.seeds = _per_model(seeds, count, "seeds").astype(np.int64)
     # Extra args (value, value_fn) reach line-search optimizers; the rest ignore them.
     self.tx = optax.with_extra_args_support(
@@ -414,6 +421,9 @@ class Sweep:
 
   def chosen_solver(self, num_examples: int, batch_size: int | None = None) -> str:
     """`optax` or the exact solver that `fit` runs (ValueError where a named one cannot apply)."""
+    lasso = bool(np.any(self._l1_64 > 0))
+    if self.solver == "optax" and lasso:
+      raise ValueError("a Sweep's L1 penalty is fitted by the exact solvers: solver='auto' (not optax steps)")
     if self.solver == "optax":
       return "optax"
     num_params = 0
@@ -421,7 +431,10 @@ class Sweep:
       kernel, _ = self._affine_maps()
       num_params = (kernel.shape[1] + 1) * kernel.shape[2]
     full_batch = batch_size is None or batch_size >= num_examples
-    return solvers_lib.choose(self.solver, self._loss_spec, self._affine, full_batch, num_params)
+    chosen = solvers_lib.choose(self.solver, self._loss_spec, self._affine, full_batch, num_params)
+    if chosen == "optax" and lasso:
+      raise ValueError("a Sweep's L1 penalty needs an exact solver: a zoo linear model, a named loss, full batch")
+    return "newton" if lasso and chosen == "lbfgs" else chosen
 
   def _affine_maps(self):
     """`(kernel [K_padded, d, k], bias [K_padded, k])` of the current parameters (an affine model)."""
@@ -437,8 +450,9 @@ class Sweep:
     count = self.num_models
     num_classes = None if self._loss_spec == "mse" else (2 if kernel.shape[2] == 1 else kernel.shape[2])
     data = solvers_lib.stage(arrays["x"], arrays["y"], self._loss_spec, num_classes)
+    lasso = self._l1_64 if np.any(self._l1_64 > 0) else None
     fit = solvers_lib.solve(data, weights[:count], self._l2_64, solver, self.tol, steps,
-                            start=(kernel[:count], bias[:count]))
+                            start=(kernel[:count], bias[:count]), l1=lasso)
     extra = self._padded - count
     pad = lambda v: np.concatenate([v, np.repeat(v[-1:], extra, axis=0)]) if extra else v
     model = nnx.merge(self.graphdef, to_host(self.state.params), self._rest)
