@@ -161,10 +161,12 @@ class Config:
     if self.optimizer not in OPTIMIZERS:
       raise ConfigError(f"{self.name}: unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS.names())}")
 
-  def penalties(self) -> tuple[float, float]:
-    """The core's `(l2, l1)`: `l2` is the strength λ, split by `penalty` (and `l1_ratio`)."""
+  def penalties(self, strength: float | None = None) -> tuple[float, float]:
+    """The core's `(l2, l1)` of the strength λ (default the field `l2`; a sweep's grid value), split by
+    `penalty` (and `l1_ratio`): `λ (1 - r)` and `λ r`."""
+    strength = self.l2 if strength is None else float(strength)
     ratio = {"l2": 0.0, "l1": 1.0}.get(self.penalty, self.l1_ratio)
-    return self.l2 * (1.0 - ratio), self.l2 * ratio
+    return strength * (1.0 - ratio), strength * ratio
 
   def resolved_loss(self) -> str | None:
     """`loss`, or `--family`'s half deviance (`tweedie:P`); a ConfigError where they disagree."""

@@ -168,8 +168,9 @@ def _plan(config: Config, settings: list[dict[str, Any]], folds: int, data) -> _
   optimizer = OPTIMIZERS.get(config.optimizer)
   parallel = "none" if config.parallel == "none" else "auto" if config.parallel == "auto" else "mesh"
   try:
+    l2, l1 = np.asarray([config.penalties(s["l2"]) for s, _ in runs]).reshape(-1, 2).T  # --penalty's split
     sweep = Sweep(models, lambda learning_rate: optimizer(learning_rate),
-                  {"learning_rate": [s["learning_rate"] for s, _ in runs]}, loss, l2=[s["l2"] for s, _ in runs],
+                  {"learning_rate": [s["learning_rate"] for s, _ in runs]}, loss, l2=l2, l1=l1,
                   seeds=[s["seed"] for s, _ in runs], parallel=parallel, devices=config.devices, task=data.task,
                   label_scale=data.preprocessing.label_scale, label_unit=data.preprocessing.label_unit,
                   solver=config.solver)

@@ -239,3 +239,22 @@ def test_a_sweep_fits_an_l1_path_times_folds_in_one_solve():
     assert np.array_equal(kernel == 0, alone.coef_[0] == 0)
   zeros = [int((np.asarray(sweep.params(k)["linear"]["kernel"][...]) == 0).sum()) for k in range(8)]
   assert zeros == sorted(zeros, reverse=True) and zeros[0] > zeros[-1]
+
+
+@pytest.mark.slow  # (three CLI runs)
+def test_flaxzoo_sweep_with_an_l1_penalty_is_a_path_by_the_exact_solver(tmp_path):
+  """`flaxzoo sweep claims_poisson --l2 ... --penalty l1`: the grid's strengths become L1 weights (one exact
+  solve of settings x folds; a larger penalty, a worse fit here); on optax steps it is one line of error."""
+  import json
+
+  from conftest import run_cli
+
+  done = run_cli("sweep", "claims_poisson", "--l2", "0.001,0.3", "--penalty", "l1", "--folds", "2",
+                 "--workdir", tmp_path / "path", "--quiet")
+  assert done.returncode == 0, done.stderr
+  summary = json.loads((tmp_path / "path" / "sweep.json").read_text())
+  assert summary["config"]["penalty"] == "l1" and summary["best"]["settings"]["l2"] == 0.001
+  refused = run_cli("sweep", "brain_age_gm", "--l2", "0.01", "--penalty", "l1", "--folds", "2", "--steps", "5",
+                    "--workdir", tmp_path / "optax", "--quiet")
+  assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1
+  assert "exact solvers" in refused.stderr
