@@ -219,9 +219,11 @@ def _list() -> None:
     data = (c.dataset or "--dataset") + (f"/{c.features}" if c.features else "") + (f" -> {c.label}" if c.label else "")
     model = c.model or {"regression": "linear_regression", "classification": "logistic/softmax"}.get(
         c.task, "model by task")
+    how = (f"{c.optimizer}(lr={c.learning_rate:g}), {c.steps} steps" if c.solver == "optax" else
+           f"solver {c.solver} (at most {c.steps} iterations)")
+    penalty = "" if not c.l2 else f", {c.penalty} {c.l2:g}"
     print(
-        f"  {name:22s} {model} on {data}, {c.loss or 'loss by task'},"
-        f" {c.optimizer}(lr={c.learning_rate:g}), {c.steps} steps, seed {c.seed}"
+        f"  {name:22s} {model} on {data}, {c.resolved_loss() or 'loss by task'}{penalty}, {how}, seed {c.seed}"
         + (", standardised" if c.standardize else "")
     )
 
