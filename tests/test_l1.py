@@ -258,3 +258,32 @@ def test_flaxzoo_sweep_with_an_l1_penalty_is_a_path_by_the_exact_solver(tmp_path
                     "--workdir", tmp_path / "optax", "--quiet")
   assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1
   assert "exact solvers" in refused.stderr
+
+
+def test_l1_glms_reach_glums_optimum_and_its_zeros():
+  """The GLM regressors' `l1_ratio` against glum's optimum (`tests/glum_l1.json`, written by
+  `tests/glum_reference.py` with glum 3.4): objective within 1e-6, coefficients 1e-4, the same zeros."""
+  import json
+  import pathlib
+
+  from glum_reference import data
+  from sklearn.metrics import mean_tweedie_deviance
+
+  x, y, weight = data()
+  reference = json.loads((pathlib.Path(__file__).parent / "glum_l1.json").read_text())
+  estimators = {"poisson": PoissonRegressor, "gamma": GammaRegressor, "tweedie": TweedieRegressor}
+  for case in reference["cases"]:
+    args = {"power": case["power"]} if case["family"] == "tweedie" else {}
+    ours = estimators[case["family"]](alpha=case["alpha"], l1_ratio=case["l1_ratio"], tol=1e-10, **args)
+    ours.fit(x, y, sample_weight=weight)
+    theirs = np.asarray(case["coef"])
+
+    def objective(coef, intercept, case=case):
+      mean = np.exp(x @ coef + intercept)
+      penalty = case["alpha"] * (case["l1_ratio"] * np.abs(coef).sum() + (1 - case["l1_ratio"]) / 2 * coef @ coef)
+      return mean_tweedie_deviance(y, mean, sample_weight=weight, power=case["power"]) / 2 + penalty
+
+    best = objective(theirs, case["intercept"])
+    assert objective(ours.coef_, ours.intercept_) <= best * (1 + 1e-6)
+    np.testing.assert_allclose(ours.coef_, theirs, rtol=0, atol=1e-4 * max(1.0, np.abs(theirs).max()))
+    assert np.array_equal(ours.coef_ == 0.0, theirs == 0.0) and (theirs == 0).any()
