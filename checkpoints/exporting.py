@@ -60,30 +60,48 @@ def export(model: nnx.Module, card: Mapping[str, Any], out, *, force: bool = Fal
     raise CheckpointError(f"{name}: the parameters are not all finite (a diverged run); not exported")
   out.mkdir(parents=True, exist_ok=True)
   remove_leftovers(out, name)
-  release = hold_signals()  # until the `try` that removes the staging folder has begun
-  staging = make_temp_folder(out, staging_prefix(name))
+  # Signals are held from before the staging folder exists until after it is gone: one arriving meanwhile
+  # stops the export at the next step and passes on once the folder is removed. (Held only around making and
+  # removing it, a SIGTERM at the start of the `finally` left a staging folder: CI saw it.)
+  release = hold_signals()
+  stopped = False
   try:
-    release()
-    import orbax.checkpoint as ocp
-
-    write_json_atomic(staging / BUILDING, {"pid": os.getpid()})
-    with ocp.StandardCheckpointer() as checkpointer:
-      checkpointer.save((staging / "params").absolute(), params)
-    write_json_atomic(staging / CARD, dict(card))
-    write_atomic(staging / "README.md", readme(card))
-    (staging / BUILDING).unlink()
-    write_manifest(staging)
-    if target.is_dir() and not target.is_symlink():
-      _exchange(staging, target)  # staging now holds the earlier export
-    else:
-      staging.rename(target)  # fails if a folder appeared there meanwhile: nothing is replaced
-  finally:
-    release = hold_signals()  # a signal now would stop the removal halfway
+    staging = make_temp_folder(out, staging_prefix(name))
     try:
-      shutil.rmtree(staging, ignore_errors=True)
+      _stop_if_signalled(release)
+      import orbax.checkpoint as ocp
+
+      write_json_atomic(staging / BUILDING, {"pid": os.getpid()})
+      with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save((staging / "params").absolute(), params)
+      _stop_if_signalled(release)
+      write_json_atomic(staging / CARD, dict(card))
+      write_atomic(staging / "README.md", readme(card))
+      (staging / BUILDING).unlink()
+      write_manifest(staging)
+      _stop_if_signalled(release)
+      if target.is_dir() and not target.is_symlink():
+        _exchange(staging, target)  # staging now holds the earlier export
+      else:
+        staging.rename(target)  # fails if a folder appeared there meanwhile: nothing is replaced
     finally:
-      release()
+      shutil.rmtree(staging, ignore_errors=True)
+  except _Stopped:
+    stopped = True
+  finally:
+    release()  # passes a held signal on (the CLI's handler raises; the default action ends the process)
+  if stopped:
+    raise CheckpointError(f"{target}: the export was stopped by a signal; nothing was replaced")
   return target
+
+
+class _Stopped(Exception):
+  """A signal held during an export: it stops there, and the signal passes on after the clean-up."""
+
+
+def _stop_if_signalled(release) -> None:
+  if release.noted:
+    raise _Stopped
 
 
 def remove_leftovers(out: pathlib.Path, name: str) -> None:

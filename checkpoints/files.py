@@ -43,7 +43,8 @@ def hold_signals():
   handlers back and passes on the first one noted (a handler's exception, or the default action). Around
   making a temporary file and the `try` that removes it, and around the removal: a signal between the two
   once left a staging folder behind. Handlers, not the signal mask: a signal that reaches one of JAX's
-  threads still runs its Python handler in the main thread. Elsewhere than the main thread: nothing held."""
+  threads still runs its Python handler in the main thread. Elsewhere than the main thread: nothing held.
+  `release.noted` lists the signals held so far."""
   import signal
   import threading
 
@@ -64,6 +65,7 @@ def hold_signals():
       elif handler == signal.SIG_DFL:
         os.kill(os.getpid(), noted[0])
 
+  release.noted = noted  # what arrived so far: a long hold stops its work at a safe point
   return release
 
 
