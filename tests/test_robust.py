@@ -179,3 +179,22 @@ def test_the_robust_brain_age_experiments_reach_their_losses_optimum(tmp_path):
   huber = json.loads((tmp_path / "brain_age_gm_huber" / "results.json").read_text())
   reference = json.loads((tmp_path / "brain_age_gm" / "results.json").read_text())
   assert huber_loss(huber) < huber_loss(reference)
+
+
+def test_a_constant_column_is_not_a_second_intercept():
+  """A constant feature (its weighted spread only rounding): quantile regression still equals HiGHS's vertex
+  (with alpha 0 and 0.01), and Huber converges with that coefficient 0 (the intercept takes the constant)."""
+  from sklearn.linear_model import QuantileRegressor as Reference
+
+  rng = np.random.default_rng(0)
+  x = np.c_[rng.normal(size=(100, 2)), np.full(100, 3.7), rng.normal(size=100)]
+  y = rng.normal(size=100)
+  weight = rng.uniform(0.2, 3.0, 100)
+  for alpha, q in ((0.01, 0.5), (0.0, 0.9)):
+    ours = QuantileRegressor(quantile=q, alpha=alpha).fit(x, y, sample_weight=weight)
+    reference = Reference(quantile=q, alpha=alpha).fit(x, y, sample_weight=weight)
+    best = pinball_objective(reference.coef_, reference.intercept_, x, y, weight, q, alpha)
+    assert pinball_objective(ours.coef_, ours.intercept_, x, y, weight, q, alpha) <= best * (1 + 1e-9)
+    assert ours.coef_[2] == 0.0
+  huber = HuberRegressor(tol=1e-9).fit(x, y, sample_weight=weight)  # (a ConvergenceWarning fails here)
+  assert abs(huber.coef_[2]) <= 1e-12

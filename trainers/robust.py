@@ -51,11 +51,14 @@ class RobustFit:
 
 def _standardised(x: np.ndarray, v: np.ndarray):
   """`(Z [n, d + 1], shift [d], scale [d])`: `Z = [(x - shift) / scale, 1]` with the weighted mean and
-  standard deviation (`v` sums to 1); a constant column keeps scale O(1)."""
+  standard deviation (`v` sums to 1). A constant column (its spread at the rounding of its mean: the weighted
+  mean of a column of ones is not exactly 1) is all 0 in Z, with scale O(1): not a copy of the intercept."""
   shift = v @ x
   scale = np.sqrt(np.maximum(v @ (x - shift) ** 2, 0.0))
-  scale = np.where(scale > 0, scale, np.maximum(np.abs(shift), 1.0))
-  return np.hstack([(x - shift) / scale, np.ones((len(x), 1))]), shift, scale
+  constant = scale <= 64 * np.finfo(np.float64).eps * np.maximum(np.abs(shift), np.finfo(np.float64).tiny)
+  scale = np.where(constant, np.maximum(np.abs(shift), 1.0), scale)
+  z = np.where(constant, 0.0, (x - shift) / scale)
+  return np.hstack([z, np.ones((len(x), 1))]), shift, scale
 
 
 def _weights(x, y, weight):
@@ -225,10 +228,12 @@ def quantile(x, y, weight=None, quantile: float = 0.5, alpha: float = 1.0, tol: 
   x, y, weight = _weights(x, y, weight)
   total = weight.sum()
   z, shift, scale = _standardised(x, weight / total)
+  varying = np.concatenate([np.any(z[:, :-1] != 0, axis=0), [True]])  # a constant column's coefficient is 0
+  z_all, z = z, z[:, varying]
   n, p = z.shape
   d = p - 1
   # The L1 penalty as pseudo-rows: weight c on the rows e_j and -e_j (target 0) adds c |w_s,j|.
-  penalty = float(alpha) * total / scale
+  penalty = float(alpha) * total / scale[varying[:-1]]
   pseudo = penalty > 0
   # A row scaled by c with its weight divided by c adds the same: each pseudo-row takes the rows' mean weight
   # (bounds of one size keep the interior-point iterates well scaled; 1e5 apart they overflowed).
@@ -241,8 +246,10 @@ def quantile(x, y, weight=None, quantile: float = 0.5, alpha: float = 1.0, tol: 
   beta, certified = _vertex(rows, targets, upper, float(quantile), beta, n, pseudo)
   converged = converged or certified
   objective = _pinball(targets - rows @ beta, upper, quantile) / total
-  coef = beta[:-1] / scale
-  return RobustFit(coef, float(beta[-1] - shift @ coef), None, n_iter, converged, float(objective))
+  full = np.zeros(z_all.shape[1])
+  full[varying] = beta
+  coef = full[:-1] / scale
+  return RobustFit(coef, float(full[-1] - shift @ coef), None, n_iter, converged, float(objective))
 
 
 def _pinball(residual, weight, q):
