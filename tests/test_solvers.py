@@ -401,3 +401,30 @@ def test_float32_rows_far_from_zero_keep_float32_accuracy():
   rows = np.random.default_rng(6).normal(size=(2000, 4)).astype(np.float32) + np.float32(1e3)
   target = rows.astype(np.float64) @ [1.0, -2.0, 0.5, 0.0] + 7.0
   np.testing.assert_allclose(LinearRegression().fit(rows, target).coef_, [1.0, -2.0, 0.5, 0.0], atol=1e-4)
+
+
+def test_a_constant_column_is_not_a_huge_copy_of_the_intercept():
+  """A feature of one value (its mean of 200 rows is not exactly that value: the std is 8e-15, not 0): the
+  classifier, the GLM and least squares converge, with scikit-learn's predictions (regression test: it was
+  standardised by its rounding, and no Newton fit converged)."""
+  import warnings
+
+  from sklearn.exceptions import ConvergenceWarning
+  from sklearn.linear_model import LogisticRegression
+  from sklearn.linear_model import PoissonRegressor as Reference
+
+  from flaxzoo.sklearn import LinearClassifier, PoissonRegressor
+
+  rng = np.random.default_rng(0)
+  weight = rng.uniform(0.2, 3.0, 200)
+  x = np.c_[rng.normal(size=(200, 2)), np.full(200, 3.7), rng.normal(size=200)]
+  labels = (x[:, 0] + rng.normal(size=200) > 0).astype(int)
+  counts = rng.poisson(np.exp(0.3 * x[:, 0]))
+  with warnings.catch_warnings():
+    warnings.simplefilter("error", ConvergenceWarning)
+    ours = LinearClassifier(C=0.5, tol=1e-8).fit(x, labels, sample_weight=weight)
+    glm = PoissonRegressor(alpha=0.0, tol=1e-8).fit(x, counts, sample_weight=weight)
+  theirs = LogisticRegression(C=0.5, tol=1e-10, max_iter=10_000).fit(x, labels, sample_weight=weight)
+  np.testing.assert_allclose(ours.decision_function(x), theirs.decision_function(x), atol=1e-4)
+  reference = Reference(alpha=0.0, tol=1e-10, max_iter=10_000).fit(x, counts, sample_weight=weight)
+  np.testing.assert_allclose(glm.predict(x), reference.predict(x), rtol=1e-4)

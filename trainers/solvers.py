@@ -207,7 +207,12 @@ def stage(x, y, loss: str, num_classes: int | None = None, sharding=None, power:
   head = np.asarray(x[:SHIFT_ROWS], np.float64)
   shift = head.mean(axis=0)
   scale = head.std(axis=0)
-  scale = np.where(scale > 0, scale, np.maximum(np.abs(shift), 1.0))  # a constant column: keep it O(1)
+  # A constant column: its spread is the rounding of its mean (the mean of 200 values 3.7 is not 3.7, the std
+  # 8e-15), and dividing by that made it a huge copy of the intercept (no fit converged). Shifted by its own
+  # value it is exactly 0 where it is constant, and kept O(1).
+  constant = scale <= 64 * np.finfo(np.float64).eps * np.maximum(np.abs(shift), np.finfo(np.float64).tiny)
+  shift = np.where(constant, head[0] if len(head) else shift, shift)
+  scale = np.where(constant, np.maximum(np.abs(shift), 1.0), scale)
   if loss == "mse":
     y = np.asarray(y).reshape(n, -1)
     k = y.shape[1]
