@@ -63,6 +63,11 @@ def build(config: Config, data_dir=None, log: Callable[[str], None] | None = Non
   """Loads the data and builds the model and the Trainer that `config` describes."""
   data = build_data(config, data_dir, log, download=download, progress_bar=progress_bar)
   model_name, loss = model_and_loss(config, data)
+  from flaxzoo.trainers.losses import label_error
+
+  problem = label_error(loss, data.splits["train"][1])  # (a log link's domain: counts >= 0, amounts > 0)
+  if problem:
+    raise ConfigError(f"{config.name}: {data.name}, label {config.label or 'of the dataset'}: {problem}")
   args = {"in_features": data.num_features}
   if data.task == "classification":
     args["num_classes"] = data.num_classes

@@ -68,9 +68,9 @@ def test_tweedie_power_0_is_ridge_at_n_alpha():
 
 
 @pytest.mark.parametrize(("estimator", "args", "targets", "message"), [
-    (PoissonRegressor, {}, -1.0, "PoissonRegressor: poisson regression (power 1) needs targets >= 0"),
-    (GammaRegressor, {}, 0.0, "GammaRegressor: gamma regression (power 2) needs targets > 0"),
-    (TweedieRegressor, {"power": 2.5}, 0.0, "needs targets > 0"),
+    (PoissonRegressor, {}, -1.0, "PoissonRegressor: the poisson loss needs labels >= 0"),
+    (GammaRegressor, {}, 0.0, "GammaRegressor: the gamma loss needs labels > 0"),
+    (TweedieRegressor, {"power": 2.5}, 0.0, "the tweedie:2.5 loss needs labels > 0"),
     (TweedieRegressor, {"power": 0.5}, 1.0, "power must be 0 or >= 1"),
     (TweedieRegressor, {"power": 1.5, "link": "identity"}, 1.0, "only 'log'"),
 ])

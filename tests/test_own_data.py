@@ -240,6 +240,12 @@ def test_a_poisson_glm_trains_exports_and_predicts_means_through_the_cli(counts_
   lasso = run_cli("train", "linear", "--dataset", f"csv:{counts_csv}", "--label", "count", "--family", "poisson",
                   "--solver", "auto", "--penalty", "l1", "--l2", "0.02", "--workdir", tmp_path / "l1")
   assert lasso.returncode == 0, lasso.stderr
+  negative = write_csv(tmp_path / "negative.csv", ["a", "y"], [(f"{v:.3f}", f"{v - 1:.3f}") for v in range(5)] * 10)
+  for solver in ("auto", "optax"):  # the exact path and the optax path: one line before any training
+    bad = run_cli("train", "linear", "--dataset", f"csv:{negative}", "--label", "y", "--family", "poisson",
+                  "--solver", solver, "--workdir", tmp_path / "negative")
+    assert bad.returncode != 0 and "the poisson loss needs labels >= 0, got a minimum of -1" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
   for args, message in ((("--loss", "tweedie:inf"), "power must be a decimal number"),
                         (("--power", "1.5"), "--power is --family tweedie's"),
                         (("--family", "tweedie"), "needs --power")):

@@ -224,6 +224,26 @@ def get_loss(name_or_fn: str | PerExampleLossFn) -> PerExampleLossFn:
   return functools.partial(function, **{PARAMETERS[base][0]: value})
 
 
+def label_error(loss, labels) -> str | None:
+  """Why `labels` are outside a log-link loss's domain (Tweedie power p: >= 0, > 0 for p >= 2), or None (also
+  for every other loss)."""
+  import numpy as np
+
+  if not isinstance(loss, str):
+    return None
+  base, power = split_loss(loss)
+  if base not in LOG_LINK:
+    return None
+  power = {"poisson": 1.0, "gamma": 2.0}.get(base, power)
+  labels = np.asarray(labels, np.float64)
+  if not np.all(np.isfinite(labels)):
+    return f"the {loss} loss needs finite labels"
+  positive = power is not None and power >= 2
+  if labels.size and (labels.min() <= 0 if positive else labels.min() < 0):
+    return f"the {loss} loss needs labels {'> 0' if positive else '>= 0'}, got a minimum of {labels.min():g}"
+  return None
+
+
 def mean_of(loss) -> Callable[[jax.Array], jax.Array]:
   """The model outputs -> the predicted mean: `exp` for the log-link losses (`LOG_LINK`), else the identity."""
   if isinstance(loss, str) and split_loss(loss)[0] in LOG_LINK:

@@ -72,16 +72,11 @@ def _weights(x, y, weight):
   return x[keep], y[keep], weight[keep]
 
 
-def _weighted_quantile(y, v, q):
-  order = np.argsort(y)
-  return float(y[order][np.searchsorted(np.cumsum(v[order]), q * v.sum())])
-
-
 def huber(x, y, weight=None, epsilon: float = 1.35, alpha: float = 1e-4, tol: float = 1e-5,
           max_iter: int = 100, start: tuple[np.ndarray, float, float] | None = None) -> RobustFit:
   """scikit-learn's `HuberRegressor(epsilon, alpha)` fit of `x [n, d]`, `y [n]`, `weight [n]` (>= 0):
-  `start`: `(coef [d], intercept, scale)` (default: the least-squares fit with this ridge, the sd of its
-  residuals)."""
+  `start`: `(coef [d], intercept, scale)` (default: the least-squares fit with this ridge); the scale starts at
+  its exact optimum for the starting coefficients either way."""
   x, y, weight = _weights(x, y, weight)
   total = weight.sum()
   v = weight / total
@@ -165,9 +160,12 @@ def huber(x, y, weight=None, epsilon: float = 1.35, alpha: float = 1e-4, tol: fl
   if not converged and sigma <= floor_sigma:  # the limit σ -> 0: least absolute deviations (with the ridge)
     finished = _absolute_deviations_finish(z, y, v, ridge, epsilon, theta)
     if finished is None:  # Newton's iterate is too far off to show the fitted rows: the LP's vertex shows them
-      median, _, _ = _interior_point(z, y, v, 0.5, 1e-12, 100)
-      median, _ = _vertex(z, y, v, 0.5, median, len(y), np.zeros(z.shape[1] - 1, bool))
-      finished = _absolute_deviations_finish(z, y, v, ridge, epsilon, median)
+      varying = np.any(z != 0, axis=0)  # (a constant column, all 0, would make the LP's steps singular)
+      median, _, _ = _interior_point(z[:, varying], y, v, 0.5, 1e-12, 100)
+      median, _ = _vertex(z[:, varying], y, v, 0.5, median, len(y), np.zeros(varying.sum() - 1, bool))
+      full = np.zeros(z.shape[1])
+      full[varying] = median
+      finished = _absolute_deviations_finish(z, y, v, ridge, epsilon, full)
     if finished is not None:
       theta, converged = finished, True
       value = parts(theta, sigma, derivatives=False)

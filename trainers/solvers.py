@@ -285,12 +285,9 @@ def _check_family(loss: str, power: float | None, y: np.ndarray) -> tuple[str, f
     power = float(power)
   else:
     power = {"poisson": 1.0, "gamma": 2.0}[loss]
-  if not np.all(np.isfinite(y)):
-    raise ValueError(f"{loss} regression needs finite targets")
-  positive = power >= 2
-  if np.any(y <= 0) if positive else np.any(y < 0):
-    raise ValueError(f"{loss} regression (power {power:g}) needs targets {'> 0' if positive else '>= 0'},"
-                     f" got a minimum of {y.min():g}")
+  problem = losses_lib.label_error(loss if loss != "tweedie" else f"tweedie:{power:g}", y)
+  if problem:
+    raise ValueError(problem)
   return loss, power
 
 
