@@ -62,7 +62,8 @@ class _CrossValidated(_DenseInput):
       raise ValueError("a training fold has no row of positive sample_weight")
     pairs = np.asarray([self._l2(p, (weight * mask).sum(), k) for mask in masks for p in penalties]).reshape(-1, 2)
     l2, l1 = pairs[:, 0], pairs[:, 1]
-    data = solvers.stage(X, targets, loss, num_classes)
+    dtype = solvers.pass_dtype(X, loss, k, len(weights), self.solver, float(self.tol))
+    data = solvers.stage(X, targets, loss, num_classes, dtype=dtype)
     fit = solvers.solve(data, weights, l2, self.solver, float(self.tol), int(self.max_iter),
                         l1=l1 if np.any(l1 > 0) else None)
     coef = fit.coef.transpose(0, 2, 1).reshape(len(masks), len(penalties), k, X.shape[1])

@@ -293,6 +293,50 @@ def test_many_models_on_large_data_reach_scikit_learns_optima_from_the_sample_st
     assert np.isfinite(fit.objective[j]) and abs(fit.objective[j] - best) <= 1e-6 * best
 
 
+@pytest.mark.parametrize("count", [3, 8], ids=["models", "rows_x_models"])
+def test_newton_over_every_row_in_one_program_takes_the_host_loops_steps(monkeypatch, count):
+  """Two chunks of rows (70,000) and a Hessian row sample: Newton's iterations over every row run as one
+  device program (`_newton_rows`); they are the host loop's, step for step (one iteration, then to the end)."""
+  rng = np.random.default_rng(9)
+  n = 70_000
+  x = rng.normal(size=(n, 4)) * [1.0, 3.0, 0.2, 1.0] + [0.0, 5.0, 0.0, -1.0]
+  y = (x @ [1.0, -0.3, 2.0, 0.5] + rng.logistic(size=n) > -1.5).astype(np.int32)
+  weights = rng.uniform(0.0, 2.0, size=(count, n))
+  l2 = np.logspace(-5, -1, count)
+  data = solvers.stage(x, y, "logistic")
+  assert len(data.chunk_rows) == 2 and solvers.chunked_weights(data, weights).sample is not None
+  fits = {}
+  for fused in (solvers.FUSED_CHUNKS, 0):
+    monkeypatch.setattr(solvers, "FUSED_CHUNKS", fused)
+    fits[fused] = [solvers.solve(data, weights, l2, "newton", tol=tol, max_iter=limit)
+                   for tol, limit in ((1e-12, 1), (1e-9, 100))]
+  for device, host in zip(fits[solvers.FUSED_CHUNKS], fits[0]):
+    np.testing.assert_array_equal(device.n_iter, host.n_iter)
+    np.testing.assert_allclose(device.coef, host.coef, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(device.objective, host.objective, rtol=1e-12)
+  assert fits[0][0].n_iter.max() == 1 and fits[0][1].converged.all()
+
+
+def test_the_cv_classifier_passes_in_float32_only_where_the_tolerance_is_far_above_its_rounding(monkeypatch):
+  """15 fold x C models on 20,000 float64 rows at scikit-learn's tol 1e-4: float32 passes (standardised from
+  float64); they move the answer by under 0.1% of what the tolerance leaves. A tighter tol passes in float64."""
+  rng = np.random.default_rng(10)
+  x = rng.normal(size=(20_000, 6)) * np.logspace(-2, 2, 6) + 100.0
+  y = ((x - 100.0) / np.logspace(-2, 2, 6) @ rng.normal(size=6) + rng.logistic(size=20_000) > 0).astype(int)
+  assert solvers.pass_dtype(x, "logistic", 1, 15, "auto", 1e-4) is np.float32
+  assert solvers.pass_dtype(x, "logistic", 1, 15, "auto", 1e-6) is None  # tighter: float64
+  assert solvers.pass_dtype(x, "logistic", 1, 1, "auto", 1e-4) is None  # one model gains nothing
+  assert solvers.pass_dtype(x[:4000], "logistic", 1, 15, "auto", 1e-4) is None
+  single = LinearClassifierCV(Cs=3, cv=5).fit(x, y)
+  monkeypatch.setattr(solvers, "FLOAT32_TOL", np.inf)
+  double = LinearClassifierCV(Cs=3, cv=5).fit(x, y)
+  tight = LinearClassifierCV(Cs=3, cv=5, tol=1e-10).fit(x, y)
+  assert single.C_ == double.C_ == tight.C_
+  np.testing.assert_array_equal(single.scores_[1], double.scores_[1])
+  rounding, tolerance = np.abs(single.coef_ - double.coef_).max(), np.abs(double.coef_ - tight.coef_).max()
+  assert 0 < rounding <= 1e-3 * tolerance, (rounding, tolerance)
+
+
 def test_lbfgs_on_large_data_starts_from_a_samples_optimum_and_reaches_scikit_learns(monkeypatch):
   """410 parameters (L-BFGS) on 20,000 rows: L-BFGS first solves on 2048 sampled rows, then on all from
   there, with the sample's curvature pairs; the optimum is scikit-learn's."""
