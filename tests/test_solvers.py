@@ -305,6 +305,9 @@ def test_newton_over_every_row_in_one_program_takes_the_host_loops_steps(monkeyp
   l2 = np.logspace(-5, -1, count)
   data = solvers.stage(x, y, "logistic")
   assert len(data.chunk_rows) == 2 and solvers.chunked_weights(data, weights).sample is not None
+  # The start and the Hessians read the sample as float32 standardised rows (a GLM's: as staged).
+  assert data.newton_sample()[0].dtype == np.float32 and data.x[0].dtype == np.float64
+  assert solvers.stage(x, np.abs(x[:, 0]), "poisson").newton_dtype == np.float64
   fits = {}
   for fused in (solvers.FUSED_CHUNKS, 0):
     monkeypatch.setattr(solvers, "FUSED_CHUNKS", fused)
