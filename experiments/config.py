@@ -73,11 +73,11 @@ LOSSES = ("mse", "logistic", "softmax", "poisson", "gamma", "huber", "quantile")
 
 def _loss(value) -> str | None:
   """A loss by name, or `tweedie:P`, `huber:EPSILON`, `quantile:Q` (checked by the losses' own parser, which
-  imports JAX: only for a name with a parameter)."""
+  imports no JAX)."""
   if value in LOSSES:
     return None
   if ":" in value:
-    from flaxzoo.trainers.losses import split_loss
+    from flaxzoo.trainers.loss_names import split_loss
 
     try:
       split_loss(value)

@@ -15,13 +15,14 @@ optional per-example weights `[batch]` (0 marks padding) give
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from flaxzoo.trainers import loss_names
+from flaxzoo.trainers.loss_names import split_loss
 from flaxzoo.zoo.registry import Registry
 
 LossFn = Callable[[jax.Array, jax.Array, jax.Array | None], jax.Array]
@@ -185,29 +186,10 @@ PER_EXAMPLE.register("quantile", pinball_losses)
 # The same losses as weighted batch means, for direct use.
 LOSSES: dict[str, LossFn] = {"mse": mse_loss, "logistic": logistic_loss, "softmax": softmax_loss}
 
-# Losses with one parameter, `name:value` (`tweedie:1.5`), and what the value may be.
-PARAMETERS = {
-    "tweedie": ("power", tweedie_deviances, lambda p: p >= 1),
-    "huber": ("epsilon", huber_losses, lambda e: e > 0),
-    "quantile": ("quantile", pinball_losses, lambda q: 0 < q < 1),
-}
+# Losses with one parameter, `name:value` (`tweedie:1.5`; parsed by `loss_names.split_loss`): their functions.
+PARAMETERS = {"tweedie": tweedie_deviances, "huber": huber_losses, "quantile": pinball_losses}
 # Losses whose model outputs are the log of the mean (`mean_of`).
 LOG_LINK = ("poisson", "gamma", "tweedie")
-_NUMBER = re.compile(r"[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?")
-
-
-def split_loss(name: str) -> tuple[str, float | None]:
-  """`"tweedie:1.5"` -> `("tweedie", 1.5)`; a name without a parameter -> `(name, None)`. ValueError, naming
-  the loss, for a parameter that is not a plain decimal number in its range (no `inf`, no `1_000`)."""
-  base, colon, value = name.partition(":")
-  if not colon:
-    return name, None
-  if base not in PARAMETERS:
-    raise ValueError(f"loss {name!r}: only {', '.join(PARAMETERS)} take a parameter (name:value)")
-  what, _, valid = PARAMETERS[base]
-  if not _NUMBER.fullmatch(value) or not valid(float(value)):
-    raise ValueError(f"loss {name!r}: {what} must be a decimal number in the loss's range, got {value!r}")
-  return base, float(value)
 
 
 def get_loss(name_or_fn: str | PerExampleLossFn) -> PerExampleLossFn:
@@ -220,8 +202,7 @@ def get_loss(name_or_fn: str | PerExampleLossFn) -> PerExampleLossFn:
     if base == "tweedie":
       raise ValueError("loss 'tweedie' needs its power: 'tweedie:P' (P = 1, 1 < P < 2 or P >= 2)")
     return PER_EXAMPLE.get(base)
-  function = PARAMETERS[base][1]
-  return functools.partial(function, **{PARAMETERS[base][0]: value})
+  return functools.partial(PARAMETERS[base], **{loss_names.PARAMETERS[base][0]: value})
 
 
 def label_error(loss, labels) -> str | None:

@@ -230,7 +230,8 @@ def stage(x, y, loss: str, num_classes: int | None = None, sharding=None, power:
   `loss`: `mse`, `logistic`, `softmax`, or a GLM family (`GLM_FAMILIES`; `tweedie` with `power` p: 1 < p < 2
   or p > 2, also as the loss name `tweedie:p`), whose targets `[n]` must be >= 0 (> 0 for gamma and p > 2).
 
-  The dtype of the passes is x's: float64 stays float64, anything else becomes float32. `sharding`
+  The dtype of the passes is x's: float64 stays float64, anything else becomes float32; `dtype=np.float32`
+  passes float64 rows in float32 too (standardised from float64 first; `pass_dtype` says where). `sharding`
   (a `NamedSharding` over rows) spreads every chunk over several devices: each pass's sums are then
   added across them by XLA, once per chunk.
   """
