@@ -413,6 +413,11 @@ def test_a_sweep_solves_its_models_exactly_and_compiles_the_same_for_10_and_200(
     alone = LinearClassifier(C=1.0, tol=1e-10).fit(x, y, sample_weight=boot[k])
     np.testing.assert_allclose(np.ravel(sweep.params(k)["linear"]["kernel"][...]), alone.coef_[0], atol=1e-5)
   assert counts[10] == counts[200], counts
+  with COMPILATIONS as again:  # a new Sweep of new models, the same shapes: its set-up and fit compile nothing
+    models = [create_model("logistic_regression", in_features=26, seed=s) for s in range(200)]
+    Sweep(models, loss="logistic", l2=2.0 / boot.sum(axis=1), parallel="none", solver="auto").fit(
+        (x, y), steps=100, weights=boot)
+  assert again.count == 0, again.count
 
 
 def test_the_cli_refuses_a_solver_that_cannot_apply_and_says_when_one_stops_short(tmp_path, data_dir):

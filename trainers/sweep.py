@@ -30,6 +30,7 @@ its share of the models on a full copy of the data; no all-reduce a step).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -75,6 +76,35 @@ class SweepHistory:
 def _keys(seeds):
   """`[K, 2]` PRNG keys of `seeds [K]`: one program, whatever K's values."""
   return jax.vmap(jax.random.PRNGKey)(seeds)
+
+
+def _transform(optimizer, first: tuple[tuple[str, float], ...]) -> optax.GradientTransformation:
+  """`optimizer` with its hyperparameters in its state (the first model's values: `first`), so that each model
+  of a sweep has its own; extra args (value, value_fn) reach line-search optimizers, the rest ignore them."""
+  return optax.with_extra_args_support(optax.inject_hyperparams(optimizer)(**dict(first)))
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_initialiser(optimizer, first):
+  tx = _transform(optimizer, first)
+
+  def init(params, hyper):
+    opt_state = tx.init(params)
+    for name, value in hyper.items():  # inject_hyperparams keeps them in its state
+      opt_state.hyperparams[name] = value
+    return opt_state
+
+  return jax.jit(jax.vmap(init))
+
+
+def _initialiser(optimizer, first):
+  """`jit(vmap(init))` of the models' optimizer states, `(params, hyper) -> opt_state`: one program for every
+  sweep of this optimizer and first model's hyperparameters (each new Sweep compiled its own: 200 bootstrap
+  refits, 1 compilation a Sweep); an unhashable optimizer gets one of its own."""
+  try:
+    return _cached_initialiser(optimizer, first)
+  except TypeError:  # (an unhashable optimizer)
+    return _cached_initialiser.__wrapped__(optimizer, first)
 
 
 def _per_model(value, count: int, name: str) -> np.ndarray:
@@ -140,9 +170,8 @@ class Sweep:
     if not np.all(np.isfinite(self._l1_64) & (self._l1_64 >= 0)):
       raise ValueError(f"l1 must be numbers >= 0, got {self._l1_64.tolist()}")
     self.seeds = _per_model(seeds, count, "seeds").astype(np.int64)
-    # Extra args (value, value_fn) reach line-search optimizers; the rest ignore them.
-    self.tx = optax.with_extra_args_support(
-        optax.inject_hyperparams(optimizer)(**{k: float(v[0]) for k, v in self.hyperparams.items()}))
+    first = tuple((k, float(v[0])) for k, v in self.hyperparams.items())
+    self.tx = _transform(optimizer, first)
     if parallel not in ("auto", "none", "mesh"):
       raise ValueError(f"a sweep runs with parallel 'none' or 'mesh' (the models split over the devices),"
                        f" not {parallel!r}")
@@ -155,13 +184,7 @@ class Sweep:
     params = jax.tree.map(lambda v: pad(np.asarray(v)), stacked.params)
     hyper = {k: pad(v) for k, v in self.hyperparams.items()}
 
-    def init(params, hyper):
-      opt_state = self.tx.init(params)
-      for name, value in hyper.items():  # inject_hyperparams keeps them in its state
-        opt_state.hyperparams[name] = value
-      return opt_state
-
-    opt_state = jax.jit(jax.vmap(init))(params, hyper)
+    opt_state = _initialiser(optimizer, first)(params, hyper)
     self.state = TrainState(params=params, opt_state=to_host(opt_state), step=np.zeros((), np.int32),
                             rng=pad(np.asarray(_keys(self.seeds))))
     self._l2 = pad(self.l2)
