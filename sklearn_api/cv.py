@@ -84,7 +84,10 @@ class _CrossValidated(_DenseInput):
       # From the solvers' own start, not the folds' mean fit (scikit-learn's): the refit then does not
       # depend on the splits (sample weights = repeated rows), and the sample's optimum is as near.
       l2, l1 = np.reshape(self._l2(penalties[best], weight.sum(), k), 2)
-      refit = solvers.solve(data, weight[None], [l2], self.solver, float(self.tol), int(self.max_iter),
+      # The model it returns passes in X's own dtype (float64 answers on float64 rows at any tol): the folds'
+      # float32 passes only choose the penalty.
+      rows = data if dtype is None else solvers.stage(X, targets, loss, num_classes)
+      refit = solvers.solve(rows, weight[None], [l2], self.solver, float(self.tol), int(self.max_iter),
                             l1=[l1] if l1 > 0 else None)
       coef = np.concatenate([coef, np.zeros_like(coef[:1])])
       coef[-1, best], intercept = refit.coef[0].T, np.concatenate([intercept, np.zeros_like(intercept[:1])])

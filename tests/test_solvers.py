@@ -321,8 +321,9 @@ def test_newton_over_every_row_in_one_program_takes_the_host_loops_steps(monkeyp
 
 
 def test_the_cv_classifier_passes_in_float32_only_where_the_tolerance_is_far_above_its_rounding(monkeypatch):
-  """15 fold x C models on 20,000 float64 rows at scikit-learn's tol 1e-4: float32 passes (standardised from
-  float64); they move the answer by under 0.1% of what the tolerance leaves. A tighter tol passes in float64."""
+  """15 fold x C models on 20,000 float64 rows at scikit-learn's tol 1e-4: their passes run in float32
+  (standardised from float64) and move the answers by under 0.1% of what the tolerance leaves; the CV
+  classifier chooses as float64 passes do, and the model it returns passes in float64."""
   rng = np.random.default_rng(10)
   x = rng.normal(size=(20_000, 6)) * np.logspace(-2, 2, 6) + 100.0
   y = ((x - 100.0) / np.logspace(-2, 2, 6) @ rng.normal(size=6) + rng.logistic(size=20_000) > 0).astype(int)
@@ -330,14 +331,20 @@ def test_the_cv_classifier_passes_in_float32_only_where_the_tolerance_is_far_abo
   assert solvers.pass_dtype(x, "logistic", 1, 15, "auto", 1e-6) is None  # tighter: float64
   assert solvers.pass_dtype(x, "logistic", 1, 1, "auto", 1e-4) is None  # one model gains nothing
   assert solvers.pass_dtype(x[:4000], "logistic", 1, 15, "auto", 1e-4) is None
-  single = LinearClassifierCV(Cs=3, cv=5).fit(x, y)
-  monkeypatch.setattr(solvers, "FLOAT32_TOL", np.inf)
-  double = LinearClassifierCV(Cs=3, cv=5).fit(x, y)
-  tight = LinearClassifierCV(Cs=3, cv=5, tol=1e-10).fit(x, y)
-  assert single.C_ == double.C_ == tight.C_
-  np.testing.assert_array_equal(single.scores_[1], double.scores_[1])
-  rounding, tolerance = np.abs(single.coef_ - double.coef_).max(), np.abs(double.coef_ - tight.coef_).max()
+  folds = np.arange(len(y)) % 5
+  weights = np.stack([(folds != f).astype(np.float64) for f in range(5) for _ in range(3)])
+  l2 = 1.0 / (np.tile([0.1, 1.0, 10.0], 5) * weights.sum(axis=1))
+  single = solvers.solve(solvers.stage(x, y, "logistic", dtype=np.float32), weights, l2, tol=1e-4)
+  double, tight = (solvers.solve(solvers.stage(x, y, "logistic"), weights, l2, tol=tol) for tol in (1e-4, 1e-10))
+  rounding, tolerance = np.abs(single.coef - double.coef).max(), np.abs(double.coef - tight.coef).max()
   assert 0 < rounding <= 1e-3 * tolerance, (rounding, tolerance)
+  chosen = LinearClassifierCV(Cs=3, cv=5).fit(x, y)
+  monkeypatch.setattr(solvers, "FLOAT32_TOL", np.inf)
+  reference = LinearClassifierCV(Cs=3, cv=5).fit(x, y)
+  assert chosen.C_ == reference.C_
+  np.testing.assert_array_equal(chosen.scores_[1], reference.scores_[1])
+  np.testing.assert_array_equal(chosen.coef_, reference.coef_)  # the refit: float64 passes either way
+  np.testing.assert_allclose(chosen.coef_, LinearClassifier(C=chosen.C_[0]).fit(x, y).coef_, rtol=1e-12)
 
 
 def test_lbfgs_on_large_data_starts_from_a_samples_optimum_and_reaches_scikit_learns(monkeypatch):
