@@ -74,12 +74,11 @@ class Card:
     return self.preprocessing.features_of(table)
 
   def postprocess(self, outputs) -> np.ndarray:
-    import numpy as np
+    from flaxzoo.zoo.links import inverse_link
 
-    outputs = np.asarray(outputs)
-    if self.data.get("link") == "log":  # a GLM's outputs are log means
-      outputs = np.exp(outputs.astype(np.float64))
-    return self.preprocessing.postprocess(outputs).reshape(len(outputs), -1)[:, 0]
+    means = inverse_link(self.data.get("link", "identity"), outputs)  # a GLM's outputs are log means
+    values = self.preprocessing.postprocess(means).reshape(len(means), -1)
+    return values[:, 0] if values.shape[1] == 1 else values  # `[n]`, or `[n, targets]` (card's `targets`)
 
   @property
   def metrics(self) -> dict[str, dict[str, float]]:
@@ -125,6 +124,7 @@ def _check_optional(data: Mapping[str, Any], file) -> None:
       "bias_correction": lambda v: isinstance(v, dict) and _numbers([v.get("slope"), v.get("intercept")]),
       "task": lambda v: v in ("regression", "classification"),
       "link": lambda v: v in ("identity", "log"),
+      "targets": lambda v: isinstance(v, list) and all(isinstance(t, str) for t in v) and len(v) >= 2,
   }
   for key, valid in checks.items():
     if key in data and not valid(data[key]):
@@ -169,8 +169,9 @@ def check_fits(card: Card, in_features: int | None, outputs: int) -> None:
     if len(card.data["classes"]) != expected:
       raise CheckpointError(f"{file}: 'classes' names {len(card.data['classes'])} classes; the model tells"
                             f" {expected} apart")
-  elif outputs != 1:
-    raise CheckpointError(f"{file}: a regression card over a model of {outputs} outputs")
+  elif outputs != len(card.data.get("targets") or [None]):
+    raise CheckpointError(f"{file}: a regression card of {len(card.data.get('targets') or [None])} target(s) over a"
+                          f" model of {outputs} outputs")
   if "input_range" in card.data:
     for key in ("min", "max"):
       numbers(f"input_range.{key}", card.data["input_range"][key], in_features)
@@ -214,10 +215,12 @@ def test_bootstrap(trainer, data) -> dict[str, Any]:
   accuracy for classification."""
   import numpy as np
 
+  from flaxzoo.zoo.links import decide
+
   x, y = data.splits["test"]
   outputs = np.asarray(trainer.predict(x) if data.task == "classification" else trainer.predict_means(x))
   if data.task == "classification":
-    predicted = (outputs[:, 0] > 0).astype(int) if outputs.shape[1] == 1 else np.argmax(outputs, axis=1)
+    predicted = decide(outputs)
     return {"metric": "accuracy", **bootstrap_interval(predicted == np.asarray(y))}
   preprocessing = data.preprocessing
   scale, unit = preprocessing.label_scale, preprocessing.label_unit
@@ -325,7 +328,7 @@ Generated from card.json by `flaxzoo export`.
 
 ```python
 from flaxzoo.checkpoints import load_pretrained, predict
-model, card = load_pretrained("{card['name']}")
+model, card = load_pretrained("./{card['name']}")   # this folder (a path), from the one that holds it
 result = predict(model, card, table)
 ```
 """

@@ -303,6 +303,30 @@ def shape_mismatch(expected_tree, stored_metadata) -> str | None:
   return None
 
 
+def stored_dtypes(stored_metadata) -> dict[str, Any]:
+  """`{dotted name: dtype}` of the arrays Orbax's metadata describes (an export's float64 parameters are
+  restored as float64)."""
+  if stored_metadata is None:
+    return {}
+  return {leaf.name: np.dtype(leaf.dtype) for leaf in jax.tree.leaves(
+      getattr(stored_metadata, "item_metadata", stored_metadata),
+      is_leaf=lambda x: hasattr(x, "shape") and hasattr(x, "name")) if getattr(leaf, "dtype", None) is not None}
+
+
+def restore_dtypes(target, stored_metadata):
+  """`target`'s `ShapeDtypeStruct`s with the stored float64 dtype where an array was saved in float64 (a
+  float64 fit keeps its precision); every other leaf as it was."""
+  stored = stored_dtypes(stored_metadata)
+
+  def leaf(path, x):
+    dtype = stored.get(_dotted(path))
+    if dtype == np.float64 and np.dtype(x.dtype) == np.float32:
+      return jax.ShapeDtypeStruct(x.shape, np.float64, sharding=x.sharding)
+    return x
+
+  return jax.tree_util.tree_map_with_path(leaf, target)
+
+
 def _file_digests(step_dir: pathlib.Path) -> dict[str, dict[str, Any]]:
   return file_digests(step_dir, skip=(SEAL,))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from flax import nnx
 
@@ -23,7 +25,7 @@ def predict(model: nnx.Module, card: Card, table, first_row: int = 1) -> dict[st
   """
   preprocessing = card.preprocessing
   with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # refused just below, by row
-    x = np.asarray(preprocessing.features_of(table))
+    x = np.asarray(preprocessing.features_of(table, dtype=precision_of(model)))
   _all_finite(x, card, "model inputs", first_row)
   outputs = apply_in_chunks(model, x)
   _all_finite(outputs, card, "model outputs", first_row)
@@ -60,28 +62,49 @@ def _all_finite(values: np.ndarray, card: Card, what: str, first_row: int) -> No
 CHUNK_ROWS = 1 << 15
 
 
+def precision_of(model: nnx.Module) -> np.dtype:
+  """float64 where the model's parameters are (an export of a float64 fit), else float32."""
+  import jax
+
+  leaves = jax.tree.leaves(nnx.state(model, nnx.Param))
+  return np.dtype(np.float64) if any(np.dtype(leaf.dtype) == np.float64 for leaf in leaves) else np.dtype(np.float32)
+
+
+@contextlib.contextmanager
+def in_precision(model: nnx.Module):
+  """Runs the model in its parameters' precision: JAX's float64 mode for float64 parameters (outside it they
+  would compute in float32). Yields the dtype its inputs take."""
+  import jax
+
+  dtype = precision_of(model)
+  with jax.enable_x64(True) if dtype == np.float64 else contextlib.nullcontext():
+    yield dtype
+
+
 def apply_in_chunks(model: nnx.Module, x: np.ndarray) -> np.ndarray:
-  """`model(x)` as float64 `[n, k]`, computed `CHUNK_ROWS` rows at a time."""
+  """`model(x)` as float64 `[n, k]`, computed `CHUNK_ROWS` rows at a time in the parameters' precision."""
   n = len(x)
   outputs = []
-  for start in range(0, max(n, 1), CHUNK_ROWS):
-    chunk = x[start:start + CHUNK_ROWS]
-    padded = np.zeros((CHUNK_ROWS,) + x.shape[1:], x.dtype)
-    padded[:len(chunk)] = chunk
-    outputs.append(np.asarray(model(padded), np.float64)[:len(chunk)])
+  with in_precision(model) as dtype:
+    x = np.asarray(x, dtype)
+    for start in range(0, max(n, 1), CHUNK_ROWS):
+      chunk = x[start:start + CHUNK_ROWS]
+      padded = np.zeros((CHUNK_ROWS,) + x.shape[1:], x.dtype)
+      padded[:len(chunk)] = chunk
+      outputs.append(np.asarray(model(padded), np.float64)[:len(chunk)])
   return np.concatenate(outputs)[:n]
 
 
 def _predicted(outputs, card: Card, preprocessing, table) -> dict[str, np.ndarray]:
   if card.task == "classification":
-    if outputs.shape[1] == 1:
-      p1 = 1 / (1 + np.exp(-outputs[:, 0]))
-      probabilities = np.stack([1 - p1, p1], axis=1)
-    else:
-      shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-      probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+    from flaxzoo.zoo.links import decide, probabilities
+
+    chances = probabilities(outputs)
     classes = card.data["classes"]
-    result = {"predicted_class": np.asarray(classes)[np.argmax(probabilities, axis=1)]}
-    result.update({f"probability_{name}": probabilities[:, k] for k, name in enumerate(classes)})
+    result = {"predicted_class": np.asarray(classes)[decide(outputs)]}
+    result.update({f"probability_{name}": chances[:, k] for k, name in enumerate(classes)})
     return result
-  return preprocessing.predict_columns(card.postprocess(outputs), table, card.data)
+  predicted = card.postprocess(outputs)
+  if predicted.ndim == 2:  # several targets: a column each
+    return {f"predicted_{name}": predicted[:, k] for k, name in enumerate(card.data["targets"])}
+  return preprocessing.predict_columns(predicted, table, card.data)

@@ -79,7 +79,7 @@ def load_pretrained(name_or_path, *, devices: int | None = None) -> tuple[nnx.Mo
   from flax import nnx
 
   from flaxzoo.checkpoints.card import check_fits
-  from flaxzoo.checkpoints.manager import all_finite, shape_mismatch
+  from flaxzoo.checkpoints.manager import all_finite, restore_dtypes, shape_mismatch
   from flaxzoo.checkpoints.manifest import check_manifest
   from flaxzoo.zoo.models import create_model
 
@@ -101,18 +101,23 @@ def load_pretrained(name_or_path, *, devices: int | None = None) -> tuple[nnx.Mo
   if not params_dir.is_dir():
     raise CheckpointError(f"{path}: no params/ folder beside {CARD}")
   with ocp.StandardCheckpointer() as checkpointer:
-    mismatch = shape_mismatch(target, checkpointer.metadata(params_dir))
+    stored = checkpointer.metadata(params_dir)
+    mismatch = shape_mismatch(target, stored)
     if mismatch:
       raise CheckpointError(f"{path}: the card's model does not fit the arrays ({mismatch})")
     try:
-      params = checkpointer.restore(params_dir, target)
+      with jax.enable_x64(True):  # float64 parameters (a float64 fit's export) stay float64
+        params = checkpointer.restore(params_dir, restore_dtypes(target, stored))
     except (ValueError, OSError) as e:  # tensorstore's DATA_LOSS and the like: files not as Orbax wrote them
       raise CheckpointError(f"{params_dir}: the arrays cannot be read ({str(e).splitlines()[0][:200]})") from None
   if not all_finite(params):
     raise CheckpointError(f"{params_dir}: the parameters are not all finite; not loaded")
   model = nnx.merge(graphdef, params, rest)
   in_features = spec["args"].get("in_features")
-  outputs = model(np.zeros((1, in_features), np.float32)).shape[-1] if isinstance(in_features, int) else 1
+  from flaxzoo.checkpoints.prediction import in_precision
+
+  with in_precision(model) as dtype:
+    outputs = model(np.zeros((1, in_features), dtype)).shape[-1] if isinstance(in_features, int) else 1
   check_fits(card, in_features if isinstance(in_features, int) else None, int(outputs))
   return place(model, devices), card
 

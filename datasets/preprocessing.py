@@ -64,12 +64,13 @@ class Preprocessing:
   def labels_of(self, values) -> np.ndarray:
     raise NotImplementedError
 
-  def features_of(self, table) -> np.ndarray:
-    """Raw table → model inputs `[n, num_features]` float32 (standardised when fitted)."""
+  def features_of(self, table, dtype=np.float32) -> np.ndarray:
+    """Raw table → model inputs `[n, num_features]` (standardised when fitted), float32 unless the model's
+    parameters are float64 (`dtype`)."""
     x = self.raw_features(table)
     if self.mean is not None:
       x = (x - np.asarray(self.mean, np.float64)) / np.asarray(self.std, np.float64)
-    return x.astype(np.float32)
+    return x.astype(dtype)
 
   def standardized(self, train_table):
     """A copy that standardises each feature with the mean and std of `train_table`."""

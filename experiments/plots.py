@@ -167,12 +167,12 @@ def plot_inputs(trainer, data, experiment: str, step: int) -> dict[str, Any]:
       "residual_name": pre.residual_name, "has_unit": pre.label_unit is not None,
   }
   splits = data.splits
-  outputs = {s: trainer.predict(x) for s, (x, _) in splits.items()}
   if data.task == "regression":
     inputs["true"] = {s: pre.natural_labels(data.raw[s]) for s in splits}
-    inputs["predicted"] = {s: pre.postprocess(outputs[s])[:, 0] for s in splits}
+    inputs["predicted"] = {s: pre.postprocess(trainer.predict_means(x))[:, 0] for s, (x, _) in splits.items()}
   else:
     inputs["classes"] = list(data.class_names)
+    outputs = {s: trainer.predict(x) for s, (x, _) in splits.items()}
     inputs["scores"] = {s: (o[:, 0] if o.shape[1] == 1 else o) for s, o in outputs.items()}
     inputs["labels"] = {s: np.asarray(y) for s, (_, y) in splits.items()}
     inputs["confusion"] = trainer.evaluate(splits["test"])["confusion"]

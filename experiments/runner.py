@@ -182,8 +182,10 @@ def train_in(
 
   def card_entries(t: Trainer) -> dict[str, Any]:
     entries = {"input_range": input_range}
+    if t.link != "identity":  # the outputs are log means: `predict` on the workdir shows exp(outputs)
+      entries["link"] = t.link
     if reports:
-      predicted = data.preprocessing.postprocess(t.predict(splits["train"][0]))[:, 0]
+      predicted = data.preprocessing.postprocess(t.predict_means(splits["train"][0]))[:, 0]
       entries.update(data.preprocessing.fit_report(predicted, data.raw["train"]))
     return entries
 

@@ -225,6 +225,10 @@ def _recorded_model(workdir: pathlib.Path) -> tuple[Any, Card | None]:
           "recipe": {"experiment": meta.get("experiment"), "step": step, "command": meta.get("command")}}
   if data["task"] == "classification":
     data["classes"] = list(meta.get("classes") or [])
+  from flaxzoo.zoo.links import link_of
+
+  if link_of(model) != "identity":  # a GLM's outputs are log means (checkpoints before the meta said so too)
+    data["link"] = link_of(model)
   card = Card(data, workdir)
   outputs = model(np.zeros((1, spec["args"]["in_features"]), np.float32)).shape[-1]
   check_fits(card, spec["args"]["in_features"], int(outputs))

@@ -24,7 +24,7 @@ _EXPORTS = {
     "CardFeatures": "flaxzoo.sklearn.pretrained",
     "from_pretrained": "flaxzoo.sklearn.pretrained",
     "load": "flaxzoo.sklearn.pretrained",
-    "save": "flaxzoo.sklearn.pretrained",
+    "save": "flaxzoo.sklearn.saving",
 }
 
 if TYPE_CHECKING:
@@ -41,9 +41,9 @@ if TYPE_CHECKING:
   from flaxzoo.sklearn.pretrained import CardFeatures as CardFeatures
   from flaxzoo.sklearn.pretrained import from_pretrained as from_pretrained
   from flaxzoo.sklearn.pretrained import load as load
-  from flaxzoo.sklearn.pretrained import save as save
   from flaxzoo.sklearn.robust import HuberRegressor as HuberRegressor
   from flaxzoo.sklearn.robust import QuantileRegressor as QuantileRegressor
+  from flaxzoo.sklearn.saving import save as save
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -8,7 +8,8 @@ penalised), written once as the core's penalties (`penalty.penalties_of_elastic_
 rows sums the weighted Gram matrix; cyclic coordinate descent on it (scikit-learn's `precompute=True`)
 soft-thresholds each coefficient, so the zeros L1 promises are 0.0. `tol`: the largest violation of the
 optimality conditions (the minimum-norm subgradient of the core's objective in standardised features: the
-other solvers' gradient test), where scikit-learn's is a duality gap; `max_iter`: sweeps over the
+other solvers' gradient test) relative to the target's standard deviation, so that a fit of `y x c` stops
+where a fit of `y` does (scikit-learn scales its duality gap by `|y|²` for the same reason); `max_iter`: sweeps over the
 coefficients. Always with an intercept; `precompute`, `selection`, `positive` and `warm_start` are not
 offered (the Gram matrix is always used, the order is cyclic, the start is 0).
 """

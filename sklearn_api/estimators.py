@@ -36,6 +36,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from flaxzoo.sklearn.penalty import l2_of_alpha, penalties_of_C
+from flaxzoo.zoo.links import decide, probabilities
 
 SOLVERS = ("auto", "normal_equation", "newton", "lbfgs", "optax")
 
@@ -444,13 +445,7 @@ class LinearClassifier(ClassifierMixin, _LinearModel):
     return scores[:, 0] if scores.shape[1] == 1 else scores
 
   def predict_proba(self, X):
-    from scipy.special import expit, softmax
-
-    scores = self._raw(X)
-    if scores.shape[1] == 1:
-      p1 = expit(scores[:, 0])
-      return np.stack([1 - p1, p1], axis=1)
-    return softmax(scores, axis=1)
+    return probabilities(self._raw(X))
 
   def predict_log_proba(self, X):
     scores = self._raw(X)
@@ -460,6 +455,4 @@ class LinearClassifier(ClassifierMixin, _LinearModel):
     return scores - np.logaddexp.reduce(scores, axis=1, keepdims=True)
 
   def predict(self, X):
-    scores = self._raw(X)
-    index = (scores[:, 0] > 0).astype(int) if scores.shape[1] == 1 else np.argmax(scores, axis=1)
-    return self.classes_[index]
+    return self.classes_[decide(self._raw(X))]

@@ -26,6 +26,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from flaxzoo.sklearn.estimators import _DenseInput, check_iterations
 from flaxzoo.sklearn.penalty import penalties_of_elastic_net, penalties_of_glm_alpha
+from flaxzoo.zoo.links import inverse_link
 
 GLM_SOLVERS = {"auto": "auto", "newton": "newton", "newton-cholesky": "newton", "lbfgs": "lbfgs"}
 
@@ -105,8 +106,7 @@ class _GeneralizedLinear(RegressorMixin, _DenseInput):
 
   def predict(self, X):
     """The predicted means `[n]`: `exp(X coef + intercept)` (power 0: `X coef + intercept`)."""
-    raw = self._linear_predictor(X)
-    return raw if self._power() == 0 else np.exp(raw)
+    return inverse_link("identity" if self._power() == 0 else "log", self._linear_predictor(X))
 
   def score(self, X, y, sample_weight=None):
     """D², the fraction of the family's deviance explained (scikit-learn's GLM `score`)."""

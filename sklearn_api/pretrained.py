@@ -5,9 +5,9 @@
 
 `from_pretrained` returns a fitted `Pipeline` of the card's preprocessing (`CardFeatures`) and the
 estimator, its coefficients read from the checkpoint's parameters (a regression's in the label's own
-unit: years for brain age). `save` writes a fitted estimator as a flaxzoo export (Orbax parameters
-and `card.json`, no pickle); `load` reads one back (`from_pretrained` of a path does too, with the
-preprocessing in front).
+unit: years for brain age). `save` (`flaxzoo.sklearn.saving`) writes a fitted estimator as a flaxzoo export
+(Orbax parameters and `card.json`, no pickle); `load` reads one back as that estimator (`from_pretrained` of a
+path does too, with the preprocessing in front).
 """
 
 from __future__ import annotations
@@ -66,6 +66,10 @@ def from_pretrained(name_or_path) -> Pipeline:
 
 
 def _estimator_of(model, card):
+  if "sklearn" in card.data:  # written by `save`: that estimator, as it was
+    from flaxzoo.sklearn.saving import estimator_of
+
+    return estimator_of(model, card)
   if card.data.get("link", "identity") != "identity":
     raise ValueError(f"{card.name}: a log-link model (glm) has no scikit-learn estimator here yet; predict with"
                      " flaxzoo.checkpoints.predict or `flaxzoo predict`")
@@ -90,49 +94,6 @@ def _estimator_of(model, card):
                            "bias": np.asarray(model.linear.bias[...], np.float32),
                            "scale": 1.0 if card.task == "classification" else float(unit)}
   return estimator
-
-
-def save(estimator, directory, name: str, *, force: bool = False):
-  """Writes a fitted `LinearRegression`/`LinearClassifier` as the flaxzoo export `directory/name/`:
-  Orbax parameters and a card (no pickle). Returns the folder."""
-  import jax.numpy as jnp
-  from sklearn.utils.validation import check_is_fitted
-
-  from flaxzoo.checkpoints.card import FORMAT, library_versions
-  from flaxzoo.checkpoints.exporting import export
-  from flaxzoo.zoo.models import create_model
-
-  check_is_fitted(estimator)
-  coef = np.atleast_2d(np.asarray(estimator.coef_, np.float64))  # [k, d]
-  intercept = np.atleast_1d(np.asarray(estimator.intercept_, np.float64))
-  d = coef.shape[1]
-  names = [str(n) for n in getattr(estimator, "feature_names_in_", [f"x{i}" for i in range(d)])]
-  classification = isinstance(estimator, LinearClassifier)
-  if classification:
-    classes = [str(c) for c in estimator.classes_]
-    spec = {"name": "logistic_regression" if len(classes) == 2 else "softmax_regression",
-            "args": {"in_features": d, "num_classes": len(classes)}}
-  else:
-    spec = {"name": "linear_regression", "args": {"in_features": d, "out_features": coef.shape[0]}}
-  model = create_model(spec["name"], **spec["args"])
-  model.linear.kernel.set_value(jnp.asarray(coef.T, jnp.float32))
-  model.linear.bias.set_value(jnp.asarray(intercept, jnp.float32))
-  card = {
-      "name": name, "format": FORMAT, "task": "classification" if classification else "regression",
-      "model": spec,
-      "preprocessing": {"name": "columns", "params": {"features": names, "label": "y",
-                                                      "task": "classification" if classification else "regression",
-                                                      "classes": classes if classification else None}},
-      "dataset": {"name": "given to fit (scikit-learn)"},
-      "recipe": {"estimator": type(estimator).__name__, "params": {k: repr(v) for k, v in
-                                                                   estimator.get_params().items()},
-                 "step": int(np.sum(getattr(estimator, "n_iter_", 0))), "command": None,
-                 **({"labels": np.asarray(estimator.classes_).tolist()} if classification else {})},
-      "metrics": {}, "parameters": int(coef.size + intercept.size), "versions": library_versions(),
-  }
-  if classification:
-    card["classes"] = classes
-  return export(model, card, directory, force=force)
 
 
 def load(path):

@@ -488,7 +488,8 @@ def test_a_scale_that_overflows_the_inputs_stops_predict_at_the_row(tmp_path):
   rewrite(export, lambda c: c["preprocessing"]["params"].update(scale={"x0": 1e308}))
   table = tmp_path / "in.csv"
   table.write_text("x0,x1\n0.5,1\n3.0,1\n")
-  one_line_error(run_cli("predict", export, "--input", table), "row 1: the model inputs are not finite numbers")
+  # float64 parameters take float64 inputs: 0.5e308 is finite, 3e308 is not
+  one_line_error(run_cli("predict", export, "--input", table), "row 2: the model inputs are not finite numbers")
 
 
 def test_a_workdir_whose_meta_lost_the_model_is_one_line(tmp_path):

@@ -214,7 +214,7 @@ def _absolute_deviations_finish(z, y, v, ridge, epsilon, theta):
   rhs = np.concatenate([y[fitted], (2 * epsilon * v[~fitted] * signs) @ z[~fitted]])
   solution, *_ = np.linalg.lstsq(system, rhs, rcond=None)
   finished, u = solution[:p], solution[p:]
-  exact = np.max(np.abs(system @ solution - rhs)) <= 1e-9 * max(1.0, float(np.max(np.abs(rhs))))
+  exact = np.max(np.abs(system @ solution - rhs)) <= 1e-9 * (float(np.max(np.abs(rhs))) or 1.0)
   kept = np.all(np.sign(y[~fitted] - z[~fitted] @ finished) == signs)
   return finished if exact and kept and np.all(np.abs(u) <= 1 + 1e-9) else None
 
@@ -263,9 +263,11 @@ def _interior_point(z, y, upper, q, tol, max_iter):
   t = upper - a
   beta = np.linalg.lstsq(z * np.sqrt(upper)[:, None], y * np.sqrt(upper), rcond=None)[0]
   r = y - z @ beta
-  spread = max(float(np.mean(np.abs(r))), 1e-12)
+  # The gap is relative to the objective's scale, `Σ upper |y|`, with no floor in absolute units: y x 1e-10 or
+  # weights of 1e-12 stop where y and weights of 1 do (a floor of 1 stopped them at once, 5% from the optimum).
+  scale_obj = float(upper @ np.abs(y)) or float(upper.sum())
+  spread = max(float(np.mean(np.abs(r))), 1e-12 * scale_obj / float(upper.sum()), np.finfo(np.float64).tiny)
   w, s = np.maximum(r, 0) + spread, np.maximum(-r, 0) + spread  # w - s = r (dual feasible)
-  scale_obj = max(1.0, float(upper @ np.abs(y)))
   best, best_merit, since = beta, np.inf, 0
   for iteration in range(1, max_iter + 1):
     primal = y @ a
@@ -374,4 +376,4 @@ def _vertex(z, y, upper, q, beta, n, pseudo):
   from scipy.optimize import lsq_linear
 
   dual = lsq_linear(z[basis].T, rhs, bounds=(low, upper[basis]), method="bvls")
-  return candidate, bool(np.max(np.abs(z[basis].T @ dual.x - rhs)) <= 1e-9 * max(1.0, float(np.max(np.abs(rhs)))))
+  return candidate, bool(np.max(np.abs(z[basis].T @ dual.x - rhs)) <= 1e-9 * (float(np.max(np.abs(rhs))) or 1.0))

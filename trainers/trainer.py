@@ -534,5 +534,6 @@ class Trainer:
 
   def predict_means(self, x) -> np.ndarray:
     """The predicted means `[n, k]`: `predict` through the loss's inverse link (`exp` for a log link)."""
-    outputs = self.predict(x)
-    return np.exp(outputs.astype(np.float64)) if self.link == "log" else outputs
+    from flaxzoo.zoo.links import inverse_link
+
+    return inverse_link(self.link, self.predict(x))

@@ -75,7 +75,7 @@ Dataset sha256: `{card['dataset']['sha256']}`. Generated from card.json by `flax
 
 ```python
 from flaxzoo.checkpoints import load_pretrained, predict
-model, card = load_pretrained("{card['name']}")
+model, card = load_pretrained("./{card['name']}")   # this folder (a path), from the one that holds it
 ages = predict(model, card, table)["predicted_age"]   # table: gm, wm, csf, total (cm^3)
 ```
 """
