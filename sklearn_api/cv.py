@@ -17,9 +17,11 @@ RidgeCV's default `cv=None` is an exact leave-one-out shortcut; here `cv=None` i
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
 from sklearn.utils.validation import validate_data
@@ -92,6 +94,11 @@ class _CrossValidated(_DenseInput):
       coef = np.concatenate([coef, np.zeros_like(coef[:1])])
       coef[-1, best], intercept = refit.coef[0].T, np.concatenate([intercept, np.zeros_like(intercept[:1])])
       intercept[-1, best] = refit.intercept[0]
+    failed = int(np.sum(~fit.converged)) + (0 if self._refit_in_grid or refit.converged[0] else 1)
+    if failed:  # a fold model stopped short can choose another penalty: said, as scikit-learn's CV says it
+      warnings.warn(f"{type(self).__name__}: {failed} of {len(fit.converged) + (not self._refit_in_grid)} fits did"
+                    f" not converge in max_iter={self.max_iter} iterations (tol={self.tol}); increase max_iter,"
+                    " or scale the data", ConvergenceWarning, stacklevel=3)
     final = self._fitted(coef[-1, best], intercept[-1, best])
     self.coef_, self.intercept_ = final.coef_, final.intercept_
     self.n_iter_ = n_iter

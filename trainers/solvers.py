@@ -240,6 +240,7 @@ def stage(x, y, loss: str, num_classes: int | None = None, sharding=None, power:
     raise ValueError(f"dtype: None (x's) or float32, got {dtype!r}")
   dtype = np.float64 if x.dtype == np.float64 and dtype is None else np.float32
   n, d = x.shape
+  x, unit = _in_range(x)
   family = None
   loss, value = losses_lib.split_loss(loss)  # a loss name with its parameter: `tweedie:1.5`
   if value is not None:
@@ -318,8 +319,27 @@ def stage(x, y, loss: str, num_classes: int | None = None, sharding=None, power:
       # (np.take, not x[rows]: 32768 of 80k rows, 2.8 -> 1.3 ms)
       sample = (jax.device_put(prepare(np.take(x, rows, axis=0)), sharding),
                 jax.device_put(np.take(y, rows, axis=0), sharding))
-  return Staged(xs, ys, n, d, k, loss, dtype, shift, scale, y_shift, sharding, sample, rows, pass_shift, pass_scale,
-                chunk_rows, host, put, family=family, targets=targets if family else None)
+  # The passes read the rows as staged; the parameters and penalties are in x's own units.
+  return Staged(xs, ys, n, d, k, loss, dtype, shift * unit, scale * unit, y_shift, sharding, sample, rows, pass_shift,
+                pass_scale, chunk_rows, host, put, family=family, targets=targets if family else None)
+
+
+# A column whose head's largest magnitude lies outside 2^±RANGE_EXPONENT is staged times a power of two that
+# brings it to [0.5, 1): its squares and Gram sums would overflow (x ~ 1e154) or underflow to a constant
+# (x ~ 1e-180) in float64. A power of two scales exactly.
+RANGE_EXPONENT = 100
+
+
+def _in_range(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """`(x', unit [d])`: x' = x / unit, with `unit` 1, or a power of two for a column of extreme magnitude (read
+  from its first `SHIFT_ROWS` rows, as the standardisation is); x itself where every unit is 1."""
+  with np.errstate(over="ignore"):
+    magnitude = np.max(np.abs(np.asarray(x[:SHIFT_ROWS], np.float64)), axis=0, initial=0.0)
+  extreme = (magnitude > 2.0**RANGE_EXPONENT) | ((magnitude > 0) & (magnitude < 2.0**-RANGE_EXPONENT))
+  if not np.any(extreme) or not np.all(np.isfinite(magnitude)):
+    return x, np.ones(x.shape[1])
+  unit = np.where(extreme, np.ldexp(1.0, np.frexp(np.where(extreme, magnitude, 1.0))[1]), 1.0)
+  return x * (1.0 / unit).astype(x.dtype), unit
 
 
 @jax.jit
@@ -548,11 +568,21 @@ def solve(data: Staged, weights, l2, solver: str = "auto", tol: float = 1e-4, ma
     if start is None and data.family:  # a GLM from its intercept-only fit: log of the weighted mean target
       mean = weights @ data.targets / weights.sum(axis=1)
       theta[:, -1, 0] = np.log(np.maximum(mean, np.finfo(np.float64).tiny))
+    if data.family:
+      tol = tol * glm_gradient_scale(data)
     if proximal:
       return _proximal_newton(data, chunks, l2, l1, theta, float(tol), int(max_iter))
     if solver == "newton":
       return _newton(data, chunks, l2, theta, float(tol), int(max_iter))
     return _lbfgs(data, chunks, l2, theta, float(tol), int(max_iter))
+
+
+def glm_gradient_scale(data: Staged) -> float:
+  """What a GLM's gradient is measured against: the deviance of targets x c has gradients x c^(2 - p) (Poisson
+  c, gamma 1), so `tol` times the mean target to the power 2 - p stops a fit of y x c where the fit of y stops
+  (an absolute `tol` stopped y x 1e-12 at its start and never stopped y x 1e6)."""
+  mean = float(np.mean(data.targets))
+  return mean ** (2 - data.family[1]) if mean > 0 and np.isfinite(mean ** (2 - data.family[1])) else 1.0
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -597,6 +627,13 @@ def _gram_pass(total, x, y, weight, shift, scale):
   return total + _weighted_grams(jax.lax.optimization_barrier(z), weight)
 
 
+def _per_scale2(penalty, scale):
+  """`penalty / scale²` `[d]`, the L2 penalty's curvature in the standardised features: 0 where the penalty is
+  0 and at most 1e300 (x ~ 1e-180: scale² underflows, and XLA turns `p / s / s` into `p / (s s)`: 0 / 0)."""
+  inverse = 1 / scale
+  return jnp.where(penalty > 0, jnp.minimum(penalty * inverse * inverse, 1e300), 0.0)
+
+
 @functools.partial(jax.jit, static_argnames="d")
 def _normal_solve(gram, l2, scale, d: int):
   """Minimum-norm solutions of K ridge problems from their Gram matrices (float64): `(W_s [K, d, k], b_s, loss)`
@@ -610,7 +647,7 @@ def _normal_solve(gram, l2, scale, d: int):
     sxx, sxy, syy = cov[:d, :d], cov[:d, d:], jnp.diagonal(cov[d:, d:])
     # Objective per output t: (1/k) mean (x w_t + b_t - y_t)² + penalty/2 |w_t / scale|²: in the standardised
     # features the normal equation is (sxx + k penalty / 2 diag(1 / scale²)) w_t = sxy_t.
-    ridge = 0.5 * k * penalty / scale**2
+    ridge = 0.5 * k * _per_scale2(penalty, scale)
     # Jacobi-scaled, so the eigenvalue cut-off is relative to comparable columns.
     norm = jnp.sqrt(jnp.diagonal(sxx) + ridge)
     norm = jnp.where(norm > 0, norm, 1.0)
@@ -621,15 +658,18 @@ def _normal_solve(gram, l2, scale, d: int):
     w = (vectors * inverse[None, :]) @ (vectors.T @ (sxy / norm[:, None])) / norm[:, None]
     # Rank-deficient: the solutions differ by the null space of the raw features (columns D⁻¹ of the
     # dropped eigenvectors); the minimum-norm one in the raw features (lstsq's) has no part along it.
-    null = jnp.where(keep[None, :], 0.0, vectors) / (norm * scale)[:, None]  # in raw units (W_raw = W_s / scale)
-    raw = w / scale[:, None]
+    # Raw units up to one constant (W_raw = W_s / scale, over the largest 1 / scale): the projection does not
+    # depend on it, and 1 / scale of x ~ 1e-180 would overflow the products below.
+    unit = (1 / scale) / jnp.max(1 / scale)
+    null = jnp.where(keep[None, :], 0.0, vectors) * (unit / norm)[:, None]
+    raw = w * unit[:, None]
     # Projection onto span(null): null (nullᵀ null)⁻¹ nullᵀ, the kept columns (zero) made harmless by 1s.
     gram_null = null.T @ null + jnp.diag(keep.astype(null.dtype))
     raw = raw - null @ jnp.linalg.solve(gram_null, null.T @ raw)
-    w = raw * scale[:, None]
+    w = raw / unit[:, None]
     intercept = mean[d:] - mean[:d] @ w
     loss = jnp.mean(jnp.sum(w * (sxx @ w), axis=0) - 2 * jnp.sum(w * sxy, axis=0) + syy)
-    objective = loss + 0.5 * penalty * jnp.sum((w / scale[:, None]) ** 2)
+    objective = loss + 0.5 * jnp.sum(_per_scale2(penalty, scale)[:, None] * w**2)
     return w, intercept, objective
 
   return jax.vmap(one)(gram, l2)
@@ -653,7 +693,7 @@ def _elastic_net_solve(gram, l2, l1, scale, tol, max_sweeps, d: int):
     cov = g[:-1, :-1] - mean[:, None] * mean[None, :]
     sxx, sxy, syy = cov[:d, :d], cov[:d, d:], jnp.diagonal(cov[d:, d:])
     # k times the objective: wᵀ sxx w - 2 sxyᵀ w + Σ_j (k ridge_j / 2) w_j² + k lasso_j |w_j|, per output.
-    ridge_j, lasso_j = ridge / scale**2, lasso / scale
+    ridge_j, lasso_j = _per_scale2(ridge, scale), lasso / scale
     denominator = 2 * jnp.diagonal(sxx) + k * ridge_j
 
     def coordinate(j, w):
@@ -678,7 +718,7 @@ def _elastic_net_solve(gram, l2, l1, scale, tol, max_sweeps, d: int):
                                           (w0, jnp.zeros((), jnp.int64), violation(w0)))
     intercept = mean[d:] - mean[:d] @ w
     loss = jnp.mean(jnp.sum(w * (sxx @ w), axis=0) - 2 * jnp.sum(w * sxy, axis=0) + syy)
-    objective = loss + 0.5 * ridge * jnp.sum((w / scale[:, None]) ** 2) + lasso * jnp.sum(jnp.abs(w / scale[:, None]))
+    objective = loss + 0.5 * jnp.sum(ridge_j[:, None] * w**2) + jnp.sum(lasso_j[:, None] * jnp.abs(w))
     return w, intercept, objective, sweeps, worst <= bound
 
   return jax.vmap(one)(gram, l2, l1)
@@ -976,8 +1016,10 @@ def _accepted(pending, rate, slope, loss, grad, t_loss, t_grad, dtype, xp=np):
 
 def _penalty_diagonal(data: Staged, l2) -> np.ndarray:
   """`[K, d + 1, k]`: the penalty's Hessian in the standardised features, `l2 / scale²` (0 on the intercept)."""
-  per_row = np.concatenate([1.0 / data.scale**2, [0.0]])
-  return l2[:, None, None] * np.broadcast_to(per_row[None, :, None], (1, data.d + 1, data.k))
+  with np.errstate(over="ignore"):  # l2 / scale², 0 where l2 is 0 and at most 1e300 (as `_per_scale2`)
+    per_row = np.concatenate([np.where(l2[:, None] > 0, np.minimum(l2[:, None] / data.scale / data.scale, 1e300),
+                                       0.0), np.zeros((len(l2), 1))], axis=1)
+  return np.broadcast_to(per_row[:, :, None], (len(l2), data.d + 1, data.k))
 
 
 @jax.jit
