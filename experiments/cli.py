@@ -29,10 +29,12 @@ def _number(kind, valid, requirement: str):
   """An argparse type: `kind(text)` that satisfies `valid`, else a one-line error."""
 
   def parse(text: str):
+    from flaxzoo.trainers.decimals import parse_decimal
+
     try:
-      value = kind(text)
-    except ValueError:
-      raise argparse.ArgumentTypeError(f"not a {kind.__name__}: {text!r}") from None
+      value = parse_decimal(text, kind)
+    except ValueError as e:
+      raise argparse.ArgumentTypeError(str(e)) from None
     if not valid(value):
       raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
     return value
@@ -624,7 +626,7 @@ def _main(args, argv: list[str]) -> int:
     print("flaxzoo: terminated (SIGTERM); nothing half-written is left", file=sys.stderr)
     return 143
   except FloatingPointError as e:  # flaxzoo.trainers.DivergedError: nothing non-finite was saved
-    print(f"flaxzoo: error: {e} (--lr)", file=sys.stderr)
+    print(f"flaxzoo: error: {e}{' (--lr)' if str(e).endswith('learning rate') else ''}", file=sys.stderr)
     return 1
   except BrokenPipeError:  # the reader of the output went away (`flaxzoo list | head`): nothing to say
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so that the last flush does not fail again

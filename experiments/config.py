@@ -77,13 +77,9 @@ def _loss(value) -> str | None:
   if value in LOSSES:
     return None
   if ":" in value:
-    from flaxzoo.trainers.loss_names import split_loss
+    from flaxzoo.trainers.loss_names import requirement
 
-    try:
-      split_loss(value)
-      return None
-    except ValueError as e:
-      return str(e).partition(": ")[2] or str(e)
+    return requirement(value)
   return f"one of {', '.join(LOSSES)}, or tweedie:P, huber:EPSILON, quantile:Q"
 
 
@@ -177,7 +173,7 @@ class Config:
     if self.family == "tweedie":
       if self.power is None:
         raise ConfigError(f"{self.name}: --family tweedie needs --power P (1: Poisson, 2: gamma, 1 < P < 2: compound)")
-      loss = f"tweedie:{self.power:g}"
+      loss = f"tweedie:{self.power!r}"  # every digit: 1.9999999 is not tweedie:2
     elif self.power is not None:
       raise ConfigError(f"{self.name}: --power is --family tweedie's, not {self.family}'s")
     else:
@@ -237,10 +233,9 @@ def parse_flag_value(f: dataclasses.Field, text: str):
   """A flag's text as the field's value; ValueError with the one-line reason (argparse's type)."""
   kind = f.metadata.get("kind", str)
   if kind in (int, float):
-    try:
-      value = kind(text)
-    except ValueError:
-      raise ValueError(f"not a {kind.__name__}: {text!r}") from None
+    from flaxzoo.trainers.decimals import parse_decimal
+
+    value = parse_decimal(text, kind)  # no `1_0`, `inf` or `nan`: ValueError in one line
     check = f.metadata.get("check")
     requirement = check(value) if check else None
     if requirement:

@@ -73,7 +73,7 @@ def test_console_script_is_installed():
         (["train", "brain_age_wm"], "unknown experiment 'brain_age_wm'; known: brain_age_gm, brain_age_gm_huber, brain_age_gm_lstsq, brain_age_gm_median, brain_age_group, brain_age_tissue, claims_poisson, linear, "),
         (["train", "brain_age_gm", "--steps", "0"], "argument --steps: must be between 1 and 2147483647, got 0"),
         (["train", "brain_age_gm", "--steps", "-3"], "argument --steps: must be between 1 and 2147483647, got -3"),
-        (["train", "brain_age_gm", "--steps", "ten"], "argument --steps: not a int: 'ten'"),
+        (["train", "brain_age_gm", "--steps", "ten"], "argument --steps: not an integer: 'ten'"),
         (["train", "brain_age_gm", "--lr", "0"], "argument --lr: must be > 0 and finite, got 0"),
         (["train", "brain_age_gm", "--lr", "-0.05"], "argument --lr: must be > 0 and finite, got -0.05"),
         (["train", "brain_age_gm", "--batch-size", "0"], "argument --batch-size: must be between 1 and 2147483647, got 0"),

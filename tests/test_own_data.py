@@ -246,7 +246,7 @@ def test_a_poisson_glm_trains_exports_and_predicts_means_through_the_cli(counts_
                   "--solver", solver, "--workdir", tmp_path / "negative")
     assert bad.returncode != 0 and "the poisson loss needs labels >= 0, got a minimum of -1" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
-  for args, message in ((("--loss", "tweedie:inf"), "power must be a decimal number"),
+  for args, message in ((("--loss", "tweedie:inf"), "POWER a finite decimal number >= 1"),
                         (("--power", "1.5"), "--power is --family tweedie's"),
                         (("--family", "tweedie"), "needs --power")):
     bad = run_cli("train", "linear", "--dataset", f"csv:{counts_csv}", "--label", "count", *args,

@@ -158,7 +158,7 @@ def test_refit_trains_the_best_setting_as_a_run(tmp_path, data_dir):
     (["--lr", "0.1,,0.2"], "--lr: a comma-separated list"),
     (["--lr", "0.1,-1"], "--lr: must be > 0"),
     (["--seeds", "1,1"], "--seeds: a value is given twice"),
-    (["--l2", "x"], "--l2: not a float"),
+    (["--l2", "x"], "--l2: not a decimal number"),
     (["--folds", "1"], "--folds: must be between 2 and 1000"),
 ])
 def test_bad_sweep_arguments_are_one_line(args, message, tmp_path):

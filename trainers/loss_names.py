@@ -6,16 +6,28 @@ error) without importing it; `flaxzoo.trainers.losses` maps the names to their f
 
 from __future__ import annotations
 
-import re
+from flaxzoo.trainers.decimals import parse_decimal
 
-# The losses with one parameter, `name:value`: what the value is, and its range.
+# The losses with one parameter, `name:value`: what the value is, and its range (as a test and in words).
 PARAMETERS = {
-    "tweedie": ("power", lambda p: p >= 1),
-    "huber": ("epsilon", lambda e: e > 0),
-    "quantile": ("quantile", lambda q: 0 < q < 1),
+    "tweedie": ("power", lambda p: p >= 1, ">= 1"),
+    "huber": ("epsilon", lambda e: e > 0, "> 0"),
+    "quantile": ("quantile", lambda q: 0 < q < 1, "between 0 and 1"),
 }
-# A plain decimal number: Python's float() also takes `inf`, `nan` and `1_000`.
-_NUMBER = re.compile(r"[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?")
+
+
+def requirement(name: str) -> str | None:
+  """What a loss name with a parameter must be, in words (`huber:E`: "huber:EPSILON, EPSILON a finite decimal
+  number > 0"); None where `split_loss` takes it."""
+  try:
+    split_loss(name)
+    return None
+  except ValueError:
+    base = name.partition(":")[0]
+    if base not in PARAMETERS:
+      return f"{', '.join(f'{p}:{w.upper()}' for p, (w, _, _) in PARAMETERS.items())} (only these take a parameter)"
+    what, _, words = PARAMETERS[base]
+    return f"{base}:{what.upper()}, {what.upper()} a finite decimal number {words}"
 
 
 def split_loss(name: str) -> tuple[str, float | None]:
@@ -26,7 +38,11 @@ def split_loss(name: str) -> tuple[str, float | None]:
     return name, None
   if base not in PARAMETERS:
     raise ValueError(f"loss {name!r}: only {', '.join(PARAMETERS)} take a parameter (name:value)")
-  what, valid = PARAMETERS[base]
-  if not _NUMBER.fullmatch(value) or not valid(float(value)):
-    raise ValueError(f"loss {name!r}: {what} must be a decimal number in the loss's range, got {value!r}")
-  return base, float(value)
+  what, valid, words = PARAMETERS[base]
+  try:
+    number = parse_decimal(value)  # finite: huber:1e400 is refused here, not called divergence later
+  except ValueError:
+    number = None
+  if number is None or not valid(number):
+    raise ValueError(f"loss {name!r}: {what} must be a decimal number {words} (finite), got {value!r}")
+  return base, number

@@ -581,8 +581,10 @@ def glm_gradient_scale(data: Staged) -> float:
   """What a GLM's gradient is measured against: the deviance of targets x c has gradients x c^(2 - p) (Poisson
   c, gamma 1), so `tol` times the mean target to the power 2 - p stops a fit of y x c where the fit of y stops
   (an absolute `tol` stopped y x 1e-12 at its start and never stopped y x 1e6)."""
-  mean = float(np.mean(data.targets))
-  return mean ** (2 - data.family[1]) if mean > 0 and np.isfinite(mean ** (2 - data.family[1])) else 1.0
+  mean = np.mean(data.targets)
+  with np.errstate(over="ignore", under="ignore"):
+    scale = mean ** (2 - data.family[1])
+  return float(scale) if mean > 0 and np.isfinite(scale) and scale > 0 else 1.0
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -56,9 +56,9 @@ class DivergedError(FloatingPointError):
   """Training reached a non-finite loss or parameters; `step` is the first logged step where it showed,
   and the Trainer's state is the last finite one (`last_finite_step`)."""
 
-  def __init__(self, step: int, last_finite_step: int):
+  def __init__(self, step: int, last_finite_step: int, advice: str = "try a smaller learning rate"):
     super().__init__(f"training diverged: the loss or the parameters are not finite at step {step} (the last"
-                     f" finite state is step {last_finite_step}); try a smaller learning rate")
+                     f" finite state is step {last_finite_step}); {advice}")
     self.step, self.last_finite_step = step, last_finite_step
 
 
@@ -463,6 +463,10 @@ class Trainer:
     data = solvers_lib.stage(x, y, self._loss_spec, num_classes, sharding)
     fit = solvers_lib.solve(data, weight[None], [self.l2], solver, self.tol, steps,
                             start=(kernel[None], bias[None]), l1=[self.l1] if self.l1 else None)
+    if not (np.isfinite(fit.objective[0]) and np.all(np.isfinite(fit.coef)) and np.all(np.isfinite(fit.intercept))):
+      # Never a run that ends "trained" on a non-finite loss (a Tweedie power of 1e300 overflows every deviance)
+      raise DivergedError(self.step + int(fit.n_iter[0]), self.step, "the exact solver's objective is not finite"
+                          " there: check the loss's parameters and the labels' range")
     model.set_affine_map(fit.coef[0], fit.intercept[0])
     history = History(converged=bool(fit.converged[0]), iterations=int(fit.n_iter[0]))
     # A converged solve is the whole fit that was asked for: the step count reaches its end (a resumed run
