@@ -89,8 +89,10 @@ def read_card(path) -> Card:
   """The card in folder `path`; a CheckpointError naming the file if it is missing or malformed."""
   path = pathlib.Path(path)
   file = path / CARD
+  from flaxzoo.checkpoints.files import read_bounded
+
   try:
-    data = json.loads(file.read_text())
+    data = json.loads(read_bounded(file).decode())
   except FileNotFoundError:
     raise CheckpointError(f"{path} is not a pretrained checkpoint (no {CARD})") from None
   except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
@@ -125,12 +127,20 @@ def _check_optional(data: Mapping[str, Any], file) -> None:
       "task": lambda v: v in ("regression", "classification"),
       "link": lambda v: v in ("identity", "log"),
       "targets": lambda v: isinstance(v, list) and all(isinstance(t, str) for t in v) and len(v) >= 2,
+      "recipe": lambda v: isinstance(v, dict) and (v.get("step") is None or (
+          isinstance(v["step"], int) and not isinstance(v["step"], bool) and 0 <= v["step"] < 2**31)),
+      "sklearn": lambda v: isinstance(v, dict) and isinstance(v.get("params"), dict)
+      and isinstance(v.get("attributes"), dict),
   }
   for key, valid in checks.items():
     if key in data and not valid(data[key]):
       raise CheckpointError(f"{file}: {key!r} is not what a card holds there")
   if data.get("task") == "classification" and "classes" not in data:
     raise CheckpointError(f"{file}: a classification card needs 'classes'")
+  labels = data.get("recipe", {}).get("labels")  # the labels as fitted (`save` of an older flaxzoo)
+  if labels is not None and not (isinstance(labels, list) and len(labels) == len(data.get("classes", []))
+                                 and all(isinstance(c, (str, int, float)) for c in labels)):
+    raise CheckpointError(f"{file}: 'recipe.labels' must list one label for each of 'classes'")
 
 
 def check_fits(card: Card, in_features: int | None, outputs: int) -> None:

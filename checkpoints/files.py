@@ -11,8 +11,12 @@ import json
 import math
 import os
 import pathlib
+import stat
 import tempfile
 from typing import Any
+
+# The most a JSON file of flaxzoo's (a card, a manifest) holds: a larger one is refused unread.
+JSON_LIMIT = 64 << 20
 
 
 def umask() -> int:
@@ -137,3 +141,24 @@ def dumps(payload: Any, **kwargs) -> str:
 def write_json_atomic(path, payload: Any) -> None:
   """`payload` as indented standard JSON, written atomically."""
   write_atomic(path, dumps(payload, indent=2) + "\n")
+
+
+def read_bounded(path, limit: int = JSON_LIMIT) -> bytes:
+  """The bytes of the regular file `path`, at most `limit` of them: a FIFO, a device or a folder (which would
+  block or never end) and a larger file are refused at once with an OSError naming the path; links are not
+  followed."""
+  flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+  fd = os.open(path, flags)  # non-blocking: opening a FIFO with no writer returns at once
+  try:
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+      raise OSError(f"{path}: not a regular file")
+    if info.st_size > limit:
+      raise OSError(f"{path}: {info.st_size} bytes, more than the {limit} such a file holds")
+    with os.fdopen(os.dup(fd), "rb") as f:
+      data = f.read(limit + 1)
+    if len(data) > limit:
+      raise OSError(f"{path}: more than the {limit} bytes such a file holds")
+    return data
+  finally:
+    os.close(fd)

@@ -13,21 +13,29 @@ import pathlib
 from typing import Any
 
 from flaxzoo.checkpoints.errors import CheckpointError
-from flaxzoo.checkpoints.files import write_json_atomic
+from flaxzoo.checkpoints.files import read_bounded, write_json_atomic
 
 MANIFEST = "manifest.json"
 FORMAT = "flaxzoo-manifest/1"
 
 
+def _entries(folder: pathlib.Path, skip: tuple[str, ...]) -> dict[str, pathlib.Path]:
+  """`{relative path: path}` of everything under `folder` but folders (a FIFO or a device included), whose
+  name is not in `skip` (nor a temporary `.tmp` file)."""
+  return {path.relative_to(folder).as_posix(): path for path in sorted(folder.rglob("*"))
+          if not path.is_dir() and path.name not in skip and not path.name.endswith(".tmp")}
+
+
+def _digest(path: pathlib.Path) -> dict[str, Any]:
+  with open(path, "rb") as f:  # a block at a time: a checkpoint's arrays are not held in memory at once
+    digest = hashlib.file_digest(f, "sha256")
+  return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
 def file_digests(folder: pathlib.Path, skip: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
   """`{relative path: {"size", "sha256"}}` of every regular file under `folder` whose name is not in `skip`
   (nor a temporary `.tmp` file)."""
-  digests = {}
-  for path in sorted(folder.rglob("*")):
-    if path.is_file() and path.name not in skip and not path.name.endswith(".tmp"):
-      data = path.read_bytes()
-      digests[path.relative_to(folder).as_posix()] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-  return digests
+  return {name: _digest(path) for name, path in _entries(folder, skip).items() if path.is_file()}
 
 
 def write_manifest(folder) -> None:
@@ -54,18 +62,27 @@ def check_manifest(folder) -> bool:
   if not file.exists():
     return False
   try:
-    manifest = json.loads(file.read_text())
+    manifest = json.loads(read_bounded(file).decode())
     expected = manifest["files"]
     if manifest.get("format") != FORMAT or not isinstance(expected, dict):
       raise ValueError(f"format {manifest.get('format')!r}, expected {FORMAT}")
   except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
     raise CheckpointError(f"{file}: not a valid manifest ({e})") from None
-  actual = file_digests(folder, skip=(MANIFEST,))
+  actual = _entries(folder, skip=(MANIFEST,))
   for name in sorted(set(expected) | set(actual)):
     if name not in actual:
       raise CheckpointError(f"{folder / name}: listed in {MANIFEST} but missing")
     if name not in expected:
       raise CheckpointError(f"{folder / name}: not listed in {MANIFEST} (added after the export)")
-    if expected[name] != actual[name]:
+  # What the manifest says bounds what is read: each file's kind and size first (a FIFO would block, a file
+  # padded to 10 GB would be read whole), then its digest.
+  for name, path in actual.items():
+    if not path.is_file():
+      raise CheckpointError(f"{path}: not a regular file; not read")
+    if not isinstance(expected[name], dict) or path.stat().st_size != expected[name].get("size"):
+      raise CheckpointError(f"{path}: its contents differ from {MANIFEST} (its size, {path.stat().st_size} bytes);"
+                            " not read")
+  for name, path in actual.items():
+    if expected[name] != _digest(path):
       raise CheckpointError(f"{folder / name}: its contents differ from {MANIFEST} (changed or swapped)")
   return True

@@ -100,6 +100,7 @@ def load_pretrained(name_or_path, *, devices: int | None = None) -> tuple[nnx.Mo
   params_dir = (path / "params").absolute()
   if not params_dir.is_dir():
     raise CheckpointError(f"{path}: no params/ folder beside {CARD}")
+  _check_size(params_dir, target)
   with ocp.StandardCheckpointer() as checkpointer:
     stored = checkpointer.metadata(params_dir)
     mismatch = shape_mismatch(target, stored)
@@ -120,6 +121,30 @@ def load_pretrained(name_or_path, *, devices: int | None = None) -> tuple[nnx.Mo
     outputs = model(np.zeros((1, in_features), dtype)).shape[-1] if isinstance(in_features, int) else 1
   check_fits(card, in_features if isinstance(in_features, int) else None, int(outputs))
   return place(model, devices), card
+
+
+# Orbax's files around the arrays (metadata, the tensorstore index) take at most this much beside them.
+FILES_OVERHEAD = 1 << 20
+
+
+def _check_size(params_dir: pathlib.Path, target) -> None:
+  """What the card's model says bounds what is read (an export without a manifest too): only regular files,
+  at most its arrays' float64 bytes twice over plus Orbax's own files; a file padded to 10 GB, a FIFO or a
+  device is refused at once."""
+  import jax
+  import numpy as np
+
+  needed = sum(int(np.prod(leaf.shape)) * 8 for leaf in jax.tree.leaves(target))
+  held = 0
+  for file in params_dir.rglob("*"):
+    if file.is_dir():
+      continue
+    if not file.is_file():
+      raise CheckpointError(f"{file}: not a regular file; not read")
+    held += file.stat().st_size
+  if held > 2 * needed + FILES_OVERHEAD:
+    raise CheckpointError(f"{params_dir}: {held} bytes where the card's model has {needed} bytes of parameters;"
+                          " not read")
 
 
 def place(model: nnx.Module, devices: int | None) -> nnx.Module:

@@ -161,7 +161,7 @@ def test_divergence_stops_the_run_within_one_block_and_writes_nothing_non_finite
 @pytest.mark.parametrize("flag, value", [("--lr", "inf"), ("--lr", "nan"), ("--l2", "inf")])
 def test_non_finite_hyperparameters_are_usage_errors(flag, value, tmp_path):
   result = run_cli("train", "brain_age_gm", flag, value, "--workdir", tmp_path)
-  one_line_error(result, f"argument {flag}: must be")
+  one_line_error(result, f"argument {flag}: not a decimal number: '{value}'")
   assert result.returncode == 2
 
 
