@@ -304,7 +304,10 @@ def class_weights(class_weight, classes: np.ndarray, codes: np.ndarray) -> np.nd
     return 1.0
   from sklearn.utils.class_weight import compute_class_weight
 
-  return compute_class_weight(class_weight, classes=classes, y=classes[codes])[codes]
+  factors = compute_class_weight(class_weight, classes=classes, y=classes[codes])
+  if not np.any(factors[np.unique(codes)] > 0):
+    raise ValueError(f"class_weight {class_weight!r} gives every class present a weight of 0: nothing to fit")
+  return factors[codes]
 
 
 def _classes_and_codes(y):
@@ -314,7 +317,7 @@ def _classes_and_codes(y):
   if y.dtype.kind in "iu" and len(y):
     low, high = int(y.min()), int(y.max())
     if high - low <= 2 * len(y) + 1024:
-      shifted = y - low if low else y
+      shifted = y.astype(np.int64) - low  # (int8 labels -100 and 100: y - low overflowed int8)
       present = np.flatnonzero(np.bincount(shifted, minlength=high - low + 1))
       table = np.zeros(high - low + 1, np.intp)
       table[present] = np.arange(len(present))

@@ -31,6 +31,8 @@ import dataclasses
 
 import numpy as np
 
+from flaxzoo.trainers.magnitudes import power_of_two_units
+
 # Huber's scale stays at or above this times max |y| (scikit-learn bounds it at 10 eps): where more rows lie
 # off an exact fit of a few than epsilon² - 1 times their number, the objective falls all the way to σ = 0.
 SIGMA_MIN = 10 * float(np.finfo(np.float64).eps)
@@ -78,6 +80,12 @@ def huber(x, y, weight=None, epsilon: float = 1.35, alpha: float = 1e-4, tol: fl
   `start`: `(coef [d], intercept, scale)` (default: the least-squares fit with this ridge); the scale starts at
   its exact optimum for the starting coefficients either way."""
   x, y, weight = _weights(x, y, weight)
+  unit = float(power_of_two_units(np.max(np.abs(y), initial=0.0)))
+  if unit != 1:  # y ~ 1e150: its squares overflow. The fit of y / unit with alpha x unit, times unit (exact).
+    start = None if start is None else (np.asarray(start[0]) / unit, float(start[1]) / unit, float(start[2]) / unit)
+    fit = huber(x, y / unit, weight, epsilon, alpha * unit, tol, max_iter, start)
+    return dataclasses.replace(fit, coef=fit.coef * unit, intercept=fit.intercept * unit, scale=fit.scale * unit,
+                               objective=fit.objective * unit)
   total = weight.sum()
   v = weight / total
   z, shift, scale = _standardised(x, v)

@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flaxzoo.trainers import losses as losses_lib
+from flaxzoo.trainers.magnitudes import power_of_two_units
 
 SOLVERS = ("auto", "optax", "normal_equation", "newton", "lbfgs")
 EXACT_LOSSES = ("mse", "logistic", "softmax")
@@ -324,21 +325,13 @@ def stage(x, y, loss: str, num_classes: int | None = None, sharding=None, power:
                 pass_scale, chunk_rows, host, put, family=family, targets=targets if family else None)
 
 
-# A column whose head's largest magnitude lies outside 2^±RANGE_EXPONENT is staged times a power of two that
-# brings it to [0.5, 1): its squares and Gram sums would overflow (x ~ 1e154) or underflow to a constant
-# (x ~ 1e-180) in float64. A power of two scales exactly.
-RANGE_EXPONENT = 100
-
-
 def _in_range(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """`(x', unit [d])`: x' = x / unit, with `unit` 1, or a power of two for a column of extreme magnitude (read
-  from its first `SHIFT_ROWS` rows, as the standardisation is); x itself where every unit is 1."""
-  with np.errstate(over="ignore"):
-    magnitude = np.max(np.abs(np.asarray(x[:SHIFT_ROWS], np.float64)), axis=0, initial=0.0)
-  extreme = (magnitude > 2.0**RANGE_EXPONENT) | ((magnitude > 0) & (magnitude < 2.0**-RANGE_EXPONENT))
-  if not np.any(extreme) or not np.all(np.isfinite(magnitude)):
-    return x, np.ones(x.shape[1])
-  unit = np.where(extreme, np.ldexp(1.0, np.frexp(np.where(extreme, magnitude, 1.0))[1]), 1.0)
+  """`(x', unit [d])`: x' = x / unit, `unit` a power of two for a column of extreme magnitude (its squares and
+  Gram sums would overflow, x ~ 1e154, or underflow to a constant, x ~ 1e-180), read from its first
+  `SHIFT_ROWS` rows as the standardisation is; x itself where every unit is 1."""
+  unit = power_of_two_units(np.max(np.abs(np.asarray(x[:SHIFT_ROWS], np.float64)), axis=0, initial=0.0))
+  if np.all(unit == 1):
+    return x, unit
   return x * (1.0 / unit).astype(x.dtype), unit
 
 
@@ -548,8 +541,10 @@ def solve(data: Staged, weights, l2, solver: str = "auto", tol: float = 1e-4, ma
     if not np.all(np.isfinite(l1) & (l1 >= 0)):
       raise ValueError(f"l1 must be finite numbers >= 0, got {l1.tolist()}")
   use_compilation_cache()
-  solver = choose(solver, data.loss, num_params=(data.d + 1) * data.k)
   proximal = l1 is not None and np.any(l1 > 0) and data.loss != "mse"
+  # An L1 part is proximal Newton's whatever the size ("auto" chose L-BFGS above NEWTON_MAX_PARAMS, then
+  # refused it, telling the user to use "auto").
+  solver = "newton" if proximal and solver == "auto" else choose(solver, data.loss, num_params=(data.d + 1) * data.k)
   if proximal:
     if solver == "lbfgs":
       raise ValueError("an L1 penalty is fitted by (proximal) Newton, not lbfgs: use solver='newton' or 'auto'")

@@ -1,0 +1,54 @@
+"""Inputs a hostile user tries that gave a traceback on the old code: each is fitted as scikit-learn fits it,
+or refused in one line naming the parameter."""
+
+import numpy as np
+import pytest
+
+from flaxzoo import sklearn as fz
+
+
+def _rows(n=200, d=3, seed=0):
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(n, d))
+  return x, x[:, 0] + 0.5 * x[:, 1] + 0.3 * rng.standard_t(2, size=n)
+
+
+@pytest.mark.parametrize("estimator", [fz.LinearClassifier(), fz.LinearClassifierCV(Cs=2, cv=3)],
+                         ids=["LinearClassifier", "LinearClassifierCV"])
+def test_int8_labels_far_apart_are_two_classes(estimator):
+  """int8 labels -100 and 100 overflowed int8 when counted (`y - low`)."""
+  x, y = _rows()
+  labels = np.where(y > 0, 100, -100).astype(np.int8)
+  fitted = estimator.fit(x, labels)
+  assert fitted.classes_.tolist() == [-100, 100]
+  same = type(estimator)(**estimator.get_params()).fit(x, (labels > 0).astype(int))
+  np.testing.assert_array_equal(fitted.coef_, same.coef_)
+  assert set(fitted.predict(x)) <= {-100, 100}
+
+
+@pytest.mark.parametrize("cls", [fz.LinearClassifier, fz.LinearClassifierCV])
+def test_class_weights_that_zero_every_class_are_one_line(cls):
+  x, y = _rows()
+  with pytest.raises(ValueError, match=r"class_weight \{0: 0, 1: 0\} gives every class present a weight of 0"):
+    cls(class_weight={0: 0, 1: 0}).fit(x, (y > 0).astype(int))
+
+
+def test_huber_with_a_target_near_1e150_is_the_rescaled_fit():
+  """y near 1e150 overflowed the Hessian (r² / σ³): y is divided by an exact power of two first."""
+  x, y = _rows()
+  c = 2.0**500  # ~3e150, exact
+  fit = fz.HuberRegressor(alpha=1e-3, tol=1e-10).fit(x, y)
+  scaled = fz.HuberRegressor(alpha=1e-3 / c, tol=1e-10).fit(x, y * c)
+  np.testing.assert_allclose(scaled.coef_ / c, fit.coef_, rtol=1e-12)
+  assert scaled.scale_ / c == pytest.approx(fit.scale_, rel=1e-12)
+  assert scaled.n_iter_ == fit.n_iter_
+
+
+def test_an_l1_classifier_of_many_parameters_fits_under_auto():
+  """Above 400 parameters `auto` chose L-BFGS for L1 and then refused it, telling the user to use 'auto'."""
+  x, _ = _rows(n=300, d=450, seed=1)
+  labels = (x[:, 0] + x[:, 1] > 0).astype(int)
+  fit = fz.LinearClassifier(C=0.1, l1_ratio=1.0).fit(x, labels)
+  assert 0 < np.count_nonzero(fit.coef_) < 50
+  with pytest.raises(ValueError, match="not lbfgs"):
+    fz.LinearClassifier(C=0.1, l1_ratio=1.0, solver="lbfgs").fit(x, labels)
