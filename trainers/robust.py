@@ -111,7 +111,8 @@ def huber(x, y, weight=None, epsilon: float = 1.35, alpha: float = 1e-4, tol: fl
     grad = np.concatenate([-(v * d_r) @ z + 2 * ridge * theta, [v @ d_sigma]])
     curvature = v * inlier
     hessian = np.empty((p + 1, p + 1))
-    hessian[:p, :p] = (z * (2 / sigma * curvature)[:, None]).T @ z + np.diag(2 * ridge)
+    hessian[:p, :p] = (z * (2 / sigma * curvature)[:, None]).T @ z
+    hessian[np.arange(p), np.arange(p)] += 2 * ridge
     hessian[:p, p] = hessian[p, :p] = (curvature * 2 * r / sigma**2) @ z
     hessian[p, p] = curvature @ (2 * r**2 / sigma**3)
     return value, grad, hessian
@@ -124,6 +125,7 @@ def huber(x, y, weight=None, epsilon: float = 1.35, alpha: float = 1e-4, tol: fl
   sigma = _best_scale(y - z @ theta, v, epsilon, floor_sigma)
   value, grad, hessian = parts(theta, sigma)
   n_iter, converged = 0, bool(projected(grad, sigma) <= tol)
+  floor_steps = 0  # consecutive iterations with σ at its floor (the optimum is σ -> 0's limit: wide data)
   rounding = 8 * np.finfo(np.float64).eps
   while not converged and n_iter < max_iter:
     held = sigma <= floor_sigma and grad[-1] > 0
@@ -143,13 +145,16 @@ def huber(x, y, weight=None, epsilon: float = 1.35, alpha: float = 1e-4, tol: fl
       rate = 1.0 if step[-1] >= 0 else min(1.0, max(0.9 * sigma, sigma - floor_sigma) / -step[-1])
       while rate >= 1e-6:
         trial_theta, trial_sigma = theta + rate * step[:p], max(sigma + rate * step[-1], floor_sigma)
-        candidate = parts(trial_theta, trial_sigma)
+        trial_value = parts(trial_theta, trial_sigma, derivatives=False)  # the derivatives once accepted
         # Armijo; or, within float64's rounding of the objective (near the optimum), a smaller gradient.
-        if candidate[0] <= value + 1e-4 * rate * slope or (
-            candidate[0] <= value + rounding * abs(value)
-            and projected(candidate[1], trial_sigma) < projected(grad, sigma)):
-          trial = (trial_theta, trial_sigma, candidate)
+        if trial_value <= value + 1e-4 * rate * slope:
+          trial = (trial_theta, trial_sigma, parts(trial_theta, trial_sigma))
           break
+        if trial_value <= value + rounding * abs(value):
+          candidate = parts(trial_theta, trial_sigma)
+          if projected(candidate[1], trial_sigma) < projected(grad, sigma):
+            trial = (trial_theta, trial_sigma, candidate)
+            break
         rate /= 2
       if trial is not None:
         break
@@ -158,6 +163,13 @@ def huber(x, y, weight=None, epsilon: float = 1.35, alpha: float = 1e-4, tol: fl
     theta, sigma, (value, grad, hessian) = trial
     n_iter += 1
     converged = bool(projected(grad, sigma) <= tol)
+    floor_steps = floor_steps + 1 if sigma <= floor_sigma else 0
+    if not converged and floor_steps >= 2:  # σ stays at its floor: the limit's exact finish, if it holds now
+      finished = _absolute_deviations_finish(z, y, v, ridge, epsilon, theta)
+      if finished is not None:
+        theta, converged = finished, True
+        value = parts(theta, sigma, derivatives=False)
+        break
     if not converged:  # σ at its exact optimum for these coefficients: Newton's next step starts from there
       best = _best_scale(y - z @ theta, v, epsilon, floor_sigma)
       if best != sigma:
@@ -213,16 +225,28 @@ def _absolute_deviations_finish(z, y, v, ridge, epsilon, theta):
   residual = y - z @ theta
   spread = max(float(np.median(np.abs(residual))), float(np.sqrt(v @ (y - v @ y) ** 2)), 1e-300)
   fitted = np.abs(residual) <= 1e-6 * spread  # (every row, where a plane fits them all)
-  rows, p = int(fitted.sum()), z.shape[1]
   signs = np.sign(residual[~fitted])
-  system = np.zeros((rows + p, p + rows))
-  system[:rows, :p] = z[fitted]
-  system[rows:, :p] = 2 * np.diag(ridge)
-  system[rows:, p:] = -(2 * epsilon * v[fitted] * z[fitted].T)
-  rhs = np.concatenate([y[fitted], (2 * epsilon * v[~fitted] * signs) @ z[~fitted]])
+  z_f, pull = z[fitted], 2 * epsilon * v[fitted]
+  g = (2 * epsilon * v[~fitted] * signs) @ z[~fitted]
+  # The penalised coefficients are θ_c = (g_c + z_F,cᵀ (pull u)) / (2 ridge_c): what is left is a system in u
+  # and the free coefficients (the intercept) of the fitted rows' size, not the coefficients' (wide data).
+  c = ridge > 0
+  inverse = 1 / (2 * ridge[c])
+  z_c, z_o = z_f[:, c], z_f[:, ~c]
+  rows, free = len(z_f), int((~c).sum())
+  system = np.zeros((rows + free, rows + free))
+  system[:rows, :rows] = (z_c * inverse) @ z_c.T * pull[None, :]
+  system[:rows, rows:] = z_o
+  system[rows:, :rows] = -(z_o.T * pull[None, :])
+  rhs = np.concatenate([y[fitted] - z_c @ (inverse * g[c]), g[~c]])
   solution, *_ = np.linalg.lstsq(system, rhs, rcond=None)
-  finished, u = solution[:p], solution[p:]
-  exact = np.max(np.abs(system @ solution - rhs)) <= 1e-9 * (float(np.max(np.abs(rhs))) or 1.0)
+  u = solution[:rows]
+  finished = np.empty(z.shape[1])
+  finished[c] = inverse * (g[c] + z_c.T @ (pull * u))
+  finished[~c] = solution[rows:]
+  # The whole system, checked as it stands: `z_F θ = y_F` and `2 ridge θ - z_Fᵀ (pull u) = g`.
+  lack = np.concatenate([z_f @ finished - y[fitted], 2 * ridge * finished - z_f.T @ (pull * u) - g])
+  exact = np.max(np.abs(lack), initial=0.0) <= 1e-9 * (float(np.max(np.abs(np.r_[y[fitted], g]), initial=0.0)) or 1.0)
   kept = np.all(np.sign(y[~fitted] - z[~fitted] @ finished) == signs)
   return finished if exact and kept and np.all(np.abs(u) <= 1 + 1e-9) else None
 
