@@ -32,6 +32,7 @@ import dataclasses
 import numpy as np
 
 from flaxzoo.trainers.magnitudes import power_of_two_units
+from flaxzoo.trainers.wide_systems import solve_bordered
 
 # Huber's scale stays at or above this times max |y| (scikit-learn bounds it at 10 eps): where more rows lie
 # off an exact fit of a few than epsilon² - 1 times their number, the objective falls all the way to σ = 0.
@@ -74,6 +75,10 @@ def _weights(x, y, weight):
   return x[keep], y[keep], weight[keep]
 
 
+# Newton's damping (relative to the Hessian's largest diagonal entry), raised where a step fails.
+DAMPINGS = (1e-12, 1e-8, 1e-4, 1.0, 1e4)
+
+
 def huber(x, y, weight=None, epsilon: float = 1.35, alpha: float = 1e-4, tol: float = 1e-5,
           max_iter: int = 100, start: tuple[np.ndarray, float, float] | None = None) -> RobustFit:
   """scikit-learn's `HuberRegressor(epsilon, alpha)` fit of `x [n, d]`, `y [n]`, `weight [n]` (>= 0):
@@ -91,7 +96,15 @@ def huber(x, y, weight=None, epsilon: float = 1.35, alpha: float = 1e-4, tol: fl
   z, shift, scale = _standardised(x, v)
   p = z.shape[1]
   ridge = float(alpha) / total * np.concatenate([1.0 / scale**2, [0.0]])  # (alpha / S) |w|², w = w_s / scale
-  if start is None:  # the (ridge) least-squares fit, σ its residuals' sd: most rows inliers, Huber ~ squares
+  # Wide data (more coefficients than rows) with a ridge: Newton's systems solved in the rows' size.
+  penalised = ridge > 0
+  wide = p > len(y) and penalised.any()
+  none = (np.zeros((len(y), 0)), np.zeros((0, 0)))
+  squares = z**2 if wide else None  # (the Hessian's diagonal, each iteration)
+  if start is None and wide:
+    theta = solve_bordered(z, v, ridge, penalised, *none, (v * y) @ z)
+    sigma = float(np.sqrt(v @ (y - z @ theta) ** 2)) or 1.0
+  elif start is None:  # the (ridge) least-squares fit, σ its residuals' sd: most rows inliers, Huber ~ squares
     gram = (z * v[:, None]).T @ z + np.diag(ridge)
     theta = np.linalg.lstsq(gram, (v * y) @ z, rcond=None)[0]
     sigma = float(np.sqrt(v @ (y - z @ theta) ** 2)) or 1.0
@@ -110,6 +123,9 @@ def huber(x, y, weight=None, epsilon: float = 1.35, alpha: float = 1e-4, tol: fl
     d_sigma = np.where(inlier, 1 - r**2 / sigma**2, 1 - epsilon**2)
     grad = np.concatenate([-(v * d_r) @ z + 2 * ridge * theta, [v @ d_sigma]])
     curvature = v * inlier
+    if wide:  # the Hessian as its parts: zᵀ diag(d) z + diag(2 ridge), bordered by σ's column zᵀ e and corner
+      d, e, corner = 2 / sigma * curvature, curvature * 2 * r / sigma**2, curvature @ (2 * r**2 / sigma**3)
+      return value, grad, (d, e, corner, max(float(np.max(d @ squares + 2 * ridge)), corner))
     hessian = np.empty((p + 1, p + 1))
     hessian[:p, :p] = (z * (2 / sigma * curvature)[:, None]).T @ z
     hessian[np.arange(p), np.arange(p)] += 2 * ridge
@@ -126,6 +142,7 @@ def huber(x, y, weight=None, epsilon: float = 1.35, alpha: float = 1e-4, tol: fl
   value, grad, hessian = parts(theta, sigma)
   n_iter, converged = 0, bool(projected(grad, sigma) <= tol)
   floor_steps = 0  # consecutive iterations with σ at its floor (the optimum is σ -> 0's limit: wide data)
+  first_level = 0
   rounding = 8 * np.finfo(np.float64).eps
   while not converged and n_iter < max_iter:
     held = sigma <= floor_sigma and grad[-1] > 0
@@ -133,11 +150,16 @@ def huber(x, y, weight=None, epsilon: float = 1.35, alpha: float = 1e-4, tol: fl
     # Newton, damped more where its step fails: a row set fitted exactly leaves no curvature along σ (the
     # objective is piecewise linear there), and the undamped step is meaningless; large damping is a
     # gradient step, which always descends.
-    for damping in (1e-12, 1e-8, 1e-4, 1.0, 1e4):
-      matrix = hessian + damping * max(float(np.max(np.abs(np.diag(hessian)))), 1e-300) * np.eye(p + 1)
-      if held:
-        matrix[-1, :], matrix[:, -1], matrix[-1, -1] = 0.0, 0.0, 1.0
-      step = -np.linalg.solve(matrix, np.where(np.arange(p + 1) == p, 0.0, grad) if held else grad)
+    for level, damping in enumerate(DAMPINGS):
+      if level < first_level:
+        continue
+      if wide:
+        step = -_wide_step(z, ridge, penalised, hessian, damping, grad, held)
+      else:
+        matrix = hessian + damping * max(float(np.max(np.abs(np.diag(hessian)))), 1e-300) * np.eye(p + 1)
+        if held:
+          matrix[-1, :], matrix[:, -1], matrix[-1, -1] = 0.0, 0.0, 1.0
+        step = -np.linalg.solve(matrix, np.where(np.arange(p + 1) == p, 0.0, grad) if held else grad)
       slope = grad @ step
       if not slope < 0:
         continue
@@ -157,6 +179,10 @@ def huber(x, y, weight=None, epsilon: float = 1.35, alpha: float = 1e-4, tol: fl
             break
         rate /= 2
       if trial is not None:
+        # Wide data: the next iteration starts at the damping that worked, one level below where it worked at
+        # once (its Newton steps along σ failed at the smallest dampings every time: 40 objective values an
+        # iteration spent)
+        first_level = (max(level - 1, 0) if level == first_level else level) if wide else 0
         break
     if trial is None:  # no decrease left at float64's precision
       break
@@ -191,6 +217,18 @@ def huber(x, y, weight=None, epsilon: float = 1.35, alpha: float = 1e-4, tol: fl
       value = parts(theta, sigma, derivatives=False)
   coef = theta[:-1] / scale
   return RobustFit(coef, float(theta[-1] - shift @ coef), float(sigma), n_iter, converged, float(value))
+
+
+def _wide_step(z, ridge, penalised, hessian, damping, grad, held):
+  """The damped Newton system of `parts`' wide Hessian `(d, e, corner, largest diagonal)` solved in the rows'
+  size (`wide_systems`); σ's entry 0 where it is held at its floor, as the dense system's."""
+  d, e, corner, largest = hessian
+  shift = damping * max(largest, 1e-300)
+  diagonal = 2 * ridge + shift
+  if held:
+    return np.append(solve_bordered(z, d, diagonal, penalised, np.zeros((len(z), 0)), np.zeros((0, 0)), grad[:-1]),
+                     0.0)
+  return solve_bordered(z, d, diagonal, penalised, e[:, None], np.array([[corner + shift]]), grad)
 
 
 def _best_scale(residual, v, epsilon, floor):
