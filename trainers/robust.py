@@ -56,12 +56,18 @@ def _standardised(x: np.ndarray, v: np.ndarray):
   """`(Z [n, d + 1], shift [d], scale [d])`: `Z = [(x - shift) / scale, 1]` with the weighted mean and
   standard deviation (`v` sums to 1). A constant column (its spread at the rounding of its mean: the weighted
   mean of a column of ones is not exactly 1) is all 0 in Z, with scale O(1): not a copy of the intercept."""
+  n, d = x.shape
   shift = v @ x
-  scale = np.sqrt(np.maximum(v @ (x - shift) ** 2, 0.0))
+  z = np.empty((n, d + 1))  # one allocation, filled in place: 200k x 64 rows are not copied three times
+  centred = np.subtract(x, shift, out=z[:, :d])
+  scale = np.sqrt(np.maximum(v @ centred**2 if n * d <= 1 << 20 else np.einsum("i,ij,ij->j", v, centred, centred),
+                             0.0))
   constant = scale <= 64 * np.finfo(np.float64).eps * np.maximum(np.abs(shift), np.finfo(np.float64).tiny)
   scale = np.where(constant, np.maximum(np.abs(shift), 1.0), scale)
-  z = np.where(constant, 0.0, (x - shift) / scale)
-  return np.hstack([z, np.ones((len(x), 1))]), shift, scale
+  centred /= scale
+  centred[:, constant] = 0.0
+  z[:, d] = 1.0
+  return z, shift, scale
 
 
 def _weights(x, y, weight):
@@ -72,6 +78,8 @@ def _weights(x, y, weight):
   if not (np.all(np.isfinite(weight)) and weight.min() >= 0 and weight.sum() > 0):
     raise ValueError("weight must be finite, >= 0, with a positive entry")
   keep = weight > 0  # rows of weight 0 change nothing (and the LP's bounds 0 <= a <= 0 would pin them)
+  if keep.all():  # (no copy of the rows)
+    return x, y, weight
   return x[keep], y[keep], weight[keep]
 
 
@@ -297,7 +305,7 @@ def quantile(x, y, weight=None, quantile: float = 0.5, alpha: float = 1.0, tol: 
   total = weight.sum()
   z, shift, scale = _standardised(x, weight / total)
   varying = np.concatenate([np.any(z[:, :-1] != 0, axis=0), [True]])  # a constant column's coefficient is 0
-  z_all, z = z, z[:, varying]
+  z_all, z = z, (z if varying.all() else z[:, varying])
   n, p = z.shape
   d = p - 1
   # The L1 penalty as pseudo-rows: weight c on the rows e_j and -e_j (target 0) adds c |w_s,j|.
@@ -307,7 +315,7 @@ def quantile(x, y, weight=None, quantile: float = 0.5, alpha: float = 1.0, tol: 
   # (bounds of one size keep the interior-point iterates well scaled; 1e5 apart they overflowed).
   mean = float(weight.mean())
   unit = np.eye(p)[:d][pseudo] * (penalty[pseudo] / mean)[:, None]
-  rows = np.vstack([z, unit, -unit])
+  rows = np.vstack([z, unit, -unit]) if pseudo.any() else z
   targets = np.concatenate([y, np.zeros(2 * pseudo.sum())])
   upper = np.concatenate([weight, np.full(2 * pseudo.sum(), mean)])
   beta, n_iter, converged = _interior_point(rows, targets, upper, float(quantile), tol, max_iter)
@@ -331,7 +339,14 @@ def _interior_point(z, y, upper, q, tol, max_iter):
   a = (1 - q) * upper  # feasible: zᵀa = b
   b = z.T @ a
   t = upper - a
-  beta = np.linalg.lstsq(z * np.sqrt(upper)[:, None], y * np.sqrt(upper), rcond=None)[0]
+  root = np.sqrt(upper)
+  with np.errstate(divide="ignore", invalid="ignore"):  # a singular R: collinear columns (below)
+    start = _rows_factor(z, upper, root)
+    beta = _qr_solve(start, root * y, np.zeros(z.shape[1]))
+    singular = np.abs(np.diagonal(start[2]))
+    conditioning = (singular.max() / singular.min()) ** 2 if singular.min() > 0 else np.inf  # about zᵀUz's
+  if not np.all(np.isfinite(beta)):  # collinear columns: the minimum-norm start
+    beta = np.linalg.lstsq(z * root[:, None], y * root, rcond=None)[0]
   r = y - z @ beta
   # The gap is relative to the objective's scale, `Σ upper |y|`, with no floor in absolute units: y x 1e-10 or
   # weights of 1e-12 stop where y and weights of 1 do (a floor of 1 stopped them at once, 5% from the optimum).
@@ -357,7 +372,7 @@ def _interior_point(z, y, upper, q, tol, max_iter):
       return best, iteration - 1, False
 
     state = (a, t, s, w)
-    factors = _factor(z, state)
+    factors = _factor(z, state, conditioning)
     d_a, d_beta, d_s, d_w = _direction(z, state, factors, r_p, r_d, -a * s, -t * w)  # affine scaling (predictor)
     step_p, step_d = _lengths(state, d_a, d_s, d_w)
     mu = (a @ s + t @ w) / (2 * len(a))
@@ -365,29 +380,96 @@ def _interior_point(z, y, upper, q, tol, max_iter):
     centring = (mu_aff / mu) ** 3  # Mehrotra's corrector: centred, and the predictor's second-order term
     d_a, d_beta, d_s, d_w = _direction(z, state, factors, r_p, r_d, centring * mu - a * s - d_a * d_s,
                                        centring * mu - t * w + d_a * d_w)
+    factors = None  # (freed before the next one is made: one factor of the rows at a time)
     step_p, step_d = (0.99995 * v for v in _lengths(state, d_a, d_s, d_w))
     a, t = a + step_p * d_a, t - step_p * d_a  # (t kept on its own: upper - a cancels near the bound)
     beta, s, w = beta + step_d * d_beta, s + step_d * d_s, w + step_d * d_w
   return best, max_iter, False
 
 
-def _factor(z, state):
-  """`(D, √D, Q, R)`: `a s = μ`, `t w = μ` linearised (Δt = -Δa) leave the normal equations `zᵀDz Δβ = ...`,
-  `D = 1 / (s / a + w / t)`, solved through a QR factor of `√D z` (once an iteration), not the product: D
-  spans ~1e15 near the end, and the product's squared condition number stalled badly scaled problems."""
+def _factor(z, state, conditioning):
+  """`(D, √D, factor)`: `a s = μ`, `t w = μ` linearised (Δt = -Δa) leave the normal equations `zᵀDz Δβ = ...`,
+  `D = 1 / (s / a + w / t)`, solved through the R of `√D z = QR` (once an iteration). Near the end D spans
+  ~1e15 and the product's squared condition number stalled badly scaled problems: R from a QR factor of the
+  rows there; before, where the product's condition (`conditioning`, zᵀz's, times D's spread) leaves the
+  refined solve exact, from the product's Cholesky factor (a tenth of the time)."""
   a, t, s, w = state
   diag = 1.0 / (s / a + w / t)
   root = np.sqrt(diag)
-  return (diag, root) + tuple(np.linalg.qr(z * root[:, None]))
+  return diag, root, _rows_factor(z, diag, root, conditioning)
+
+
+def _rows_factor(z, diag, root, conditioning=1.0):
+  """`[z, √D, R, kind]` for `_qr_solve`: R of the product's Cholesky factor where it is well conditioned, else
+  of a QR factor of the rows."""
+  try:
+    r_factor = _cholesky_r(z, diag)
+    spread = np.abs(np.diagonal(r_factor))
+    if conditioning * (spread.max() / spread.min()) ** 2 <= CHOLESKY_CONDITION:
+      return [z, root, r_factor, "cholesky"]
+  except np.linalg.LinAlgError:
+    pass
+  return [*_qr(z, root), "qr"]
+
+
+# Where the product zᵀDz's condition number (estimated from its factor's diagonal) is below this, its Cholesky
+# factor serves as R, and the corrected semi-normal solve is checked to converge (else R comes from a QR).
+CHOLESKY_CONDITION = 1e10
+
+
+def _cholesky_r(z, diag):
+  """The upper Cholesky factor of `zᵀ diag(D) z`, summed `QR_ROWS` rows at a time (no copy of the rows)."""
+  gram = np.zeros((z.shape[1], z.shape[1]))
+  for start in range(0, len(z), QR_ROWS):
+    block = z[start:start + QR_ROWS]
+    gram += block.T @ (diag[start:start + QR_ROWS, None] * block)
+  return np.linalg.cholesky(gram).T
+
+
+# Rows of `√D z` factored at a time: the QR factor's R is carried from block to block (TSQR), so the rows are
+# never copied whole (numpy's `qr` of all of them, with Q, peaked at 10x the data).
+QR_ROWS = 16384
+
+
+def _qr(z, root):
+  """`(z, √D, R)`: R of the QR factor of `√D z` `[p, p]`, by blocks of `QR_ROWS` rows stacked under the R so
+  far; Q is never formed (`_qr_solve` applies it through z)."""
+  from scipy.linalg import qr
+
+  p = z.shape[1]
+  r_factor = np.zeros((0, p))
+  for start in range(0, len(z), QR_ROWS):
+    block = np.vstack([r_factor, z[start:start + QR_ROWS] * root[start:start + QR_ROWS, None]])
+    r_factor = np.triu(qr(block, mode="r", overwrite_a=True, check_finite=False)[0][:p])
+  return z, root, r_factor
+
+
+def _qr_solve(factor, scaled_rhs, r_p):
+  """`Δβ` of `zᵀDz Δβ = zᵀ√D scaled_rhs - r_p` from the R of `√D z = QR`: the least-squares part by the
+  corrected semi-normal equations (R⁻¹R⁻ᵀ Aᵀc, then once more on its residual: as accurate as applying Qᵀ
+  where cond(A) u is small, Björck), then `- R⁻¹R⁻ᵀ r_p`."""
+  from scipy.linalg import solve_triangular
+
+  z, root, r_factor, kind = factor
+
+  def normal(v):  # (RᵀR)⁻¹ v
+    return solve_triangular(r_factor, solve_triangular(r_factor, v, trans="T"))
+
+  x = normal(z.T @ (root * scaled_rhs))
+  correction = normal(z.T @ (root * (scaled_rhs - root * (z @ x))))
+  if kind == "cholesky" and not np.linalg.norm(correction) <= 1e-8 * np.linalg.norm(x + correction):
+    factor[:] = [*_qr(z, root), "qr"]  # the product's factor was too rough here: R from the rows, for the rest
+    return _qr_solve(factor, scaled_rhs, r_p)
+  return x + correction - normal(r_p)
 
 
 def _direction(z, state, factors, r_p, r_d, r_as, r_tw):
   """The Newton direction `(Δa, Δβ, Δs, Δw)` for the complementarity targets `r_as`, `r_tw`."""
   a, t, s, w = state
-  diag, root, q_factor, r_factor = factors
+  diag, root, factor = factors
   rhs = r_d - r_tw / t + r_as / a
   # zᵀDz Δβ = zᵀD rhs - r_p  ->  R Δβ = Qᵀ(√D rhs) - R⁻ᵀ r_p
-  d_beta = np.linalg.solve(r_factor, q_factor.T @ (root * rhs) - np.linalg.solve(r_factor.T, r_p))
+  d_beta = _qr_solve(factor, root * rhs, r_p)
   d_a = diag * (rhs - z @ d_beta)
   return d_a, d_beta, (r_as - s * d_a) / a, (r_tw + w * d_a) / t
 
@@ -438,7 +520,7 @@ def _vertex(z, y, upper, q, beta, n, pseudo):
   a = np.where(r > 0, upper, 0.0)
   a[minus] = 0.0
   low = np.where(np.arange(len(y)) >= n, -upper, 0.0)[basis]
-  rhs = (1 - q) * (z.T @ upper) - z[~basis].T @ a[~basis]
+  rhs = (1 - q) * (z.T @ upper) - z.T @ np.where(basis, 0.0, a)  # (no copy of the other rows)
   if basis.sum() < p:
     return candidate, False
   # Dual values in their bounds that meet the equations (more fitted rows than p: a degenerate vertex,
