@@ -441,6 +441,8 @@ def _qr(z, root):
   for start in range(0, len(z), QR_ROWS):
     block = np.vstack([r_factor, z[start:start + QR_ROWS] * root[start:start + QR_ROWS, None]])
     r_factor = np.triu(qr(block, mode="r", overwrite_a=True, check_finite=False)[0][:p])
+  if len(r_factor) < p:  # fewer rows than columns: R is square and singular
+    r_factor = np.vstack([r_factor, np.zeros((p - len(r_factor), p))])
   return z, root, r_factor
 
 
@@ -452,7 +454,11 @@ def _qr_solve(factor, scaled_rhs, r_p):
 
   z, root, r_factor, kind = factor
 
-  def normal(v):  # (RᵀR)⁻¹ v
+  singular = not np.all(np.diagonal(r_factor) != 0)
+
+  def normal(v):  # (RᵀR)⁻¹ v; its minimum-norm solution where R is singular (collinear columns)
+    if singular:
+      return np.linalg.lstsq(r_factor.T @ r_factor, v, rcond=None)[0]
     return solve_triangular(r_factor, solve_triangular(r_factor, v, trans="T"))
 
   x = normal(z.T @ (root * scaled_rhs))
