@@ -23,6 +23,11 @@ Rows (the same objective on every side, float64 data):
   +-20 sd: ours vs scikit-learn's (L-BFGS-B).
 - `quantile_5k`: QuantileRegressor(quantile=0.7, alpha=1e-3) on 5,000 x 32 (heavy-tailed noise): ours vs
   scikit-learn's (HiGHS; 20,000 rows took it minutes).
+- `huber_wide`: HuberRegressor() on 200 x 2000 (p >> n; 5 informative columns, t(2) noise): ours vs scikit-learn's.
+- `quantile_200k`: QuantileRegressor(quantile=0.5, alpha=0) on 200,000 x 64: ours vs scikit-learn's, which is
+  fitted once (its first fit is its warm time: one takes minutes).
+The robust rows also record `peak_over_data`: the process's peak memory growth during the first fit over the
+size of X.
 
 Every (row, library) runs in its own process: `first` is the first fit there (compilation included,
 imports not), `warm` the median of `--repeats` more fits of new estimators on the same data. flaxzoo's
@@ -50,7 +55,8 @@ from timing import median_time  # noqa: E402
 
 ROWS = ("least_squares", "logistic", "softmax", "grid_breast_cancer", "grid_100k", "bootstrap", "cv_100k",
         "poisson_100k", "gamma_100k", "tweedie_100k", "elastic_net_cv_100k", "l1_logistic_100k", "cv_elasticnet_100k",
-        "huber_100k", "quantile_5k")
+        "huber_100k", "quantile_5k", "huber_wide", "quantile_200k")
+ROBUST = ("huber_100k", "quantile_5k", "huber_wide", "quantile_200k")
 GLM_ROWS = {"poisson_100k": ("PoissonRegressor", {}, "poisson"), "gamma_100k": ("GammaRegressor", {}, "gamma"),
             "tweedie_100k": ("TweedieRegressor", {"power": 1.5}, "tweedie")}
 LIBRARIES = {
@@ -67,6 +73,8 @@ LIBRARIES = {
     "cv_elasticnet_100k": ("flaxzoo", "sklearn", "glum"),
     "huber_100k": ("flaxzoo", "sklearn"),
     "quantile_5k": ("flaxzoo", "sklearn"),
+    "huber_wide": ("flaxzoo", "sklearn"),
+    "quantile_200k": ("flaxzoo", "sklearn"),
 }
 
 
@@ -85,6 +93,14 @@ def make_data(row: str, smoke: bool):
     if row == "gamma_100k":
       return x, rng.gamma(2.0, mean / 2.0)
     return x, rng.poisson(mean) * rng.gamma(2.0, 0.5, size=n)  # compound Poisson-gamma: zeros and positives
+  if row == "huber_wide":
+    n, d = (50, 200) if smoke else (200, 2000)
+    x = rng.normal(size=(n, d))
+    return x, x[:, :5] @ np.ones(5) + rng.standard_t(2, size=n)
+  if row == "quantile_200k":
+    n = 2000 if smoke else 200_000
+    x = rng.normal(size=(n, 64))
+    return x, x[:, :5] @ np.ones(5) + rng.standard_t(2, size=n)
   if row in ("huber_100k", "quantile_5k"):
     n = 2000 if smoke else {"huber_100k": 100_000, "quantile_5k": 5_000}[row]
     x = rng.normal(size=(n, 32))
@@ -231,14 +247,16 @@ def fitter(row: str, library: str, x, y):
     from sklearn.linear_model import LogisticRegression
 
     return lambda: LogisticRegression(C=0.01, l1_ratio=1.0, solver="saga").fit(x, y).coef_
-  if row in ("huber_100k", "quantile_5k"):
+  if row in ROBUST:
     import sklearn.linear_model
 
     import flaxzoo.sklearn
 
     module = flaxzoo.sklearn if library == "flaxzoo" else sklearn.linear_model
-    if row == "huber_100k":
+    if row in ("huber_100k", "huber_wide"):
       return lambda: module.HuberRegressor().fit(x, y).coef_
+    if row == "quantile_200k":
+      return lambda: module.QuantileRegressor(quantile=0.5, alpha=0.0).fit(x, y).coef_
     return lambda: module.QuantileRegressor(quantile=0.7, alpha=1e-3).fit(x, y).coef_
   if row == "elastic_net_cv_100k":
     if library == "flaxzoo":
@@ -272,11 +290,20 @@ def worker(row: str, library: str, repeats: int, smoke: bool) -> dict:
     fit = fitter(row, library, x, y)
   except ImportError as e:
     return {"skipped": f"cannot import: {e}"}
+  import resource
+
+  before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
   start = time.perf_counter()
   result = fit()
   first = time.perf_counter() - start
-  warm, spread = median_time(fit, repeats)
+  peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024 / x.nbytes  # ru_maxrss: KiB
+  if row == "quantile_200k" and library == "sklearn" and not smoke:
+    warm, spread = first, [first, first]  # one fit takes it minutes
+  else:
+    warm, spread = median_time(fit, repeats)
   out = {"first_s": first, "warm_s": warm, "warm_range_s": spread}
+  if row in ROBUST:
+    out["peak_over_data"] = peak
   if row in ("cv_100k", "cv_elasticnet_100k"):
     out["chosen_C"] = result
   if row == "elastic_net_cv_100k":
@@ -318,7 +345,7 @@ def main():
   if args.smoke:
     rows = [r for r in rows if r in ("least_squares", "logistic", "grid_breast_cancer", "poisson_100k",
                                      "elastic_net_cv_100k", "l1_logistic_100k", "cv_elasticnet_100k", "huber_100k",
-                                     "quantile_5k")]
+                                     "quantile_5k", "huber_wide", "quantile_200k")]
   details, metrics = {}, {}
   for row in rows:
     details[row] = {}

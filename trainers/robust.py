@@ -31,6 +31,7 @@ import dataclasses
 
 import numpy as np
 
+from flaxzoo.trainers.host_blas import one_thread
 from flaxzoo.trainers.magnitudes import power_of_two_units
 from flaxzoo.trainers.wide_systems import solve_bordered
 
@@ -91,12 +92,18 @@ def huber(x, y, weight=None, epsilon: float = 1.35, alpha: float = 1e-4, tol: fl
           max_iter: int = 100, start: tuple[np.ndarray, float, float] | None = None) -> RobustFit:
   """scikit-learn's `HuberRegressor(epsilon, alpha)` fit of `x [n, d]`, `y [n]`, `weight [n]` (>= 0):
   `start`: `(coef [d], intercept, scale)` (default: the least-squares fit with this ridge); the scale starts at
-  its exact optimum for the starting coefficients either way."""
+  its exact optimum for the starting coefficients either way. Its BLAS calls on one thread (`host_blas`)."""
+  with one_thread():
+    return _huber(x, y, weight, epsilon, alpha, tol, max_iter, start)
+
+
+def _huber(x, y, weight, epsilon, alpha, tol, max_iter, start) -> RobustFit:
+  """`huber`, in the caller's thread limit."""
   x, y, weight = _weights(x, y, weight)
   unit = float(power_of_two_units(np.max(np.abs(y), initial=0.0)))
   if unit != 1:  # y ~ 1e150: its squares overflow. The fit of y / unit with alpha x unit, times unit (exact).
     start = None if start is None else (np.asarray(start[0]) / unit, float(start[1]) / unit, float(start[2]) / unit)
-    fit = huber(x, y / unit, weight, epsilon, alpha * unit, tol, max_iter, start)
+    fit = _huber(x, y / unit, weight, epsilon, alpha * unit, tol, max_iter, start)
     return dataclasses.replace(fit, coef=fit.coef * unit, intercept=fit.intercept * unit, scale=fit.scale * unit,
                                objective=fit.objective * unit)
   total = weight.sum()
@@ -300,7 +307,13 @@ def _absolute_deviations_finish(z, y, v, ridge, epsilon, theta):
 def quantile(x, y, weight=None, quantile: float = 0.5, alpha: float = 1.0, tol: float = 1e-10,
              max_iter: int = 100) -> RobustFit:
   """scikit-learn's `QuantileRegressor(quantile, alpha)` fit of `x [n, d]`, `y [n]`, `weight [n]` (>= 0).
-  `tol`: the duality gap relative to the objective; `max_iter`: interior-point iterations."""
+  `tol`: the duality gap relative to the objective; `max_iter`: interior-point iterations. Its BLAS calls
+  on one thread (`host_blas`)."""
+  with one_thread():
+    return _quantile(x, y, weight, quantile, alpha, tol, max_iter)
+
+
+def _quantile(x, y, weight, quantile, alpha, tol, max_iter) -> RobustFit:
   x, y, weight = _weights(x, y, weight)
   total = weight.sum()
   z, shift, scale = _standardised(x, weight / total)

@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flaxzoo.trainers import losses as losses_lib
+from flaxzoo.trainers.host_blas import one_thread
 from flaxzoo.trainers.magnitudes import power_of_two_units
 
 SOLVERS = ("auto", "optax", "normal_equation", "newton", "lbfgs")
@@ -761,10 +762,11 @@ def _host_grams(data: Staged, rows: np.ndarray | None = None, weight: np.ndarray
     x, y = np.take(x, rows, axis=0), np.take(y, rows, axis=0)
     n = float(weight.sum())
   xw = x if weight is None else x * weight[:, None]
-  xx = xw.T @ x
   ends = np.empty((len(x), k + 1))
   ends[:, :k], ends[:, k] = y, 1.0
-  xe = xw.T @ ends
+  with one_thread():  # (OpenBLAS's spinning threads against a busy core: `host_blas`)
+    xx = xw.T @ x
+    xe = xw.T @ ends
   xy, sx = xe[:, :k], xe[:, k]
   yw = y if weight is None else y * weight[:, None]
   yy, sy = yw.T @ y, yw.sum(axis=0)
