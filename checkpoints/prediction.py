@@ -24,6 +24,9 @@ def predict(model: nnx.Module, card: Card, table, first_row: int = 1) -> dict[st
     `"corrected_gap"`; other data: `"predicted"`.
   """
   preprocessing = card.preprocessing
+  if isinstance(table, (np.ndarray, list, tuple)):  # columns without names: which is which cannot be told
+    raise TypeError(f"table: a mapping of the model's named input columns, or a DataFrame (as `flaxzoo predict`"
+                    f" reads a table), not a {type(table).__name__}: an array's columns have no names")
   with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # refused just below, by row
     x = np.asarray(preprocessing.features_of(table, dtype=precision_of(model)))
   _all_finite(x, card, "model inputs", first_row)

@@ -241,9 +241,18 @@ def _print_metrics(results, splits) -> None:
   first = results[splits[0]]
   formats = {**_COLUMNS, **{k: ".3f" for k in first if k.startswith(("mae_", "rmse_"))}}
   columns = [c for c in formats if c in first]
-  print("  " + f"{'split':6s}" + "".join(f"{_HEADERS.get(c, c):>12s}" for c in columns))
+
+  def cell(value, fmt: str) -> str:  # a number too long for its column (a house price's MSE) in 6 digits
+    text = format(value, fmt)
+    return text if len(text) <= 11 else format(value, ".6g")
+
+  cells = {split: [cell(results[split][c], formats[c]) for c in columns] for split in splits}
+  # Every column at least one space wider than its widest entry: numbers never run together.
+  widths = [max(12, 1 + max(len(_HEADERS.get(c, c)), *(len(cells[s][i]) for s in splits))) for i, c in
+            enumerate(columns)]
+  print("  " + f"{'split':6s}" + "".join(f"{_HEADERS.get(c, c):>{w}s}" for c, w in zip(columns, widths)))
   for split in splits:
-    print("  " + f"{split:6s}" + "".join(f"{results[split][c]:>12{formats[c]}}" for c in columns))
+    print("  " + f"{split:6s}" + "".join(f"{text:>{w}s}" for text, w in zip(cells[split], widths)))
 
 
 def _print_table(results) -> None:

@@ -255,8 +255,12 @@ def train_in(
   solver = trainer.chosen_solver(len(splits["train"][0]), config.batch_size)
   how = (f"{config.steps} steps of {config.optimizer}(lr={config.learning_rate:g})" if solver == "optax" else
          f"the {solver} solver (at most {config.steps} iterations)")
+  # The task said first: integer labels (counts 0-10) are read as classes unless --task says otherwise.
+  task = (f"classification of {len(data.class_names)} classes" + (" (integer labels: --task regression for a"
+          " number)" if config.task is None and all(c.lstrip("-").isdigit() for c in data.class_names) else "")
+          if data.task == "classification" else "regression")
   log(
-      f"{config.name}: {how},"
+      f"{config.name}: {task}; {how},"
       f" {'full batch' if config.batch_size is None else f'batch {config.batch_size}'},"
       f" {len(splits['train'][0])} train / {len(splits['test'][0])} test examples,"
       f" on {trainer.placement.describe()}"

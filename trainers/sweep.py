@@ -148,6 +148,14 @@ class Sweep:
                label_unit: str | None = None, statistics: str = "auto", solver: str = "optax", tol: float = 1e-6,
                l1: float | Sequence[float] = 0.0):
     self.solver = solvers_lib.check_solver(solver)
+    if optimizer is None:  # as Trainer: the exact solvers fit; sgd only keeps the optax state well-formed
+      if self.solver == "optax":
+        raise ValueError("optimizer is None: give an optax optimizer function (optax.sgd, optax.adam) for"
+                         " solver='optax', or an exact solver (solver='auto')")
+      optimizer = optax.sgd
+    elif not callable(optimizer):
+      raise TypeError(f"optimizer must be a function of the hyperparameters returning an optax transform"
+                      f" (optax.sgd), got {type(optimizer).__name__}")
     self.tol = float(tol)
     stacked = models if isinstance(models, StackedModels) else stack_models(models)
     self.num_models = count = stacked.count

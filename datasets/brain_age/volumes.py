@@ -91,6 +91,15 @@ def iter_volume_tables(path: str | os.PathLike, *, need_age: bool = True, column
   numeric = tuple(columns[f] for f in VOLUME_COLUMNS) + ((columns["age"],) if need_age and "age" in columns else ())
   optional = (columns["age"],) if not need_age and "age" in columns else ()
   text = (columns["id"],) if "id" in columns else ()
+  try:
+    yield from _volume_blocks(path, columns, numeric, optional, text, block_bytes, need_age)
+  except DataError as e:  # a blank age where one is needed: what `flaxzoo predict` reads as unknown, and the way
+    if need_age and "age" in columns and str(e).endswith(f"column {columns['age']!r}: not a number: ''"):
+      raise DataError(f"{e} (a blank age: need_age=False reads it as unknown, as flaxzoo predict does)") from None
+    raise
+
+
+def _volume_blocks(path, columns, numeric, optional, text, block_bytes, need_age):
   for block in stream_columns(path, numeric, optional, text, block_bytes):
     values = {field: block[name] for field, name in columns.items()}
     volumes = np.stack([values[f] for f in VOLUME_COLUMNS])
