@@ -156,6 +156,10 @@ def _build_parser() -> argparse.ArgumentParser:
   sweep.add_argument("--restart", action="store_true",
                      help="ignore the sweep's checkpoints (moved aside to checkpoints.old-*, never deleted)")
   sweep.add_argument("--download", action="store_true", help="tfds: download and prepare a missing dataset")
+  sweep.add_argument("--no-plots", action="store_true",
+                     help="as train's: a sweep draws none (`flaxzoo plot --workdir WORKDIR/best` draws the refit's)")
+  sweep.add_argument("--no-tensorboard", action="store_true",
+                     help="--refit: do not write TensorBoard events to <workdir>/best/tb/")
   sweep.add_argument("--data-dir", help="TFDS data dir (default: $TFDS_DATA_DIR or ~/.cache/flaxzoo)")
 
   evaluate = commands.add_parser("eval", help="evaluate a checkpoint of a training workdir", parents=[common])
@@ -314,7 +318,7 @@ def _sweep(args) -> None:
   grid = {name: getattr(args, f"grid_{name}") for name in GRID if getattr(args, f"grid_{name}") is not None}
   results = run_sweep(config, grid, folds=args.folds, workdir=args.workdir, data_dir=args.data_dir, log=_log,
                       refit=args.refit, save_every=args.save_every, restart=args.restart, should_stop=_StopFlag(),
-                      download=args.download)
+                      download=args.download, refit_options={"tensorboard": not args.no_tensorboard})
   _print_sweep(results)
 
 

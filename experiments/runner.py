@@ -29,6 +29,7 @@ from flaxzoo.experiments.workdir import (
   check_same_data,
   claim,
   move_aside,
+  removed_if_unused,
   set_aside_outputs,
   write_json_atomic,
 )
@@ -114,9 +115,10 @@ def run_experiment(config: Config, workdir=None, data_dir=None, log: Callable[[s
   workdir = pathlib.Path(workdir or pathlib.Path("runs") / config.name)
   if jax.process_index() != 0:
     return train_in(config, workdir, data_dir, log, **options)
-  claim(workdir)
-  with WorkdirLock(workdir):
-    return train_in(config, workdir, data_dir, log, **options)
+  with removed_if_unused(workdir):
+    claim(workdir)
+    with WorkdirLock(workdir):
+      return train_in(config, workdir, data_dir, log, **options)
 
 
 def train_in(

@@ -38,7 +38,15 @@ from flaxzoo.checkpoints.card import library_versions
 from flaxzoo.checkpoints.files import standard_json
 from flaxzoo.experiments.config import OPTIMIZERS, Config, resumable_fields
 from flaxzoo.experiments.errors import ConfigError, Interrupted
-from flaxzoo.experiments.workdir import WorkdirLock, check_kind, check_same_data, claim, move_aside, write_json_atomic
+from flaxzoo.experiments.workdir import (
+    WorkdirLock,
+    check_kind,
+    check_same_data,
+    claim,
+    move_aside,
+    removed_if_unused,
+    write_json_atomic,
+)
 
 # Lists a sweep takes: `Config` field -> flag.
 GRID = {"learning_rate": "--lr", "l2": "--l2", "seed": "--seeds"}
@@ -110,7 +118,7 @@ def _identity(config: Config, grid, folds: int) -> dict[str, Any]:
 def run_sweep(config: Config, grid: dict[str, tuple], *, folds: int = DEFAULT_FOLDS, workdir=None, data_dir=None,
               log: Callable[[str], None] | None = None, refit: bool = False, save_every: int | None = None,
               restart: bool = False, should_stop: Callable[[], bool] | None = None,
-              download: bool = False) -> dict[str, Any]:
+              download: bool = False, refit_options: dict[str, Any] | None = None) -> dict[str, Any]:
   """Runs the sweep of `config` over `grid` with `folds`-fold cross-validation; writes and returns sweep.json.
 
   Args:
@@ -118,12 +126,14 @@ def run_sweep(config: Config, grid: dict[str, tuple], *, folds: int = DEFAULT_FO
       field takes the config's value.
     refit: train the best setting on the whole training split as a normal run
       in `<workdir>/best/` (results.json with test metrics; exportable).
+    refit_options: `run_experiment`'s options for the refit (`plots=None`, `tensorboard=False`).
   """
   workdir = pathlib.Path(workdir or pathlib.Path("runs") / f"{config.name}_sweep")
-  claim(workdir)
-  with WorkdirLock(workdir):
-    results = _sweep_in(config, grid, folds, workdir, data_dir, log or (lambda m: None), save_every, restart,
-                        should_stop, download)
+  with removed_if_unused(workdir):
+    claim(workdir)
+    with WorkdirLock(workdir):
+      results = _sweep_in(config, grid, folds, workdir, data_dir, log or (lambda m: None), save_every, restart,
+                          should_stop, download)
   if refit:
     from flaxzoo.experiments.runner import run_experiment
 
@@ -132,7 +142,8 @@ def run_sweep(config: Config, grid: dict[str, tuple], *, folds: int = DEFAULT_FO
       raise ConfigError("every setting diverged: nothing to refit; try smaller learning rates")
     refit_config = config.replace(**best["settings"])
     (log or (lambda m: None))(f"refit: {best['settings']} on the whole training split in {workdir / 'best'}")
-    results["refit"] = run_experiment(refit_config, workdir=workdir / "best", data_dir=data_dir, log=log)
+    results["refit"] = run_experiment(refit_config, workdir=workdir / "best", data_dir=data_dir, log=log,
+                                      should_stop=should_stop, **(refit_options or {}))
   results["workdir"] = str(workdir)
   return results
 

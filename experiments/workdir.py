@@ -15,9 +15,11 @@ a file flaxzoo did not write overwritten, moved or deleted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
+import shutil
 import socket
 import sys
 import time
@@ -43,6 +45,28 @@ def prepare_workdir(workdir) -> pathlib.Path:
     return ensure_writable(workdir, "workdir")
   except DataError as e:
     raise ConfigError(str(e)) from None
+
+
+# What `claim` and `WorkdirLock` put in a workdir's state folder before a run writes anything.
+_STATE_FILES = (MARKER, "lock", "owner.json")
+
+
+@contextlib.contextmanager
+def removed_if_unused(workdir):
+  """Runs the body; where it fails and `workdir` did not exist before, removes it again if all it holds is
+  the state `claim` and the lock wrote (a run refused before its first output left an empty workdir)."""
+  workdir = pathlib.Path(workdir)
+  existed = workdir.exists() or workdir.is_symlink()
+  try:
+    yield
+  except BaseException:
+    if not existed and not workdir.is_symlink() and workdir.is_dir():
+      entries = [p.name for p in workdir.iterdir()]
+      state = workdir / STATE_DIR
+      if entries == [STATE_DIR] and not state.is_symlink() and all(
+          p.name in _STATE_FILES and p.is_file() and not p.is_symlink() for p in state.iterdir()):
+        shutil.rmtree(workdir, ignore_errors=True)
+    raise
 
 
 def move_aside(path: pathlib.Path, label: str = "old") -> pathlib.Path:
