@@ -394,7 +394,15 @@ class _StopFlag:
     for signum in (signal.SIGTERM, signal.SIGINT):
       signal.signal(signum, self._handle)
 
+  # The same signal again within this many seconds is the same request: `timeout` sends SIGTERM to the
+  # command and then to its whole process group, and the second copy stopped the run before it saved.
+  SAME_REQUEST_S = 1.0
+
   def _handle(self, signum, frame):
+    import time
+
+    if self.signal == signum and time.monotonic() - self.since < self.SAME_REQUEST_S:
+      return
     if self.signal is not None:
       # A second signal: stop now, without waiting for the save in flight (Orbax commits a step by a
       # rename, so the last complete checkpoint stays) and without a traceback from its threads.
@@ -404,6 +412,7 @@ class _StopFlag:
             flush=True)
       os._exit(128 + signum)
     self.signal = _StopFlag.last = signum
+    self.since = time.monotonic()
 
   def __call__(self) -> bool:
     return self.signal is not None

@@ -206,3 +206,29 @@ def test_a_sweep_and_a_run_never_take_each_others_checkpoints(tmp_path, data_dir
   after = {p: p.read_bytes() for d in (run, sweep) for p in sorted(d.rglob("*")) if p.is_file()
            if ".flaxzoo" not in p.parts}
   assert after == {p: b for p, b in before.items() if ".flaxzoo" not in p.parts}  # nothing written over or lost
+
+
+def test_sigterm_through_timeout_saves_the_sweep_and_resumes(whole_long_sweep, tmp_path, data_dir):
+  """`timeout` sends SIGTERM to the command and then to its whole process group: the second copy stopped the
+  sweep "at once", before it saved. The same signal again within a second is the same request."""
+  import subprocess
+  import sys
+
+  workdir = tmp_path / "sweep"
+  command = [sys.executable, "-m", "flaxzoo.experiments.cli", *LONG_SWEEP, "--workdir", str(workdir),
+             "--data-dir", str(data_dir)]
+  process = subprocess.Popen(["timeout", "-s", "TERM", "600", *command], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+  deadline = time.monotonic() + 120
+  while not steps_saved(workdir) and process.poll() is None and time.monotonic() < deadline:
+    time.sleep(0.005)
+  process.send_signal(signal.SIGTERM)  # to `timeout`, which passes it to the sweep and to the group
+  _, err = process.communicate(timeout=120)
+  assert process.returncode == 143, err
+  assert "interrupted again" not in err
+  step = int(err.strip().splitlines()[-1].split("interrupted at step ")[1].split(";")[0])
+  assert step in steps_saved(workdir) and not (workdir / "sweep.json").exists()
+  result = run_cli(*LONG_SWEEP, "--workdir", workdir, "--data-dir", data_dir)
+  assert result.returncode == 0, result.stderr
+  assert f"resuming the sweep from step {step}" in result.stderr
+  assert sweep_json(workdir) == whole_long_sweep
