@@ -1027,10 +1027,13 @@ def _newton_direction(grad, hessian, penalty):
   flat direction), and for softmax projected onto logits that sum to 0 over classes (the loss does
   not change along that direction; scikit-learn's iterates stay there too)."""
   low = _low_precision(hessian.shape[0]) or hessian.dtype == jnp.float32
-  hessian = hessian.astype(jnp.float64) + jax.vmap(jnp.diag)(penalty)
+  hessian = hessian.astype(jnp.float64)
   size = hessian.shape[-1]
   relative = 1e-6 if low else 1e-12  # above the sums' rounding
+  # Relative to the data's curvature, not the penalty's: the penalty is exact, and on features ~1e-9 its
+  # curvature (l2 / scale²) made a floor that swamped the intercept's (fits never converged).
   floor = relative * jnp.maximum(jnp.max(jnp.abs(jax.vmap(jnp.diagonal)(hessian)), axis=1), 1e-300)
+  hessian = hessian + jax.vmap(jnp.diag)(penalty)
   hessian = hessian + floor[:, None, None] * jnp.eye(size)[None]
   factor = jnp.linalg.cholesky(hessian)
   step = jax.vmap(lambda c, g: jax.scipy.linalg.cho_solve((c, True), g))(factor, grad)
