@@ -33,7 +33,7 @@ import numpy as np
 
 from flaxzoo.trainers.host_blas import one_thread
 from flaxzoo.trainers.magnitudes import power_of_two_units
-from flaxzoo.trainers.wide_systems import solve_bordered
+from flaxzoo.trainers.wide_systems import WideSystem
 
 # Huber's scale stays at or above this times max |y| (scikit-learn bounds it at 10 eps): where more rows lie
 # off an exact fit of a few than epsilon² - 1 times their number, the objective falls all the way to σ = 0.
@@ -116,8 +116,9 @@ def _huber(x, y, weight, epsilon, alpha, tol, max_iter, start) -> RobustFit:
   wide = p > len(y) and penalised.any()
   none = (np.zeros((len(y), 0)), np.zeros((0, 0)))
   squares = z**2 if wide else None  # (the Hessian's diagonal, each iteration)
+  system = WideSystem(z, penalised) if wide else None
   if start is None and wide:
-    theta = solve_bordered(z, v, ridge, penalised, *none, (v * y) @ z)
+    theta = system.solve(v, ridge, *none, (v * y) @ z)
     sigma = float(np.sqrt(v @ (y - z @ theta) ** 2)) or 1.0
   elif start is None:  # the (ridge) least-squares fit, σ its residuals' sd: most rows inliers, Huber ~ squares
     gram = (z * v[:, None]).T @ z + np.diag(ridge)
@@ -154,6 +155,12 @@ def _huber(x, y, weight, epsilon, alpha, tol, max_iter, start) -> RobustFit:
     return np.max(np.abs(grad[:-1] if sigma <= floor_sigma and grad[-1] > 0 else grad))
 
   sigma = _best_scale(y - z @ theta, v, epsilon, floor_sigma)
+  if wide:  # the ridge start fits every row: the optimum is σ -> 0's limit where its exact finish holds there
+    finished = _absolute_deviations_finish(z, y, v, ridge, epsilon, theta)
+    if finished is not None and _best_scale(y - z @ finished, v, epsilon, floor_sigma) <= floor_sigma:
+      coef = finished[:-1] / scale
+      value = parts(finished, floor_sigma, derivatives=False)
+      return RobustFit(coef, float(finished[-1] - shift @ coef), float(floor_sigma), 0, True, float(value))
   value, grad, hessian = parts(theta, sigma)
   n_iter, converged = 0, bool(projected(grad, sigma) <= tol)
   floor_steps = 0  # consecutive iterations with σ at its floor (the optimum is σ -> 0's limit: wide data)
@@ -169,7 +176,7 @@ def _huber(x, y, weight, epsilon, alpha, tol, max_iter, start) -> RobustFit:
       if level < first_level:
         continue
       if wide:
-        step = -_wide_step(z, ridge, penalised, hessian, damping, grad, held)
+        step = -_wide_step(system, ridge, hessian, damping, grad, held)
       else:
         matrix = hessian + damping * max(float(np.max(np.abs(np.diag(hessian)))), 1e-300) * np.eye(p + 1)
         if held:
@@ -234,16 +241,15 @@ def _huber(x, y, weight, epsilon, alpha, tol, max_iter, start) -> RobustFit:
   return RobustFit(coef, float(theta[-1] - shift @ coef), float(sigma), n_iter, converged, float(value))
 
 
-def _wide_step(z, ridge, penalised, hessian, damping, grad, held):
+def _wide_step(system, ridge, hessian, damping, grad, held):
   """The damped Newton system of `parts`' wide Hessian `(d, e, corner, largest diagonal)` solved in the rows'
   size (`wide_systems`); σ's entry 0 where it is held at its floor, as the dense system's."""
   d, e, corner, largest = hessian
   shift = damping * max(largest, 1e-300)
   diagonal = 2 * ridge + shift
   if held:
-    return np.append(solve_bordered(z, d, diagonal, penalised, np.zeros((len(z), 0)), np.zeros((0, 0)), grad[:-1]),
-                     0.0)
-  return solve_bordered(z, d, diagonal, penalised, e[:, None], np.array([[corner + shift]]), grad)
+    return np.append(system.solve(d, diagonal, np.zeros((len(d), 0)), np.zeros((0, 0)), grad[:-1]), 0.0)
+  return system.solve(d, diagonal, e[:, None], np.array([[corner + shift]]), grad)
 
 
 def _best_scale(residual, v, epsilon, floor):
