@@ -156,8 +156,10 @@ def _huber(x, y, weight, epsilon, alpha, tol, max_iter, start) -> RobustFit:
 
   sigma = _best_scale(y - z @ theta, v, epsilon, floor_sigma)
   if wide:  # the ridge start fits every row: the optimum is σ -> 0's limit where its exact finish holds there
+    # (and the best σ for it is at the rounding of its fitted rows, the finish's own 1e-6 of the targets' spread)
     finished = _absolute_deviations_finish(z, y, v, ridge, epsilon, theta)
-    if finished is not None and _best_scale(y - z @ finished, v, epsilon, floor_sigma) <= floor_sigma:
+    spread = float(np.sqrt(v @ (y - v @ y) ** 2))
+    if finished is not None and _best_scale(y - z @ finished, v, epsilon, floor_sigma) <= 1e-6 * spread:
       coef = finished[:-1] / scale
       value = parts(finished, floor_sigma, derivatives=False)
       return RobustFit(coef, float(finished[-1] - shift @ coef), float(floor_sigma), 0, True, float(value))
