@@ -271,9 +271,14 @@ class LinearRegression(RegressorMixin, _LinearModel):
     return self
 
   def _start(self, k):
-    if not hasattr(self, "coef_") or np.reshape(self.coef_, (k, -1)).shape[1] != self.n_features_in_:
+    """`(coef [k, d], intercept [k])` to continue from, where `coef_` and `intercept_` have this fit's shapes
+    (`[d]` and a number for one target); else None (a swapped `[d, k]` was reshaped into a scrambled start)."""
+    coef, intercept = getattr(self, "coef_", None), getattr(self, "intercept_", None)
+    d = self.n_features_in_
+    shapes = {(k, d), (d,)} if k == 1 else {(k, d)}
+    if coef is None or np.shape(coef) not in shapes or np.size(intercept) != k:
       return None
-    return np.reshape(self.coef_, (k, -1)), np.reshape(self.intercept_, (k,))
+    return np.reshape(coef, (k, d)), np.reshape(intercept, (k,))
 
   def partial_fit(self, X, y, sample_weight=None):
     """One pass of the optimizer over this batch (full batch: one step), from the current coefficients."""
@@ -285,6 +290,10 @@ class LinearRegression(RegressorMixin, _LinearModel):
     y = np.asarray(y, np.float64)
     targets = y.reshape(len(y), -1)
     start = None if first else self._start(targets.shape[1])
+    if not first and start is None:
+      raise ValueError(f"partial_fit continues from coef_ {np.shape(self.coef_)} and intercept_"
+                       f" {np.shape(self.intercept_)}; this batch needs [{targets.shape[1]}, {X.shape[1]}] and"
+                       f" [{targets.shape[1]}] (fit starts afresh)")
     steps = 1 if self.batch_size is None else -(-len(X) // int(self.batch_size))
     coef, intercept, n = self._train(X, targets, weight, targets.shape[1], steps,
                                      self._l2(weight, targets.shape[1]), start)
@@ -413,8 +422,9 @@ class LinearClassifier(ClassifierMixin, _LinearModel):
     labels = self._encode(y, first=True)
     weight = weight * class_weights(self.class_weight, self.classes_, labels)
     k = 1 if len(self.classes_) == 2 else len(self.classes_)
-    start = (self.coef_, self.intercept_) if self.warm_start and getattr(self, "coef_", np.empty((0, 0))).shape == (
-        k, X.shape[1]) else None
+    # A warm start only where both arrays have this fit's shapes (a swapped or reshaped one: the default start)
+    start = (self.coef_, self.intercept_) if self.warm_start and np.shape(getattr(self, "coef_", None)) == (
+        k, X.shape[1]) and np.shape(getattr(self, "intercept_", None)) == (k,) else None
     self._num_classes = len(self.classes_)
     self.coef_, self.intercept_, n_iter = self._fit(X, labels.astype(np.int32), weight, k, start)
     self.n_iter_ = np.asarray([n_iter], np.int32)
@@ -436,6 +446,9 @@ class LinearClassifier(ClassifierMixin, _LinearModel):
     weight = weight * class_weights(self.class_weight, self.classes_, labels)
     k = 1 if len(self.classes_) == 2 else len(self.classes_)
     start = None if first else (self.coef_, self.intercept_)
+    if start is not None and (np.shape(self.coef_) != (k, X.shape[1]) or np.shape(self.intercept_) != (k,)):
+      raise ValueError(f"partial_fit continues from coef_ {np.shape(self.coef_)} and intercept_"
+                       f" {np.shape(self.intercept_)}; these classes need ({k}, {X.shape[1]}) and ({k},)")
     steps = 1 if self.batch_size is None else -(-len(X) // int(self.batch_size))
     self.coef_, self.intercept_, n = self._train(X, labels.astype(np.int32), weight, k, steps,
                                                  self._l2(weight, k), start)

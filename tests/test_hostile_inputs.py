@@ -52,3 +52,21 @@ def test_an_l1_classifier_of_many_parameters_fits_under_auto():
   assert 0 < np.count_nonzero(fit.coef_) < 50
   with pytest.raises(ValueError, match="not lbfgs"):
     fz.LinearClassifier(C=0.1, l1_ratio=1.0, solver="lbfgs").fit(x, labels)
+
+
+def test_a_swapped_warm_start_is_a_fresh_fit_and_partial_fit_names_the_shapes():
+  """A warm start from a transposed coef_ was reshaped into a scrambled start (regression) or broke inside the
+  solver (a classifier with another intercept's shape): a fit starts afresh, partial_fit says why it cannot go on."""
+  x, y = _rows()
+  targets = np.c_[y, -y]
+  labels = (y > 0).astype(int)
+  for estimator, t in ((fz.LinearRegression(warm_start=True), targets), (fz.LinearClassifier(warm_start=True), labels)):
+    estimator.fit(x, t)
+    fresh = type(estimator)(**estimator.get_params()).fit(x, t).coef_
+    estimator.coef_, estimator.intercept_ = estimator.coef_.T.copy(), np.zeros(3)
+    np.testing.assert_array_equal(estimator.fit(x, t).coef_, fresh)
+  for estimator, t in ((fz.LinearRegression(solver="optax"), targets), (fz.LinearClassifier(solver="optax"), labels)):
+    estimator.partial_fit(x, t, **({"classes": [0, 1]} if t is labels else {}))
+    estimator.coef_ = estimator.coef_.T.copy()
+    with pytest.raises(ValueError, match=r"partial_fit continues from coef_ \(3, \d\)"):
+      estimator.partial_fit(x, t)
