@@ -471,4 +471,5 @@ class LinearClassifier(ClassifierMixin, _LinearModel):
     return scores - np.logaddexp.reduce(scores, axis=1, keepdims=True)
 
   def predict(self, X):
-    return self.classes_[decide(self._raw(X))]
+    scores = self._raw(X)  # (first: an unfitted estimator's NotFittedError, not classes_' AttributeError)
+    return self.classes_[decide(scores)]

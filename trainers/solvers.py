@@ -681,8 +681,8 @@ def _elastic_net_solve(gram, l2, l1, scale, tol, max_sweeps, d: int):
   l2/2 |w_t / scale|² + l1 |w_t / scale|₁`; a coordinate's update soft-thresholds, so an L1 zero is 0.0. It
   stops where the largest violation of the optimality conditions (the minimum-norm subgradient, in the
   standardised features, as the other solvers' gradient) is below `tol` times the targets' (root mean)
-  standard deviation, or after `max_sweeps` sweeps: the gradient is in the targets' unit, so a fit of y x c
-  (penalties x c) takes the same sweeps to the answer x c (an absolute `tol` stopped y x 1e-5 at all zeros)."""
+  standard deviation (to a power of two), or after `max_sweeps` sweeps: the gradient is in the targets' unit,
+  so a fit of y x c (penalties x c) stops at the answer x c (an absolute `tol` stopped y x 1e-5 at all zeros)."""
   gram = gram.astype(jnp.float64)
   k = gram.shape[-1] - d - 1
 
@@ -711,7 +711,10 @@ def _elastic_net_solve(gram, l2, l1, scale, tol, max_sweeps, d: int):
       return w, sweeps + 1, violation(w)
 
     w0 = jnp.zeros((d, k), jnp.float64)
-    bound = tol * jnp.sqrt(jnp.maximum(jnp.mean(syy), 0.0))  # syy: each target's variance
+    # syy: each target's variance. Its standard deviation rounded to a power of two: y x 2^k then takes the very
+    # same sweeps (and weighted and repeated rows the same as each other), any other scale within a factor √2.
+    spread = jnp.sqrt(jnp.maximum(jnp.mean(syy), jnp.finfo(jnp.float64).tiny))
+    bound = tol * 2.0 ** jnp.round(jnp.log2(spread))
     w, sweeps, worst = jax.lax.while_loop(lambda s: (s[2] > bound) & (s[1] < max_sweeps), sweep,
                                           (w0, jnp.zeros((), jnp.int64), violation(w0)))
     intercept = mean[d:] - mean[:d] @ w
@@ -959,9 +962,11 @@ def _newton_pass(totals, theta, x, labels, weight, shift, scale, by_row: bool = 
   return totals[0] + loss, totals[1] + grad, totals[2] + hessian
 
 
-def _low_precision(count: int) -> bool:
-  """Whether the Hessians of `count` models are summed in float32 (see `_loss_hessian`)."""
-  return count > GEMM_MODELS
+def _low_precision(count: int, rows: int | None = None) -> bool:
+  """Whether the Hessians of `count` models are summed in float32 (see `_loss_hessian`): many models, over
+  `rows` of at least FLOAT32_MIN_ROWS where the rows are known (fewer: float64, which costs nothing there,
+  and keeps the curvature of classes weighed 1e7 apart: their float32 Hessians took 1000 iterations)."""
+  return count > GEMM_MODELS and (rows is None or rows >= FLOAT32_MIN_ROWS)
 
 
 def _loss_hessian(x, p, weight, shift, scale):
@@ -973,7 +978,7 @@ def _loss_hessian(x, p, weight, shift, scale):
   row sample's error (~5%) dwarfs float32's rounding (~3e-7), while the GEMM takes 0.6 of the time (50
   models on 32768 rows: 36 -> 23 ms). `_newton_direction` damps them above that rounding. Else in the pass
   dtype from the raw rows, standardised after (`_standardised_hessian`)."""
-  if _low_precision(weight.shape[0]):
+  if _low_precision(weight.shape[0], x.shape[0]):
     return _hessian(_with_ones((x - shift[None, :]) / scale[None, :]), p, weight, jnp.float32).astype(x.dtype)
   return _standardised_hessian(_hessian(_with_ones(x), p, weight), shift, scale, p.shape[-1])
 
@@ -1021,12 +1026,12 @@ def _penalty_diagonal(data: Staged, l2) -> np.ndarray:
   return np.broadcast_to(per_row[:, :, None], (len(l2), data.d + 1, data.k))
 
 
-@jax.jit
-def _newton_direction(grad, hessian, penalty):
+@functools.partial(jax.jit, static_argnames="rows")
+def _newton_direction(grad, hessian, penalty, rows=None):
   """The Newton step `H⁻¹ g` of each model (float64, Cholesky with a relative damping floor for a
   flat direction), and for softmax projected onto logits that sum to 0 over classes (the loss does
   not change along that direction; scikit-learn's iterates stay there too)."""
-  low = _low_precision(hessian.shape[0]) or hessian.dtype == jnp.float32
+  low = _low_precision(hessian.shape[0], rows) or hessian.dtype == jnp.float32
   hessian = hessian.astype(jnp.float64)
   size = hessian.shape[-1]
   relative = 1e-6 if low else 1e-12  # above the sums' rounding
@@ -1310,7 +1315,7 @@ def _newton_iterations(data, chunks, l2, theta, tol, max_iter, hessian=None):
     if separate:
       hessian = _sample_hessian(data, chunks, theta) if given is None else given
       given = None
-    step, finite = _newton_direction(grad, hessian, penalty.reshape(count, -1))
+    step, finite = _newton_direction(grad, hessian, penalty.reshape(count, -1), rows=max(data.chunk_rows))
     step = _project_classes(np.where(np.asarray(finite)[:, None], np.asarray(step), grad), data)
     slope = np.sum(grad * step, axis=1)  # > 0: -step descends
     rate = np.ones(count)
@@ -1364,7 +1369,7 @@ def _newton_loop(theta, x, labels, weight, shift, scale, penalty, tol, max_iter,
     grad = grad.astype(jnp.float64).reshape(count, -1) + (penalty * t).reshape(count, -1)
     return loss, grad, hessian
 
-  return _device_newton(theta, parts, None, penalty, tol, max_iter, x.dtype)
+  return _device_newton(theta, parts, None, penalty, tol, max_iter, x.dtype, rows=x.shape[0])
 
 
 @functools.partial(jax.jit, static_argnames=("by_row", "family", "sample_size"))
@@ -1397,10 +1402,10 @@ def _newton_rows(theta, xs, labels, weights, shift, scale, penalty, tol, max_ite
     return _hessian_pass(total, t, x[:sample_size], y[:sample_size], w, sample_shift, sample_scale, family=family)
 
   return _device_newton(theta, parts, sample_hessian if separate else None, penalty, tol, max_iter, dtype,
-                        (given, use_given))
+                        (given, use_given), rows=max(max(x.shape[0] for x in xs), sample_size or 0))
 
 
-def _device_newton(theta, parts, sample_hessian, penalty, tol, max_iter, dtype, given=None):
+def _device_newton(theta, parts, sample_hessian, penalty, tol, max_iter, dtype, given=None, rows=None):
   """The Newton iterations of `_newton_iterations` inside a program: the same steps, acceptance and stopping
   rule. `parts(t)` → `(loss [K], grad [K, p], Hessian [K, p, p] or None)` with the penalty; where it gives
   no Hessian, `sample_hessian(t)` does, at each iterate a step leaves from (`given`: `(Hessian, flag)`, the
@@ -1432,7 +1437,7 @@ def _device_newton(theta, parts, sample_hessian, penalty, tol, max_iter, dtype, 
       first = given[1] & jnp.all(n_iter <= 0)
       hessian = jax.lax.cond(jnp.all(n_iter < 0), lambda: hessian,
                              lambda: jax.lax.cond(first, lambda: given[0], lambda: sample_hessian(theta)))
-    step, finite = _newton_direction(grad, hessian, flat_penalty)
+    step, finite = _newton_direction(grad, hessian, flat_penalty, rows=rows)
     step = jnp.where(finite[:, None], step, grad)
     if k > 1:  # logits that sum to 0 over classes (as `_project_classes`)
       step = step.reshape(count, -1, k)
