@@ -40,10 +40,10 @@ def encode(value, where: str):
   ValueError naming `where` for anything else (an object, a callable)."""
   if value is None or isinstance(value, (bool, str)):
     return value
-  if isinstance(value, (numbers.Integral, np.bool_)) and not isinstance(value, np.bool_):
-    return int(value)
   if isinstance(value, np.bool_):
     return bool(value)
+  if isinstance(value, numbers.Integral):
+    return int(value)
   if isinstance(value, numbers.Real):
     return {"float": repr(float(value))}
   if isinstance(value, np.ndarray):

@@ -1,8 +1,9 @@
 """flaxzoo's own BLAS calls on the host run on one thread.
 
-OpenBLAS's threads spin while they wait: on a machine whose other core is busy (a second job, a test worker),
-`xᵀx` of 300k x 40 took 4-6 s instead of 0.03 s. One thread costs these calls nothing measurable on two idle
-cores (the products are memory-bound at flaxzoo's widths) and cannot spin against anyone. Limited per call
+OpenBLAS's threads spin while they wait: issue 31 measured `xᵀx` of 300k x 40 at 4-6 s instead of 0.03 s on
+a machine whose other core was busy. (Not reproduced on the day this was added: there the first least-squares
+fit took 0.46 s with default threads and 0.45 s with one, busy or idle alike; Huber on 200 x 2000 was faster
+on one thread, 0.39 s against 0.67 s.) One thread cannot spin against anyone. Limited per call
 (threadpoolctl), never process-wide: the user's own NumPy keeps its threads.
 """
 

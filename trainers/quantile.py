@@ -64,8 +64,8 @@ def interior_point(z, y, upper, q, tol, max_iter):
   with np.errstate(divide="ignore", invalid="ignore"):  # a singular R: collinear columns (below)
     start = _rows_factor(z, upper, root)
     beta = _qr_solve(start, root * y, np.zeros(z.shape[1]))
-    singular = np.abs(np.diagonal(start[2]))
-    conditioning = (singular.max() / singular.min()) ** 2 if singular.min() > 0 else np.inf  # about zᵀUz's
+    diagonal = np.abs(np.diagonal(start[2]))
+    conditioning = (diagonal.max() / diagonal.min()) ** 2 if diagonal.min() > 0 else np.inf  # about zᵀUz's
   if not np.all(np.isfinite(beta)):  # collinear columns: the minimum-norm start
     beta = np.linalg.lstsq(z * root[:, None], y * root, rcond=None)[0]
   r = y - z @ beta
