@@ -51,7 +51,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from timing import median_time  # noqa: E402
+from timing import median_time, use_compilation_cache  # noqa: E402
 
 ROWS = ("least_squares", "logistic", "softmax", "grid_breast_cancer", "grid_100k", "bootstrap", "cv_100k",
         "poisson_100k", "gamma_100k", "tweedie_100k", "elastic_net_cv_100k", "l1_logistic_100k", "cv_elasticnet_100k",
@@ -285,6 +285,7 @@ def worker(row: str, library: str, repeats: int, smoke: bool) -> dict:
     from flaxzoo.experiments.config import OPTIMIZERS  # noqa: F401
     from flaxzoo.trainers import solvers  # noqa: F401
 
+    use_compilation_cache()
     jnp.zeros(1).block_until_ready()
   try:
     fit = fitter(row, library, x, y)

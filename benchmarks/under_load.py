@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -32,6 +33,11 @@ def worker(library: str, rows: int) -> float:
     import flaxzoo.trainers.host_blas as host_blas
     from flaxzoo.sklearn import LinearRegression
     from flaxzoo.trainers import solvers  # noqa: F401
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from timing import use_compilation_cache
+
+    use_compilation_cache()
 
     if library == "flaxzoo_threaded":
       host_blas.one_thread = contextlib.nullcontext

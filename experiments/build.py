@@ -87,7 +87,7 @@ def build(config: Config, data_dir=None, log: Callable[[str], None] | None = Non
 
     rows = len(data.splits["train"][0])
     full_batch = config.batch_size is None or config.batch_size >= rows
-    if solvers.choose("auto", loss, is_affine(model), full_batch) != "optax":
+    if solvers.choose("auto", loss, is_affine(model), full_batch, l1=bool(l1), l2=bool(l2)) != "optax":
       optimizer = None
   if l1 and optimizer is not None and config.solver in ("optax", "auto"):  # the optax path's L1: a proximal step
     if config.optimizer == "lbfgs":

@@ -15,23 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from flaxzoo.experiments.errors import ConfigError
-from flaxzoo.zoo.registry import Registry
-
-
-def _optax():
-  import optax  # ~0.5 s: only when a run builds its optimizer, not for flags or --help
-
-  return optax
-
-
-# `make(learning_rate) -> optax.GradientTransformation`, by name.
-OPTIMIZERS: Registry[Callable[[float], Any]] = Registry("optimizer")
-OPTIMIZERS.register("sgd", lambda lr: _optax().sgd(lr))
-OPTIMIZERS.register("momentum", lambda lr: _optax().sgd(lr, momentum=0.9))
-OPTIMIZERS.register("adam", lambda lr: _optax().adam(lr))
-# L-BFGS with optax's zoom line search: the step size is the line search's,
-# learning_rate is not used. Full batch is what it is made for.
-OPTIMIZERS.register("lbfgs", lambda lr: _optax().lbfgs())
+from flaxzoo.trainers.optimizers import OPTIMIZERS
+from flaxzoo.trainers.penalty_split import split_penalty
 
 
 # Checks: `(value) -> requirement text or None`.
@@ -120,10 +105,11 @@ class Config:
                               help="a log-link GLM: its half deviance as the loss, the model glm (default)")
   power: float | None = option(None, kind=float, check=_power, help="--family tweedie's power p")
   optimizer: str = option("sgd", help="optax optimizer", choices=("sgd", "momentum", "adam", "lbfgs"))
-  solver: str = option("optax", choices=("optax", "auto", "normal_equation", "newton", "lbfgs"),
+  solver: str = option("optax", choices=("optax", "auto", "normal_equation", "newton", "lbfgs", "interior_point"),
                        help="optax: --steps steps of --optimizer; normal_equation (mse), newton, lbfgs (logistic,"
-                            " softmax): the exact full-batch optimum of a linear model, --steps the iteration cap;"
-                            " auto: the exact one that applies")
+                            " softmax, the GLMs; newton also huber:E), interior_point (quantile:Q): the exact"
+                            " full-batch optimum of a linear model, --steps the iteration cap; auto: the exact one"
+                            " that applies")
   learning_rate: float = option(0.1, kind=float, flag="--lr", check=_positive, help="learning rate (lbfgs: unused)")
   l2: float = option(0.0, kind=float, check=_non_negative,
                      help="the penalty's strength: mean loss + l2/2*|w|^2 (sklearn: C = 1/(n*l2), Ridge alpha ="
@@ -161,8 +147,7 @@ class Config:
     """The core's `(l2, l1)` of the strength λ (default the field `l2`; a sweep's grid value), split by
     `penalty` (and `l1_ratio`): `λ (1 - r)` and `λ r`."""
     strength = self.l2 if strength is None else float(strength)
-    ratio = {"l2": 0.0, "l1": 1.0}.get(self.penalty, self.l1_ratio)
-    return strength * (1.0 - ratio), strength * ratio
+    return split_penalty(strength, {"l2": 0.0, "l1": 1.0}.get(self.penalty, self.l1_ratio))
 
   def resolved_loss(self) -> str | None:
     """`loss`, or `--family`'s half deviance (`tweedie:P`); a ConfigError where they disagree."""

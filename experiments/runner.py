@@ -11,9 +11,7 @@ from typing import Any
 import numpy as np
 from flax import nnx
 
-from flaxzoo.checkpoints.card import library_versions
-from flaxzoo.checkpoints.files import standard_json
-from flaxzoo.checkpoints.manager import Checkpointer, abstract_like, parse_keep_best
+from flaxzoo.checkpoints.manager import abstract_like, parse_keep_best
 from flaxzoo.datasets.preprocessing import Preprocessing
 from flaxzoo.experiments.build import build
 from flaxzoo.experiments.config import Config, reproducing_command, resumable_fields
@@ -22,18 +20,19 @@ from flaxzoo.experiments.metric_log import MetricLog, read_metrics
 from flaxzoo.experiments.named import EXPERIMENTS, get_experiment
 from flaxzoo.experiments.phases import Phases
 from flaxzoo.experiments.progress import Progress
+from flaxzoo.experiments.records import RunRecord
+from flaxzoo.experiments.session import RunSession
 from flaxzoo.experiments.workdir import (
   STATE_DIR,
   WorkdirLock,
-  check_kind,
   check_same_data,
   claim,
-  move_aside,
   removed_if_unused,
   set_aside_outputs,
   write_json_atomic,
 )
-from flaxzoo.trainers.trainer import History, Trainer
+from flaxzoo.trainers.history import History
+from flaxzoo.trainers.trainer import Trainer
 
 
 def command_of(config: Config) -> str:
@@ -60,11 +59,6 @@ def config_differences(saved: dict[str, Any], config: Config) -> list[str]:
   keys = sorted(set(saved) | set(current))
   return [f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}"
           for k in keys if k not in resumable and saved.get(k) != current.get(k)]
-
-
-# Without --save-every, a checkpoint is saved at the first logged step this many seconds after the
-# previous one, and at the end (a run of a few seconds saves once; SIGTERM/SIGINT save too).
-SAVE_INTERVAL_S = 60.0
 
 
 def start_plot_worker(workdir: pathlib.Path) -> None:
@@ -171,93 +165,107 @@ def train_in(
   phases = phases or Phases()
   with phases("data and model"):
     built = build(config, data_dir, log, download=download, progress_bar=progress == "bar" and writer)
-  data, trainer = built.data, built.trainer
-  splits = data.splits
-  command = command_of(config)
+  run = _Run(config, built, workdir, log, writer, phases, keep_best)
+  session, resumed = None, False
+  if checkpoint:
+    session, resumed = _open_session(run, keep, async_save, restart, fallback)
+  if writer and not resumed:
+    set_aside_outputs(workdir, log)  # a new run: an earlier run's outputs are kept, not overwritten
+  _announce(config, built, log)
+  history = _fit(run, session, save_every, should_stop, progress, tensorboard)
+  trainer = built.trainer
+  devices = {"mode": trainer.placement.mode, "count": len(trainer.placement.devices),
+             "processes": jax.process_count(), "platform": trainer.placement.devices[0].platform}
+  results = run.record.results(trainer.step, history, params_as_lists(trainer.params), devices,
+                               time.perf_counter() - start)
+  if writer:
+    write_json_atomic(workdir / "results.json", results)
+    if plots:
+      with phases("plots"):
+        _plots(run, plots)
+  results["workdir"] = str(workdir)
+  return results
 
-  # What predicting needs beyond the parameters, recorded with each checkpoint so that `predict` on the
-  # workdir never reopens the training data: the inputs' range, and a fit report (brain age's bias correction).
-  x_train = np.asarray(splits["train"][0], np.float64).reshape(len(splits["train"][0]), -1)
-  input_range = {"min": x_train.min(axis=0).tolist(), "max": x_train.max(axis=0).tolist(),
-                 "note": "per model input (after preprocessing), over the training split"}
-  reports = data.task == "regression" and type(data.preprocessing).fit_report is not Preprocessing.fit_report
 
-  def card_entries(t: Trainer) -> dict[str, Any]:
-    entries = {"input_range": input_range}
+class _Run:
+  """One training run's parts: its config, data and trainer, what it records (`RunRecord`, the card's
+  entries), and the train and test metrics of a step, computed once."""
+
+  def __init__(self, config: Config, built, workdir: pathlib.Path, log, writer: bool, phases: Phases,
+               keep_best: str | None):
+    self.config, self.built, self.data, self.trainer = config, built, built.data, built.trainer
+    self.workdir, self.log, self.writer, self.phases, self.keep_best = workdir, log, writer, phases, keep_best
+    self.splits = self.data.splits
+    self.record = RunRecord.of(config, built, command_of(config))
+    # What predicting needs beyond the parameters, recorded with each checkpoint so that `predict` on the
+    # workdir never reopens the training data: the inputs' range, and a fit report (brain age's bias correction).
+    x_train = np.asarray(self.splits["train"][0], np.float64).reshape(len(self.splits["train"][0]), -1)
+    self.input_range = {"min": x_train.min(axis=0).tolist(), "max": x_train.max(axis=0).tolist(),
+                        "note": "per model input (after preprocessing), over the training split"}
+    self.reports = (self.data.task == "regression"
+                    and type(self.data.preprocessing).fit_report is not Preprocessing.fit_report)
+    self.evaluated: dict[str, Any] = {}
+
+  def card_entries(self, t: Trainer) -> dict[str, Any]:
+    entries = {"input_range": self.input_range}
     if t.link != "identity":  # the outputs are log means: `predict` on the workdir shows exp(outputs)
       entries["link"] = t.link
-    if reports:
-      predicted = data.preprocessing.postprocess(t.predict_means(splits["train"][0]))[:, 0]
-      entries.update(data.preprocessing.fit_report(predicted, data.raw["train"]))
+    if self.reports:
+      predicted = self.data.preprocessing.postprocess(t.predict_means(self.splits["train"][0]))[:, 0]
+      entries.update(self.data.preprocessing.fit_report(predicted, self.data.raw["train"]))
     return entries
 
-  def meta_of(metrics):
-    return standard_json({
-        "experiment": config.name,
-        "step": trainer.step,
-        "config": config.to_dict(),
-        "command": command,
-        "model": built.model,
-        "loss": built.loss,
-        "metrics": metrics,
-        "preprocessing": data.preprocessing.to_dict(),
-        "dataset": data.record,
-        "task": data.task,
-        "classes": data.class_names,
-        "keep_best": keep_best,
-        "versions": library_versions(),
-        "card": card_entries(trainer),
-    })
+  def meta(self, metrics) -> dict[str, Any]:
+    return self.record.meta(self.trainer.step, metrics, self.keep_best, self.card_entries(self.trainer))
 
-  checkpointer, resumed = None, False
-  if checkpoint and keep_best:  # a misspelt metric fails now, not at the first save
+  def evaluate_splits(self, t: Trainer) -> dict[str, dict[str, Any]]:
+    """Train and test metrics at the current step, computed once per step."""
+    if self.evaluated.get("step") != t.step:
+      with self.phases("evaluate"):
+        self.evaluated.update(step=t.step, metrics={"train": t.evaluate(self.splits["train"]),
+                                                    "test": t.evaluate(self.splits["test"])})
+    return self.evaluated["metrics"]
+
+
+def _open_session(run: _Run, keep, async_save: bool, restart: bool, fallback: bool) -> tuple[RunSession, bool]:
+  """`(session, resumed)`: the run's checkpoints, resumed from the latest complete one where there is one
+  (same config but for the resumable fields, same data)."""
+  trainer, keep_best = run.trainer, run.keep_best
+  if keep_best:  # a misspelt metric fails now, not at the first save
     try:
       name = parse_keep_best(keep_best)[0]
     except ValueError as e:
       raise ConfigError(f"--keep-best: {e}") from None
-    known = [f"{split}/{key}" for split in ("train", "test") for key in trainer.evaluate(splits["test"])]
+    known = [f"{split}/{key}" for split in ("train", "test") for key in trainer.evaluate(run.splits["test"])]
     if name not in known:
       raise ConfigError(f"--keep-best {name}: no such metric; known: {', '.join(known)}")
-  if checkpoint:
-    with phases("checkpoint set-up"):
-      directory = workdir / "checkpoints"
-      if restart and directory.exists() and writer:
-        log(f"--restart: moved the earlier checkpoints to {move_aside(directory)}")
-      checkpointer = Checkpointer(directory, keep=keep, keep_best=keep_best, async_save=async_save)
-      latest = checkpointer.latest_step()
-      if latest is not None:
-        check_kind(workdir, checkpointer.restore_meta(latest), "run")
-        target = restore_target(trainer)
-        step, (state, meta) = checkpointer.restore_with_fallback(
-            latest, lambda s: checkpointer.restore(s, target), fallback, log)
-        broken = [s for s in checkpointer.steps() if s > step]
-        if broken and writer:
-          # Training goes on from `step` and will save these steps again: keep the
-          # broken ones for inspection, out of Orbax's way, never deleted.
-          aside = directory.with_name(f"checkpoints.broken-{time.strftime('%Y%m%d-%H%M%S')}")
-          aside.mkdir(exist_ok=True)
-          for s in broken:
-            (directory / str(s)).rename(aside / str(s))
-          log(f"warning: moved the unusable checkpoint steps {broken} to {aside}")
-          checkpointer.close()
-          checkpointer = Checkpointer(directory, keep=keep, keep_best=keep_best, async_save=async_save)
-        differences = config_differences(meta["config"], config)
-        if differences:
-          raise ConfigError(
-              f"{workdir} holds a run of another config (step {step}); pass --restart to start over,"
-              f" or another --workdir. Differences: {'; '.join(differences)}"
-          )
-        check_same_data(workdir, meta, data.record, step)
-        trainer.state = state
-        resumed = True
-        log(f"resuming from step {step} ({checkpointer.directory / str(step)})")
-  if writer and not resumed:
-    set_aside_outputs(workdir, log)  # a new run: an earlier run's outputs are kept, not overwritten
+  with run.phases("checkpoint set-up"):
+    session = RunSession(run.workdir, "run", run.log, keep=keep, keep_best=keep_best, async_save=async_save,
+                         restart=restart, writer=run.writer)
+    resumed = session.resume(restore_target(trainer), fallback)
+    if resumed is None:
+      return session, False
+    step, state, meta = resumed
+    differences = config_differences(meta["config"], run.config)
+    if differences:
+      raise ConfigError(
+          f"{run.workdir} holds a run of another config (step {step}); pass --restart to start over,"
+          f" or another --workdir. Differences: {'; '.join(differences)}"
+      )
+    check_same_data(run.workdir, meta, run.data.record, step)
+    trainer.state = state
+    run.log(f"resuming from step {step} ({session.directory / str(step)})")
+  return session, True
 
+
+def _announce(config: Config, built, log) -> None:
+  """The run's first line: the task first (integer labels, counts 0-10, are read as classes unless --task says
+  otherwise), the solver, the batch, the data's size and the devices."""
+  data, trainer = built.data, built.trainer
+  splits = data.splits
   solver = trainer.chosen_solver(len(splits["train"][0]), config.batch_size)
   how = (f"{config.steps} steps of {config.optimizer}(lr={config.learning_rate:g})" if solver == "optax" else
          f"the {solver} solver (at most {config.steps} iterations)")
-  # The task said first: integer labels (counts 0-10) are read as classes unless --task says otherwise.
   task = (f"classification of {len(data.class_names)} classes" + (" (integer labels: --task regression for a"
           " number)" if config.task is None and all(c.lstrip("-").isdigit() for c in data.class_names) else "")
           if data.task == "classification" else "regression")
@@ -268,119 +276,84 @@ def train_in(
       f" on {trainer.placement.describe()}"
   )
 
-  evaluated: dict[str, Any] = {}
 
-  def evaluate_splits(t: Trainer) -> dict[str, dict[str, Any]]:
-    """Train and test metrics at the current step, computed once per step."""
-    if evaluated.get("step") != t.step:
-      with phases("evaluate"):
-        evaluated.update(step=t.step, metrics={"train": t.evaluate(splits["train"]),
-                                               "test": t.evaluate(splits["test"])})
-    return evaluated["metrics"]
-
-  last_save = {"time": time.monotonic(), "step": None}
+def _fit(run: _Run, session: RunSession | None, save_every, should_stop, progress: str, tensorboard: bool) -> History:
+  """The steps left to `config.steps` with their saves, metric log and progress bar; `Interrupted` (after a
+  save) where `should_stop()` ended them."""
+  config, trainer, phases = run.config, run.trainer, run.phases
 
   def save(t: Trainer) -> None:
-    if last_save["step"] == t.step:
+    if session.saved(t.step):
       return
-    metrics = evaluate_splits(t)
+    metrics = run.evaluate_splits(t)
     with phases("checkpoint saves"):
-      checkpointer.save(t.step, t.state, meta_of(metrics), metrics)
-    last_save.update(time=time.monotonic(), step=t.step)
-
-  def save_when_due(t: Trainer, _) -> None:
-    if time.monotonic() - last_save["time"] >= SAVE_INTERVAL_S:
-      save(t)
+      session.save(t.step, t.state, lambda: run.meta(metrics), metrics)
 
   # Every process evaluates (the computation spans all devices); process 0 writes.
   with phases("metric log"):
-    metric_log = MetricLog(workdir, trainer.step, tensorboard) if writer else None
+    metric_log = MetricLog(run.workdir, trainer.step, tensorboard) if run.writer else None
   learning_rate = None if config.optimizer == "lbfgs" else config.learning_rate
 
   def log_metrics(t: Trainer, history: History) -> None:
-    metrics = evaluate_splits(t)
+    metrics = run.evaluate_splits(t)
     loss = history.losses[-1] if history.steps and history.steps[-1] == t.step else None
     if metric_log:
       with phases("metric log"):
         metric_log.write({"step": t.step, "learning_rate": learning_rate, "loss": loss, **metrics})
 
-  bar = Progress(config.steps, trainer.step, progress if writer else "off", config.name)
+  hooks = [(config.log_every, log_metrics)]
+  if session and not save_every:
+    hooks.append((config.log_every, lambda t, _: save(t) if session.due() else None))
+  bar = Progress(config.steps, trainer.step, progress if run.writer else "off", config.name)
   remaining = config.steps - trainer.step
   try:
-    if remaining > 0:
-      nested = sum(phases.seconds.values())
-      fit_start = time.perf_counter()
-      history = trainer.fit(
-          splits["train"],
-          steps=remaining,
-          batch_size=config.batch_size,
-          shuffle=config.shuffle,
-          eval_data={"test": splits["test"]},
-          log_every=config.log_every,
-          checkpoint_every=save_every if checkpointer else None,
-          on_checkpoint=save if checkpointer else None,
-          should_stop=should_stop,
-          hooks=[(config.log_every, log_metrics)] + ([(config.log_every, save_when_due)]
-                                                     if checkpointer and not save_every else []),
-          on_progress=lambda step, h: bar.update(step, h.losses[-1] if h.losses else None),
-      )
-      # The fit's own time: compiling and the steps, without the hooks' phases counted above.
-      phases.seconds["compile and steps"] = (time.perf_counter() - fit_start) - (sum(phases.seconds.values())
-                                                                                  - nested)
-      bar.close()
-      if history.converged is False:
-        log(f"warning: the {trainer.chosen_solver(len(splits['train'][0]), config.batch_size)} solver did not"
-            f" converge in {history.iterations} iterations (--steps caps them); its parameters are saved as they are")
-      if history.stopped:
-        if checkpointer:
-          save(trainer)
-          checkpointer.close()
-          raise Interrupted(trainer.step, checkpointer.directory / str(trainer.step))
-        raise Interrupted(trainer.step, workdir)
-    else:
-      log(f"nothing to train: step {trainer.step} >= --steps {config.steps}; evaluating")
+    if remaining <= 0:
+      run.log(f"nothing to train: step {trainer.step} >= --steps {config.steps}; evaluating")
       history = History()
-      history.metrics = evaluate_splits(trainer)
+      history.metrics = run.evaluate_splits(trainer)
+      return history
+    nested = sum(phases.seconds.values())
+    fit_start = time.perf_counter()
+    history = trainer.fit(
+        run.splits["train"], steps=remaining, batch_size=config.batch_size, shuffle=config.shuffle,
+        eval_data={"test": run.splits["test"]}, log_every=config.log_every,
+        checkpoint_every=save_every if session else None, on_checkpoint=save if session else None,
+        should_stop=should_stop, hooks=hooks,
+        on_progress=lambda step, h: bar.update(step, h.losses[-1] if h.losses else None),
+    )
+    # The fit's own time: compiling and the steps, without the hooks' phases counted above.
+    phases.seconds["compile and steps"] = (time.perf_counter() - fit_start) - (sum(phases.seconds.values())
+                                                                                - nested)
+    bar.close()
+    if history.converged is False:
+      run.log(f"warning: the {trainer.chosen_solver(len(run.splits['train'][0]), config.batch_size)} solver did"
+              f" not converge in {history.iterations} iterations (--steps caps them); its parameters are saved as"
+              f" they are")
+    if history.stopped:
+      if session:
+        save(trainer)
+        session.close()
+        raise session.interrupted(trainer.step)
+      raise Interrupted(trainer.step, run.workdir)
+    return history
   finally:
     bar.close()
     with phases("closing (the last save)"):
-      _close_all([metric_log, checkpointer])
+      _close_all([metric_log, session])
 
-  results = {
-      "experiment": config.name,
-      "step": trainer.step,
-      "train": history.metrics["train"],
-      "test": history.metrics["test"],
-      "model": built.model,
-      "loss": built.loss,
-      "command": command,
-      "params": params_as_lists(trainer.params),
-      "devices": {"mode": trainer.placement.mode, "count": len(trainer.placement.devices),
-                  "processes": jax.process_count(), "platform": trainer.placement.devices[0].platform},
-      "config": config.to_dict(),
-      "preprocessing": data.preprocessing.to_dict(),
-      "dataset": data.record,
-      "task": data.task,
-      "classes": data.class_names,
-      "history": {"step": history.steps, "loss": history.losses},
-      "train_seconds": history.train_seconds,
-      "wall_seconds": time.perf_counter() - start,
-      "versions": library_versions(),
-  }
-  if writer:
-    write_json_atomic(workdir / "results.json", results)
-    if plots:
-      with phases("plots"):
-        from flaxzoo.experiments import plots as plots_lib
 
-        inputs = plots_lib.plot_inputs(trainer, data, config.name, trainer.step)
-        if plots == "background":  # drawn by a process of its own, after this one has released the workdir
-          plots_lib.save_inputs(inputs, workdir / STATE_DIR / "plot_inputs.npz")
-          start_plot_worker(workdir)
-          log(f"plots: being drawn into {workdir / 'plots'} in the background"
-              f" (`flaxzoo plot --workdir {workdir}` draws them again)")
-        else:
-          files = plots_lib.draw(read_metrics(workdir), inputs, workdir / "plots")
-          log(f"plots: {', '.join(str(f) for f in files)}")
-  results["workdir"] = str(workdir)
-  return results
+def _plots(run: _Run, plots) -> None:
+  """The run's PNGs: drawn here, or (`"background"`) by a process of its own, after this one has released the
+  workdir."""
+  from flaxzoo.experiments import plots as plots_lib
+
+  workdir, trainer = run.workdir, run.trainer
+  inputs = plots_lib.plot_inputs(trainer, run.data, run.config.name, trainer.step)
+  if plots == "background":
+    plots_lib.save_inputs(inputs, workdir / STATE_DIR / "plot_inputs.npz")
+    start_plot_worker(workdir)
+    run.log(f"plots: being drawn into {workdir / 'plots'} in the background"
+            f" (`flaxzoo plot --workdir {workdir}` draws them again)")
+  else:
+    files = plots_lib.draw(read_metrics(workdir), inputs, workdir / "plots")
+    run.log(f"plots: {', '.join(str(f) for f in files)}")

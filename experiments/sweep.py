@@ -37,10 +37,9 @@ import numpy as np
 from flaxzoo.checkpoints.card import library_versions
 from flaxzoo.checkpoints.files import standard_json
 from flaxzoo.experiments.config import OPTIMIZERS, Config, resumable_fields
-from flaxzoo.experiments.errors import ConfigError, Interrupted
+from flaxzoo.experiments.errors import ConfigError
 from flaxzoo.experiments.workdir import (
     WorkdirLock,
-    check_kind,
     check_same_data,
     claim,
     move_aside,
@@ -51,7 +50,6 @@ from flaxzoo.experiments.workdir import (
 # Lists a sweep takes: `Config` field -> flag.
 GRID = {"learning_rate": "--lr", "l2": "--l2", "seed": "--seeds"}
 DEFAULT_FOLDS = 5
-SAVE_INTERVAL_S = 60.0
 # The metric that picks `best`, by task (lower is better).
 METRIC = {"regression": "mse", "classification": "log_loss"}
 
@@ -226,85 +224,99 @@ def cross_validate(config: Config, folds: int = 10, data=None, data_dir=None) ->
 
 
 def _sweep_in(config, grid, folds, workdir, data_dir, log, save_every, restart, should_stop, download):
-  from flaxzoo.checkpoints.manager import Checkpointer, abstract_like
   from flaxzoo.experiments.build import build_data
+  from flaxzoo.experiments.session import RunSession
 
   start = time.perf_counter()
   data = build_data(config, data_dir, log, download=download)
   x, y = data.splits["train"]
-  row_ids = data.rows_of("train")
   settings = _settings_of(config, grid)
   planned = _plan(config, settings, folds, data)
-  sweep, runs, fold_of, train_weights = planned.sweep, planned.runs, planned.fold_of, planned.train_weights
   if data.task == "classification":  # as scikit-learn warns: a fold's model never sees a class it is scored on
     for f in range(folds):
-      missing = sorted(set(range(data.num_classes)) - set(np.unique(np.asarray(y)[fold_of != f]).tolist()))
+      missing = sorted(set(range(data.num_classes)) - set(np.unique(np.asarray(y)[planned.fold_of != f]).tolist()))
       if missing:
         names = [data.class_names[c] for c in missing]
         log(f"warning: fold {f}'s training rows hold no row of class {', '.join(map(repr, names))}: its models"
             " never learn it and are validated on it (fewer folds, or more rows of that class)")
-  model_name, args, loss = planned.model["name"], planned.model["args"], planned.loss
   identity = standard_json(_identity(config, grid, folds))
-
-  directory = workdir / "checkpoints"
-  if restart and directory.exists():
-    log(f"--restart: moved the earlier checkpoints to {move_aside(directory)}")
-  checkpointer = Checkpointer(directory, keep=2, async_save=False)
+  session = RunSession(workdir, "sweep", log, keep=2, async_save=False, restart=restart)
   try:
-    latest = checkpointer.latest_step()
-    if latest is not None:
-      check_kind(workdir, checkpointer.restore_meta(latest), "sweep")
-      from jax.sharding import SingleDeviceSharding
-
-      target = abstract_like(sweep.saved_state(), SingleDeviceSharding(sweep.placement.devices[0]))
-      state, meta = checkpointer.restore(latest, target)
-      if meta.get("sweep") != identity:
-        raise ConfigError(f"{workdir} holds another sweep (step {latest}); pass --restart to start over, or"
-                          " another --workdir")
-      check_same_data(workdir, meta, data.record, latest)
-      sweep.restore_state(state)
-      sweep.diverged_step = np.asarray(meta["diverged_step"], np.int64)
-      log(f"resuming the sweep from step {latest}")
-    elif (workdir / "sweep.json").exists():
-      log(f"moved the earlier sweep.json to {move_aside(workdir / 'sweep.json')}")
-
-    last_save = {"time": time.monotonic(), "step": sweep.step}
-
-    def save(s) -> None:
-      if last_save["step"] == s.step:
-        return
-      checkpointer.save(s.step, s.saved_state(), {"sweep": identity, "config": config.to_dict(),
-                                          "dataset": data.record, "diverged_step": s.diverged_step.tolist(),
-                                          "step": s.step}, None)
-      last_save.update(time=time.monotonic(), step=s.step)
-
-    def save_when_due(s) -> None:
-      if save_every or time.monotonic() - last_save["time"] >= SAVE_INTERVAL_S or s.step >= config.steps:
-        save(s)
-
-    solver = sweep.chosen_solver(len(x), config.batch_size)
-    how = (f"{config.steps} steps of {config.optimizer}" if solver == "optax" else
-           f"the {solver} solver (at most {config.steps} iterations)")
-    log(f"{config.name} sweep: {len(settings)} settings x {folds} folds = {len(runs)} models, {how},"
-        f" {'full batch' if config.batch_size is None else f'batch {config.batch_size}'},"
-        f" {len(x)} training rows, on {sweep.placement.describe()}")
-    remaining = config.steps - sweep.step
-    if remaining > 0:
-      try:
-        history = sweep.fit((x, y), steps=remaining, weights=train_weights, batch_size=config.batch_size,
-                            shuffle=config.shuffle, log_every=config.log_every,
-                            checkpoint_every=save_every or min(config.log_every * 10, remaining),
-                            on_checkpoint=save_when_due, should_stop=should_stop)
-      except ValueError as e:
-        raise ConfigError(f"{config.name}: {e}") from None
-      if history.stopped:
-        save(sweep)
-        raise Interrupted(sweep.step, directory / str(sweep.step))
-      log(f"trained {len(runs)} models in {history.train_seconds:.2f} s ({history.path})")
-    save(sweep)
+    _resume_sweep(session, planned.sweep, identity, data, workdir, log)
+    _train_sweep(session, config, planned, identity, data, (x, y), settings, save_every, should_stop, log)
   finally:
-    checkpointer.close()
+    session.close()
+  results = _sweep_results(config, grid, folds, planned, data, settings)
+  write_json_atomic(workdir / "sweep.json", results)
+  log(f"sweep: {len(planned.runs)} models in {time.perf_counter() - start:.1f} s")
+  return results
 
+
+def _resume_sweep(session, sweep, identity, data, workdir, log) -> None:
+  """The sweep from its latest checkpoint, where there is one of this very sweep (same grid, folds, data)."""
+  from jax.sharding import SingleDeviceSharding
+
+  from flaxzoo.checkpoints.manager import abstract_like
+
+  target = abstract_like(sweep.saved_state(), SingleDeviceSharding(sweep.placement.devices[0]))
+  resumed = session.resume(target)
+  if resumed is not None:
+    step, state, meta = resumed
+    if meta.get("sweep") != identity:
+      raise ConfigError(f"{workdir} holds another sweep (step {step}); pass --restart to start over, or"
+                        " another --workdir")
+    check_same_data(workdir, meta, data.record, step)
+    sweep.restore_state(state)
+    sweep.diverged_step = np.asarray(meta["diverged_step"], np.int64)
+    log(f"resuming the sweep from step {step}")
+  elif (workdir / "sweep.json").exists():
+    log(f"moved the earlier sweep.json to {move_aside(workdir / 'sweep.json')}")
+  session.last["step"] = sweep.step  # (on disk already, or nothing trained yet)
+
+
+def _train_sweep(session, config, planned, identity, data, train, settings, save_every, should_stop,
+                 log) -> None:
+  """The steps left to `config.steps` for every model, saved when due and at the end; `Interrupted` (after a
+  save) where `should_stop()` ended them."""
+  sweep, runs, folds = planned.sweep, planned.runs, len(set(planned.fold_of.tolist()))
+
+  def save(s) -> None:
+    session.save(s.step, s.saved_state(), lambda: {"sweep": identity, "config": config.to_dict(),
+                                                   "dataset": data.record, "diverged_step": s.diverged_step.tolist(),
+                                                   "step": s.step})
+
+  def save_when_due(s) -> None:
+    if save_every or session.due() or s.step >= config.steps:
+      save(s)
+
+  solver = sweep.chosen_solver(len(train[0]), config.batch_size)
+  how = (f"{config.steps} steps of {config.optimizer}" if solver == "optax" else
+         f"the {solver} solver (at most {config.steps} iterations)")
+  log(f"{config.name} sweep: {len(settings)} settings x {folds} folds = {len(runs)} models, {how},"
+      f" {'full batch' if config.batch_size is None else f'batch {config.batch_size}'},"
+      f" {len(train[0])} training rows, on {sweep.placement.describe()}")
+  remaining = config.steps - sweep.step
+  if remaining > 0:
+    try:
+      history = sweep.fit(train, steps=remaining, weights=planned.train_weights, batch_size=config.batch_size,
+                          shuffle=config.shuffle, log_every=config.log_every,
+                          checkpoint_every=save_every or min(config.log_every * 10, remaining),
+                          on_checkpoint=save_when_due, should_stop=should_stop)
+    except ValueError as e:
+      raise ConfigError(f"{config.name}: {e}") from None
+    if history.stopped:
+      save(sweep)
+      raise session.interrupted(sweep.step)
+    log(f"trained {len(runs)} models in {history.train_seconds:.2f} s ({history.path})")
+  save(sweep)
+
+
+def _sweep_results(config, grid, folds, planned, data, settings) -> dict:
+  """sweep.json: every run's train and validation metrics, each setting's summary over its runs, the best."""
+  sweep, runs, fold_of, train_weights = planned.sweep, planned.runs, planned.fold_of, planned.train_weights
+  x, y = data.splits["train"]
+  row_ids = data.rows_of("train")
+  model_name, args, loss = planned.model["name"], planned.model["args"], planned.loss
   train_metrics = sweep.evaluate((x, y), train_weights)
   valid_metrics = sweep.evaluate((x, y), 1 - train_weights)
   metric = METRIC[data.task]
@@ -344,7 +356,4 @@ def _sweep_in(config, grid, folds, workdir, data_dir, log, save_every, restart, 
                                           "valid": best["valid"][metric]},
       "versions": library_versions(),
   }
-  results = standard_json(results)
-  write_json_atomic(workdir / "sweep.json", results)
-  log(f"sweep: {len(runs)} models in {time.perf_counter() - start:.1f} s")
-  return results
+  return standard_json(results)

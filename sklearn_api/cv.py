@@ -26,14 +26,14 @@ from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
 from sklearn.utils.validation import validate_data
 
+from flaxzoo.sklearn.checks import check_iterations
 from flaxzoo.sklearn.estimators import (
   LinearClassifier,
   LinearRegression,
   _DenseInput,
   _LinearModel,
-  check_iterations,
-  class_weights,
 )
+from flaxzoo.sklearn.labels import class_weights
 from flaxzoo.sklearn.penalty import l2_of_alpha, penalties_of_C
 
 

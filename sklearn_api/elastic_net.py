@@ -24,7 +24,8 @@ from sklearn.base import MultiOutputMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from flaxzoo.sklearn.estimators import _DenseInput, check_iterations
+from flaxzoo.sklearn.checks import check_iterations
+from flaxzoo.sklearn.estimators import _DenseInput
 from flaxzoo.sklearn.penalty import penalties_of_elastic_net
 
 

@@ -14,9 +14,8 @@ Parameters carry scikit-learn's names, scales and defaults:
 
 `penalty.l2_of_alpha` and `penalty.penalties_of_C` write each once as the training core's `l2` (the
 objective there is the weighted mean loss plus `l2 / 2 * |coef|^2`, the intercept not penalised).
-`solver="auto"` fits by the normal equation (least squares) or Newton / L-BFGS (logistic, softmax)
-in `flaxzoo.trainers.solvers`, float64 on float64 input; `solver="optax"` trains with an optax
-optimizer by name (`optimizer`, `learning_rate`) through `Trainer`, as `partial_fit` always does.
+`solver="auto"`: the exact solver `solvers.choose` picks, fitted by `trainers.exact.fit_affine` (float64 on
+float64 input); `solver="optax"`: optax steps by name (`optimizer`, `learning_rate`), as `partial_fit` takes.
 `max_iter` and `tol` are scikit-learn's: iterations, and the largest entry of the gradient of the
 mean objective (optax: the relative change of the loss between checks). Stopping at `max_iter`
 warns with `ConvergenceWarning`.
@@ -35,18 +34,11 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from flaxzoo.sklearn.labels import _classes_and_codes, class_weights
 from flaxzoo.sklearn.penalty import l2_of_alpha, penalties_of_C
 from flaxzoo.zoo.links import decide, probabilities
 
 SOLVERS = ("auto", "normal_equation", "newton", "lbfgs", "optax")
-
-
-def check_iterations(max_iter, tol) -> None:
-  """scikit-learn's `max_iter` (an int >= 1) and `tol` (a finite number >= 0), refused in one line."""
-  if not isinstance(max_iter, numbers.Integral) or isinstance(max_iter, bool) or max_iter < 1:
-    raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
-  if not isinstance(tol, numbers.Real) or not 0 <= tol < np.inf:
-    raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
 
 
 class _DenseInput(BaseEstimator):
@@ -76,14 +68,14 @@ class _LinearModel(_DenseInput):
   # Subclasses: `_loss(num_outputs)`, `_model_name(num_outputs)`, `_model_args(d, k)`, `_l2(weight, k)`.
 
   def _make_optimizer(self):
-    from flaxzoo.experiments.config import OPTIMIZERS
+    from flaxzoo.trainers.optimizers import OPTIMIZERS
 
     return OPTIMIZERS.get(self.optimizer)(self.learning_rate)
 
   def _check_params(self):
     if self.solver not in SOLVERS:
       raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
-    from flaxzoo.experiments.config import OPTIMIZERS
+    from flaxzoo.trainers.optimizers import OPTIMIZERS
 
     # A name, never an optax object: the estimator then clones and pickles (GridSearchCV, joblib).
     if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
@@ -117,14 +109,13 @@ class _LinearModel(_DenseInput):
       coef, intercept, n_iter = self._train(x, targets, weight, num_outputs, int(self.max_iter), l2, start)
       converged = n_iter < int(self.max_iter)
     else:
-      from flaxzoo.trainers import solvers
+      from flaxzoo.trainers.exact import fit_affine
 
       loss = self._loss(num_outputs)
-      data = solvers.stage(x, targets, loss, num_classes=None if loss == "mse" else self._num_classes)
       if start is not None:
         start = (start[0].T[None], start[1][None])
-      fit = solvers.solve(data, weight[None], [l2], self.solver, float(self.tol), int(self.max_iter), start,
-                          l1=[l1] if l1 > 0 else None)
+      fit = fit_affine(x, targets, loss, weight[None], [l2], [l1] if l1 > 0 else None, self.solver, float(self.tol),
+                       int(self.max_iter), start, None if loss == "mse" else self._num_classes)
       coef, intercept, n_iter, converged = fit.coef[0].T, fit.intercept[0], int(fit.n_iter[0]), bool(fit.converged[0])
     if not converged:
       warnings.warn(f"{type(self).__name__} did not converge in max_iter={self.max_iter} iterations (tol={self.tol});"
@@ -132,53 +123,15 @@ class _LinearModel(_DenseInput):
     return coef, intercept, n_iter
 
   def _train(self, x, targets, weight, num_outputs, steps, l2, start=None):
-    """The optax path: fits `[d] -> [num_outputs]` on centred `x` with `Trainer`; returns `(coef [k, d],
-    intercept [k], n_iter)` (float64)."""
-    import jax
-    import jax.numpy as jnp
+    """The optax path (`trainers.optax_fit`): `(coef [k, d], intercept [k], n_iter)` (float64)."""
+    from flaxzoo.trainers.optax_fit import fit_affine_steps
 
-    from flaxzoo.trainers import DivergedError, Trainer
-    from flaxzoo.zoo import create_model
-
-    x = np.asarray(x, np.float64)
-    shift = np.average(x, axis=0, weights=weight)  # weighted: a weight of 2 is a row twice
-    centred = (x - shift).astype(np.float32)
-    d = x.shape[1]
-    offset = np.zeros(num_outputs)
-    if self._loss(num_outputs) == "mse":  # the targets centred too (the intercept absorbs it)
-      offset = np.average(targets.reshape(len(targets), -1), axis=0, weights=weight)
-      targets = targets - offset
-    model = create_model(self._model_name(num_outputs), seed=int(self.seed), **self._model_args(d, num_outputs))
-    # From zero, as scikit-learn's solvers start: with more features than rows (many optima) the
-    # iterates stay in the data's row space and end at the smallest one, whatever the weighting.
-    coef, intercept = start if start is not None else (np.zeros((num_outputs, d)), np.zeros(num_outputs))
-    model.linear.kernel.set_value(jnp.asarray(coef.T, jnp.float32))  # in the centred features
-    model.linear.bias.set_value(jnp.asarray(intercept - offset + coef @ shift, jnp.float32))
-    # Per example: the stopping rule compares consecutive losses to `tol`.
-    trainer = Trainer(model, self._make_optimizer(), self._loss(num_outputs), seed=int(self.seed),
-                      parallel="none", l2=float(l2), statistics="off", solver="optax")
-    data = {"x": centred, "y": np.asarray(targets, np.float32 if self._loss(num_outputs) == "mse" else np.int32),
-            "weight": np.asarray(weight / weight.max(), np.float32)}
-    losses = []
-
-    def record(t, history):
-      losses.append(history.losses[-1])
-
-    def converged() -> bool:
-      if len(losses) < 2:
-        return False
-      return abs(losses[-2] - losses[-1]) <= self.tol * max(1.0, abs(losses[-1]))
-
-    every = min(int(self.check_every), steps)
+    model = (self._model_name(num_outputs), self._model_args(x.shape[1], num_outputs))
     try:
-      trainer.fit(data, steps=steps, batch_size=self.batch_size, log_every=every, hooks=[(every, record)],
-                  should_stop=converged, final_metrics=False)
-    except DivergedError as e:
+      return fit_affine_steps(x, targets, weight, self._loss(num_outputs), model, num_outputs, self._make_optimizer(),
+                              l2, steps, self.tol, int(self.check_every), self.batch_size, int(self.seed), start)
+    except FloatingPointError as e:
       raise FloatingPointError(f"{type(self).__name__}: {e}") from None
-    params = jax.tree.map(np.asarray, trainer.params)
-    kernel = np.asarray(params["linear"]["kernel"][...], np.float64).T  # [k, d]
-    bias = np.asarray(params["linear"]["bias"][...], np.float64) + offset
-    return kernel, bias - kernel @ shift, int(trainer.step)
 
   def _weights(self, X, sample_weight):
     weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
@@ -304,34 +257,6 @@ class LinearRegression(RegressorMixin, _LinearModel):
   def predict(self, X):
     """Predictions `[n]` (or `[n, targets]`)."""
     return self._raw(X)
-
-
-def class_weights(class_weight, classes: np.ndarray, codes: np.ndarray) -> np.ndarray | float:
-  """Each row's factor `[n]` of scikit-learn's `class_weight` (None, `"balanced"`: `n / (classes x count)`, or
-  `{label: weight}`, others 1), for labels `classes[codes]`: it multiplies the sample weights."""
-  if class_weight is None:
-    return 1.0
-  from sklearn.utils.class_weight import compute_class_weight
-
-  factors = compute_class_weight(class_weight, classes=classes, y=classes[codes])
-  if not np.any(factors[np.unique(codes)] > 0):
-    raise ValueError(f"class_weight {class_weight!r} gives every class present a weight of 0: nothing to fit")
-  return factors[codes]
-
-
-def _classes_and_codes(y):
-  """`np.unique(y, return_inverse=True)`; integer labels of a small range by counting, not sorting (1M
-  labels: 65 ms -> 6 ms)."""
-  y = np.asarray(y).reshape(-1)
-  if y.dtype.kind in "iu" and len(y):
-    low, high = int(y.min()), int(y.max())
-    if high - low <= 2 * len(y) + 1024:
-      shifted = y.astype(np.int64) - low  # (int8 labels -100 and 100: y - low overflowed int8)
-      present = np.flatnonzero(np.bincount(shifted, minlength=high - low + 1))
-      table = np.zeros(high - low + 1, np.intp)
-      table[present] = np.arange(len(present))
-      return (present + low).astype(y.dtype), table[shifted]
-  return np.unique(y, return_inverse=True)
 
 
 class LinearClassifier(ClassifierMixin, _LinearModel):

@@ -24,8 +24,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import d2_tweedie_score
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from flaxzoo.sklearn.estimators import _DenseInput, check_iterations
+from flaxzoo.sklearn.checks import check_iterations
+from flaxzoo.sklearn.estimators import _DenseInput
 from flaxzoo.sklearn.penalty import penalties_of_elastic_net, penalties_of_glm_alpha
+from flaxzoo.trainers.loss_names import family_of
 from flaxzoo.zoo.links import inverse_link
 
 GLM_SOLVERS = {"auto": "auto", "newton": "newton", "newton-cholesky": "newton", "lbfgs": "lbfgs"}
@@ -57,12 +59,7 @@ class _GeneralizedLinear(RegressorMixin, _DenseInput):
     check_iterations(self.max_iter, self.tol)
 
   def _family(self) -> tuple[str, float | None]:
-    power = self._power()
-    if power == 1:
-      return "poisson", None
-    if power == 2:
-      return "gamma", None
-    return "tweedie", power
+    return family_of("tweedie", self._power())
 
   def fit(self, X, y, sample_weight=None):
     """Fits `coef_ [d]`, `intercept_` (float64) on `X [n, d]`, targets `y [n]` in the family's domain."""
@@ -87,9 +84,10 @@ class _GeneralizedLinear(RegressorMixin, _DenseInput):
         data = solvers.stage(X, y, family, power=power)
       except ValueError as e:  # the targets' domain, in the estimator's words
         raise ValueError(f"{type(self).__name__}: {e}") from None
-      solver = "newton" if l1 > 0 and self.solver == "auto" else GLM_SOLVERS[self.solver]
-      if l1 > 0 and solver == "lbfgs":
-        raise ValueError(f"{type(self).__name__}: l1_ratio > 0 is fitted by (proximal) Newton, not solver='lbfgs'")
+      try:  # (an L1 part is proximal Newton's)
+        solver = solvers.choose(GLM_SOLVERS[self.solver], family, num_params=X.shape[1] + 1, l1=l1 > 0)
+      except ValueError as e:
+        raise ValueError(f"{type(self).__name__}: l1_ratio > 0: {e}") from None
       fit = solvers.solve(data, weight[None], [l2], solver, float(self.tol), int(self.max_iter), start,
                           l1=[l1] if l1 > 0 else None)
       if not fit.converged[0]:

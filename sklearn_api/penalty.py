@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import math
 
+from flaxzoo.trainers.penalty_split import split_penalty
+
 
 def l2_of_alpha(alpha: float, total_weight: float, num_targets: int = 1) -> float:
   """The core's `l2` of `Ridge(alpha=alpha)` on rows of total weight `total_weight`, `num_targets` targets."""
@@ -36,7 +38,7 @@ def l2_of_C(C: float, total_weight: float) -> float:  # noqa: N802 - scikit-lear
 def penalties_of_glm_alpha(alpha: float, l1_ratio: float = 0.0) -> tuple[float, float]:
   """The core's `(l2, l1)` of scikit-learn's GLM regressors' `alpha` (the mean half deviance's penalty
   already), with glum's `l1_ratio`: `alpha (l1_ratio |W|₁ + (1 - l1_ratio) / 2 |W|²)`."""
-  return float(alpha) * (1.0 - l1_ratio), float(alpha) * l1_ratio
+  return split_penalty(float(alpha), l1_ratio)
 
 
 def penalties_of_elastic_net(alpha: float, l1_ratio: float, num_targets: int = 1) -> tuple[float, float]:
@@ -48,5 +50,4 @@ def penalties_of_elastic_net(alpha: float, l1_ratio: float, num_targets: int = 1
 def penalties_of_C(C: float, l1_ratio: float, total_weight: float) -> tuple[float, float]:  # noqa: N802
   """The core's `(l2, l1)` of `LogisticRegression(C=C, l1_ratio=l1_ratio)` on rows of total weight
   `total_weight` (`C = inf`: no penalty)."""
-  whole = l2_of_C(C, total_weight)
-  return (1.0 - l1_ratio) * whole, l1_ratio * whole
+  return split_penalty(l2_of_C(C, total_weight), l1_ratio)

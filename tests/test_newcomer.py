@@ -12,7 +12,7 @@ def test_the_results_table_keeps_large_numbers_apart():
   import contextlib
   import io
 
-  from flaxzoo.experiments.cli import _print_metrics
+  from flaxzoo.experiments.cli.output import _print_metrics
 
   results = {split: {"mse": 361072148.48, "rmse": 19001.898549, "mae": 15075.9, "r2": 0.98796} for split in
              ("train", "test")}

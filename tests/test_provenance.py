@@ -86,9 +86,9 @@ def test_the_cards_command_reproduces_the_run_bitwise(case, tmp_path, data_dir):
 
 
 def test_every_schema_field_is_a_train_flag_and_back():
-  from flaxzoo.experiments.cli import _build_parser
+  from flaxzoo.experiments.cli.parser import build_parser
 
-  parser = _build_parser()
+  parser = build_parser()
   train = parser._subparsers._group_actions[0].choices["train"]
   flags = {option: action.dest for action in train._actions for option in action.option_strings}
   for field in field_options():

@@ -18,6 +18,7 @@ from sklearn.preprocessing import StandardScaler
 from flaxzoo.sklearn import LinearClassifier, LinearClassifierCV, LinearRegression, LinearRegressionCV
 from flaxzoo.sklearn.penalty import l2_of_alpha, l2_of_C
 from flaxzoo.trainers import Trainer, solvers
+from flaxzoo.trainers.solvers import _choice, _grams, _newton, _staging
 from flaxzoo.zoo import create_model
 
 
@@ -67,8 +68,8 @@ def test_the_host_sums_and_the_centring_pass_agree_and_far_off_centre_data_takes
   n = 70_000
   x = rng.normal(size=(n, 4)) * [1.0, 1e-3, 1e3, 5.0] + [0.0, 0.0, 1e4, -10.0]
   y = x @ [1.0, 200.0, -0.001, 0.3] + rng.normal(size=n)
-  assert solvers._host_grams(solvers.stage(x, y, "mse")) is not None
-  assert solvers._host_grams(solvers.stage(x + 1e6, y, "mse")) is None
+  assert _grams._host_grams(solvers.stage(x, y, "mse")) is not None
+  assert _grams._host_grams(solvers.stage(x + 1e6, y, "mse")) is None
   coef, intercept = lstsq_fit(x, y)
   ours = LinearRegression().fit(x, y)
   np.testing.assert_allclose(ours.coef_, coef, rtol=1e-9)
@@ -309,11 +310,11 @@ def test_newton_over_every_row_in_one_program_takes_the_host_loops_steps(monkeyp
   assert data.newton_sample()[0].dtype == np.float32 and data.x[0].dtype == np.float64
   assert solvers.stage(x, np.abs(x[:, 0]), "poisson").newton_dtype == np.float64
   fits = {}
-  for fused in (solvers.FUSED_CHUNKS, 0):
-    monkeypatch.setattr(solvers, "FUSED_CHUNKS", fused)
+  for fused in (_newton.FUSED_CHUNKS, 0):
+    monkeypatch.setattr(_newton, "FUSED_CHUNKS", fused)  # (where Newton reads it)
     fits[fused] = [solvers.solve(data, weights, l2, "newton", tol=tol, max_iter=limit)
                    for tol, limit in ((1e-12, 1), (1e-9, 100))]
-  for device, host in zip(fits[solvers.FUSED_CHUNKS], fits[0]):
+  for device, host in zip(fits[_newton.FUSED_CHUNKS], fits[0]):
     np.testing.assert_array_equal(device.n_iter, host.n_iter)
     np.testing.assert_allclose(device.coef, host.coef, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(device.objective, host.objective, rtol=1e-12)
@@ -339,7 +340,7 @@ def test_the_cv_classifier_passes_in_float32_only_where_the_tolerance_is_far_abo
   rounding, tolerance = np.abs(single.coef - double.coef).max(), np.abs(double.coef - tight.coef).max()
   assert 0 < rounding <= 1e-3 * tolerance, (rounding, tolerance)
   chosen = LinearClassifierCV(Cs=3, cv=5).fit(x, y)
-  monkeypatch.setattr(solvers, "FLOAT32_TOL", np.inf)
+  monkeypatch.setattr(_choice, "FLOAT32_TOL", np.inf)  # (where pass_dtype reads it)
   reference = LinearClassifierCV(Cs=3, cv=5).fit(x, y)
   assert chosen.C_ == reference.C_
   np.testing.assert_array_equal(chosen.scores_[1], reference.scores_[1])
@@ -359,7 +360,7 @@ def test_lbfgs_on_large_data_starts_from_a_samples_optimum_and_reaches_scikit_le
   assert solvers.chunked_weights(data, np.ones((1, len(y)))).start.shape == (1, 2048)
   ours = LinearClassifier(C=0.5, tol=1e-9, max_iter=500).fit(x, y)
   from_sample = LinearClassifier(C=0.5).fit(x, y).n_iter_[0]
-  monkeypatch.setattr(solvers, "START_FRACTION", 10**9)  # no sample start
+  monkeypatch.setattr(_staging, "START_FRACTION", 10**9)  # no sample start (`start_rows` reads it there)
   assert from_sample <= 0.75 * LinearClassifier(C=0.5).fit(x, y).n_iter_[0]  # 12 iterations over all rows, not 17
   reference = LogisticRegression(C=0.5, tol=1e-12, max_iter=10_000).fit(x, y)
   best = logistic_objective(reference, x, y, 0.5)

@@ -153,3 +153,24 @@ def take_block(blocks, index):
   """The batch `{key: [block_size, ...]}` of block `index` (no copy of other blocks)."""
   return {key: jax.lax.dynamic_index_in_dim(value, index, axis=0, keepdims=False)
           for key, value in blocks.items()}
+
+
+# Evaluation reads the data in blocks of this many rows (padded with weight-0 rows).
+EVAL_CHUNK = 4096
+
+
+def eval_blocks(placement, cache: dict, data, arrays):
+  """`arrays` (of `data`) in blocks of `EVAL_CHUNK` rows on the `placement`'s devices: every split of up to that
+  many rows has the same shape (one compiled evaluation for train and test), and read-only data evaluated again
+  (a run's splits, at each logged step) is laid out once, in `cache`."""
+  values = list(data.values() if isinstance(data, Mapping) else data)
+  if any(not isinstance(v, np.ndarray) or v.flags.writeable for v in values):  # it could change in place
+    return placement.put_blocks(arrange(arrays, Layout(len(arrays["x"]), EVAL_CHUNK, placement.num_shards)))
+  key = tuple((id(v), v.shape) for v in values)
+  if key not in cache:
+    layout = Layout(len(arrays["x"]), EVAL_CHUNK, placement.num_shards)
+    if len(cache) >= 4:
+      cache.pop(next(iter(cache)))
+    # The data is kept beside its blocks: its ids then stay its own.
+    cache[key] = (data, placement.put_blocks(arrange(arrays, layout)))
+  return cache[key][1]

@@ -101,3 +101,29 @@ def next_call(remaining: int, log_every: int) -> tuple[int, int]:
   """
   num_logs = min(remaining // log_every, max(1, 1000 // log_every))
   return (num_logs, log_every) if num_logs else (1, remaining)
+
+
+def drive(state, call, first: int, end: int, log_every: int, periods, absorb, at_stop, history,
+          should_stop=None, on_progress=None):
+  """The optax driver loop of `Trainer.fit` and `Sweep.fit`: compiled calls of about 1000 steps (`next_call`)
+  towards each stop point (`stop_points` of `periods`, and `end`). `call(state, num_logs, steps_per_log) ->
+  (state, steps, losses)`; after each call `absorb(before, state, steps, losses, current) -> state` records
+  the logged losses and meets a divergence; then `on_progress(current, history)`, and a True `should_stop()`
+  ends the fit at the step reached (`history.stopped`). At each stop point `at_stop(state, current)`, unless
+  stopped. Returns the state."""
+  current = first
+  for target in stop_points(first, end, periods):
+    while current < target and not history.stopped:
+      num_logs, steps_per_log = next_call(target - current, log_every)
+      before = state
+      state, logged_steps, logged_losses = call(state, num_logs, steps_per_log)
+      state = absorb(before, state, logged_steps, logged_losses, current)
+      current += num_logs * steps_per_log
+      if on_progress:
+        on_progress(current, history)
+      history.stopped = bool(should_stop and should_stop() and current < end)
+    if history.stopped:
+      break
+    at_stop(state, current)
+  return state
+

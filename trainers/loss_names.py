@@ -16,6 +16,25 @@ PARAMETERS = {
 }
 
 
+# The log-link GLMs: each family's Tweedie power (tweedie's own is its parameter, `tweedie:P`).
+GLM_FAMILIES = ("poisson", "gamma", "tweedie")
+FAMILY_POWERS = {"poisson": 1.0, "gamma": 2.0}
+
+
+def family_of(name: str, power: float | None = None) -> tuple[str, float | None]:
+  """`(family, power)`: tweedie of power 1 or 2 is poisson or gamma (power None); any other name as given."""
+  if name == "tweedie" and power is not None:
+    for family, own in FAMILY_POWERS.items():
+      if power == own:
+        return family, None
+  return name, power
+
+
+def power_of(name: str, power: float | None = None) -> float | None:
+  """The Tweedie power of a GLM family (`power`: tweedie's own)."""
+  return FAMILY_POWERS.get(name, power)
+
+
 def requirement(name: str) -> str | None:
   """What a loss name with a parameter must be, in words (`huber:E`: "huber:EPSILON, EPSILON a finite decimal
   number > 0"); None where `split_loss` takes it."""

@@ -189,7 +189,7 @@ LOSSES: dict[str, LossFn] = {"mse": mse_loss, "logistic": logistic_loss, "softma
 # Losses with one parameter, `name:value` (`tweedie:1.5`; parsed by `loss_names.split_loss`): their functions.
 PARAMETERS = {"tweedie": tweedie_deviances, "huber": huber_losses, "quantile": pinball_losses}
 # Losses whose model outputs are the log of the mean (`mean_of`).
-LOG_LINK = ("poisson", "gamma", "tweedie")
+LOG_LINK = loss_names.GLM_FAMILIES
 
 
 def get_loss(name_or_fn: str | PerExampleLossFn) -> PerExampleLossFn:
@@ -215,7 +215,7 @@ def label_error(loss, labels) -> str | None:
   base, power = split_loss(loss)
   if base not in LOG_LINK:
     return None
-  power = {"poisson": 1.0, "gamma": 2.0}.get(base, power)
+  power = loss_names.power_of(base, power)
   labels = np.asarray(labels, np.float64)
   if not np.all(np.isfinite(labels)):
     return f"the {loss} loss needs finite labels"

@@ -29,6 +29,7 @@ from flaxzoo.trainers.host_blas import one_thread
 from flaxzoo.trainers.magnitudes import power_of_two_units
 from flaxzoo.trainers.quantile import interior_point, quantile, vertex
 from flaxzoo.trainers.robust_rows import RobustFit, standardised, usable_rows
+from flaxzoo.trainers.solvers import ARMIJO
 from flaxzoo.trainers.wide_systems import WideSystem
 
 __all__ = ["RobustFit", "huber", "quantile"]
@@ -63,24 +64,52 @@ def _huber(x, y, weight, epsilon, alpha, tol, max_iter, start) -> RobustFit:
   total = weight.sum()
   v = weight / total
   z, shift, scale = standardised(x, v)
-  p = z.shape[1]
   ridge = float(alpha) / total * np.concatenate([1.0 / scale**2, [0.0]])  # (alpha / S) |w|², w = w_s / scale
   # Wide data (more coefficients than rows) with a ridge: Newton's systems solved in the rows' size.
-  penalised = ridge > 0
-  wide = p > len(y) and penalised.any()
-  none = (np.zeros((len(y), 0)), np.zeros((0, 0)))
-  squares = z**2 if wide else None  # (the Hessian's diagonal, each iteration)
-  system = WideSystem(z, penalised) if wide else None
-  if start is None and wide:
-    theta = system.solve(v, ridge, *none, (v * y) @ z)
-    sigma = float(np.sqrt(v @ (y - z @ theta) ** 2)) or 1.0
-  elif start is None:  # the (ridge) least-squares fit, σ its residuals' sd: most rows inliers, Huber ~ squares
+  wide = z.shape[1] > len(y) and (ridge > 0).any()
+  system = WideSystem(z, ridge > 0) if wide else None
+  theta, sigma = _huber_start(z, y, v, ridge, system, start, shift, scale)
+  parts = _huber_parts(z, y, v, ridge, epsilon, wide)
+  floor_sigma = SIGMA_MIN * max(1.0, float(np.max(np.abs(y))))
+  sigma = _best_scale(y - z @ theta, v, epsilon, floor_sigma)
+  if wide:  # the ridge start fits every row: the optimum is σ -> 0's limit where its exact finish holds there
+    # (and the best σ for it is at the rounding of its fitted rows, the finish's own 1e-6 of the targets' spread)
+    finished = _absolute_deviations_finish(z, y, v, ridge, epsilon, theta)
+    spread = float(np.sqrt(v @ (y - v @ y) ** 2))
+    if finished is not None and _best_scale(y - z @ finished, v, epsilon, floor_sigma) <= 1e-6 * spread:
+      coef = finished[:-1] / scale
+      value = parts(finished, floor_sigma, derivatives=False)
+      return RobustFit(coef, float(finished[-1] - shift @ coef), float(floor_sigma), 0, True, float(value))
+  theta, sigma, value, n_iter, converged = _huber_newton(parts, z, y, v, ridge, epsilon, theta, sigma, floor_sigma,
+                                                         tol, max_iter, system)
+  if not converged and sigma <= floor_sigma:  # the limit σ -> 0: least absolute deviations (with the ridge)
+    finished = _limit_finish(z, y, v, ridge, epsilon, theta)
+    if finished is not None:
+      theta, converged = finished, True
+      value = parts(theta, sigma, derivatives=False)
+  coef = theta[:-1] / scale
+  return RobustFit(coef, float(theta[-1] - shift @ coef), float(sigma), n_iter, converged, float(value))
+
+
+def _huber_start(z, y, v, ridge, system, start, shift, scale):
+  """`(theta [p], sigma)`: `start` in the standardised features, else the (ridge) least-squares fit with σ its
+  residuals' sd (most rows inliers: Huber ~ squares), solved in the rows' size on wide data."""
+  if start is not None:
+    coef, intercept, sigma = (np.asarray(start[0], np.float64), float(start[1]), float(start[2]))
+    return np.concatenate([coef * scale, [intercept + shift @ coef]]), sigma
+  if system is not None:
+    theta = system.solve(v, ridge, np.zeros((len(y), 0)), np.zeros((0, 0)), (v * y) @ z)
+  else:
     gram = (z * v[:, None]).T @ z + np.diag(ridge)
     theta = np.linalg.lstsq(gram, (v * y) @ z, rcond=None)[0]
-    sigma = float(np.sqrt(v @ (y - z @ theta) ** 2)) or 1.0
-  else:
-    coef, intercept, sigma = (np.asarray(start[0], np.float64), float(start[1]), float(start[2]))
-    theta = np.concatenate([coef * scale, [intercept + shift @ coef]])
+  return theta, float(np.sqrt(v @ (y - z @ theta) ** 2)) or 1.0
+
+
+def _huber_parts(z, y, v, ridge, epsilon, wide: bool):
+  """`parts(theta, sigma, derivatives=True) -> value` or `(value, grad [p + 1], Hessian)`: the objective over the
+  coefficients and σ; wide data's Hessian as its parts (`_wide_step` solves with them in the rows' size)."""
+  p = z.shape[1]
+  squares = z**2 if wide else None  # (the Hessian's diagonal, each iteration)
 
   def parts(theta, sigma, derivatives=True):
     r = y - z @ theta
@@ -103,65 +132,25 @@ def _huber(x, y, weight, epsilon, alpha, tol, max_iter, start) -> RobustFit:
     hessian[p, p] = curvature @ (2 * r**2 / sigma**3)
     return value, grad, hessian
 
-  floor_sigma = SIGMA_MIN * max(1.0, float(np.max(np.abs(y))))
+  return parts
+
+
+def _huber_newton(parts, z, y, v, ridge, epsilon, theta, sigma, floor_sigma, tol, max_iter, system):
+  """Joint Newton steps over the coefficients and σ from `(theta, sigma)`, damped more where a step fails, with
+  Armijo's rule; σ set to its exact optimum for the coefficients after each step, and the σ -> 0 limit's exact
+  finish taken once σ stays at its floor. Returns `(theta, sigma, value, n_iter, converged)`."""
 
   def projected(grad, sigma):  # σ held at its floor where the objective still falls towards 0
     return np.max(np.abs(grad[:-1] if sigma <= floor_sigma and grad[-1] > 0 else grad))
 
-  sigma = _best_scale(y - z @ theta, v, epsilon, floor_sigma)
-  if wide:  # the ridge start fits every row: the optimum is σ -> 0's limit where its exact finish holds there
-    # (and the best σ for it is at the rounding of its fitted rows, the finish's own 1e-6 of the targets' spread)
-    finished = _absolute_deviations_finish(z, y, v, ridge, epsilon, theta)
-    spread = float(np.sqrt(v @ (y - v @ y) ** 2))
-    if finished is not None and _best_scale(y - z @ finished, v, epsilon, floor_sigma) <= 1e-6 * spread:
-      coef = finished[:-1] / scale
-      value = parts(finished, floor_sigma, derivatives=False)
-      return RobustFit(coef, float(finished[-1] - shift @ coef), float(floor_sigma), 0, True, float(value))
   value, grad, hessian = parts(theta, sigma)
   n_iter, converged = 0, bool(projected(grad, sigma) <= tol)
   floor_steps = 0  # consecutive iterations with σ at its floor (the optimum is σ -> 0's limit: wide data)
   first_level = 0
-  rounding = 8 * np.finfo(np.float64).eps
   while not converged and n_iter < max_iter:
     held = sigma <= floor_sigma and grad[-1] > 0
-    trial = None
-    # Newton, damped more where its step fails: a row set fitted exactly leaves no curvature along σ (the
-    # objective is piecewise linear there), and the undamped step is meaningless; large damping is a
-    # gradient step, which always descends.
-    for level, damping in enumerate(DAMPINGS):
-      if level < first_level:
-        continue
-      if wide:
-        step = -_wide_step(system, ridge, hessian, damping, grad, held)
-      else:
-        matrix = hessian + damping * max(float(np.max(np.abs(np.diag(hessian)))), 1e-300) * np.eye(p + 1)
-        if held:
-          matrix[-1, :], matrix[:, -1], matrix[-1, -1] = 0.0, 0.0, 1.0
-        step = -np.linalg.solve(matrix, np.where(np.arange(p + 1) == p, 0.0, grad) if held else grad)
-      slope = grad @ step
-      if not slope < 0:
-        continue
-      # σ stays above its floor and shrinks at most 10x a step (a full Newton step can send it to ~0).
-      rate = 1.0 if step[-1] >= 0 else min(1.0, max(0.9 * sigma, sigma - floor_sigma) / -step[-1])
-      while rate >= 1e-6:
-        trial_theta, trial_sigma = theta + rate * step[:p], max(sigma + rate * step[-1], floor_sigma)
-        trial_value = parts(trial_theta, trial_sigma, derivatives=False)  # the derivatives once accepted
-        # Armijo; or, within float64's rounding of the objective (near the optimum), a smaller gradient.
-        if trial_value <= value + 1e-4 * rate * slope:
-          trial = (trial_theta, trial_sigma, parts(trial_theta, trial_sigma))
-          break
-        if trial_value <= value + rounding * abs(value):
-          candidate = parts(trial_theta, trial_sigma)
-          if projected(candidate[1], trial_sigma) < projected(grad, sigma):
-            trial = (trial_theta, trial_sigma, candidate)
-            break
-        rate /= 2
-      if trial is not None:
-        # Wide data: the next iteration starts at the damping that worked, one level below where it worked at
-        # once (its Newton steps along σ failed at the smallest dampings every time: 40 objective values an
-        # iteration spent)
-        first_level = (max(level - 1, 0) if level == first_level else level) if wide else 0
-        break
+    trial, first_level = _damped_step(parts, theta, sigma, value, grad, hessian, held, floor_sigma, projected,
+                                      first_level, system, ridge)
     if trial is None:  # no decrease left at float64's precision
       break
     theta, sigma, (value, grad, hessian) = trial
@@ -181,20 +170,62 @@ def _huber(x, y, weight, epsilon, alpha, tol, max_iter, start) -> RobustFit:
         if candidate[0] <= value:
           sigma, (value, grad, hessian) = best, candidate
           converged = bool(projected(grad, sigma) <= tol)
-  if not converged and sigma <= floor_sigma:  # the limit σ -> 0: least absolute deviations (with the ridge)
-    finished = _absolute_deviations_finish(z, y, v, ridge, epsilon, theta)
-    if finished is None:  # Newton's iterate is too far off to show the fitted rows: the LP's vertex shows them
-      varying = np.any(z != 0, axis=0)  # (a constant column, all 0, would make the LP's steps singular)
-      median, _, _ = interior_point(z[:, varying], y, v, 0.5, 1e-12, 100)
-      median, _ = vertex(z[:, varying], y, v, 0.5, median, len(y), np.zeros(varying.sum() - 1, bool))
-      full = np.zeros(z.shape[1])
-      full[varying] = median
-      finished = _absolute_deviations_finish(z, y, v, ridge, epsilon, full)
-    if finished is not None:
-      theta, converged = finished, True
-      value = parts(theta, sigma, derivatives=False)
-  coef = theta[:-1] / scale
-  return RobustFit(coef, float(theta[-1] - shift @ coef), float(sigma), n_iter, converged, float(value))
+  return theta, sigma, value, n_iter, converged
+
+
+def _damped_step(parts, theta, sigma, value, grad, hessian, held: bool, floor_sigma, projected, first_level: int,
+                 system, ridge):
+  """`(trial, first_level)`: Newton's step, damped more where it fails (a row set fitted exactly leaves no
+  curvature along σ: the objective is piecewise linear there, and the undamped step is meaningless; large
+  damping is a gradient step, which always descends), accepted by Armijo's rule (`ARMIJO`) or, within float64's
+  rounding of the objective (near the optimum), by a smaller gradient: `(theta, sigma, parts)`, None where none
+  decreases. Wide data's next iteration starts at the damping that worked, one level below where it worked at
+  once (its steps along σ failed at the smallest dampings every time: 40 objective values an iteration)."""
+  p = len(theta)
+  wide = system is not None
+  rounding = 8 * np.finfo(np.float64).eps
+  next_level = lambda level: (max(level - 1, 0) if level == first_level else level) if wide else 0
+  for level, damping in enumerate(DAMPINGS):
+    if level < first_level:
+      continue
+    if wide:
+      step = -_wide_step(system, ridge, hessian, damping, grad, held)
+    else:
+      matrix = hessian + damping * max(float(np.max(np.abs(np.diag(hessian)))), 1e-300) * np.eye(p + 1)
+      if held:
+        matrix[-1, :], matrix[:, -1], matrix[-1, -1] = 0.0, 0.0, 1.0
+      step = -np.linalg.solve(matrix, np.where(np.arange(p + 1) == p, 0.0, grad) if held else grad)
+    slope = grad @ step
+    if not slope < 0:
+      continue
+    # σ stays above its floor and shrinks at most 10x a step (a full Newton step can send it to ~0).
+    rate = 1.0 if step[-1] >= 0 else min(1.0, max(0.9 * sigma, sigma - floor_sigma) / -step[-1])
+    while rate >= 1e-6:
+      trial_theta, trial_sigma = theta + rate * step[:p], max(sigma + rate * step[-1], floor_sigma)
+      trial_value = parts(trial_theta, trial_sigma, derivatives=False)  # the derivatives once accepted
+      # Armijo; or, within float64's rounding of the objective (near the optimum), a smaller gradient.
+      if trial_value <= value + ARMIJO * rate * slope:
+        return (trial_theta, trial_sigma, parts(trial_theta, trial_sigma)), next_level(level)
+      if trial_value <= value + rounding * abs(value):
+        candidate = parts(trial_theta, trial_sigma)
+        if projected(candidate[1], trial_sigma) < projected(grad, sigma):
+          return (trial_theta, trial_sigma, candidate), next_level(level)
+      rate /= 2
+  return None, first_level
+
+
+def _limit_finish(z, y, v, ridge, epsilon, theta):
+  """The σ -> 0 limit's exact optimum (least absolute deviations with the ridge) from `theta`, or from the LP's
+  vertex where Newton's iterate is too far off to show the fitted rows; None where neither holds."""
+  finished = _absolute_deviations_finish(z, y, v, ridge, epsilon, theta)
+  if finished is None:  # Newton's iterate is too far off to show the fitted rows: the LP's vertex shows them
+    varying = np.any(z != 0, axis=0)  # (a constant column, all 0, would make the LP's steps singular)
+    median, _, _ = interior_point(z[:, varying], y, v, 0.5, 1e-12, 100)
+    median, _ = vertex(z[:, varying], y, v, 0.5, median, len(y), np.zeros(varying.sum() - 1, bool))
+    full = np.zeros(z.shape[1])
+    full[varying] = median
+    finished = _absolute_deviations_finish(z, y, v, ridge, epsilon, full)
+  return finished
 
 
 def _wide_step(system, ridge, hessian, damping, grad, held):

@@ -10,6 +10,9 @@ import dataclasses
 
 import numpy as np
 
+from flaxzoo.trainers.standardisation import steadied
+from flaxzoo.trainers.weights import checked_weights
+
 
 @dataclasses.dataclass
 class RobustFit:
@@ -34,8 +37,7 @@ def standardised(x: np.ndarray, v: np.ndarray):
   centred = np.subtract(x, shift, out=z[:, :d])
   scale = np.sqrt(np.maximum(v @ centred**2 if n * d <= 1 << 20 else np.einsum("i,ij,ij->j", v, centred, centred),
                              0.0))
-  constant = scale <= 64 * np.finfo(np.float64).eps * np.maximum(np.abs(shift), np.finfo(np.float64).tiny)
-  scale = np.where(constant, np.maximum(np.abs(shift), 1.0), scale)
+  constant, _, scale = steadied(shift, scale)
   centred /= scale
   centred[:, constant] = 0.0
   z[:, d] = 1.0
@@ -47,8 +49,7 @@ def usable_rows(x, y, weight):
   weight = np.ones(len(y)) if weight is None else np.asarray(weight, np.float64).reshape(-1)
   if len(x) != len(y) or len(weight) != len(y):
     raise ValueError(f"x, y and weight differ in rows: {len(x)}, {len(y)}, {len(weight)}")
-  if not (np.all(np.isfinite(weight)) and weight.min() >= 0 and weight.sum() > 0):
-    raise ValueError("weight must be finite, >= 0, with a positive entry")
+  checked_weights(weight[None])
   keep = weight > 0  # rows of weight 0 change nothing (and the LP's bounds 0 <= a <= 0 would pin them)
   if keep.all():  # (no copy of the rows)
     return x, y, weight

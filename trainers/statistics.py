@@ -21,6 +21,7 @@ gradient reaches the model's parameters exactly, whatever their layout.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -28,10 +29,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-# Rows a chunk of the one pass: its `[chunk, d + k + 1]` block stays in cache.
-CHUNK = 8192
-# The shift is the mean of this many first rows.
-SHIFT_ROWS = 1024
+from flaxzoo.trainers.batching import arrange, make_layout
+from flaxzoo.trainers.history import _as_numpy
+from flaxzoo.trainers.moments import centred_loss, covariances
+from flaxzoo.trainers.standardisation import SHIFT_ROWS
+
+# Rows a block of the one pass: its `[rows, d + k + 1]` block stays in cache.
+BLOCK_ROWS = 8192
 
 Statistics = dict[str, jax.Array]  # {"mean_x" [d], "mean_y" [k], "sxx" [d, d], "sxy" [d, k], "syy" [k]}
 
@@ -53,7 +57,7 @@ def shift_of(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
           np.mean(head_y, axis=0).astype(np.float32))
 
 
-def moments(x, y, weight, shift_x, shift_y, chunk: int = CHUNK) -> jax.Array:
+def moments(x, y, weight, shift_x, shift_y, chunk: int = BLOCK_ROWS) -> jax.Array:
   """The weighted Gram matrix `Zᵀ diag(weight) Z` of `Z = [x - shift_x, y - shift_y, 1]`, `[d+k+1, d+k+1]`.
 
   One pass over `x [n, d]`, `y [n] or [n, k]`, `weight [n]` in chunks of
@@ -86,16 +90,9 @@ def statistics_of(gram: jax.Array, shift_x, shift_y) -> Statistics:
   """Means and (co)variances from `moments`' Gram matrix (its last row and column are the sums)."""
   d = shift_x.shape[0]
   count = gram[-1, -1]
-  sums = gram[:-1, -1] / count  # mean of x - shift_x, then of y - shift_y
-  cov = gram[:-1, :-1] / count - sums[:, None] * sums[None, :]
-  return {
-      "mean_x": shift_x + sums[:d],
-      "mean_y": shift_y + sums[d:],
-      "sxx": cov[:d, :d],
-      "sxy": cov[:d, d:],
-      "syy": jnp.diagonal(cov[d:, d:]),
-      "count": count,
-  }
+  sums, sxx, sxy, syy = covariances(gram / count, d)  # sums: the means of x - shift_x, then of y - shift_y
+  return {"mean_x": shift_x + sums[:d], "mean_y": shift_y + sums[d:], "sxx": sxx, "sxy": sxy, "syy": syy,
+          "count": count}
 
 
 @jax.jit
@@ -105,12 +102,53 @@ def weighted_statistics(x, y, weight, shift_x, shift_y) -> Statistics:
   return statistics_of(moments(x, y, weight, shift_x, shift_y), shift_x, shift_y)
 
 
+def placed_statistics(placement, data, compiled=None):
+  """`(statistics, compiled)`: the sufficient statistics of `data` (`(x, y)` or `{"x", "y", "weight"}`) on the
+  `placement`'s devices, and the compiled program of several devices (`compiled`: an earlier one, reused).
+
+  On one device, arrays already there (`jax.Array`) are read where they are: no copy of the data.
+  """
+  device = placement.devices[0]
+  given = dict(data) if isinstance(data, Mapping) else dict(zip(("x", "y"), data, strict=True))
+  if placement.mode == "none" and all(isinstance(v, jax.Array) and v.devices() == {device} for v in given.values()):
+    x, y = given["x"], given["y"]
+    if x.ndim != 2 or x.shape[0] == 0 or any(v.shape[0] != x.shape[0] for v in given.values()):
+      raise ValueError(f"train: x must be [examples, features] with as many rows in each array, got"
+                       f" {', '.join(f'{k} {tuple(v.shape)}' for k, v in given.items())}")
+    shift = shift_of(np.asarray(x[:SHIFT_ROWS]), np.asarray(y[:SHIFT_ROWS]))
+    weight = given.get("weight")
+    weight = jnp.ones(x.shape[0], jnp.float32) if weight is None else weight.astype(jnp.float32)
+    return weighted_statistics(x, y, weight, *jax.device_put(shift, device)), compiled
+  arrays = _as_numpy(data, "train")
+  shift = shift_of(arrays["x"], arrays["y"])
+  if placement.mode == "none":
+    weight = arrays.get("weight", np.ones(len(arrays["x"]), np.float32)).astype(np.float32)
+    return weighted_statistics(*jax.device_put((arrays["x"], arrays["y"], weight, *shift), device)), compiled
+  layout = make_layout(len(arrays["x"]), None, placement.num_shards)
+  blocks = placement.put_blocks(arrange(arrays, layout))
+  shift = placement.put_state(shift)
+  if compiled is None:
+
+    def compute(shift, blocks):
+      x, y, weight = blocks["x"][0], blocks["y"][0], blocks["weight"][0]
+      if placement.mode == "mesh":  # each shard's moments, summed once over the shards
+        shards = placement.num_shards
+        split = placement.constrain_shards(
+            [v.reshape((shards, v.shape[0] // shards) + v.shape[1:]) for v in (x, y, weight)])
+        gram = jnp.sum(jax.vmap(lambda a, b, c: moments(a, b, c, *shift))(*split), axis=0)
+      else:
+        gram = jax.lax.psum(moments(x, y, weight, *shift), placement.axis_name)
+      return statistics_of(gram, *shift)
+
+    compiled = placement.compile(compute)
+  return compiled(shift, blocks), compiled
+
+
 def statistics_loss(affine_fn, params, stats: Statistics) -> jax.Array:
   """The weighted mean squared error (averaged over outputs) of the affine model, from `stats`."""
   w, b = affine_fn(params)
   offset = stats["mean_x"] @ w + b - stats["mean_y"]  # [k]: the error of the prediction at the mean
-  spread = jnp.sum(w * (stats["sxx"] @ w), axis=0) - 2 * jnp.sum(w * stats["sxy"], axis=0) + stats["syy"]
-  return jnp.mean(spread + offset**2)
+  return jnp.mean(centred_loss(w, stats["sxx"], stats["sxy"], stats["syy"]) + offset**2)
 
 
 def applies(loss: Any, affine: bool, full_batch: bool) -> bool:

@@ -78,6 +78,32 @@ def is_penalised(l2) -> bool:
   return not (isinstance(l2, (int, float)) and l2 == 0)
 
 
+def _value_and_grad(data_loss, params, batch: Batch, row_chunk: int | None, shards: int | None, constrain):
+  """`data_loss(params, batch)` and its gradient: streamed through in chunks of `row_chunk` rows (a batch of
+  at least `STREAM_MIN_CHUNKS` of them), as the mesh's shards' sums in one flat buffer, or at once."""
+  rows = batch["x"].shape[0]
+  if row_chunk and rows >= STREAM_MIN_CHUNKS * row_chunk and rows % row_chunk == 0:
+    chunks = jax.tree.map(lambda v: v.reshape((rows // row_chunk, row_chunk) + v.shape[1:]), batch)
+
+    def add_chunk(carry, chunk):
+      value, grad = jax.value_and_grad(lambda p: data_loss(p, chunk))(params)
+      return jax.tree.map(jnp.add, carry, (value, grad)), None
+
+    zeros = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, params))
+    return jax.lax.scan(add_chunk, zeros, chunks)[0]
+  if shards and rows % shards == 0:
+    # jit over a Mesh: each shard's loss and gradient as one flat vector, summed over the shards'
+    # axis: one all-reduce of one buffer (XLA's own partitioning reduces each array on its own).
+    split = constrain(jax.tree.map(lambda v: v.reshape((shards, rows // shards) + v.shape[1:]), batch))
+
+    def shard_sums(part):
+      return ravel_pytree(jax.value_and_grad(lambda p: data_loss(p, part))(params))[0]
+
+    unflatten = ravel_pytree((jnp.zeros((), jnp.float32), params))[1]
+    return unflatten(jnp.sum(jax.vmap(shard_sums)(split), axis=0))
+  return jax.value_and_grad(lambda p: data_loss(p, batch))(params)
+
+
 def make_train_step(apply_fn, per_example_loss_fn, tx: optax.GradientTransformation, axis_name=None, l2: float = 0.0,
                     row_chunk: int | None = None, shards: int | None = None, constrain=None, l1: float = 0.0):
   """`train_step(state, batch) -> (state, loss)`: one gradient step, pure.
@@ -115,39 +141,14 @@ def make_train_step(apply_fn, per_example_loss_fn, tx: optax.GradientTransformat
 
   lasso = {} if isinstance(l1, (int, float)) and l1 == 0 else {"l1": l1}
 
+  def data_loss(params, part):  # the weighted sum over `part`'s rows
+    return jnp.sum(part["scale"] * per_example_loss_fn(apply_fn(params, part["x"]), part["y"]))
+
   def train_step(state: TrainState, batch: Batch):
-    def data_loss(params):
-      per_example = per_example_loss_fn(apply_fn(params, batch["x"]), batch["y"])
-      return jnp.sum(batch["scale"] * per_example)
-
     def objective(params):  # the same value on every device
-      return _psum(data_loss(params), axis_name) + penalty(params)
+      return _psum(data_loss(params, batch), axis_name) + penalty(params)
 
-    rows = batch["x"].shape[0]
-    if row_chunk and rows >= STREAM_MIN_CHUNKS * row_chunk and rows % row_chunk == 0:
-      chunks = jax.tree.map(lambda v: v.reshape((rows // row_chunk, row_chunk) + v.shape[1:]), batch)
-
-      def add_chunk(carry, chunk):
-        chunk_loss = lambda p: jnp.sum(chunk["scale"] * per_example_loss_fn(apply_fn(p, chunk["x"]), chunk["y"]))
-        value, grad = jax.value_and_grad(chunk_loss)(state.params)
-        return jax.tree.map(jnp.add, carry, (value, grad)), None
-
-      zeros = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, state.params))
-      (loss, grads), _ = jax.lax.scan(add_chunk, zeros, chunks)
-    elif shards and rows % shards == 0:
-      # jit over a Mesh: each shard's loss and gradient as one flat vector, summed over the shards'
-      # axis: one all-reduce of one buffer (XLA's own partitioning reduces each array on its own).
-      split = constrain(jax.tree.map(lambda v: v.reshape((shards, rows // shards) + v.shape[1:]), batch))
-
-      def shard_sums(part):
-        value, grad = jax.value_and_grad(
-            lambda p: jnp.sum(part["scale"] * per_example_loss_fn(apply_fn(p, part["x"]), part["y"])))(state.params)
-        return ravel_pytree((value, grad))[0]
-
-      unflatten = ravel_pytree((jnp.zeros((), jnp.float32), state.params))[1]
-      loss, grads = unflatten(jnp.sum(jax.vmap(shard_sums)(split), axis=0))
-    else:
-      loss, grads = jax.value_and_grad(data_loss)(state.params)
+    loss, grads = _value_and_grad(data_loss, state.params, batch, row_chunk, shards, constrain)
     loss, grads = _psum((loss, grads), axis_name)
     if penalised:
       extra, extra_grads = jax.value_and_grad(penalty)(state.params)

@@ -29,8 +29,6 @@ its share of the models on a full copy of the data; no all-reduce a step).
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -47,71 +45,20 @@ from flaxzoo.trainers import losses as losses_lib
 from flaxzoo.trainers import metrics as metrics_lib
 from flaxzoo.trainers import solvers as solvers_lib
 from flaxzoo.trainers import statistics as statistics_lib
-from flaxzoo.trainers.batching import arrange, make_epoch_order_fn, make_layout, take_block
-from flaxzoo.trainers.loop import make_fused_loop, next_call, stop_points
+from flaxzoo.trainers import sweep_batches
+from flaxzoo.trainers.exact import fit_sweep
+from flaxzoo.trainers.history import SweepHistory, _as_numpy, check_fit_arguments
+from flaxzoo.trainers.loop import drive, make_fused_loop
 from flaxzoo.trainers.placement import make_placement, to_host
 from flaxzoo.trainers.steps import TrainState, make_apply_fn, make_statistics_step, make_train_step
-from flaxzoo.trainers.trainer import _as_numpy, check_fit_arguments
+from flaxzoo.trainers.sweep_optimizers import _initialiser, _keys, _per_model, _transform, rolled_back
+from flaxzoo.trainers.weights import checked_weights
 from flaxzoo.zoo.models import StackedModels, stack_models
 
 # Steps of the statistics path a loop iteration (160 brain-age models, 15000 steps: 61 ms → 55 ms).
 STATISTICS_UNROLL = 8
 # Evaluation computes K models' outputs for this many rows at a time.
 EVAL_ROWS = 65536
-
-
-@dataclasses.dataclass
-class SweepHistory:
-  """What `Sweep.fit` logged: `losses[i]` is every model's loss `[K]` at `steps[i]`."""
-
-  steps: list[int] = dataclasses.field(default_factory=list)
-  losses: list[list[float]] = dataclasses.field(default_factory=list)
-  train_seconds: float = 0.0
-  stopped: bool = False
-  path: str = ""  # "statistics", "full batch", "mini-batch" or an exact solver's name
-  converged: np.ndarray | None = None  # `[K]`, an exact solver's verdict
-
-
-@jax.jit
-def _keys(seeds):
-  """`[K, 2]` PRNG keys of `seeds [K]`: one program, whatever K's values."""
-  return jax.vmap(jax.random.PRNGKey)(seeds)
-
-
-def _transform(optimizer, first: tuple[tuple[str, float], ...]) -> optax.GradientTransformation:
-  """`optimizer` with its hyperparameters in its state (the first model's values: `first`), so that each model
-  of a sweep has its own; extra args (value, value_fn) reach line-search optimizers, the rest ignore them."""
-  return optax.with_extra_args_support(optax.inject_hyperparams(optimizer)(**dict(first)))
-
-
-@functools.lru_cache(maxsize=32)
-def _cached_initialiser(optimizer, first):
-  tx = _transform(optimizer, first)
-
-  def init(params, hyper):
-    opt_state = tx.init(params)
-    for name, value in hyper.items():  # inject_hyperparams keeps them in its state
-      opt_state.hyperparams[name] = value
-    return opt_state
-
-  return jax.jit(jax.vmap(init))
-
-
-def _initialiser(optimizer, first):
-  """`jit(vmap(init))` of the models' optimizer states, `(params, hyper) -> opt_state`: one program for every
-  sweep of this optimizer and first model's hyperparameters (each new Sweep compiled its own: 200 bootstrap
-  refits, 1 compilation a Sweep); an unhashable optimizer gets one of its own."""
-  try:
-    return _cached_initialiser(optimizer, first)
-  except TypeError:  # (an unhashable optimizer)
-    return _cached_initialiser.__wrapped__(optimizer, first)
-
-
-def _per_model(value, count: int, name: str) -> np.ndarray:
-  values = np.broadcast_to(np.asarray(value), (count,)) if np.ndim(value) == 0 else np.asarray(value)
-  if values.shape != (count,):
-    raise ValueError(f"{name}: one value per model ({count}), got shape {values.shape}")
-  return values
 
 
 class Sweep:
@@ -131,9 +78,9 @@ class Sweep:
     task, label_scale, label_unit: as `Trainer` (metrics).
     statistics: `"auto"`, `"on"` or `"off"`, as `Trainer`.
     solver: `"optax"` (steps of `optimizer`), or an exact solver of
-      `flaxzoo.trainers.solvers` (`"auto"`, `"normal_equation"`, `"newton"`,
-      `"lbfgs"`): the K models are K solves in one program over the one copy
-      of the rows, each with its weights and L2; `fit`'s `steps` caps the
+      `flaxzoo.trainers.solvers` (`"auto"`: `choose`'s): the K models are K solves
+      in one program over the one copy of the rows (Huber and the pinball loss: one
+      after another), each with its weights and penalties; `fit`'s `steps` caps the
       iterations. `tol` as `Trainer`'s.
     l1: one value, or one per model: `l1 |W|₁` beside the L2 (a regularisation
       path x folds, fitted by the exact solvers: coordinate descent, proximal
@@ -267,8 +214,7 @@ class Sweep:
       weights = np.broadcast_to(weights, (self.num_models, n))
     if weights.shape != (self.num_models, n):
       raise ValueError(f"weights must be [models, examples] = [{self.num_models}, {n}], got {weights.shape}")
-    if not np.all(np.isfinite(weights) & (weights >= 0)) or np.any(weights.sum(axis=1) <= 0):
-      raise ValueError("weights must be finite, >= 0, and give every model at least one example")
+    checked_weights(weights)
     if self._padded > self.num_models:
       weights = np.concatenate([weights, np.repeat(weights[-1:], self._padded - self.num_models, axis=0)])
     return weights
@@ -310,86 +256,8 @@ class Sweep:
     leaves = [jnp.all(jnp.isfinite(leaf.reshape(leaf.shape[0], -1)), axis=1) for leaf in jax.tree.leaves(state.params)]
     return jnp.where(jnp.all(jnp.stack(leaves), axis=0), loss, jnp.nan)
 
-  def _prepare(self, arrays, weights, batch_size, shuffle):
-    """`(path, loop key, step maker, epoch order fn, take fn, num_blocks, device blocks)` for this data."""
-    n = len(arrays["x"])
-    if statistics_lib.chosen(self.statistics, self._loss_spec, self._affine, batch_size is None or batch_size >= n):
-      return ("statistics",) + self._prepare_statistics(arrays, weights)
-    order_of_epoch = make_epoch_order_fn(1)
-    if batch_size is None or batch_size >= n:
-      # Full batch: the rows once, every model's weights over them.
-      layout = make_layout(n, None)
-      data = arrange({k: v for k, v in arrays.items() if k != "weight"}, layout)
-      weight = np.zeros((self._padded, layout.block_size), np.float32)
-      weight[:, :n] = weights
-      blocks = {"x": self._put_shared(data["x"]), "y": self._put_shared(data["y"]),
-                "weight": self._put_models(weight[:, None]),
-                "scale": self._put_models((weight / weight.sum(axis=1, keepdims=True))[:, None])}
-
-      def take(blocks, order, position):
-        return {"x": blocks["x"][0], "y": blocks["y"][0], "weight": blocks["weight"][:, 0],
-                "scale": blocks["scale"][:, 0]}
-
-      return "full batch", ("full", self._step_key()), lambda: self._model_step(None), order_of_epoch, take, 1, \
-          blocks
-    # Mini-batches: each model's batches as `Trainer.fit` lays out its rows with its seed.
-    rows = [np.flatnonzero(w > 0) for w in weights]
-    layouts = [make_layout(len(r), batch_size) for r in rows]
-    if len({(lay.num_blocks, lay.block_size) for lay in layouts}) > 1:
-      raise ValueError(f"with batch size {batch_size} the models' rows ({sorted({len(r) for r in rows})}) make"
-                       " different numbers of batches an epoch; pick a batch size that divides them alike")
-    layout = layouts[0]
-    order_fn = make_epoch_order_fn(layout.num_blocks, shuffle)
-    epoch_orders = lambda epoch, rngs: jax.vmap(lambda rng: order_fn(epoch, rng))(rngs)
-    if all(np.array_equal(w, weights[0]) for w in weights) and len(set(self.seeds.tolist())) == 1:
-      # One data order for all (a grid of hyperparameters): the batches of `Trainer.fit`, read once a step.
-      order = None
-      if shuffle == "blocks" and layout.num_blocks > 1:
-        order = np.random.default_rng(int(self.seeds[0])).permutation(len(rows[0]))
-      if len(rows[0]) == n and np.all(weights[0] == 1):
-        subset = {"x": arrays["x"], "y": arrays["y"]}  # every row, unweighted: arranged as `Trainer` does, one copy
-      else:
-        subset = {"x": arrays["x"][rows[0]], "y": arrays["y"][rows[0]], "weight": weights[0][rows[0]]}
-      blocks = self._put_shared(arrange(subset, layout, order))
-      take = lambda blocks, orders, position: take_block(blocks, orders[0][position])
-      key = ("shared", layout.num_blocks, layout.block_size, shuffle, self._step_key())
-      return "mini-batch", key, lambda: self._model_step(None, None), epoch_orders, take, layout.num_blocks, blocks
-    per_model = []
-    for k, r in enumerate(rows):
-      order = None
-      if shuffle == "blocks" and layout.num_blocks > 1:
-        order = np.random.default_rng(int(self.seeds[min(k, self.num_models - 1)])).permutation(len(r))
-      blocks = arrange({"index": r.astype(np.int32), "weight": weights[k][r]}, layouts[k], order)
-      per_model.append(blocks)
-    stacked = {key: np.stack([b[key] for b in per_model]) for key in ("index", "weight", "scale")}
-    data = {"x": self._put_shared(arrays["x"]), "y": self._put_shared(arrays["y"])}
-    blocks = {"data": data, "models": self._put_models(stacked)}
-
-    def take(blocks, orders, position):
-      def one(model_blocks, order):
-        batch = take_block(model_blocks, order[position])
-        return batch["index"], batch["weight"], batch["scale"]
-
-      index, weight, scale = jax.vmap(one)(blocks["models"], orders)
-      x, y = blocks["data"]["x"], blocks["data"]["y"]
-      return {"x": jnp.take(x, index, axis=0), "y": jnp.take(y, index, axis=0), "weight": weight, "scale": scale}
-
-    key = ("mini", layout.num_blocks, layout.block_size, shuffle, self._step_key())
-    return "mini-batch", key, lambda: self._model_step(0), epoch_orders, take, layout.num_blocks, blocks
-
   def _step_key(self):
     return tuple(sorted(self.hyperparams)), bool(np.any(self.l2))
-
-  def _prepare_statistics(self, arrays, weights):
-    """The statistics of every distinct weight vector once; each model's gathered from them."""
-    distinct, which = np.unique(weights, axis=0, return_inverse=True)
-    shift = statistics_lib.shift_of(arrays["x"], arrays["y"])
-    x, y, *shift = jax.device_put((arrays["x"], arrays["y"], *shift), self.placement.devices[0])
-    each = [to_host(statistics_lib.weighted_statistics(x, y, w, *shift)) for w in distinct]
-    stats = jax.tree.map(lambda *v: np.stack(v)[np.ravel(which)], *each)
-    blocks = self._put_models(stats)
-    key = ("statistics", self._step_key())
-    return key, self._statistics_step, make_epoch_order_fn(1), (lambda stats, order, position: stats), 1, blocks
 
   def fit(self, train, *, steps: int, weights=None, batch_size: int | None = None, shuffle: str = "blocks",
           log_every: int = 1000, checkpoint_every: int | None = None,
@@ -414,9 +282,10 @@ class Sweep:
     solver = self.chosen_solver(len(arrays["x"]), batch_size)
     if solver != "optax":  # float64 weights: an exact solve answers float64 data at float64 precision
       weights = self._weights(weights, len(arrays["x"]), np.float64)
-      return self._fit_exact(arrays, weights, solver, steps, on_checkpoint, on_progress)
+      return fit_sweep(self, arrays, weights, solver, steps, on_checkpoint, on_progress)
     weights = self._weights(weights, len(arrays["x"]))
-    path, key, make_step, order_fn, take, num_blocks, blocks = self._prepare(arrays, weights, batch_size, shuffle)
+    prepared = sweep_batches.prepare(self, arrays, weights, batch_size, shuffle)
+    path, key, make_step, order_fn, take, num_blocks, blocks = prepared
     if key not in self._loops:
       run = make_fused_loop(make_step(), order_fn, num_blocks, take, finite_fn=self._finite,
                             unroll=STATISTICS_UNROLL if path == "statistics" else 1,
@@ -425,27 +294,22 @@ class Sweep:
     run = self._loops[key]
     history = SweepHistory(path=path)
     start = time.perf_counter()
-    first, end = self.step, self.step + steps
-    state = self._put_state(self.state)
-    current = first
-    for target in stop_points(first, end, [checkpoint_every if on_checkpoint else None]):
-      while current < target and not history.stopped:
-        num_logs, steps_per_log = next_call(target - current, log_every)
-        before = state
-        state, logged_steps, logged_losses = run(state, blocks, num_logs, steps_per_log)
-        logged_losses = np.asarray(to_host(logged_losses))[:, :self.num_models]  # waits for the call
-        state = self._mark_diverged(state, before, np.asarray(to_host(logged_steps)), logged_losses)
-        history.steps += np.asarray(to_host(logged_steps)).tolist()
-        history.losses += logged_losses.tolist()
-        current += num_logs * steps_per_log
-        if on_progress:
-          on_progress(current, history)
-        history.stopped = bool(should_stop and should_stop() and current < end)
+
+    def absorb(before, state, logged_steps, logged_losses, current):
+      logged_losses = np.asarray(to_host(logged_losses))[:, :self.num_models]  # waits for the call
+      state = rolled_back(self, state, before, np.asarray(to_host(logged_steps)), logged_losses)
+      history.steps += np.asarray(to_host(logged_steps)).tolist()
+      history.losses += logged_losses.tolist()
+      return state
+
+    def at_stop(state, _) -> None:
       self.state = to_host(state)
-      if history.stopped:
-        break
       if on_checkpoint:
         on_checkpoint(self)
+
+    state = drive(self._put_state(self.state), lambda state, *sizes: run(state, blocks, *sizes), self.step,
+                  self.step + steps, log_every, [checkpoint_every if on_checkpoint else None], absorb, at_stop,
+                  history, should_stop, on_progress)
     self.state = to_host(state)
     history.train_seconds = time.perf_counter() - start
     return history
@@ -462,10 +326,11 @@ class Sweep:
       kernel, _ = self._affine_maps()
       num_params = (kernel.shape[1] + 1) * kernel.shape[2]
     full_batch = batch_size is None or batch_size >= num_examples
-    chosen = solvers_lib.choose(self.solver, self._loss_spec, self._affine, full_batch, num_params)
+    chosen = solvers_lib.choose(self.solver, self._loss_spec, self._affine, full_batch, num_params, l1=lasso,
+                                l2=bool(np.any(self._l2_64 > 0)))
     if chosen == "optax" and lasso:
       raise ValueError("a Sweep's L1 penalty needs an exact solver: a zoo linear model, a named loss, full batch")
-    return "newton" if lasso and chosen == "lbfgs" else chosen
+    return chosen
 
   def _affine_maps(self):
     """`(kernel [K_padded, d, k], bias [K_padded, k])` of the current parameters (an affine model)."""
@@ -473,51 +338,6 @@ class Sweep:
       raise ValueError("the exact solvers need an affine model (the zoo's linear models)")
     model = nnx.merge(self.graphdef, to_host(self.state.params), self._rest)  # arrays with a model axis
     return tuple(np.asarray(v, np.float64) for v in model.affine_map())
-
-  def _fit_exact(self, arrays, weights, solver, steps, on_checkpoint, on_progress) -> SweepHistory:
-    """Every model by an exact solver, from its current parameters: one `solvers.solve` of K models."""
-    start = time.perf_counter()
-    kernel, bias = self._affine_maps()
-    count = self.num_models
-    num_classes = None if self._loss_spec == "mse" else (2 if kernel.shape[2] == 1 else kernel.shape[2])
-    data = solvers_lib.stage(arrays["x"], arrays["y"], self._loss_spec, num_classes)
-    lasso = self._l1_64 if np.any(self._l1_64 > 0) else None
-    fit = solvers_lib.solve(data, weights[:count], self._l2_64, solver, self.tol, steps,
-                            start=(kernel[:count], bias[:count]), l1=lasso)
-    extra = self._padded - count
-    pad = lambda v: np.concatenate([v, np.repeat(v[-1:], extra, axis=0)]) if extra else v
-    model = nnx.merge(self.graphdef, to_host(self.state.params), self._rest)
-    model.set_affine_map(pad(fit.coef), pad(fit.intercept))
-    # As `Trainer`'s: converged, the step count reaches the end asked for; else it advances by the iterations.
-    taken = steps if fit.converged.all() else int(fit.n_iter.max())
-    self.state = self.state.replace(params=to_host(nnx.state(model, nnx.Param)),
-                                    step=np.asarray(self.step + taken, np.int32))
-    history = SweepHistory(path=solver, steps=[self.step], losses=[fit.objective.tolist()])
-    history.converged = fit.converged
-    history.train_seconds = time.perf_counter() - start
-    if on_progress:
-      on_progress(self.step, history)
-    if on_checkpoint:
-      on_checkpoint(self)
-    return history
-
-  def _mark_diverged(self, state, before, logged_steps, logged_losses):
-    """Models whose logged loss is NaN: diverged at that step; they go back to their last finite state."""
-    bad = ~np.isfinite(logged_losses)
-    newly = np.any(bad, axis=0) & (self.diverged_step < 0)
-    for k in np.flatnonzero(newly):
-      self.diverged_step[k] = int(logged_steps[int(np.argmax(bad[:, k]))])
-    if not np.any(self.diverged):
-      return state
-    keep = np.zeros(self._padded, bool)
-    keep[:self.num_models] = self.diverged
-    mask = self._put_models(keep)
-
-    def back(new, old):
-      return jnp.where(mask.reshape((-1,) + (1,) * (new.ndim - 1)), old, new)
-
-    return state.replace(params=jax.tree.map(back, state.params, before.params),
-                         opt_state=jax.tree.map(back, state.opt_state, before.opt_state))
 
   # Evaluation.
 

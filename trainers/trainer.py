@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -24,15 +23,16 @@ from flaxzoo.trainers import metrics as metrics_lib
 from flaxzoo.trainers import solvers as solvers_lib
 from flaxzoo.trainers import statistics as statistics_lib
 from flaxzoo.trainers.batching import (
-  SHUFFLES,
-  Layout,
   arrange,
+  eval_blocks,
   make_epoch_order_fn,
   make_layout,
   make_take_fn,
   take_block,
 )
-from flaxzoo.trainers.loop import make_fused_loop, next_call, stop_points
+from flaxzoo.trainers.exact import fit_trainer
+from flaxzoo.trainers.history import Data, DivergedError, History, _as_numpy, check_fit_arguments
+from flaxzoo.trainers.loop import drive, make_fused_loop
 from flaxzoo.trainers.placement import Placement, make_placement, to_host
 from flaxzoo.trainers.steps import (
   STREAM_MIN_CHUNKS,
@@ -43,65 +43,9 @@ from flaxzoo.trainers.steps import (
   make_train_step,
 )
 
-# Evaluation reads the data in blocks of this many rows (padded with weight-0 rows).
-EVAL_CHUNK = 4096
 # Batches of at least STREAM_MIN_CHUNKS * ROW_CHUNK rows a device go through the
 # step in chunks of ROW_CHUNK rows (padded to a whole number of chunks).
 ROW_CHUNK = 4096
-
-Data = tuple[Any, Any] | Mapping[str, Any]  # (x [n, d], y [n]) or {"x": ..., "y": ..., "weight": ...}
-
-
-class DivergedError(FloatingPointError):
-  """Training reached a non-finite loss or parameters; `step` is the first logged step where it showed,
-  and the Trainer's state is the last finite one (`last_finite_step`)."""
-
-  def __init__(self, step: int, last_finite_step: int, advice: str = "try a smaller learning rate"):
-    super().__init__(f"training diverged: the loss or the parameters are not finite at step {step} (the last"
-                     f" finite state is step {last_finite_step}); {advice}")
-    self.step, self.last_finite_step = step, last_finite_step
-
-
-@dataclasses.dataclass
-class History:
-  """What `fit` logged: loss every `log_every` steps and final metrics."""
-
-  steps: list[int] = dataclasses.field(default_factory=list)
-  losses: list[float] = dataclasses.field(default_factory=list)
-  metrics: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
-  train_seconds: float = 0.0
-  stopped: bool = False  # `should_stop` ended the run early (no final metrics then)
-  converged: bool | None = None  # an exact solver's verdict (None: optax steps)
-  iterations: int | None = None  # an exact solver's iterations
-
-
-def _as_numpy(data: Data, name: str) -> dict[str, np.ndarray]:
-  if isinstance(data, Mapping):
-    arrays = dict(data)
-  else:
-    x, y = data
-    arrays = {"x": x, "y": y}
-  arrays = {key: np.asarray(value) for key, value in arrays.items()}
-  x = arrays["x"]
-  if x.ndim != 2:
-    raise ValueError(f"{name}: x must be [examples, features], got shape {x.shape}")
-  for key, value in arrays.items():
-    if len(value) != len(x):
-      raise ValueError(f"{name}: {key} has {len(value)} rows but x has {len(x)}")
-  if len(x) == 0:
-    raise ValueError(f"{name}: no examples")
-  return arrays
-
-
-def check_fit_arguments(steps, log_every, batch_size, shuffle, shuffles=SHUFFLES) -> None:
-  """ValueError naming the argument unless `fit`'s numbers are positive integers and `shuffle` is known."""
-  for name, value in (("steps", steps), ("log_every", log_every), ("batch_size", batch_size)):
-    if (value is not None or name != "batch_size") and (
-        isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0):
-      raise ValueError(f"{name} must be a positive integer, got {value!r}")
-  if shuffle not in shuffles:
-    raise ValueError(f"unknown shuffle {shuffle!r}; known: {', '.join(shuffles)}")
-
 
 class Trainer:
   """Trains an NNX model with a pure compiled step; many steps per compiled call.
@@ -255,9 +199,8 @@ class Trainer:
     if self._affine:
       kernel, _ = statistics_lib.make_affine_fn(self.graphdef, self._rest)(self.state.params)
       num_params = (kernel.shape[0] + 1) * kernel.shape[1]
-    chosen = solvers_lib.choose(solver, self._loss_spec, self._affine, full_batch, num_params)
-    if self.l1 and chosen == "lbfgs":  # an L1 part: proximal Newton, whatever the size
-      chosen = "newton"
+    chosen = solvers_lib.choose(solver, self._loss_spec, self._affine, full_batch, num_params, l1=bool(self.l1),
+                                l2=bool(self.l2))
     if self.l1 and chosen == "optax" and not self._proximal:
       raise ValueError("Trainer: l1 on the optax path needs an optimizer wrapped by"
                        " flaxzoo.trainers.penalties.proximal(optimizer, learning_rate), whose step makes the zeros"
@@ -279,43 +222,8 @@ class Trainer:
 
     On one device, arrays already there (`jax.Array`) are read where they are: no copy of the data.
     """
-    device = self.placement.devices[0]
-    given = dict(data) if isinstance(data, Mapping) else dict(zip(("x", "y"), data, strict=True))
-    if self.placement.mode == "none" and all(isinstance(v, jax.Array) and v.devices() == {device}
-                                             for v in given.values()):
-      x, y = given["x"], given["y"]
-      if x.ndim != 2 or x.shape[0] == 0 or any(v.shape[0] != x.shape[0] for v in given.values()):
-        raise ValueError(f"train: x must be [examples, features] with as many rows in each array, got"
-                         f" {', '.join(f'{k} {tuple(v.shape)}' for k, v in given.items())}")
-      shift = statistics_lib.shift_of(np.asarray(x[:statistics_lib.SHIFT_ROWS]),
-                                      np.asarray(y[:statistics_lib.SHIFT_ROWS]))
-      weight = given.get("weight")
-      weight = jnp.ones(x.shape[0], jnp.float32) if weight is None else weight.astype(jnp.float32)
-      return statistics_lib.weighted_statistics(x, y, weight, *jax.device_put(shift, device))
-    arrays = _as_numpy(data, "train")
-    shift = statistics_lib.shift_of(arrays["x"], arrays["y"])
-    if self.placement.mode == "none":
-      weight = arrays.get("weight", np.ones(len(arrays["x"]), np.float32)).astype(np.float32)
-      return statistics_lib.weighted_statistics(*jax.device_put((arrays["x"], arrays["y"], weight, *shift), device))
-    layout = make_layout(len(arrays["x"]), None, self.placement.num_shards)
-    blocks = self.placement.put_blocks(arrange(arrays, layout))
-    shift = self.placement.put_state(shift)
-    if self._moments is None:
-      placement = self.placement
-
-      def compute(shift, blocks):
-        x, y, weight = blocks["x"][0], blocks["y"][0], blocks["weight"][0]
-        if placement.mode == "mesh":  # each shard's moments, summed once over the shards
-          shards = placement.num_shards
-          split = placement.constrain_shards(
-              [v.reshape((shards, v.shape[0] // shards) + v.shape[1:]) for v in (x, y, weight)])
-          gram = jnp.sum(jax.vmap(lambda a, b, c: statistics_lib.moments(a, b, c, *shift))(*split), axis=0)
-        else:
-          gram = jax.lax.psum(statistics_lib.moments(x, y, weight, *shift), placement.axis_name)
-        return statistics_lib.statistics_of(gram, *shift)
-
-      self._moments = placement.compile(compute)
-    return self._moments(shift, blocks)
+    stats, self._moments = statistics_lib.placed_statistics(self.placement, data, self._moments)
+    return stats
 
   def layout_blocks(self, data: Data, batch_size: int | None = None, shuffle: str = "blocks", name="train"):
     """Host data → device blocks for this trainer's devices (see `batching`)."""
@@ -387,7 +295,56 @@ class Trainer:
     num_examples = len(train["x"] if isinstance(train, Mapping) else train[0])
     solver = self.chosen_solver(num_examples, batch_size)
     if solver != "optax":
-      return self._fit_exact(train, solver, steps, eval_data, hooks, on_checkpoint, on_progress, final_metrics)
+      return fit_trainer(self, train, solver, steps, eval_data, hooks, on_checkpoint, on_progress, final_metrics)
+    run, blocks = self._optax_program(train, num_examples, batch_size, shuffle)
+    start = time.perf_counter()
+    history = self._drive(run, blocks, steps, log_every, checkpoint_every, on_checkpoint, should_stop, hooks,
+                          on_progress)
+    jax.block_until_ready(self.state)
+    history.train_seconds = time.perf_counter() - start
+    if history.stopped or not final_metrics:
+      return history
+    history.metrics["train"] = self.evaluate(train)
+    for name, split in (eval_data or {}).items():
+      history.metrics[name] = self.evaluate(split)
+    return history
+
+  def _drive(self, run, blocks, steps, log_every, checkpoint_every, on_checkpoint, should_stop, hooks,
+             on_progress) -> History:
+    """`steps` optax steps by `run` over `blocks` (`loop.drive`): a divergence raises, hooks and saves run where
+    due."""
+    history = History()
+    placement = self.placement
+    first, end = self.step, self.step + steps
+    # The loop stops wherever a hook or a save is due, and at the end.
+    periodic = [(every, fn) for every, fn in hooks]
+    if on_checkpoint:
+      periodic.append((checkpoint_every, lambda trainer, _: on_checkpoint(trainer)))
+
+    def absorb(before, state, logged_steps, logged_losses, current):
+      # Reading the losses waits for the call: never many calls in flight.
+      logged_steps = to_host(placement.unreplicate(logged_steps)).tolist()
+      logged_losses = to_host(placement.unreplicate(logged_losses))
+      if not np.all(np.isfinite(logged_losses)):  # NaN also marks non-finite parameters (see `loop`)
+        self.state = placement.unreplicate(before)
+        raise DivergedError(logged_steps[int(np.argmin(np.isfinite(logged_losses)))], current)
+      history.steps += logged_steps
+      history.losses += logged_losses.tolist()
+      return state
+
+    def at_stop(state, step: int) -> None:  # the hooks and saves due there
+      self.state = placement.unreplicate(state)
+      for every, fn in periodic:
+        if step == end or (every and step % every == 0):
+          fn(self, history)
+
+    state = drive(placement.put_state(self.state), lambda state, *sizes: run(state, blocks, *sizes), first, end,
+                  log_every, [every for every, _ in periodic], absorb, at_stop, history, should_stop, on_progress)
+    self.state = placement.unreplicate(state)
+    return history
+
+  def _optax_program(self, train: Data, num_examples: int, batch_size: int | None, shuffle: str):
+    """`(run, blocks)`: the fused loop of optax steps and what it reads (the statistics, or the data's blocks)."""
     if self.uses_statistics(num_examples, batch_size):
       # Full-batch least squares: one pass for the statistics, then steps that never read the data.
       blocks = self.statistics_of(train)
@@ -399,93 +356,7 @@ class Trainer:
     else:
       layout, blocks = self.layout_blocks(train, batch_size, shuffle)
       run = self.fused_loop(layout.num_blocks, shuffle, layout)
-    history = History()
-    placement = self.placement
-    state = placement.put_state(self.state)
-    start = time.perf_counter()
-    first, end = self.step, self.step + steps
-    # The loop stops wherever a hook or a save is due, and at the end.
-    periodic = [(every, fn) for every, fn in hooks]
-    if on_checkpoint:
-      periodic.append((checkpoint_every, lambda trainer, _: on_checkpoint(trainer)))
-    targets = stop_points(first, end, [every for every, _ in periodic])
-
-    def run_due(step: int) -> None:
-      for every, fn in periodic:
-        if step == end or (every and step % every == 0):
-          fn(self, history)
-
-    current = first
-    for target in targets:
-      while current < target and not history.stopped:
-        num_logs, steps_per_log = next_call(target - current, log_every)
-        before = state
-        state, logged_steps, logged_losses = run(state, blocks, num_logs, steps_per_log)
-        # Reading the losses waits for the call: never many calls in flight.
-        logged_steps = to_host(placement.unreplicate(logged_steps)).tolist()
-        logged_losses = to_host(placement.unreplicate(logged_losses))
-        if not np.all(np.isfinite(logged_losses)):  # NaN also marks non-finite parameters (see `loop`)
-          self.state = placement.unreplicate(before)
-          raise DivergedError(logged_steps[int(np.argmin(np.isfinite(logged_losses)))], current)
-        history.steps += logged_steps
-        history.losses += logged_losses.tolist()
-        current += num_logs * steps_per_log
-        if on_progress:
-          on_progress(current, history)
-        history.stopped = bool(should_stop and should_stop() and current < end)
-      self.state = placement.unreplicate(state)
-      if history.stopped:
-        break
-      run_due(current)
-    self.state = placement.unreplicate(state)
-    jax.block_until_ready(self.state)
-    history.train_seconds = time.perf_counter() - start
-    if history.stopped or not final_metrics:
-      return history
-    history.metrics["train"] = self.evaluate(train)
-    for name, split in (eval_data or {}).items():
-      history.metrics[name] = self.evaluate(split)
-    return history
-
-  def _fit_exact(self, train, solver, steps, eval_data, hooks, on_checkpoint, on_progress, final_metrics) -> History:
-    """`fit` by an exact solver: from the current parameters, at most `steps` iterations (`history.iterations`
-    taken, `history.converged`); hooks and `on_checkpoint` run once, at the end."""
-    arrays = _as_numpy(train, "train")
-    x, y = arrays["x"], arrays["y"]
-    weight = arrays.get("weight", np.ones(len(x)))
-    start = time.perf_counter()
-    model = self.model
-    kernel, bias = (np.asarray(v, np.float64) for v in model.affine_map())
-    sharding = None
-    if self.placement.num_shards > 1:
-      sharding = jax.sharding.NamedSharding(self.placement.mesh, jax.sharding.PartitionSpec("data"))
-    num_classes = None if self._loss_spec == "mse" else (2 if kernel.shape[1] == 1 else kernel.shape[1])
-    data = solvers_lib.stage(x, y, self._loss_spec, num_classes, sharding)
-    fit = solvers_lib.solve(data, weight[None], [self.l2], solver, self.tol, steps,
-                            start=(kernel[None], bias[None]), l1=[self.l1] if self.l1 else None)
-    if not (np.isfinite(fit.objective[0]) and np.all(np.isfinite(fit.coef)) and np.all(np.isfinite(fit.intercept))):
-      # Never a run that ends "trained" on a non-finite loss (a Tweedie power of 1e300 overflows every deviance)
-      raise DivergedError(self.step + int(fit.n_iter[0]), self.step, "the exact solver's objective is not finite"
-                          " there: check the loss's parameters and the labels' range")
-    model.set_affine_map(fit.coef[0], fit.intercept[0])
-    history = History(converged=bool(fit.converged[0]), iterations=int(fit.n_iter[0]))
-    # A converged solve is the whole fit that was asked for: the step count reaches its end (a resumed run
-    # then has nothing left to do); else it advances by the iterations taken.
-    taken = steps if history.converged else history.iterations
-    self.state = self.state.replace(params=nnx.state(model, nnx.Param), step=self.state.step + taken)
-    history.steps, history.losses = [self.step], [float(fit.objective[0])]
-    history.train_seconds = time.perf_counter() - start
-    if on_progress:
-      on_progress(self.step, history)
-    for _, fn in hooks:
-      fn(self, history)
-    if on_checkpoint:
-      on_checkpoint(self)
-    if final_metrics:
-      history.metrics["train"] = self.evaluate(train)
-      for name, split in (eval_data or {}).items():
-        history.metrics[name] = self.evaluate(split)
-    return history
+    return run, blocks
 
   def evaluate(self, data: Data) -> dict[str, Any]:
     """Metrics of the current parameters on `data`.
@@ -495,7 +366,7 @@ class Trainer:
     two classes roc_auc (exact, from the scores on the host).
     """
     arrays = _as_numpy(data, "eval")
-    blocks = self._eval_layout(data, arrays)
+    blocks = eval_blocks(self.placement, self._eval_blocks, data, arrays)
     params = self.placement.put_state(self.state.params)
     shift = np.float32(np.mean(arrays["y"])) if self.task == "regression" else np.float32(0)
     sums = to_host(self.placement.unreplicate(self._evaluate(params, blocks, shift)))
@@ -508,23 +379,6 @@ class Trainer:
       scores = self.predict(arrays["x"][keep])[:, -1]
       metrics["roc_auc"] = metrics_lib.roc_auc(scores, arrays["y"][keep])
     return metrics
-
-  def _eval_layout(self, data, arrays):
-    """`arrays` in blocks of `EVAL_CHUNK` rows on the devices: every split of up to that many rows has
-    the same shape (one compiled evaluation for train and test), and read-only data evaluated again
-    (a run's splits, at each logged step) is laid out once."""
-    values = list(data.values() if isinstance(data, Mapping) else data)
-    if any(not isinstance(v, np.ndarray) or v.flags.writeable for v in values):  # it could change in place
-      return self.placement.put_blocks(arrange(arrays, Layout(len(arrays["x"]), EVAL_CHUNK,
-                                                              self.placement.num_shards)))
-    key = tuple((id(v), v.shape) for v in values)
-    if key not in self._eval_blocks:
-      layout = Layout(len(arrays["x"]), EVAL_CHUNK, self.placement.num_shards)
-      if len(self._eval_blocks) >= 4:
-        self._eval_blocks.pop(next(iter(self._eval_blocks)))
-      # The data is kept beside its blocks: its ids then stay its own.
-      self._eval_blocks[key] = (data, self.placement.put_blocks(arrange(arrays, layout)))
-    return self._eval_blocks[key][1]
 
   def predict(self, x) -> np.ndarray:
     """Model outputs `[n, k]` for inputs `x [n, d]` (on one device)."""

@@ -18,6 +18,7 @@ class ModelSpec:
   constructor: Callable[..., Any] | str  # an nnx.Module class, or "package.module:Class" imported when built
   defaults: dict[str, Any]
   description: str
+  affine: bool = False  # its outputs are affine in its inputs (`affine_map()`): the exact solvers fit it
 
   def build(self, **kwargs):
     constructor = self.constructor
@@ -32,9 +33,10 @@ class ModelSpec:
 _MODELS: Registry[ModelSpec] = Registry("model")
 
 
-def register_model(name: str, constructor, description: str = "", **defaults) -> ModelSpec:
-  """Registers `constructor` (a class, or `"package.module:Class"`) under `name`; a name can be registered once."""
-  return _MODELS.register(name, ModelSpec(name, constructor, dict(defaults), description))
+def register_model(name: str, constructor, description: str = "", *, affine: bool = False, **defaults) -> ModelSpec:
+  """Registers `constructor` (a class, or `"package.module:Class"`) under `name`; a name can be registered once.
+  `affine`: the model is affine in its inputs (known without building it: `flaxzoo list` names its solver)."""
+  return _MODELS.register(name, ModelSpec(name, constructor, dict(defaults), description, affine))
 
 
 def get_model_spec(name: str) -> ModelSpec:
@@ -185,20 +187,20 @@ def _initializer(spec: ModelSpec, frozen):
 register_model(
     "linear_regression", "flaxzoo.zoo.linear:LinearRegression",
     "least-squares linear regression, [batch, d] -> [batch, out]",
-    in_features=1, out_features=1,
+    in_features=1, out_features=1, affine=True,
 )
 register_model(
     "logistic_regression", "flaxzoo.zoo.logistic:LinearClassifier",
     "binary logistic regression, one logit",
-    in_features=1, num_classes=2,
+    in_features=1, num_classes=2, affine=True,
 )
 register_model(
     "softmax_regression", "flaxzoo.zoo.logistic:LinearClassifier",
     "multinomial (softmax) regression, num_classes logits",
-    in_features=1, num_classes=3,
+    in_features=1, num_classes=3, affine=True,
 )
 register_model(
     "glm", "flaxzoo.zoo.glm:GeneralizedLinear",
     "generalized linear model, log link: log means [batch, out] (losses poisson, gamma, tweedie:P)",
-    in_features=1, out_features=1,
+    in_features=1, out_features=1, affine=True,
 )

@@ -60,21 +60,3 @@ class Registry(Generic[T]):
 
   def __contains__(self, name: object) -> bool:
     return name in self._entries
-
-
-def lazy_exports(package: str, exports: dict[str, str]):
-  """`(__getattr__, __dir__)` for a package's `__init__` that re-exports `{name: module}`, each
-  module imported when one of its names is first used: `import flaxzoo.trainers` then costs nothing
-  (the CLI's --help and list import no JAX)."""
-
-  def __getattr__(name: str):
-    if name in exports:
-      import importlib
-
-      return getattr(importlib.import_module(exports[name]), name)
-    raise AttributeError(f"module {package!r} has no attribute {name!r}")
-
-  def __dir__() -> list[str]:
-    return sorted(exports)
-
-  return __getattr__, __dir__

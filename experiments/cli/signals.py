@@ -1,0 +1,85 @@
+"""Signals in the `flaxzoo` command: SIGTERM unwinds as `Terminated`, and training stops at its next save point
+on the first SIGINT or SIGTERM (`_StopFlag`)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class Terminated(BaseException):
+  """SIGTERM in a command that is not training: unwinds as KeyboardInterrupt does (temporary files and
+  staging folders are removed on the way), then the command exits 143."""
+
+
+def _raise_terminated(signum, frame):
+  raise Terminated()
+
+
+
+
+_pending: list[type[BaseException]] = []
+
+
+def _signal_again(unraisable) -> None:
+  """`sys.unraisablehook`: a signal's exception raised where Python ignores exceptions (a garbage-collector
+  callback, a `__del__`) is not lost: it is raised again 10 ms later (SIGALRM), in ordinary code."""
+  import signal
+
+  kind = unraisable.exc_type
+  if kind is not None and issubclass(kind, (Terminated, KeyboardInterrupt)):
+    _pending[:] = [kind]
+    signal.setitimer(signal.ITIMER_REAL, 0.01)
+    return
+  sys.__unraisablehook__(unraisable)
+
+
+def _raise_pending(signum, frame):
+  if _pending:
+    raise _pending.pop()()
+
+
+class _StopFlag:
+  """SIGTERM/SIGINT set a flag; training polls it, saves a checkpoint and stops (exit 128 + the signal)."""
+
+  last = None  # the signal that stopped the run, for its exit status
+
+  def __init__(self):
+    import signal
+
+    self.signal = None
+    for signum in (signal.SIGTERM, signal.SIGINT):
+      signal.signal(signum, self._handle)
+
+  # The same signal again within this many seconds is the same request: `timeout` sends SIGTERM to the
+  # command and then to its whole process group, and the second copy stopped the run before it saved.
+  SAME_REQUEST_S = 1.0
+
+  def _handle(self, signum, frame):
+
+    if self.signal == signum and time.monotonic() - self.since < self.SAME_REQUEST_S:
+      return
+    if self.signal is not None:
+      # A second signal: stop now, without waiting for the save in flight (Orbax commits a step by a
+      # rename, so the last complete checkpoint stays) and without a traceback from its threads.
+      import os
+
+      print("flaxzoo: interrupted again: stopped at once; the last complete checkpoint is kept", file=sys.stderr,
+            flush=True)
+      os._exit(128 + signum)
+    self.signal = _StopFlag.last = signum
+    self.since = time.monotonic()
+
+  def __call__(self) -> bool:
+    return self.signal is not None
+
+
+def _signal_in_chain(error: BaseException) -> BaseException | None:
+  """The Terminated or KeyboardInterrupt that caused `error` (its causes and contexts), if one did."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    if isinstance(error, (Terminated, KeyboardInterrupt)):
+      return error
+    seen.add(id(error))
+    error = error.__cause__ or error.__context__
+  return None
