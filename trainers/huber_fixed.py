@@ -27,7 +27,7 @@ def huber_fixed(x, y, weight=None, epsilon: float = 1.35, l2: float = 0.0, tol: 
   """The fit of `x [n, d]`, `y [n]`, `weight [n]` (>= 0): `(coef [d], intercept)` from `start` (default: the
   least-squares fit, where most rows are inside ε), until the gradient's largest entry (in the standardised
   features) is below `tol` times the targets' spread (to a power of two: y x 2^k takes the same steps)."""
-  with one_thread():
+  with one_thread(scipy=False):
     x, y, weight = usable_rows(x, y, weight)
     v = weight / weight.sum()
     z, shift, scale = standardised(x, v)

@@ -44,7 +44,8 @@ def _quantile(x, y, weight, quantile, alpha, tol, max_iter) -> RobustFit:
   targets = np.concatenate([y, np.zeros(2 * pseudo.sum())])
   upper = np.concatenate([weight, np.full(2 * pseudo.sum(), mean)])
   beta, n_iter, converged = interior_point(rows, targets, upper, float(quantile), tol, max_iter)
-  beta, certified = vertex(rows, targets, upper, float(quantile), beta, n, pseudo)
+  # (Converged already: the vertex's certificate, a bounded least squares, would change no answer)
+  beta, certified = vertex(rows, targets, upper, float(quantile), beta, n, pseudo, certify=not converged)
   converged = converged or certified
   objective = pinball(targets - rows @ beta, upper, quantile) / total
   full = np.zeros(z_all.shape[1])
@@ -212,13 +213,13 @@ def _lengths(state, d_a, d_s, d_w):
   return min(limit(a, d_a), limit(t, -d_a)), min(limit(s, d_s), limit(w, d_w))
 
 
-def vertex(z, y, upper, q, beta, n, pseudo):
+def vertex(z, y, upper, q, beta, n, pseudo, certify: bool = True):
   """`(β, certified)`: the optimal vertex near the interior-point answer `beta`. The rows it fits (residuals
   below 1e-6 of their median: near the optimum the others stay O(median)) are fitted exactly, by least
   squares on the coefficients whose penalty rows are not among them (those are 0.0); `beta` where that is
   no better. `certified`: the vertex is optimal by LP duality, its p fitted rows' dual values `a_B`
   (`z_Bᵀ a_B = (1 - q) zᵀu - z_Nᵀ a_N`, `a_N` at the bound of its residual's sign) exist within `[0, u_B]`
-  (a zero coefficient's pair of rows: `[-u, u]`)."""
+  (a zero coefficient's pair of rows: `[-u, u]`); not asked (False) without `certify`."""
   p = z.shape[1]
   residual = np.abs(y - z @ beta)
   fitted = residual <= 1e-6 * max(float(np.median(residual)), 1e-300)
@@ -248,7 +249,7 @@ def vertex(z, y, upper, q, beta, n, pseudo):
   a[minus] = 0.0
   low = np.where(np.arange(len(y)) >= n, -upper, 0.0)[basis]
   rhs = (1 - q) * (z.T @ upper) - z.T @ np.where(basis, 0.0, a)  # (no copy of the other rows)
-  if basis.sum() < p:
+  if basis.sum() < p or not certify:
     return candidate, False
   # Dual values in their bounds that meet the equations (more fitted rows than p: a degenerate vertex,
   # ties in y): bounded least squares, feasible where its residual is rounding.
