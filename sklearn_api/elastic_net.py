@@ -26,6 +26,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from flaxzoo.sklearn.checks import check_iterations
 from flaxzoo.sklearn.estimators import _DenseInput
+from flaxzoo.sklearn.folds import as_parts, split, training_masks
 from flaxzoo.sklearn.penalty import penalties_of_elastic_net
 
 
@@ -142,8 +143,6 @@ class ElasticNetCV(ElasticNet):
 
   def fit(self, X, y, sample_weight=None):
     """Fits every fold x l1_ratio x alpha and the all-rows models in one solve; keeps the best's refit."""
-    from sklearn.model_selection import check_cv
-
     from flaxzoo.trainers import solvers
 
     ratios = self._check_params()
@@ -151,28 +150,20 @@ class ElasticNetCV(ElasticNet):
     y = np.asarray(y, np.float64)
     weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
     grid = np.stack([self._alpha_grid(X, y, weight, ratio) for ratio in ratios])  # [L, P]
-    folds = list(check_cv(self.cv if self.cv is not None else 5).split(X, y))
-    # The weights as parts: each fold's held-out rows, and the rows no fold holds out. A training fold is
-    # every part but its own; the refit every part: one sum over each part's rows gives every Gram matrix.
-    parts = np.zeros((len(folds) + 1, len(y)))
-    held = np.zeros(len(y), bool)
-    for part, (_, test) in zip(parts, folds):
-      part[test] = weight[test]
-      held[test] = True
-    parts[-1] = np.where(held, 0.0, weight)
-    groups = np.ones((len(folds) + 1, len(parts)))
-    groups[np.arange(len(folds)), np.arange(len(folds))] = 0.0
-    if np.any(groups @ parts.sum(axis=1) <= 0):
+    folds = split(self.cv, X, y, classifier=False)
+    # Every training set (each fold's, then the refit's) as a sum of disjoint parts of the rows: one sum over
+    # each part's rows gives every Gram matrix.
+    parts, mix = as_parts(training_masks(folds, len(y), refit=True), weight)
+    if np.any(mix @ parts.sum(axis=1) <= 0):
       raise ValueError("a training fold has no row of positive sample_weight")
     # Models: (fold or all rows) x l1_ratio x alpha.
     penalties = np.array([penalties_of_elastic_net(a, r) for r, row in zip(ratios, grid) for a in row])
-    l2, l1 = np.tile(penalties.T, len(groups))
-    keep = parts.sum(axis=1) > 0  # (every row held out: no last part)
+    l2, l1 = np.tile(penalties.T, len(mix))
     data = solvers.stage(X, y, "mse")
-    fit = solvers.solve(data, parts[keep], l2, "normal_equation", float(self.tol), int(self.max_iter), l1=l1,
-                        mix=np.repeat(groups[:, keep], grid.size, axis=0))
-    coef = fit.coef[:, :, 0].reshape(len(groups), *grid.shape, X.shape[1])
-    intercept = fit.intercept[:, 0].reshape(len(groups), *grid.shape)
+    fit = solvers.solve(data, parts, l2, "normal_equation", float(self.tol), int(self.max_iter), l1=l1,
+                        mix=np.repeat(mix, grid.size, axis=0))
+    coef = fit.coef[:, :, 0].reshape(len(mix), *grid.shape, X.shape[1])
+    intercept = fit.intercept[:, 0].reshape(len(mix), *grid.shape)
     mse = np.empty(grid.shape + (len(folds),))
     for f, (_, test) in enumerate(folds):  # every model's held-out residuals, one GEMM: [rows, l1_ratios x alphas]
       residual = np.c_[X[test], np.ones(len(test)), y[test]] @ np.r_[
@@ -180,12 +171,12 @@ class ElasticNetCV(ElasticNet):
       np.square(residual, out=residual)
       mse[:, :, f] = (weight[test] @ residual / weight[test].sum()).reshape(grid.shape)
     best = np.unravel_index(np.argmin(mse.mean(axis=2)), grid.shape)
-    if not fit.converged.reshape(len(groups), *grid.shape)[-1][best]:
+    if not fit.converged.reshape(len(mix), *grid.shape)[-1][best]:
       warnings.warn(f"ElasticNetCV's refit did not converge in max_iter={self.max_iter} sweeps (tol={self.tol});"
                     " increase max_iter", ConvergenceWarning, stacklevel=2)
     self.l1_ratio_, self.alpha_ = float(ratios[best[0]]), float(grid[best])
     self.coef_, self.intercept_ = coef[-1][best], float(intercept[-1][best])
-    self.n_iter_ = int(fit.n_iter.reshape(len(groups), *grid.shape)[-1][best])
+    self.n_iter_ = int(fit.n_iter.reshape(len(mix), *grid.shape)[-1][best])
     one = np.ndim(self.l1_ratio) == 0
     self.alphas_ = grid[0] if one else grid
     self.mse_path_ = mse[0] if one else mse

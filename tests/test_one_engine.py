@@ -107,3 +107,22 @@ def test_no_library_module_changes_process_wide_settings():
           isinstance(node, ast.Assign) and any("os.environ[" in ast.unparse(t) for t in node.targets)):
         found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text[:60]}")
   assert not found, found
+
+
+def test_every_cv_estimator_trains_each_fold_on_the_splitters_own_rows():
+  """One fold encoding (`sklearn.folds`): ElasticNetCV took a fold's training rows as every row but its test
+  rows, so a TimeSeriesSplit's folds trained on the future too; now its path scores are those of ElasticNet
+  fitted on the splitter's own training rows, as LinearRegressionCV's are."""
+  from sklearn.linear_model import ElasticNet
+  from sklearn.model_selection import TimeSeriesSplit
+
+  from flaxzoo.sklearn import ElasticNetCV
+
+  x, y = _rows(n=240, seed=3)
+  splitter = TimeSeriesSplit(3)
+  ours = ElasticNetCV(l1_ratio=0.5, alphas=4, cv=splitter, tol=1e-10, max_iter=10_000).fit(x, y)
+  for f, (train, test) in enumerate(splitter.split(x)):
+    for a, alpha in enumerate(ours.alphas_):
+      fold = ElasticNet(alpha=alpha, l1_ratio=0.5, tol=1e-12, max_iter=100_000).fit(x[train], y[train])
+      expected = np.mean((fold.predict(x[test]) - y[test]) ** 2)
+      np.testing.assert_allclose(ours.mse_path_[a, f], expected, rtol=1e-6)
