@@ -109,7 +109,7 @@ def _huber_parts(z, y, v, ridge, epsilon, wide: bool):
   """`parts(theta, sigma, derivatives=True) -> value` or `(value, grad [p + 1], Hessian)`: the objective over the
   coefficients and σ; wide data's Hessian as its parts (`_wide_step` solves with them in the rows' size)."""
   p = z.shape[1]
-  squares = z**2 if wide else None  # (the Hessian's diagonal, each iteration)
+  squares = []  # wide data: z², the Hessian's diagonal each iteration, made at the first (an exact finish needs none)
 
   def parts(theta, sigma, derivatives=True):
     r = y - z @ theta
@@ -124,7 +124,9 @@ def _huber_parts(z, y, v, ridge, epsilon, wide: bool):
     curvature = v * inlier
     if wide:  # the Hessian as its parts: zᵀ diag(d) z + diag(2 ridge), bordered by σ's column zᵀ e and corner
       d, e, corner = 2 / sigma * curvature, curvature * 2 * r / sigma**2, curvature @ (2 * r**2 / sigma**3)
-      return value, grad, (d, e, corner, max(float(np.max(d @ squares + 2 * ridge)), corner))
+      if not squares:
+        squares.append(z**2)
+      return value, grad, (d, e, corner, max(float(np.max(d @ squares[0] + 2 * ridge)), corner))
     hessian = np.empty((p + 1, p + 1))
     hessian[:p, :p] = (z * (2 / sigma * curvature)[:, None]).T @ z
     hessian[np.arange(p), np.arange(p)] += 2 * ridge
