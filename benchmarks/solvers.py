@@ -51,7 +51,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from timing import median_time, use_compilation_cache  # noqa: E402
+from timing import median_time, report, use_compilation_cache  # noqa: E402
 
 ROWS = ("least_squares", "logistic", "softmax", "grid_breast_cancer", "grid_100k", "bootstrap", "cv_100k",
         "poisson_100k", "gamma_100k", "tweedie_100k", "elastic_net_cv_100k", "l1_logistic_100k", "cv_elasticnet_100k",
@@ -282,8 +282,9 @@ def worker(row: str, library: str, repeats: int, smoke: bool) -> dict:
     import jax.numpy as jnp
 
     import flaxzoo.sklearn.cv  # noqa: F401
+    import flaxzoo.trainers.exact  # noqa: F401 - (the solvers' package re-exports lazily: imported here, not in the fit)
     from flaxzoo.experiments.config import OPTIMIZERS  # noqa: F401
-    from flaxzoo.trainers import solvers  # noqa: F401
+    from flaxzoo.trainers.solvers import solve  # noqa: F401
 
     use_compilation_cache()
     jnp.zeros(1).block_until_ready()
@@ -370,11 +371,7 @@ def main():
                      f"{lib} skipped" for lib, r in details[row].items())
     line = line.replace("flaxzoo first", f"flaxzoo cold {ours['cold_s']:.3f} s first", 1)
     print(f"{row:>20}: {line}", flush=True)
-  for name, value in metrics.items():
-    print(f"{name:>45}: {value:.3f}x")
-  if args.json:
-    with open(args.json, "w") as f:
-      json.dump({"name": "solvers", "metrics": metrics, "details": details, "args": vars(args)}, f, indent=2)
+  report("solvers", metrics, details, args, args.json, width=45)
 
 
 if __name__ == "__main__":

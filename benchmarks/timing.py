@@ -31,3 +31,14 @@ def timed(fn, repeats: int):
 def median_time(fn, repeats: int):
   """`(median seconds, (min, max))` of `repeats` calls of `fn()`."""
   return timed(fn, repeats)[:2]
+
+
+def report(name: str, metrics: dict, details: dict, args, path: str | None, width: int = 45) -> None:
+  """Prints each ratio of `metrics` and, with `path`, writes `{name, metrics, details, args}` there as JSON."""
+  import json
+
+  for key, value in metrics.items():
+    print(f"{key:>{width}}: {value:.3f}x")
+  if path:
+    with open(path, "w") as f:
+      json.dump({"name": name, "metrics": metrics, "details": details, "args": vars(args)}, f, indent=2)

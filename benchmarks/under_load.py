@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import report, use_compilation_cache  # noqa: E402
 
 
 def worker(library: str, rows: int) -> float:
@@ -30,12 +32,10 @@ def worker(library: str, rows: int) -> float:
   if library == "sklearn":
     from sklearn.linear_model import LinearRegression
   else:
+    import flaxzoo.trainers.exact  # noqa: F401 - (the solvers' package re-exports lazily: imported here, not in the fit)
     import flaxzoo.trainers.host_blas as host_blas
     from flaxzoo.sklearn import LinearRegression
-    from flaxzoo.trainers import solvers  # noqa: F401
-
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from timing import use_compilation_cache
+    from flaxzoo.trainers.solvers import solve  # noqa: F401
 
     use_compilation_cache()
 
@@ -84,11 +84,7 @@ def main():
     print(f"{load:>14}: " + "  ".join(f"{lib} {t:.3f} s" for lib, t in times.items()))
     metrics[f"{load}_first_fit_vs_sklearn"] = times["flaxzoo"] / times["sklearn"]
     metrics[f"{load}_threaded_vs_sklearn"] = times["flaxzoo_threaded"] / times["sklearn"]
-  for name, value in metrics.items():
-    print(f"{name:>40}: {value:.3f}x")
-  if args.json:
-    with open(args.json, "w") as f:
-      json.dump({"name": "under_load", "metrics": metrics, "details": results, "args": vars(args)}, f, indent=2)
+  report("under_load", metrics, results, args, args.json, width=40)
 
 
 if __name__ == "__main__":

@@ -36,15 +36,15 @@ def fit_affine(x, y, loss: str, weights, l2, l1=None, solver: str = "auto", tol:
 
 
 def _robust(x, y, name: str, value: float, weights, l2, l1, tol: float, max_iter: int, start) -> solvers.Solution:
-  """Huber (no L1 part) or the pinball loss (no L2 part), a model at a time. The linear program stops on its
-  own duality gap (it ends on its optimal vertex: exact), not on `tol`."""
+  """Huber (no L1 part) or the pinball loss (no L2 part), a model at a time, at most `max_iter` iterations each.
+  The linear program stops on its own duality gap (it ends on its optimal vertex: exact), not on `tol`."""
   count = len(weights)
   l2 = np.broadcast_to(np.asarray(l2, np.float64), (count,))
   l1 = np.zeros(count) if l1 is None else np.broadcast_to(np.asarray(l1, np.float64), (count,))
   fits = []
   for k in range(count):
     if name == "quantile":
-      fits.append(quantile(x, y, weights[k], value, alpha=float(l1[k]), max_iter=max(int(max_iter), 100)))
+      fits.append(quantile(x, y, weights[k], value, alpha=float(l1[k]), max_iter=int(max_iter)))
     else:
       begin = None if start is None else (start[0][k][:, 0], float(start[1][k][0]))
       fits.append(huber_fixed(x, y, weights[k], value, float(l2[k]), tol, int(max_iter), begin))
