@@ -34,6 +34,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from flaxzoo.sklearn.inference import _Inference
 from flaxzoo.sklearn.labels import _classes_and_codes, class_weights
 from flaxzoo.sklearn.penalty import l2_of_alpha, penalties_of_C
 from flaxzoo.zoo.links import decide, probabilities
@@ -169,7 +170,7 @@ class _LinearModel(_DenseInput):
     return state
 
 
-class LinearRegression(RegressorMixin, _LinearModel):
+class LinearRegression(RegressorMixin, _Inference, _LinearModel):
   """Least squares, or ridge regression with `alpha > 0` (one or several targets), fitted by flaxzoo.
 
   Args:
@@ -221,7 +222,25 @@ class LinearRegression(RegressorMixin, _LinearModel):
     start = self._start(targets.shape[1]) if self.warm_start else None
     coef, intercept, self.n_iter_ = self._fit(X, targets, weight, targets.shape[1], start)
     self.coef_, self.intercept_ = (coef[0], float(intercept[0])) if y.ndim == 1 else (coef, intercept)
+    self._covariance_ = None
+    if y.ndim == 1 and not self._uses_optax():  # what predict_interval reads (one pass, `_keep_covariance`)
+      self._keep_covariance(X, y, weight, "mse", self._l2(weight, 1))
     return self
+
+  def _inference_problem(self, X, y, weight, offset):
+    if offset is not None:
+      raise ValueError("LinearRegression takes no offset (subtract it from y); the GLM regressors take one")
+    if np.ndim(y) != 1:
+      raise ValueError(f"standard errors are computed for one target, y has shape {np.shape(y)}")
+    return X, np.asarray(y, np.float64), weight, "mse", lambda total: self._l2(np.asarray([total]), 1), 0.0
+
+  def predict_interval(self, X, *, confidence=0.95, kind="observation"):
+    """`[n, 2]` (low, high): the `confidence` interval of a new observation (`kind="observation"`: the
+    coefficients' uncertainty and the residuals' scale) or of the mean (`"mean"`), with Student's t, as
+    statsmodels' `get_prediction().summary_frame()`: from the covariance `fit` kept (no training rows)."""
+    eta, variance, cov, q = self._interval(X, confidence, kind)
+    spread = q * np.sqrt(variance + (cov.scale if kind == "observation" else 0.0))
+    return np.stack([eta - spread, eta + spread], axis=1)
 
   def _start(self, k):
     """`(coef [k, d], intercept [k])` to continue from, where `coef_` and `intercept_` have this fit's shapes
@@ -259,7 +278,7 @@ class LinearRegression(RegressorMixin, _LinearModel):
     return self._raw(X)
 
 
-class LinearClassifier(ClassifierMixin, _LinearModel):
+class LinearClassifier(ClassifierMixin, _Inference, _LinearModel):
   """Logistic regression (two classes, one logit) or softmax regression (more), fitted by flaxzoo.
 
   Args:
@@ -379,6 +398,17 @@ class LinearClassifier(ClassifierMixin, _LinearModel):
                                                  self._l2(weight, k), start)
     self.n_iter_ = np.asarray([n if first else int(self.n_iter_[0]) + n], np.int32)
     return self
+
+  def _inference_problem(self, X, y, weight, offset):
+    if offset is not None:
+      raise ValueError("LinearClassifier takes no offset")
+    if len(self.classes_) != 2:
+      raise ValueError(f"standard errors are computed for two classes, this model has {len(self.classes_)}")
+    labels = self._encode(y, first=False)
+    weight = weight * class_weights(self.class_weight, self.classes_, labels)
+    ratio = self._ratio()
+    return (X, labels.astype(np.int32), weight, "logistic", lambda total: penalties_of_C(self.C, ratio, total)[0],
+            penalties_of_C(self.C, ratio, weight.sum())[1])
 
   def decision_function(self, X):
     """Logits: `[n]` for two classes (of `classes_[1]`), else `[n, classes]`."""

@@ -26,6 +26,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from flaxzoo.sklearn.checks import check_iterations
 from flaxzoo.sklearn.estimators import _DenseInput
+from flaxzoo.sklearn.inference import _Inference
 from flaxzoo.sklearn.penalty import penalties_of_elastic_net, penalties_of_glm_alpha
 from flaxzoo.trainers.loss_names import family_of
 from flaxzoo.zoo.links import inverse_link
@@ -33,7 +34,7 @@ from flaxzoo.zoo.links import inverse_link
 GLM_SOLVERS = {"auto": "auto", "newton": "newton", "newton-cholesky": "newton", "lbfgs": "lbfgs"}
 
 
-class _GeneralizedLinear(RegressorMixin, _DenseInput):
+class _GeneralizedLinear(RegressorMixin, _Inference, _DenseInput):
   """What the three share; subclasses name `_power()` (0: normal with the identity link)."""
 
   def __init__(self, *, alpha=1.0, l1_ratio=0.0, solver="auto", max_iter=100, tol=1e-4, warm_start=False):
@@ -61,24 +62,54 @@ class _GeneralizedLinear(RegressorMixin, _DenseInput):
   def _family(self) -> tuple[str, float | None]:
     return family_of("tweedie", self._power())
 
-  def fit(self, X, y, sample_weight=None):
-    """Fits `coef_ [d]`, `intercept_` (float64) on `X [n, d]`, targets `y [n]` in the family's domain."""
+  def _loss(self) -> str:
+    family, power = self._family()
+    return "mse" if self._power() == 0 else family if family != "tweedie" else f"tweedie:{power!r}"
+
+  def _penalties(self) -> tuple[float, float]:
+    """The core's `(l2, l1)` (the same on any total weight: the mean half deviance's penalty already)."""
+    if self._power() == 0:
+      return penalties_of_elastic_net(float(self.alpha), float(self.l1_ratio))
+    return penalties_of_glm_alpha(float(self.alpha), float(self.l1_ratio))
+
+  def _inference_problem(self, X, y, weight, offset):
+    from flaxzoo.trainers.offsets import absorbed, checked_offset
+
+    total = weight.sum()
+    y, weight = absorbed(y, weight, checked_offset(offset, None, len(X)), self._power())
+    l2, l1 = (v * total / weight.sum() for v in self._penalties())  # (the offset's weights: `_fit_penalties`)
+    return X, y, weight, self._loss(), lambda _: l2, l1
+
+  def fit(self, X, y, sample_weight=None, offset=None, exposure=None):
+    """Fits `coef_ [d]`, `intercept_` (float64) on `X [n, d]`, targets `y [n]` in the family's domain; `offset
+    [n]` adds to the linear predictor (`exposure [n]`: its log, statsmodels' meaning), `trainers.offsets`."""
     from flaxzoo.trainers import solvers
+    from flaxzoo.trainers.offsets import absorbed, checked_offset
 
     self._check_params()
     X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True)
     y = np.asarray(y, np.float64)
     weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+    offset = checked_offset(offset, exposure, len(X))
+    if offset is not None and self._power() > 0:
+      from flaxzoo.trainers.losses import label_error
+
+      problem = label_error(self._loss(), y)  # the targets' own domain, before they are divided
+      if problem:
+        raise ValueError(f"{type(self).__name__}: {problem}")
+    total = weight.sum()
+    y, weight = absorbed(y, weight, offset, self._power())
+    # The solvers' objective is the weights' mean loss plus the penalty: with the offset's weights (another
+    # total) the same penalty relative to the data's deviance is the core's times total / new total.
+    l2, l1 = (v * total / weight.sum() for v in self._penalties())
     start = None
     if self.warm_start and getattr(self, "coef_", np.empty(0)).shape == (X.shape[1],):
       start = (self.coef_[None, :, None], np.asarray([[self.intercept_]]))
     if self._power() == 0:  # least squares: Ridge(S alpha), or with l1_ratio ElasticNet(alpha, l1_ratio)
       data = solvers.stage(X, y, "mse")
-      l2, l1 = penalties_of_elastic_net(float(self.alpha), float(self.l1_ratio))
       fit = solvers.solve(data, weight[None], [l2], "normal_equation", float(self.tol), 100 * int(self.max_iter),
                           l1=[l1] if l1 > 0 else None)
     else:
-      l2, l1 = penalties_of_glm_alpha(float(self.alpha), float(self.l1_ratio))
       family, power = self._family()
       try:
         data = solvers.stage(X, y, family, power=power)
@@ -95,16 +126,36 @@ class _GeneralizedLinear(RegressorMixin, _DenseInput):
                       f" (tol={self.tol}); increase max_iter, or scale the data", ConvergenceWarning, stacklevel=2)
     self.coef_, self.intercept_ = fit.coef[0, :, 0], float(fit.intercept[0, 0])
     self.n_iter_ = int(fit.n_iter[0])
+    self._covariance_ = None
+    if l1 == 0:  # what predict_interval reads (one pass, `_keep_covariance`)
+      self._keep_covariance(X, y, weight, self._loss(), l2)
     return self
 
-  def _linear_predictor(self, X):
+  def _linear_predictor(self, X, offset=None, exposure=None):
+    from flaxzoo.trainers.offsets import checked_offset
+
     check_is_fitted(self)
     X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-    return X @ self.coef_ + self.intercept_
+    offset = checked_offset(offset, exposure, len(X))
+    return X @ self.coef_ + self.intercept_ + (0.0 if offset is None else offset)
 
-  def predict(self, X):
-    """The predicted means `[n]`: `exp(X coef + intercept)` (power 0: `X coef + intercept`)."""
-    return inverse_link("identity" if self._power() == 0 else "log", self._linear_predictor(X))
+  def predict(self, X, offset=None, exposure=None):
+    """The predicted means `[n]`: `exp(X coef + intercept + offset)` (power 0: `X coef + intercept + offset`)."""
+    return inverse_link("identity" if self._power() == 0 else "log", self._linear_predictor(X, offset, exposure))
+
+  def predict_interval(self, X, *, confidence=0.95, kind="mean", offset=None, exposure=None):
+    """`[n, 2]` (low, high): the `confidence` interval of the mean, the linear predictor's normal interval
+    through the link (statsmodels' GLM `get_prediction().conf_int()`); power 0 (least squares) also
+    `kind="observation"` (Student's t, as `LinearRegression`'s). From the covariance `fit` kept."""
+    from flaxzoo.trainers.offsets import checked_offset
+
+    if kind == "observation" and self._power() != 0:
+      raise ValueError(f"{type(self).__name__}: kind='observation' is least squares' (power 0); a GLM's interval"
+                       " is of the mean (kind='mean')")
+    eta, variance, cov, q = self._interval(X, confidence, kind, checked_offset(offset, exposure, len(X)))
+    spread = q * np.sqrt(variance + (cov.scale if kind == "observation" else 0.0))
+    link = "identity" if self._power() == 0 else "log"
+    return np.stack([inverse_link(link, eta - spread), inverse_link(link, eta + spread)], axis=1)
 
   def score(self, X, y, sample_weight=None):
     """D², the fraction of the family's deviance explained (scikit-learn's GLM `score`)."""

@@ -10,6 +10,8 @@ from ._choice import pass_dtype as pass_dtype
 from ._line_search import ARMIJO as ARMIJO
 from ._line_search import minimise as minimise
 from ._optimality import largest_violation as largest_violation
+from ._sandwich import leverage_meat as leverage_meat
+from ._sandwich import sandwich_sums as sandwich_sums
 from ._sizes import CHUNK as CHUNK
 from ._sizes import NEWTON_MAX_PARAMS as NEWTON_MAX_PARAMS
 from ._sizes import bucket as bucket
