@@ -33,6 +33,7 @@ from flaxzoo.sklearn.estimators import (
   _LinearModel,
 )
 from flaxzoo.sklearn.folds import split, training_masks
+from flaxzoo.sklearn.inference import _Inference
 from flaxzoo.sklearn.labels import class_weights
 from flaxzoo.sklearn.penalty import l2_of_alpha, penalties_of_C
 
@@ -103,7 +104,7 @@ class _CrossValidated(_DenseInput):
     return scores, penalties[best]
 
 
-class LinearRegressionCV(RegressorMixin, _CrossValidated):
+class LinearRegressionCV(RegressorMixin, _Inference, _CrossValidated):
   """Ridge regression with `alpha` chosen by cross-validation (`RidgeCV`'s API).
 
   Args:
@@ -158,6 +159,10 @@ class LinearRegressionCV(RegressorMixin, _CrossValidated):
     self.alpha_ = float(self.alpha_)
     return self
 
+  def _inference_problem(self, X, y, weight, offset):
+    """The refit's problem: its chosen alpha on every row (`LinearRegression._inference_problem`)."""
+    return LinearRegression._inference_problem(LinearRegression(alpha=self.alpha_), X, y, weight, offset)
+
   def predict(self, X):
     from sklearn.utils.validation import check_is_fitted
 
@@ -166,7 +171,7 @@ class LinearRegressionCV(RegressorMixin, _CrossValidated):
     return X @ np.asarray(self.coef_).T + self.intercept_
 
 
-class LinearClassifierCV(ClassifierMixin, _CrossValidated):
+class LinearClassifierCV(ClassifierMixin, _Inference, _CrossValidated):
   """Logistic or softmax regression with `C` (and `l1_ratio`) chosen by cross-validation (`LogisticRegressionCV`).
 
   Args:
@@ -254,6 +259,12 @@ class LinearClassifierCV(ClassifierMixin, _CrossValidated):
     keys = self.classes_[1:] if len(self.classes_) == 2 else self.classes_
     self.scores_ = {key: scores for key in keys}
     return self
+
+  def _inference_problem(self, X, y, weight, offset):
+    """The refit's problem: its chosen C and l1_ratio, the class weights from every row."""
+    single = LinearClassifier(C=float(self.C_[0]), l1_ratio=float(self.l1_ratio_[0]), class_weight=self.class_weight)
+    single.classes_ = self.classes_
+    return single._inference_problem(X, y, weight, offset)
 
   def decision_function(self, X):
     return self._final(X, "decision_function")

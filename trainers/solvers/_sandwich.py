@@ -5,7 +5,7 @@ Per row, from the loss's own parts (`_passes._loss_parts`; least squares: the re
 and the observed one (a log link's `c_i + (1 - p) dz_i`: the non-canonical families differ there). Summed:
 `Σ w c f fᵀ` (the bread of the model-based covariance), `Σ w c_obs f fᵀ` (the robust sandwich's bread, as
 statsmodels' GLM takes the observed Hessian there), `Σ (w dz)² f fᵀ` (White's meat), each cluster's score sum
-`[G, p]`, and Pearson's `Σ w dz² / c` (least squares: the weighted residual sum of squares). `_leverage_pass`:
+`[G, p]`, and Pearson's `Σ w dz² / c` (least squares: the weighted residual sum of squares). `leverage_meat`:
 the meat with each row's leverage `h_i = w_i c_i f_iᵀ A f_i` (HC2 divides by `1 - h`, HC3 by `(1 - h)²`).
 """
 
@@ -17,83 +17,107 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flaxzoo.trainers.solvers._passes import _loss_parts, _with_ones
+from flaxzoo.trainers.host_blas import one_thread
+from flaxzoo.trainers.solvers._grams import RAW_CANCELLATION
+from flaxzoo.trainers.solvers._passes import _loss_parts
 from flaxzoo.trainers.solvers._staging import Staged
 
 
 def _row_parts(x, theta, labels, shift, scale, loss: str, family):
-  """`(f [C, p], dz [C], fisher [C], observed [C])` at `theta [p]` (standardised features, intercept last)."""
-  f = _with_ones((x - shift[None, :]) / scale[None, :])
-  eta = f @ theta
+  """`(dz, fisher, observed)` `[C]` each at `theta [p]` (standardised features, intercept last): the
+  standardisation folded into the parameters (`_passes._value_grad`'s way: no standardised copy of the rows)."""
+  kernel = theta[:-1] / scale
+  eta = x @ kernel + (theta[-1] - shift @ kernel)
   if loss == "mse":
     ones = jnp.ones_like(eta)
-    return f, eta - labels[:, 0], ones, ones
+    return eta - labels[:, 0], ones, ones
   _, dz, curvature = _loss_parts(eta[:, None], labels, 1, family)
   dz, curvature = dz[:, 0], curvature[:, 0]
   observed = curvature if not family or family[1] == 1 else curvature + (1 - family[1]) * dz
-  return f, dz, curvature, observed
+  return dz, curvature, observed
 
 
-def _gram(f, weight):
-  return f.T @ (f * weight[:, None])
+@functools.partial(jax.jit, static_argnames=("loss", "family"))
+def _row_terms(x, theta, labels, shift, scale, loss: str, family):
+  """`(dz, fisher, observed)` `[C]` each: the loss's parts per row (`_row_parts`)."""
+  return _row_parts(x, theta, labels, shift, scale, loss, family)
 
 
-@functools.partial(jax.jit, static_argnames=("loss", "family", "robust", "num_groups"))
-def _sandwich_pass(totals, theta, x, labels, weight, groups, shift, scale, loss: str, family, robust: bool,
-                   num_groups: int):
-  """`totals = (fisher [p, p], observed [p, p], meat [p, p], clusters [G, p], pearson) +=` this chunk's."""
-  f, dz, fisher, observed = _row_parts(x, theta, labels, shift, scale, loss, family)
-  fisher_gram = _gram(f, weight * fisher)
-  observed_gram = fisher_gram if observed is fisher else _gram(f, weight * observed)
-  score = f * (weight * dz)[:, None]
-  meat = totals[2] + score.T @ score if robust else totals[2]
-  clusters = totals[3] + jax.ops.segment_sum(score, groups, num_segments=num_groups) if num_groups else totals[3]
-  pearson = totals[4] + jnp.sum(weight * dz * dz / fisher)
-  return totals[0] + fisher_gram, totals[1] + observed_gram, meat, clusters, pearson
+def _features(x, shift, scale) -> np.ndarray:
+  """`[C, p]`: the chunk's standardised features and a column of ones, float64 on the host."""
+  return np.concatenate([(np.asarray(x) - shift) / scale, np.ones((len(x), 1))], axis=1)
 
 
-@functools.partial(jax.jit, static_argnames=("loss", "family", "power"))
-def _leverage_pass(meat, theta, inverse, x, labels, weight, shift, scale, loss: str, family, power: int):
-  """`meat += Σ (w dz)² / (1 - h)^power f fᵀ` over this chunk, `h_i = w_i c_i f_iᵀ inverse f_i`."""
-  f, dz, fisher, _ = _row_parts(x, theta, labels, shift, scale, loss, family)
-  leverage = weight * fisher * jnp.sum((f @ inverse) * f, axis=1)
-  score = f * (weight * dz / (1 - leverage) ** (power / 2))[:, None]
-  return meat + score.T @ score
-
-
-def _chunked(data: Staged, values: np.ndarray, dtype) -> list[np.ndarray]:
-  """`values [n]` cut as the staged rows are, the last chunk padded with zeros."""
-  out = []
-  for start, real, rows in data.bounds:
-    part = np.zeros(rows, dtype)
-    part[:real] = values[start:start + real]
-    out.append(part)
-  return out
+def _gram(x, weight, shift, scale) -> np.ndarray:
+  """`[p, p]`: `Σ weight f fᵀ` of `f = [(x - shift) / scale, 1]` from the raw rows `x [C, d]` (float64), as
+  `_grams._host_grams` sums them: `xᵀ diag(weight) x` in one BLAS call (a symmetric rank-k update where every
+  weight is >= 0; no standardised copy of the rows: XLA's float64 GEMM of the 33 columns took 4 times as long),
+  centred after; where that would lose more than `RAW_CANCELLATION` (the rows' mean far from `shift`), from
+  the standardised rows."""
+  d = x.shape[1]
+  if np.all(weight == 1):  # (no weighted copy of the rows)
+    raw = x.T @ x
+  elif np.all(weight >= 0):
+    u = x * np.sqrt(weight)[:, None]
+    raw = u.T @ u
+  else:
+    raw = x.T @ (x * weight[:, None])
+  sums, total = x.T @ weight, weight.sum()
+  centred = raw - np.outer(shift, sums) - np.outer(sums, shift) + total * np.outer(shift, shift)
+  if not np.all(np.abs(np.diagonal(centred)) * RAW_CANCELLATION >= np.abs(np.diagonal(raw)) + abs(total) * shift**2):
+    f = _features(x, shift, scale)
+    return f.T @ (f * weight[:, None])
+  gram = np.empty((d + 1, d + 1))
+  gram[:d, :d] = centred / np.outer(scale, scale)
+  gram[:d, d] = gram[d, :d] = (sums - total * shift) / scale
+  gram[d, d] = total
+  return gram
 
 
 def sandwich_sums(data: Staged, theta: np.ndarray, weight: np.ndarray, groups: np.ndarray | None = None,
                   num_groups: int = 0, robust: bool = False) -> dict:
   """One pass at `theta [d + 1]` (standardised, intercept last) with example weights `weight [n]` (as given,
   not normalised) and cluster codes `groups [n]` (0..G-1): the sums named in the module's docstring, float64
-  on the host. `data`: staged in float64, one output (least squares, logistic, or a log-link family)."""
+  on the host. `data`: staged in float64, one output (least squares, logistic, or a log-link family). Each
+  chunk's per-row terms come from the compiled pass, its sums from NumPy's BLAS (on one thread, `host_blas`)."""
   p = data.d + 1
-  with jax.enable_x64(True):
-    totals = (np.zeros((p, p)), np.zeros((p, p)), np.zeros((p, p)), np.zeros((max(num_groups, 1), p)), 0.0)
-    codes = _chunked(data, np.zeros(data.n, np.int32) if groups is None else groups, np.int32)
-    for x, y, w, g in zip(*data.rows(), _chunked(data, weight, np.float64), codes):
-      totals = _sandwich_pass(totals, theta, x, y, w, g, *data.args(), loss=data.loss, family=data.family,
-                              robust=robust, num_groups=num_groups)
-    fisher, observed, meat, clusters, pearson = (np.asarray(v, np.float64) for v in totals)
-  return {"fisher": fisher, "observed": observed, "meat": meat, "clusters": clusters[:num_groups],
-          "pearson": float(pearson)}
+  fisher, observed, meat = np.zeros((p, p)), np.zeros((p, p)), np.zeros((p, p))
+  clusters, pearson = np.zeros((num_groups, p)), 0.0
+  shift, scale = data.pass_shift, data.pass_scale
+  with jax.enable_x64(True), one_thread():
+    args = data.args()
+    for (start, real, _), x, y in zip(data.bounds, *data.rows()):
+      dz, curvature, obs = (np.asarray(v)[:real] for v in _row_terms(x, theta, y, *args, loss=data.loss,
+                                                                     family=data.family))
+      rows = np.asarray(x)[:real]
+      w = weight[start:start + real]
+      fisher += _gram(rows, w * curvature, shift, scale)
+      observed += _gram(rows, w * obs, shift, scale) if data.family and data.family[1] != 1 else 0.0
+      if robust:
+        meat += _gram(rows, (w * dz) ** 2, shift, scale)
+      if num_groups:
+        score = _features(rows, shift, scale) * (w * dz)[:, None]
+        codes = groups[start:start + real]
+        clusters += np.stack([np.bincount(codes, score[:, j], num_groups) for j in range(p)], axis=1)
+      pearson += float(np.sum(w * dz * dz / curvature))
+  if not (data.family and data.family[1] != 1):
+    observed = fisher  # the canonical links and least squares: the same curvature
+  return {"fisher": fisher, "observed": observed, "meat": meat, "clusters": clusters, "pearson": pearson}
 
 
 def leverage_meat(data: Staged, theta: np.ndarray, weight: np.ndarray, inverse: np.ndarray, power: int) -> np.ndarray:
-  """`[p, p]`: HC2's (`power` 1) or HC3's (2) meat, leverage from `inverse` (the Fisher bread's inverse)."""
+  """`[p, p]`: HC2's (`power` 1) or HC3's (2) meat, `h_i = w_i c_i f_iᵀ inverse f_i` (`inverse`: the Fisher
+  bread's inverse)."""
   p = data.d + 1
-  with jax.enable_x64(True):
-    meat = np.zeros((p, p))
-    for x, y, w in zip(*data.rows(), _chunked(data, weight, np.float64)):
-      meat = _leverage_pass(meat, theta, inverse, x, y, w, *data.args(), loss=data.loss, family=data.family,
-                            power=power)
-    return np.asarray(meat, np.float64)
+  meat = np.zeros((p, p))
+  with jax.enable_x64(True), one_thread():
+    args = data.args()
+    for (start, real, _), x, y in zip(data.bounds, *data.rows()):
+      dz, curvature, _ = (np.asarray(v)[:real] for v in _row_terms(x, theta, y, *args, loss=data.loss,
+                                                                   family=data.family))
+      f = _features(np.asarray(x)[:real], data.pass_shift, data.pass_scale)
+      w = weight[start:start + real]
+      leverage = w * curvature * np.einsum("ij,ij->i", f @ inverse, f)
+      score = f * (w * dz / (1 - leverage) ** (power / 2))[:, None]
+      meat += score.T @ score
+  return meat
