@@ -1,11 +1,11 @@
 """The names `flaxzoo.sklearn` re-exports (read by `lazy_loader.attach_stub` and by type checkers)."""
 
+from .classifier import LinearClassifier as LinearClassifier
 from .cv import LinearClassifierCV as LinearClassifierCV
 from .cv import LinearRegressionCV as LinearRegressionCV
 from .elastic_net import ElasticNet as ElasticNet
 from .elastic_net import ElasticNetCV as ElasticNetCV
 from .elastic_net import Lasso as Lasso
-from .estimators import LinearClassifier as LinearClassifier
 from .estimators import LinearRegression as LinearRegression
 from .glm import GammaRegressor as GammaRegressor
 from .glm import PoissonRegressor as PoissonRegressor

@@ -26,12 +26,8 @@ from sklearn.metrics import check_scoring
 from sklearn.utils.validation import validate_data
 
 from flaxzoo.sklearn.checks import check_iterations
-from flaxzoo.sklearn.estimators import (
-  LinearClassifier,
-  LinearRegression,
-  _DenseInput,
-  _LinearModel,
-)
+from flaxzoo.sklearn.classifier import LinearClassifier
+from flaxzoo.sklearn.estimators import LinearRegression, _DenseInput, _LinearModel
 from flaxzoo.sklearn.folds import split, training_masks
 from flaxzoo.sklearn.inference import _Inference
 from flaxzoo.sklearn.labels import class_weights

@@ -13,6 +13,7 @@ covariance is the penalised Hessian's sandwich (`PenalisedCovarianceWarning`); a
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -103,24 +104,26 @@ class _Inference:
     from flaxzoo.trainers.covariance import covariance
 
     params = self._params()
-    if len(x) <= len(params):
-      self._covariance_ = None
-      return
-    self._covariance_ = covariance(x, targets, loss, params[1:], params[0], weights, "nonrobust", l2=l2)
+    self._covariance_ = None
+    if len(x) > len(params):  # (a dict of numbers: `save` writes it, exactly)
+      fitted = covariance(x, targets, loss, params[1:], params[0], weights, "nonrobust", l2=l2)
+      self._covariance_ = dataclasses.asdict(fitted)
 
   def _interval(self, X, confidence, kind, offset=None):
     """`(prediction [n], half-width of the linear predictor's interval [n], kept Covariance, q)`."""
     from flaxzoo.trainers.coefficients import quantile
+    from flaxzoo.trainers.covariance import Covariance
 
     check_is_fitted(self)
     if kind not in ("observation", "mean"):
       raise ValueError(f"kind must be 'observation' or 'mean', got {kind!r}")
-    cov = getattr(self, "_covariance_", None)
-    if cov is None:
+    kept = getattr(self, "_covariance_", None)
+    if kept is None:
       raise ValueError(f"{type(self).__name__}: no interval: this fit kept no covariance (one target, an exact"
                        " solver and more rows than parameters keep one)")
     X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
     self._params()
+    cov = Covariance(**kept)
     if cov.penalised:
       warnings.warn(f"{type(self).__name__} is penalised (l2 > 0): its interval is the penalised Hessian's"
                     " sandwich's", PenalisedCovarianceWarning, stacklevel=3)

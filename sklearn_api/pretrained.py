@@ -16,7 +16,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import Pipeline
 
-from flaxzoo.sklearn.estimators import LinearClassifier, LinearRegression
+from flaxzoo.sklearn.classifier import LinearClassifier
+from flaxzoo.sklearn.estimators import LinearRegression
 
 
 class CardFeatures(TransformerMixin, BaseEstimator):

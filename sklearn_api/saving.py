@@ -24,9 +24,10 @@ FORMAT = 1
 
 
 def _estimators() -> dict[str, type]:
+  from flaxzoo.sklearn.classifier import LinearClassifier
   from flaxzoo.sklearn.cv import LinearClassifierCV, LinearRegressionCV
   from flaxzoo.sklearn.elastic_net import ElasticNet, ElasticNetCV, Lasso
-  from flaxzoo.sklearn.estimators import LinearClassifier, LinearRegression
+  from flaxzoo.sklearn.estimators import LinearRegression
   from flaxzoo.sklearn.glm import GammaRegressor, PoissonRegressor, TweedieRegressor
   from flaxzoo.sklearn.robust import HuberRegressor, QuantileRegressor
 

@@ -306,3 +306,19 @@ def test_a_second_table_compiles_nothing():
     model.coef_table(X, y2, cov_type="cluster", groups=rng.integers(0, 150, N))
     model.coef_table(X, y2, cov_type="HC3")
   assert compiled.count == 0
+
+
+def test_a_saved_model_keeps_its_intervals(tmp_path):
+  from flaxzoo.sklearn import load
+  from flaxzoo.sklearn.saving import save
+
+  rng, X, eta, _ = _data(14)
+  y = rng.poisson(np.exp(0.5 * eta)).astype(float)
+  offset = rng.normal(size=N) * 0.2
+  model = PoissonRegressor(alpha=0.0).fit(X, y, offset=offset)
+  back = load(save(model, tmp_path, "visits"))
+  np.testing.assert_array_equal(back.predict_interval(X[:100], offset=offset[:100]),
+                                model.predict_interval(X[:100], offset=offset[:100]))
+  linear = LinearRegression().fit(X, eta + rng.standard_normal(N))
+  again = load(save(linear, tmp_path, "linear"))
+  np.testing.assert_array_equal(again.predict_interval(X[:100]), linear.predict_interval(X[:100]))
