@@ -131,6 +131,9 @@ def _check_optional(data: Mapping[str, Any], file) -> None:
           isinstance(v["step"], int) and not isinstance(v["step"], bool) and 0 <= v["step"] < 2**31)),
       "sklearn": lambda v: isinstance(v, dict) and isinstance(v.get("params"), dict)
       and isinstance(v.get("attributes"), dict),
+      "prediction_interval": lambda v: isinstance(v, dict) and isinstance(v.get("covariance"), list)
+      and all(_numbers(row) and len(row) == len(v["covariance"]) for row in v["covariance"])
+      and _numbers([v.get("scale"), v.get("quantile")]) and v["scale"] >= 0 and v["quantile"] >= 0,
   }
   for key, valid in checks.items():
     if key in data and not valid(data[key]):
@@ -187,6 +190,12 @@ def check_fits(card: Card, in_features: int | None, outputs: int) -> None:
       numbers(f"input_range.{key}", card.data["input_range"][key], in_features)
   if "bias_correction" in card.data:
     numbers("bias_correction", [card.data["bias_correction"][k] for k in ("slope", "intercept")], None)
+  if "prediction_interval" in card.data:
+    entry = card.data["prediction_interval"]
+    if outputs != 1 or (in_features is not None and len(entry["covariance"]) != in_features + 1):
+      raise CheckpointError(f"{card.path / CARD}: 'prediction_interval.covariance' must be [inputs + 1, inputs + 1]"
+                            " of a one-output model")
+    numbers("prediction_interval.covariance", [v for row in entry["covariance"] for v in row], None)
 
 
 def summary(card_data: Mapping[str, Any]) -> str:
@@ -301,6 +310,14 @@ def build_card(name: str, trainer, data, *, model: Mapping[str, Any], recipe: Ma
         "train_mse_excess": card["metrics"]["train"]["mse"] / optimum_mse - 1 if optimum_mse > 0 else 0.0,
         "note": "the closed-form least-squares optimum (np.linalg.lstsq) of the training split",
     }
+  from flaxzoo.checkpoints.intervals import interval_entry
+
+  entry = interval_entry(trainer, data, model.get("name"))
+  if entry:
+    card["prediction_interval"] = entry
+  notes = preprocessing.card_notes(data.raw["train"], card)
+  if notes:
+    card["model_card"] = notes
   return card
 
 

@@ -21,7 +21,9 @@ def predict(model: nnx.Module, card: Card, table, first_row: int = 1) -> dict[st
     for each class. Regression: the preprocessing's columns in the label's own
     unit; brain age: `{"predicted_age": [n]}` in years, and with ages in the
     table also `"age"`, `"brain_age_gap"` (predicted − age) and
-    `"corrected_gap"`; other data: `"predicted"`.
+    `"corrected_gap"`; other data: `"predicted"`. A card with a `prediction_interval` (least squares) adds
+    each row's interval: `"age_low"`, `"age_high"` (brain age), else `"predicted_low"`, `"predicted_high"`
+    (`checkpoints.intervals`).
   """
   preprocessing = card.preprocessing
   if isinstance(table, (np.ndarray, list, tuple)):  # columns without names: which is which cannot be told
@@ -34,6 +36,10 @@ def predict(model: nnx.Module, card: Card, table, first_row: int = 1) -> dict[st
   _all_finite(outputs, card, "model outputs", first_row)
   with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused just below, by row
     result = _predicted(outputs, card, preprocessing, table)
+    if card.task == "regression" and outputs.shape[1] == 1:
+      from flaxzoo.checkpoints.intervals import interval_columns
+
+      result.update(interval_columns(card, x, outputs[:, 0], next(iter(result))))
   for name, column in result.items():  # the card's own numbers (a bias correction) applied to finite outputs;
     column = np.asarray(column)       # NaN is an unknown (a row without an age has no gap), never infinity
     if column.dtype.kind == "f":

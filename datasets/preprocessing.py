@@ -129,6 +129,10 @@ class Preprocessing:
     """Regression predictions as output columns; `predicted` is in the label's own unit."""
     return {"predicted": predicted}
 
+  def card_notes(self, raw_train, card: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A card's `model_card` entry (intended use, cohort, limitations, licence) where the data has one."""
+    return None
+
   def card_readme(self, card: Mapping[str, Any]) -> str | None:
     """A card's README text, or None for the generic one."""
     return None

@@ -178,6 +178,10 @@ def train_in(
              "processes": jax.process_count(), "platform": trainer.placement.devices[0].platform}
   results = run.record.results(trainer.step, history, params_as_lists(trainer.params), devices,
                                time.perf_counter() - start)
+  with phases("coefficients"):
+    coefficients = _coefficients(run, config)
+  if coefficients:
+    results["coefficients"] = coefficients
   if writer:
     write_json_atomic(workdir / "results.json", results)
     if plots:
@@ -256,6 +260,17 @@ def _open_session(run: _Run, keep, async_save: bool, restart: bool, fallback: bo
     trainer.state = state
     run.log(f"resuming from step {step} ({session.directory / str(step)})")
   return session, True
+
+
+def _coefficients(run: _Run, config: Config):
+  """The run's coefficient table (`experiments.coefficients`), or None where its fit has none."""
+  from flaxzoo.experiments.coefficients import run_coefficients
+
+  try:
+    return run_coefficients(run.trainer, run.data, config.batch_size)
+  except ValueError as e:  # (too few rows for a covariance): the run itself stands
+    run.log(f"no coefficient table: {e}")
+    return None
 
 
 def _announce(config: Config, built, log) -> None:

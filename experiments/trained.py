@@ -143,8 +143,17 @@ def card_of_run(name: str, trainer, meta: dict[str, Any], cv_folds: int | None =
     from flaxzoo.experiments.sweep import cross_validate
 
     cross_validation = cross_validate(config.replace(steps=meta["step"]), cv_folds, data=meta["data"])
-  return build_card(name, trainer, meta["data"], model=meta["model"], recipe=recipe,
+  card = build_card(name, trainer, meta["data"], model=meta["model"], recipe=recipe,
                     evaluate=lambda split, xy: trainer.evaluate(xy), cross_validation=cross_validation)
+  from flaxzoo.experiments.coefficients import run_coefficients
+
+  try:  # an exact fit's coefficient table, in the raw columns' units (as its results.json)
+    coefficients = run_coefficients(trainer, meta["data"], config.batch_size)
+  except ValueError:
+    coefficients = None
+  if coefficients:
+    card["coefficients"] = coefficients
+  return card
 
 
 def export_run(workdir, name: str, out="exports", *, step: int | None = None, force: bool = False,

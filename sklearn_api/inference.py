@@ -107,7 +107,8 @@ class _Inference:
     self._covariance_ = None
     if len(x) > len(params):  # (a dict of numbers: `save` writes it, exactly)
       fitted = covariance(x, targets, loss, params[1:], params[0], weights, "nonrobust", l2=l2)
-      self._covariance_ = dataclasses.asdict(fitted)
+      if np.all(np.isfinite(fitted.matrix)):  # (features ~1e-300: a variance beyond float64 keeps none)
+        self._covariance_ = dataclasses.asdict(fitted)
 
   def _interval(self, X, confidence, kind, offset=None):
     """`(prediction [n], half-width of the linear predictor's interval [n], kept Covariance, q)`."""
@@ -120,7 +121,7 @@ class _Inference:
     kept = getattr(self, "_covariance_", None)
     if kept is None:
       raise ValueError(f"{type(self).__name__}: no interval: this fit kept no covariance (one target, an exact"
-                       " solver and more rows than parameters keep one)")
+                       " solver, more rows than parameters and variances within float64 keep one)")
     X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
     self._params()
     cov = Covariance(**kept)

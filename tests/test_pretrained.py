@@ -152,7 +152,7 @@ def test_cli_predict_writes_ids_ages_and_gaps(tmp_path):
   result = run_cli("predict", "brain_age_tissue", "--input", table, "--output", tmp_path / "out.csv")
   assert result.returncode == 0, result.stderr
   lines = (tmp_path / "out.csv").read_text().splitlines()
-  assert lines[0] == "id,predicted_age,age,brain_age_gap,corrected_gap,outside_training_range"
+  assert lines[0] == "id,predicted_age,age,brain_age_gap,corrected_gap,age_low,age_high,outside_training_range"
   assert [line.split(",")[0] for line in lines[1:]] == ["sub-1", "sub-2"]
   model, card = load_pretrained("brain_age_tissue")
   expected = predict(model, card, read_volume_table(table))

@@ -145,5 +145,6 @@ def _to_raw(data: solvers.Staged, matrix: np.ndarray) -> np.ndarray:
   jac = np.zeros((p, p))  # [intercept, coef] = jac @ [w', b']
   jac[0, :-1], jac[0, -1] = -data.shift / data.scale, 1.0
   jac[1:, :-1] = np.diag(1.0 / data.scale)
-  raw = jac @ matrix @ jac.T
-  return (raw + raw.T) / 2
+  with np.errstate(over="ignore", invalid="ignore"):  # features ~1e-300: variances ~1e600 are inf in float64
+    raw = jac @ matrix @ jac.T
+    return (raw + raw.T) / 2

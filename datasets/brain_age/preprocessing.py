@@ -135,5 +135,8 @@ class TissueFractions(Preprocessing):
       result["corrected_gap"] = gap.corrected_gap(result["brain_age_gap"], result["age"], report["bias_correction"])
     return result
 
+  def card_notes(self, raw_train, card) -> dict[str, Any] | None:
+    return gap.card_notes(self.natural_labels(raw_train)) if self.label == "age" else None
+
   def card_readme(self, card) -> str | None:
     return gap.card_readme(card) if "bias_correction" in card else None

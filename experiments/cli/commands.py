@@ -165,13 +165,35 @@ def _predict(args) -> None:
                       " replace it") from None
   if outside:
     _log(f"warning: {outside} of {rows} rows have inputs outside the range of the training data"
-         " (column outside_training_range): their predictions are extrapolations")
+         " (column outside_training_range): their predictions (and intervals) extrapolate the model there")
   _log(f"{rows} predictions of {card.name} ({card.path})" + (f" written to {args.output}" if args.output else ""))
+
+
+def _coef_table(args) -> None:
+  """`flaxzoo eval --coef-table`: the checkpoint's coefficient table on its training split."""
+  from flaxzoo.experiments.coefficients import format_table, run_coefficients
+  from flaxzoo.experiments.errors import ConfigError
+  from flaxzoo.experiments.trained import load_trained
+
+  if (args.cov_type == "cluster") != (args.groups is not None):
+    raise ConfigError("--cov-type cluster needs --groups COLUMN, and --groups needs --cov-type cluster")
+  trainer, meta = load_trained(args.workdir, args.step, best=args.best, data_dir=args.data_dir, parallel="none",
+                               fallback=args.fallback, log=_log)
+  try:
+    table = run_coefficients(trainer, meta["data"], meta["config_object"].batch_size, args.cov_type, args.groups)
+  except ValueError as e:
+    raise ConfigError(f"{args.workdir}: {e}") from None
+  if table is None:
+    raise ConfigError(f"{args.workdir}: no coefficient table: its fit is not exact least squares, logistic or a"
+                      " log-link GLM without an L1 part (the optax path, Huber, quantile and softmax have none)")
+  print(format_table(table))
 
 
 def _eval(args) -> None:
   from flaxzoo.experiments.trained import evaluate_checkpoint
 
+  if args.coef_table or args.groups or args.cov_type != "nonrobust":
+    return _coef_table(args)
   results = evaluate_checkpoint(
       args.workdir, args.step, best=args.best, split=args.split, data_dir=args.data_dir,
       parallel=args.parallel, devices=args.devices, fallback=args.fallback, log=_log,

@@ -169,6 +169,11 @@ def _eval_flags(commands, common) -> None:
   evaluate.add_argument("--devices", type=_positive(int), help="local devices to use (default: all)")
   evaluate.add_argument("--data-dir", help="TFDS data dir")
   evaluate.add_argument("--fallback", action="store_true", help="use the latest good step before a broken one")
+  evaluate.add_argument("--coef-table", action="store_true",
+                        help="print the coefficients with standard errors, p-values and intervals (exact fits)")
+  evaluate.add_argument("--cov-type", choices=["nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster"],
+                        default="nonrobust", help="the covariance of --coef-table (default: nonrobust)")
+  evaluate.add_argument("--groups", metavar="COLUMN", help="--cov-type cluster: the column that names each row's group")
 
 
 def _export_flags(commands, common) -> None:
