@@ -131,6 +131,7 @@ def _check_optional(data: Mapping[str, Any], file) -> None:
           isinstance(v["step"], int) and not isinstance(v["step"], bool) and 0 <= v["step"] < 2**31)),
       "sklearn": lambda v: isinstance(v, dict) and isinstance(v.get("params"), dict)
       and isinstance(v.get("attributes"), dict),
+      "offset": lambda v: isinstance(v, dict) and isinstance(v.get("column"), str) and v["column"],
       "prediction_interval": lambda v: isinstance(v, dict) and isinstance(v.get("covariance"), list)
       and all(_numbers(row) and len(row) == len(v["covariance"]) for row in v["covariance"])
       and _numbers([v.get("scale"), v.get("quantile")]) and v["scale"] >= 0 and v["quantile"] >= 0,
@@ -237,7 +238,8 @@ def test_bootstrap(trainer, data) -> dict[str, Any]:
   from flaxzoo.zoo.links import decide
 
   x, y = data.splits["test"]
-  outputs = np.asarray(trainer.predict(x) if data.task == "classification" else trainer.predict_means(x))
+  offset = data.offsets.get("test") if hasattr(data, "offsets") else None
+  outputs = np.asarray(trainer.predict(x) if data.task == "classification" else trainer.predict_means(x, offset))
   if data.task == "classification":
     predicted = decide(outputs)
     return {"metric": "accuracy", **bootstrap_interval(predicted == np.asarray(y))}
@@ -294,7 +296,8 @@ def build_card(name: str, trainer, data, *, model: Mapping[str, Any], recipe: Ma
   # The label's own unit (years for brain age): what the data's preprocessing reports beyond the trainer's.
   if trainer.link != "identity":  # the outputs are log means: predictions are exp(outputs)
     card["link"] = trainer.link
-  predicted = {split: preprocessing.postprocess(trainer.predict_means(x))[:, 0]
+  offsets = getattr(data, "offsets", {})
+  predicted = {split: preprocessing.postprocess(trainer.predict_means(x, offsets.get(split)))[:, 0]
                for split, (x, _) in data.splits.items()}
   card.update(preprocessing.fit_report(predicted["train"], data.raw["train"]))
   for split in card["metrics"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 
 import numpy as np
 from flax import nnx
@@ -33,6 +34,8 @@ def predict(model: nnx.Module, card: Card, table, first_row: int = 1) -> dict[st
     x = np.asarray(preprocessing.features_of(table, dtype=precision_of(model)))
   _all_finite(x, card, "model inputs", first_row)
   outputs = apply_in_chunks(model, x)
+  if "offset" in card.data:  # the run's `--offset` column, added to the linear predictor
+    outputs = outputs + _offset_column(table, card)[:, None]
   _all_finite(outputs, card, "model outputs", first_row)
   with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused just below, by row
     result = _predicted(outputs, card, preprocessing, table)
@@ -102,6 +105,16 @@ def apply_in_chunks(model: nnx.Module, x: np.ndarray) -> np.ndarray:
       padded[:len(chunk)] = chunk
       outputs.append(np.asarray(model(padded), np.float64)[:len(chunk)])
   return np.concatenate(outputs)[:n]
+
+
+def _offset_column(table, card: Card) -> np.ndarray:
+  """The table's offset column `[n]` (float64), or one line naming it."""
+  column = card.data["offset"]["column"]
+  values = table.get(column) if isinstance(table, Mapping) else getattr(table, column, None)
+  if values is None:
+    raise ValueError(f"{card.path}: this model adds the column {column!r} to its linear predictor (an offset);"
+                     " the table has none")
+  return np.asarray(values, np.float64).reshape(-1)
 
 
 def _predicted(outputs, card: Card, preprocessing, table) -> dict[str, np.ndarray]:

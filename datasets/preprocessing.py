@@ -86,15 +86,17 @@ class Preprocessing:
 
   # Hooks of the higher layers; the defaults fit any table of named columns.
 
-  def iter_inputs(self, path, columns: Mapping[str, str] | None = None, block_bytes: int = 1 << 19):
+  def iter_inputs(self, path, columns: Mapping[str, str] | None = None, block_bytes: int = 1 << 19,
+                  extra: tuple[str, ...] = ()):
     """Predict's input table a block of rows at a time: `(table, ids)` pairs; ids from an `id`
     column (strings), else row numbers from 1. `columns` maps an input name to the table's column
-    where they differ."""
+    where they differ; `extra`: numeric columns read beside the inputs (a model's offset)."""
     columns = columns or {}
-    unknown = sorted(set(columns) - set(self.input_columns))
+    known = (*self.input_columns, *extra)
+    unknown = sorted(set(columns) - set(known))
     if unknown:
-      raise DataError(f"unknown input {unknown[0]!r}; the model's inputs: {', '.join(self.input_columns)}")
-    names = {c: columns.get(c, c) for c in self.input_columns}
+      raise DataError(f"unknown input {unknown[0]!r}; the model's inputs: {', '.join(known)}")
+    names = {c: columns.get(c, c) for c in known}
     has_id = "id" in read_table_header(path).names and "id" not in names.values()
     first = 1
     for block in stream_columns(path, numeric=tuple(dict.fromkeys(names.values())), text=("id",) if has_id else ()):

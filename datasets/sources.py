@@ -101,6 +101,30 @@ class LoadedData:
   class_names: tuple[str, ...] | None = None
   record: dict[str, Any] = dataclasses.field(default_factory=dict)
   row_ids: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+  # `{split: [n]}` float64: a column added to the linear predictor (`--offset`), where the run has one.
+  offsets: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+  def split_data(self, split: str):
+    """What a `Trainer` fits and evaluates on: `(x, y)`, or `{"x", "y", "offset"}` with an offset."""
+    x, y = self.splits[split]
+    return {"x": x, "y": y, "offset": self.offsets[split]} if split in self.offsets else (x, y)
+
+  def file_column(self, column: str, split: str, numeric: bool = False) -> np.ndarray:
+    """A column of a csv dataset for the rows of `split` `[n]` (strings; `numeric`: float64, read as the table
+    reader reads numbers), also one the model does not read."""
+    if not self.name.startswith("csv:"):
+      raise ValueError(f"column {column!r}: only a csv dataset's other columns can be read, not {self.name!r}'s")
+    from flaxzoo.datasets.tables import read_table_header, stream_columns
+
+    path = self.name.removeprefix("csv:")
+    if column not in read_table_header(path).names:
+      raise ValueError(f"column {column!r}: no such column in {path}")
+    if numeric:
+      values = np.concatenate([block[column] for block in stream_columns(path, numeric=(column,))])
+    else:
+      text = lambda v: v.to_pylist() if hasattr(v, "to_pylist") else list(v)  # (Arrow's strings, or NumPy's)
+      values = np.concatenate([np.asarray(text(block[column]), str) for block in stream_columns(path, text=(column,))])
+    return values[self.rows_of(split)]
 
   def rows_of(self, split: str) -> np.ndarray:
     """The dataset's own id of each row of `split` `[n]`: the 0-based data row of the file (csv, and

@@ -63,6 +63,8 @@ def build(config: Config, data_dir=None, log: Callable[[str], None] | None = Non
   """Loads the data and builds the model and the Trainer that `config` describes."""
   data = build_data(config, data_dir, log, download=download, progress_bar=progress_bar)
   model_name, loss = model_and_loss(config, data)
+  if config.offset:
+    data = _with_offsets(config, data, loss)
   from flaxzoo.trainers.losses import label_error
 
   problem = label_error(loss, data.splits["train"][1])  # (a log link's domain: counts >= 0, amounts > 0)
@@ -102,7 +104,34 @@ def build(config: Config, data_dir=None, log: Callable[[str], None] | None = Non
         task=data.task, label_scale=preprocessing.label_scale, label_unit=preprocessing.label_unit, l2=l2,
         solver=config.solver, l1=l1,
     )
-    trainer.chosen_solver(len(data.splits["train"][0]), config.batch_size)  # a solver that cannot apply: one line
+    solver = trainer.chosen_solver(len(data.splits["train"][0]), config.batch_size)  # one that cannot apply: a line
   except ValueError as e:  # the Trainer names its Python arguments; the message is the user's fix
     raise ConfigError(f"{config.name}: {e}") from None
+  if config.offset and solver == "optax":
+    raise ConfigError(f"{config.name}: --offset is fitted by the exact solvers: pass --solver auto (full batch)")
   return Built(data, trainer, {"name": model_name, "args": args}, loss)
+
+
+def _with_offsets(config: Config, data: LoadedData, loss: str) -> LoadedData:
+  """`data` with `--offset`'s column for each split (a csv column, finite numbers), for least squares or a
+  log-link GLM."""
+  import numpy as np
+
+  from flaxzoo.trainers.loss_names import GLM_FAMILIES, split_loss
+
+  if split_loss(loss)[0] not in ("mse",) + GLM_FAMILIES:
+    raise ConfigError(f"{config.name}: --offset is for least squares and the log-link GLMs (--family), not {loss!r}")
+  if not data.name.startswith("csv:"):
+    raise ConfigError(f"{config.name}: --offset names a column of a csv dataset, not of {data.name}")
+  if config.offset in data.preprocessing.input_columns:
+    raise ConfigError(f"{config.name}: --offset {config.offset} is also an input column: leave it out of --features")
+  offsets = {}
+  for split in data.splits:
+    try:
+      values = data.file_column(config.offset, split, numeric=True)
+    except ValueError as e:
+      raise ConfigError(f"{config.name}: --offset: {e}") from None
+    if not np.all(np.isfinite(values)):
+      raise ConfigError(f"{config.name}: --offset {config.offset}: a blank or non-finite value in the {split} rows")
+    offsets[split] = values.astype(np.float64)
+  return dataclasses.replace(data, offsets=offsets)

@@ -17,6 +17,7 @@ import numpy as np
 from flaxzoo.trainers.coefficients import COLUMNS, coefficient_rows
 from flaxzoo.trainers.covariance import Covariance, covariance
 from flaxzoo.trainers.loss_names import split_loss
+from flaxzoo.trainers.offsets import absorbed, power_of_loss
 
 TABLED_LOSSES = ("mse", "logistic", "poisson", "gamma", "tweedie")
 
@@ -39,8 +40,12 @@ def run_coefficients(trainer, data, batch_size: int | None = None, cov_type: str
   if kernel.shape[1] != 1:
     return None
   groups = None if groups_column is None else training_column(data, groups_column)
-  x = np.asarray(x, np.float64)
-  cov = covariance(x, np.asarray(y), loss, kernel[:, 0], float(bias[0]), None, cov_type, groups, trainer.l2)
+  x, y, weights, l2 = np.asarray(x, np.float64), np.asarray(y), None, trainer.l2
+  if "train" in data.offsets:  # the fit's own targets and weights (`trainers.offsets`), its penalty kept relative
+    weights = np.ones(len(x))
+    y, weights = absorbed(y, weights, data.offsets["train"], power_of_loss(loss))
+    l2 = l2 * len(x) / weights.sum()
+  cov = covariance(x, y, loss, kernel[:, 0], float(bias[0]), weights, cov_type, groups, l2)
   params, matrix = _in_raw_units(data.preprocessing, loss, np.append(bias[0], kernel[:, 0]), cov.matrix)
   rows = coefficient_rows(params, Covariance(matrix, cov.cov_type, cov.use_t, cov.df_resid, cov.scale, cov.nobs,
                                              cov.groups, cov.penalised), confidence)
@@ -55,16 +60,10 @@ def training_column(data, column: str) -> np.ndarray:
   raw = data.raw["train"]
   if column in raw:
     return np.asarray(raw[column])
-  if not data.name.startswith("csv:"):
-    raise ValueError(f"--groups {column}: no such column in the training split; known: {', '.join(raw)}")
-  from flaxzoo.datasets.tables import read_table_header, stream_columns
-
-  path = data.name.removeprefix("csv:")
-  if column not in read_table_header(path).names:
-    raise ValueError(f"--groups {column}: no such column in {path}")
-  text = lambda v: v.to_pylist() if hasattr(v, "to_pylist") else list(v)  # (Arrow's strings, or NumPy's)
-  values = np.concatenate([np.asarray(text(block[column]), str) for block in stream_columns(path, text=(column,))])
-  return values[data.rows_of("train")]
+  try:
+    return data.file_column(column, "train")
+  except ValueError as e:
+    raise ValueError(f"--groups {column}: {e}; the training split's columns: {', '.join(raw)}") from None
 
 
 def _in_raw_units(preprocessing, loss: str, params: np.ndarray, matrix: np.ndarray):

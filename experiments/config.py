@@ -104,6 +104,9 @@ class Config:
   family: str | None = option(None, choices=("poisson", "gamma", "tweedie"),
                               help="a log-link GLM: its half deviance as the loss, the model glm (default)")
   power: float | None = option(None, kind=float, check=_power, help="--family tweedie's power p")
+  offset: str | None = option(None, metavar="COLUMN",
+                              help="a csv column added to the linear predictor (a GLM's log exposure, statsmodels'"
+                                   " offset; least squares: subtracted from the label), by the exact solvers")
   optimizer: str = option("sgd", help="optax optimizer", choices=("sgd", "momentum", "adam", "lbfgs"))
   solver: str = option("optax", choices=("optax", "auto", "normal_equation", "newton", "lbfgs", "interior_point"),
                        help="optax: --steps steps of --optimizer; normal_equation (mse), newton, lbfgs (logistic,"

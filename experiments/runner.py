@@ -199,11 +199,11 @@ class _Run:
                keep_best: str | None):
     self.config, self.built, self.data, self.trainer = config, built, built.data, built.trainer
     self.workdir, self.log, self.writer, self.phases, self.keep_best = workdir, log, writer, phases, keep_best
-    self.splits = self.data.splits
+    self.splits = {split: self.data.split_data(split) for split in self.data.splits}  # (with `--offset`'s column)
     self.record = RunRecord.of(config, built, command_of(config))
     # What predicting needs beyond the parameters, recorded with each checkpoint so that `predict` on the
     # workdir never reopens the training data: the inputs' range, and a fit report (brain age's bias correction).
-    x_train = np.asarray(self.splits["train"][0], np.float64).reshape(len(self.splits["train"][0]), -1)
+    x_train = np.asarray(self.data.splits["train"][0], np.float64).reshape(len(self.data.splits["train"][0]), -1)
     self.input_range = {"min": x_train.min(axis=0).tolist(), "max": x_train.max(axis=0).tolist(),
                         "note": "per model input (after preprocessing), over the training split"}
     self.reports = (self.data.task == "regression"
@@ -214,8 +214,10 @@ class _Run:
     entries = {"input_range": self.input_range}
     if t.link != "identity":  # the outputs are log means: `predict` on the workdir shows exp(outputs)
       entries["link"] = t.link
+    if self.config.offset:  # `predict` adds the table's own column
+      entries["offset"] = {"column": self.config.offset}
     if self.reports:
-      predicted = self.data.preprocessing.postprocess(t.predict_means(self.splits["train"][0]))[:, 0]
+      predicted = self.data.preprocessing.postprocess(t.predict_means(self.data.splits["train"][0]))[:, 0]
       entries.update(self.data.preprocessing.fit_report(predicted, self.data.raw["train"]))
     return entries
 
@@ -341,7 +343,7 @@ def _fit(run: _Run, session: RunSession | None, save_every, should_stop, progres
                                                                                 - nested)
     bar.close()
     if history.converged is False:
-      run.log(f"warning: the {trainer.chosen_solver(len(run.splits['train'][0]), config.batch_size)} solver did"
+      run.log(f"warning: the {trainer.chosen_solver(len(run.data.splits['train'][0]), config.batch_size)} solver did"
               f" not converge in {history.iterations} iterations (--steps caps them); its parameters are saved as"
               f" they are")
     if history.stopped:

@@ -163,6 +163,9 @@ def _plan(config: Config, settings: list[dict[str, Any]], folds: int, data) -> _
   from flaxzoo.trainers.sweep import Sweep
   from flaxzoo.zoo.models import create_models
 
+  if config.offset:  # (Sweep's programs add none to the linear predictor)
+    raise ConfigError(f"{config.name}: --offset is fitted by `flaxzoo train` (an exact fit), not by a sweep's"
+                      " or cross-validation's many models")
   model_name, loss = model_and_loss(config, data)
   y = data.splits["train"][1]
   fold_of = assign_folds(y, folds, config.split_seed, data.task == "classification")

@@ -89,7 +89,8 @@ def load_trained(workdir, step: int | None = None, *, best: bool = False, data_d
     trainer.state = state
   finally:
     checkpointer.close()
-  return trainer, {**meta, "step": chosen, "splits": built.data.splits, "data": built.data, "model": built.model,
+  splits = {split: built.data.split_data(split) for split in built.data.splits}  # (with `--offset`'s column)
+  return trainer, {**meta, "step": chosen, "splits": splits, "data": built.data, "model": built.model,
                    "config_object": config}
 
 
@@ -144,7 +145,10 @@ def card_of_run(name: str, trainer, meta: dict[str, Any], cv_folds: int | None =
 
     cross_validation = cross_validate(config.replace(steps=meta["step"]), cv_folds, data=meta["data"])
   card = build_card(name, trainer, meta["data"], model=meta["model"], recipe=recipe,
-                    evaluate=lambda split, xy: trainer.evaluate(xy), cross_validation=cross_validation)
+                    evaluate=lambda split, _: trainer.evaluate(meta["splits"][split]),
+                    cross_validation=cross_validation)
+  if config.offset:  # `predict` adds the table's own column
+    card["offset"] = {"column": config.offset}
   from flaxzoo.experiments.coefficients import run_coefficients
 
   try:  # an exact fit's coefficient table, in the raw columns' units (as its results.json)

@@ -107,3 +107,64 @@ def test_brain_age_predictions_carry_their_interval_and_its_coverage(name, brain
   notes = card.data["model_card"]
   assert notes["training_cohort"]["age_min"] == 18 and "extrapolation" in notes["outside_training_range"]
   assert {"intended_use", "limitations", "licence"} <= set(notes)
+
+
+@pytest.fixture(scope="module")
+def offset_run(tmp_path_factory):
+  """A Poisson run with `--offset` (a column of log exposures) on a CSV."""
+  folder = tmp_path_factory.mktemp("offset")
+  rng = np.random.default_rng(1)
+  n = 1500
+  a, b, exposure = rng.normal(size=n), rng.normal(size=n) * 3 + 10, rng.uniform(0.2, 3.0, n)
+  y = rng.poisson(exposure * np.exp(0.3 + 0.4 * a - 0.05 * b))
+  path = folder / "claims.csv"
+  path.write_text("a,b,log_exposure,claims\n" + "".join(
+      f"{float(u)!r},{float(v)!r},{float(w)!r},{int(z)}\n" for u, v, w, z in zip(a, b, np.log(exposure), y)))
+  workdir = folder / "run"
+  result = run_cli("train", "linear", "--dataset", f"csv:{path}", "--features", "a,b", "--label", "claims",
+                   "--family", "poisson", "--offset", "log_exposure", "--solver", "auto", "--workdir", workdir,
+                   "--quiet")
+  assert result.returncode == 0, result.stderr
+  _, meta = load_trained(workdir)
+  rows = meta["data"].rows_of("train")
+  table = np.loadtxt(path, delimiter=",", skiprows=1)
+  return folder, path, workdir, table[rows], table[meta["data"].rows_of("test")]
+
+
+def test_an_offset_run_is_statsmodels_glm_with_that_offset(offset_run):
+  _, _, workdir, train, test = offset_run
+  reference = sm.GLM(train[:, 3], sm.add_constant(train[:, :2]), family=sm.families.Poisson(),
+                     offset=train[:, 2]).fit(tol=1e-13)
+  results = json.loads((workdir / "results.json").read_text())
+  ours = _columns(results["coefficients"])
+  np.testing.assert_allclose(ours["coef"], reference.params, rtol=1e-5)
+  np.testing.assert_allclose(ours["std_err"], reference.bse, rtol=1e-5)
+  # The metrics are the offset model's: its means on the test rows.
+  means = reference.predict(sm.add_constant(test[:, :2]), offset=test[:, 2])
+  assert results["test"]["mse"] == pytest.approx(np.mean((means - test[:, 3]) ** 2), rel=1e-4)
+
+
+def test_an_offset_export_predicts_with_the_tables_column(offset_run, tmp_path):
+  folder, path, workdir, *_ = offset_run
+  assert run_cli("export", "--workdir", workdir, "--name", "rates", "--out", tmp_path).returncode == 0
+  result = run_cli("predict", f"./{tmp_path / 'rates'}" if not str(tmp_path).startswith("/") else tmp_path / "rates",
+                   "--input", path)
+  assert result.returncode == 0, result.stderr
+  predicted = np.asarray([float(line.split(",")[1]) for line in result.stdout.strip().splitlines()[1:]])
+  table = np.loadtxt(path, delimiter=",", skiprows=1)
+  coef = [r["coef"] for r in json.loads((workdir / "results.json").read_text())["coefficients"]["rows"]]
+  np.testing.assert_allclose(predicted, np.exp(coef[0] + table[:, :2] @ coef[1:] + table[:, 2]), rtol=1e-5)
+  without = folder / "no_offset.csv"
+  without.write_text("a,b\n1.0,2.0\n")
+  one_line_error(run_cli("predict", tmp_path / "rates", "--input", without), "log_exposure")
+
+
+def test_offset_is_refused_where_it_cannot_be_fitted(offset_run, tmp_path):
+  _, path, *_ = offset_run
+  common = ("train", "linear", "--dataset", f"csv:{path}", "--features", "a,b", "--label", "claims")
+  one_line_error(run_cli(*common, "--family", "poisson", "--offset", "log_exposure", "--workdir", tmp_path / "a"),
+                 "--solver auto")
+  one_line_error(run_cli(*common, "--family", "poisson", "--offset", "nope", "--solver", "auto",
+                         "--workdir", tmp_path / "b"), "nope")
+  one_line_error(run_cli("train", "brain_age_gm", "--offset", "age", "--solver", "auto", "--workdir",
+                         tmp_path / "c"), "--offset")

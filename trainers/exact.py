@@ -20,6 +20,7 @@ from flaxzoo.trainers import solvers
 from flaxzoo.trainers.history import DivergedError, History, SweepHistory, _as_numpy
 from flaxzoo.trainers.huber_fixed import huber_fixed
 from flaxzoo.trainers.loss_names import split_loss
+from flaxzoo.trainers.offsets import absorbed, power_of_loss
 from flaxzoo.trainers.placement import to_host
 from flaxzoo.trainers.quantile import quantile
 
@@ -59,6 +60,11 @@ def fit_trainer(trainer, train, solver, steps, eval_data, hooks, on_checkpoint, 
   arrays = _as_numpy(train, "train")
   x, y = arrays["x"], arrays["y"]
   weight = arrays.get("weight", np.ones(len(x)))
+  l2, l1 = trainer.l2, trainer.l1
+  if "offset" in arrays:  # absorbed into the targets and weights, exactly (`offsets`), the penalty kept relative
+    total = float(np.sum(weight))
+    y, weight = absorbed(y, weight, arrays["offset"], power_of_loss(trainer._loss_spec))
+    l2, l1 = (v * total / float(np.sum(weight)) for v in (l2, l1))
   start = time.perf_counter()
   model = trainer.model
   kernel, bias = (np.asarray(v, np.float64) for v in model.affine_map())
@@ -66,8 +72,7 @@ def fit_trainer(trainer, train, solver, steps, eval_data, hooks, on_checkpoint, 
   if trainer.placement.num_shards > 1:
     sharding = jax.sharding.NamedSharding(trainer.placement.mesh, jax.sharding.PartitionSpec("data"))
   num_classes = None if trainer._loss_spec == "mse" else (2 if kernel.shape[1] == 1 else kernel.shape[1])
-  l1 = [trainer.l1] if trainer.l1 else None
-  fit = fit_affine(x, y, trainer._loss_spec, weight[None], [trainer.l2], l1, solver, trainer.tol, steps,
+  fit = fit_affine(x, y, trainer._loss_spec, weight[None], [l2], [l1] if l1 else None, solver, trainer.tol, steps,
                    (kernel[None], bias[None]), num_classes, sharding)
   if not (np.isfinite(fit.objective[0]) and np.all(np.isfinite(fit.coef)) and np.all(np.isfinite(fit.intercept))):
     # Never a run that ends "trained" on a non-finite loss (a Tweedie power of 1e300 overflows every deviance)

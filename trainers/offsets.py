@@ -12,6 +12,19 @@ from __future__ import annotations
 import numpy as np
 
 
+def power_of_loss(loss: str) -> float:
+  """The Tweedie power an offset is absorbed with: least squares 0, a log-link family its own; ValueError else."""
+  from flaxzoo.trainers.loss_names import GLM_FAMILIES, family_of, power_of, split_loss
+
+  name, value = split_loss(loss)
+  if name == "mse":
+    return 0.0
+  if name not in GLM_FAMILIES:
+    raise ValueError(f"an offset is fitted for least squares and the log-link GLMs, not {loss!r}")
+  family, power = family_of(name, value)
+  return float(power_of(family, power))
+
+
 def checked_offset(offset, exposure, n: int) -> np.ndarray | None:
   """`[n]` float64 offset (`exposure`: its log; not both), or None; one line for a bad one."""
   if offset is not None and exposure is not None:

@@ -168,7 +168,10 @@ def make_eval_step(apply_fn, sums_fn, axis_name=None):
   """`eval_step(params, batch, label_shift) -> {sum name: scalar}` (see `metrics`), summed over devices."""
 
   def eval_step(params, batch: Batch, label_shift):
-    sums = sums_fn(apply_fn(params, batch["x"]), batch["y"], batch["weight"], label_shift)
+    outputs = apply_fn(params, batch["x"])
+    if "offset" in batch:  # (a run's `--offset`: added to the linear predictor)
+      outputs = outputs + batch["offset"][:, None].astype(outputs.dtype)
+    sums = sums_fn(outputs, batch["y"], batch["weight"], label_shift)
     return _psum(sums, axis_name)
 
   return eval_step

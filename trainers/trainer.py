@@ -296,6 +296,8 @@ class Trainer:
     solver = self.chosen_solver(num_examples, batch_size)
     if solver != "optax":
       return fit_trainer(self, train, solver, steps, eval_data, hooks, on_checkpoint, on_progress, final_metrics)
+    if isinstance(train, Mapping) and "offset" in train:
+      raise ValueError("an offset is fitted by the exact solvers (solver='auto', full batch), not optax's steps")
     run, blocks = self._optax_program(train, num_examples, batch_size, shuffle)
     start = time.perf_counter()
     history = self._drive(run, blocks, steps, log_every, checkpoint_every, on_checkpoint, should_stop, hooks,
@@ -380,9 +382,10 @@ class Trainer:
       metrics["roc_auc"] = metrics_lib.roc_auc(scores, arrays["y"][keep])
     return metrics
 
-  def predict(self, x) -> np.ndarray:
-    """Model outputs `[n, k]` for inputs `x [n, d]` (on one device)."""
-    return np.asarray(self._predict(to_host(self.state.params), jnp.asarray(x)))
+  def predict(self, x, offset=None) -> np.ndarray:
+    """Model outputs `[n, k]` for inputs `x [n, d]` (on one device), plus `offset [n]` where given."""
+    outputs = np.asarray(self._predict(to_host(self.state.params), jnp.asarray(x)))
+    return outputs if offset is None else outputs + np.asarray(offset, outputs.dtype)[:, None]
 
   @property
   def link(self) -> str:
@@ -390,8 +393,8 @@ class Trainer:
     named = isinstance(self._loss_spec, str)
     return "log" if named and losses_lib.split_loss(self._loss_spec)[0] in losses_lib.LOG_LINK else "identity"
 
-  def predict_means(self, x) -> np.ndarray:
+  def predict_means(self, x, offset=None) -> np.ndarray:
     """The predicted means `[n, k]`: `predict` through the loss's inverse link (`exp` for a log link)."""
     from flaxzoo.zoo.links import inverse_link
 
-    return inverse_link(self.link, self.predict(x))
+    return inverse_link(self.link, self.predict(x, offset))
