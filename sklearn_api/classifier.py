@@ -111,7 +111,7 @@ class LinearClassifier(ClassifierMixin, _Inference, _LinearModel):
     start = (self.coef_, self.intercept_) if self.warm_start and np.shape(getattr(self, "coef_", None)) == (
         k, X.shape[1]) and np.shape(getattr(self, "intercept_", None)) == (k,) else None
     self._num_classes = len(self.classes_)
-    self.coef_, self.intercept_, n_iter = self._fit(X, labels.astype(np.int32), weight, k, start)
+    self.coef_, self.intercept_, n_iter, _ = self._fit(X, labels.astype(np.int32), weight, k, start)
     self.n_iter_ = np.asarray([n_iter], np.int32)
     return self
 

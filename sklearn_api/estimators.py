@@ -96,14 +96,15 @@ class _LinearModel(_DenseInput):
     return 0.0
 
   def _fit(self, x, targets, weight, num_outputs, start=None):
-    """`(coef [k, d], intercept [k], n_iter)` (float64) of the penalised fit on `x`, by the chosen solver."""
+    """`(coef [k, d], intercept [k], n_iter, moments)` (float64) of the penalised fit on `x`, by the chosen solver;
+    `moments`: the normal equation's (`Solution.moments`), else None."""
     l2, l1 = self._l2(weight, num_outputs), self._l1(weight)
     if l1 > 0 and self._uses_optax():
       raise ValueError(f"{type(self).__name__}: an L1 penalty (l1_ratio > 0) is fitted by the exact solvers"
                        " (proximal Newton), not solver='optax' or batch_size")
     if self._uses_optax():
       coef, intercept, n_iter = self._train(x, targets, weight, num_outputs, int(self.max_iter), l2, start)
-      converged = n_iter < int(self.max_iter)
+      converged, moments = n_iter < int(self.max_iter), None
     else:
       from flaxzoo.trainers.exact import fit_affine
 
@@ -113,10 +114,11 @@ class _LinearModel(_DenseInput):
       fit = fit_affine(x, targets, loss, weight[None], [l2], [l1] if l1 > 0 else None, self.solver, float(self.tol),
                        int(self.max_iter), start, None if loss == "mse" else self._num_classes)
       coef, intercept, n_iter, converged = fit.coef[0].T, fit.intercept[0], int(fit.n_iter[0]), bool(fit.converged[0])
+      moments = fit.moments
     if not converged:
       warnings.warn(f"{type(self).__name__} did not converge in max_iter={self.max_iter} iterations (tol={self.tol});"
                     " increase max_iter, or scale the data", ConvergenceWarning, stacklevel=3)
-    return coef, intercept, n_iter
+    return coef, intercept, n_iter, moments
 
   def _train(self, x, targets, weight, num_outputs, steps, l2, start=None):
     """The optax path (`trainers.optax_fit`): `(coef [k, d], intercept [k], n_iter)` (float64)."""
@@ -215,11 +217,11 @@ class LinearRegression(RegressorMixin, _Inference, _LinearModel):
     y = np.asarray(y, np.float64)
     targets = y.reshape(len(y), -1)
     start = self._start(targets.shape[1]) if self.warm_start else None
-    coef, intercept, self.n_iter_ = self._fit(X, targets, weight, targets.shape[1], start)
+    coef, intercept, self.n_iter_, moments = self._fit(X, targets, weight, targets.shape[1], start)
     self.coef_, self.intercept_ = (coef[0], float(intercept[0])) if y.ndim == 1 else (coef, intercept)
     self._covariance_ = None
-    if y.ndim == 1 and not self._uses_optax():  # what predict_interval reads (one pass, `_keep_covariance`)
-      self._keep_covariance(X, y, weight, "mse", self._l2(weight, 1))
+    if y.ndim == 1 and not self._uses_optax():  # what predict_interval reads (`_keep_covariance`)
+      self._keep_covariance(X, y, weight, "mse", self._l2(weight, 1), moments)
     return self
 
   def _inference_problem(self, X, y, weight, offset):

@@ -98,15 +98,21 @@ class _Inference:
     cov = covariance_lib.covariance(x, targets, loss, params[1:], params[0], weights, cov_type, groups, l2)
     return cov.matrix, cov, None
 
-  def _keep_covariance(self, x, targets, weights, loss, l2):
+  def _keep_covariance(self, x, targets, weights, loss, l2, moments=None):
     """Keeps what `predict_interval` needs, `[(d + 1), (d + 1)]` (the model-based covariance, its scale and
-    degrees of freedom): no training rows."""
-    from flaxzoo.trainers.covariance import covariance
+    degrees of freedom): no training rows. From least squares' normal equation (`moments`) where it has one,
+    else one pass."""
+    from flaxzoo.trainers.covariance import covariance, from_moments
 
     params = self._params()
     self._covariance_ = None
     if len(x) > len(params):  # (a dict of numbers: `save` writes it, exactly)
-      fitted = covariance(x, targets, loss, params[1:], params[0], weights, "nonrobust", l2=l2)
+      fitted = None
+      if moments is not None and len(moments["gram"]) == 1:
+        fitted = from_moments({**moments, "gram": moments["gram"][0]}, params[1:], params[0], float(np.sum(weights)),
+                              len(x), l2)
+      if fitted is None:
+        fitted = covariance(x, targets, loss, params[1:], params[0], weights, "nonrobust", l2=l2)
       if np.all(np.isfinite(fitted.matrix)):  # (features ~1e-300: a variance beyond float64 keeps none)
         self._covariance_ = dataclasses.asdict(fitted)
 

@@ -254,7 +254,10 @@ def test_penalised_fit_warns_and_gives_the_sandwich():
   penalised = np.linalg.inv(gram + alpha * np.diag([0.0, 1.0, 1.0, 1.0]))
   params = np.r_[model.intercept_, model.coef_]
   scale = np.sum((y - f @ params) ** 2) / (N - 4)
-  np.testing.assert_allclose(matrix, scale * penalised @ gram @ penalised, rtol=1e-6, atol=1e-18)
+  expected = scale * penalised @ gram @ penalised
+  spread = np.sqrt(np.outer(np.diag(expected), np.diag(expected)))  # entries relative to their row's and column's
+  np.testing.assert_allclose(np.diag(matrix), np.diag(expected), rtol=1e-6)
+  np.testing.assert_allclose(matrix / spread, expected / spread, atol=1e-9)
   with pytest.warns(PenalisedCovarianceWarning):  # a CV estimator's refit: its chosen penalty, the same numbers
     cv = LinearRegressionCV(alphas=[alpha]).fit(X, y)
     np.testing.assert_allclose(cv.covariance_matrix(X, y), matrix, rtol=1e-8)
@@ -322,3 +325,15 @@ def test_a_saved_model_keeps_its_intervals(tmp_path):
   linear = LinearRegression().fit(X, eta + rng.standard_normal(N))
   again = load(save(linear, tmp_path, "linear"))
   np.testing.assert_array_equal(again.predict_interval(X[:100]), linear.predict_interval(X[:100]))
+
+
+def test_the_kept_covariance_is_the_one_a_pass_computes():
+  """`fit` keeps least squares' covariance from the normal equation's Gram matrix (no pass); a near-exact fit
+  (the residuals' sum of squares lost in cancellation there) from the pass: both agree with `covariance_matrix`."""
+  rng, X, eta, _ = _data(15)
+  weight = rng.uniform(0.5, 2.0, N)
+  for noise in (1.0, 1e-9):
+    y = eta + noise * rng.standard_normal(N)
+    model = LinearRegression().fit(X, y, sample_weight=weight)
+    kept = np.asarray(model._covariance_["matrix"])
+    np.testing.assert_allclose(np.diag(kept), np.diag(model.covariance_matrix(X, y, weight)), rtol=1e-7)

@@ -112,6 +112,32 @@ def covariance(x, y, loss: str, coef, intercept, weights=None, cov_type: str = "
                     count, bool(np.any(penalty)))
 
 
+def from_moments(moments: dict, coef, intercept, total_weight: float, n: int, l2: float = 0.0) -> Covariance | None:
+  """The nonrobust covariance of one least-squares model from its normal equation's Gram matrix
+  (`Solution.moments`, one model's `[D, D]`), no pass over the rows; None where the residual sum of squares
+  would lose more than half its digits there (a near-exact fit: then `covariance`'s pass)."""
+  gram, shift, scale = (np.asarray(moments[k], np.float64) for k in ("gram", "shift", "scale"))
+  d = len(shift)
+  p = d + 1
+  if gram.shape != (d + 2, d + 2) or n <= p:
+    return None
+  coef = np.asarray(coef, np.float64).reshape(d)
+  theta = np.append(coef * scale, float(intercept) + shift @ coef - float(np.asarray(moments["y_shift"])[0]))
+  keep = np.r_[np.arange(d), d + 1]  # [x, 1] of [x, y, 1]
+  information = total_weight * gram[np.ix_(keep, keep)]
+  residual = np.concatenate([theta[:-1], [-1.0], theta[-1:]])  # z · [w', -1, b'] = the residual
+  rss = total_weight * float(residual @ gram @ residual)
+  if not rss > 1e-8 * total_weight * gram[d, d]:  # cancellation: yᵀy and the fit agree to 8 digits
+    return None
+  scale_estimate = rss / (n - p)
+  penalty = _penalty_of(scale, 0.5 * float(l2) * total_weight)
+  bread = _inverse(information + penalty)
+  matrix = scale_estimate * bread @ information @ bread
+  staged = solvers.Staged(None, None, n, d, 1, "mse", np.float64, shift, scale, np.zeros(1))
+  return Covariance(_to_raw(staged, matrix), "nonrobust", True, float(n - p), scale_estimate, n, 0,
+                    bool(np.any(penalty)))
+
+
 def stage_for_covariance(x, y, loss: str) -> solvers.Staged:
   """The rows staged as the covariance pass reads them: float64, one output."""
   name, _ = split_loss(loss)
@@ -126,11 +152,15 @@ def stage_for_covariance(x, y, loss: str) -> solvers.Staged:
 def _penalty_hessian(data: solvers.Staged, l2: float, total_weight: float) -> np.ndarray:
   """`[p, p]`: the penalty's Hessian in the standardised features, on the scale of `Σ w loss` (least squares'
   loss there is `r² / 2`, the core's `mean_w r²`: half of it)."""
-  p = data.d + 1
+  return _penalty_of(data.scale, (0.5 if data.loss == "mse" else 1.0) * float(l2) * total_weight)
+
+
+def _penalty_of(scale: np.ndarray, strength: float) -> np.ndarray:
+  """`[p, p]`: `strength |coef|²`'s Hessian over the standardised `[w', b']` (`coef = w' / scale`)."""
+  p = len(scale) + 1
   penalty = np.zeros((p, p))
-  if l2:
-    factor = 0.5 if data.loss == "mse" else 1.0
-    penalty[np.arange(p - 1), np.arange(p - 1)] = factor * float(l2) * total_weight / data.scale**2
+  if strength:
+    penalty[np.arange(p - 1), np.arange(p - 1)] = strength / scale**2
   return penalty
 
 

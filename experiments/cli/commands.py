@@ -149,8 +149,8 @@ def _predict(args) -> None:
     with open_atomic(args.output, exclusive=not args.force) if args.output else _stdout() as out, \
          concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="flaxzoo-write") as writer:
       pending = None
-      extra = (card.data["offset"]["column"],) if "offset" in card.data else ()
-      for table, ids in card.preprocessing.iter_inputs(args.input, chosen, extra=extra):
+      extra = {"extra": (card.data["offset"]["column"],)} if "offset" in card.data else {}  # (a model's offset)
+      for table, ids in card.preprocessing.iter_inputs(args.input, chosen, **extra):
         result = predict(model, card, table, first_row=rows + 1)
         if rows == 0:
           out.write(header_line(["id", *result]))

@@ -135,4 +135,5 @@ def _normal_equation(data: Staged, chunks, l2, l1=None, tol=1e-4, max_iter=1000,
         total, l2, l1, data.scale, float(tol), int(max_iter), data.d))
     solver = "coordinate_descent"
   coef, intercept = _from_scaled(data, np.asarray(w_s), np.asarray(b_s) + data.y_shift)
-  return Solution(coef, intercept, n_iter, converged, np.asarray(objective), solver)
+  moments = {"gram": np.asarray(total, np.float64), "shift": data.shift, "scale": data.scale, "y_shift": data.y_shift}
+  return Solution(coef, intercept, n_iter, converged, np.asarray(objective), solver, moments)

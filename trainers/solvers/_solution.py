@@ -20,6 +20,9 @@ class Solution:
   converged: np.ndarray
   objective: np.ndarray
   solver: str
+  # Least squares' normal equation: `{"gram" [K, D, D], "shift", "scale", "y_shift"}`, each model's weighted mean
+  # of `z zᵀ`, `z = [(x - shift) / scale, y - y_shift, 1]` (`D = d + k + 1`): its covariance needs no other pass.
+  moments: dict | None = None
 
 
 def _to_scaled(data: Staged, start, count) -> np.ndarray:
