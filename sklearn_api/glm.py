@@ -128,7 +128,7 @@ class _GeneralizedLinear(RegressorMixin, _Inference, _DenseInput):
     self.n_iter_ = int(fit.n_iter[0])
     self._covariance_ = None
     if l1 == 0:  # what predict_interval reads (one pass, `_keep_covariance`)
-      self._keep_covariance(X, y, weight, self._loss(), l2)
+      self._keep_covariance(X, y, weight, self._loss(), l2, data=data)
     return self
 
   def _linear_predictor(self, X, offset=None, exposure=None):

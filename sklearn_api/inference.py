@@ -98,10 +98,10 @@ class _Inference:
     cov = covariance_lib.covariance(x, targets, loss, params[1:], params[0], weights, cov_type, groups, l2)
     return cov.matrix, cov, None
 
-  def _keep_covariance(self, x, targets, weights, loss, l2, moments=None):
+  def _keep_covariance(self, x, targets, weights, loss, l2, moments=None, data=None):
     """Keeps what `predict_interval` needs, `[(d + 1), (d + 1)]` (the model-based covariance, its scale and
     degrees of freedom): no training rows. From least squares' normal equation (`moments`) where it has one,
-    else one pass."""
+    else one pass (over the fit's own staged rows `data` where they are float64)."""
     from flaxzoo.trainers.covariance import covariance, from_moments
 
     params = self._params()
@@ -112,7 +112,8 @@ class _Inference:
         fitted = from_moments({**moments, "gram": moments["gram"][0]}, params[1:], params[0], float(np.sum(weights)),
                               len(x), l2)
       if fitted is None:
-        fitted = covariance(x, targets, loss, params[1:], params[0], weights, "nonrobust", l2=l2)
+        staged = data if data is not None and data.dtype == np.float64 and data.sharding is None else None
+        fitted = covariance(x, targets, loss, params[1:], params[0], weights, "nonrobust", l2=l2, data=staged)
       if np.all(np.isfinite(fitted.matrix)):  # (features ~1e-300: a variance beyond float64 keeps none)
         self._covariance_ = dataclasses.asdict(fitted)
 

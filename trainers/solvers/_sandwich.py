@@ -79,6 +79,18 @@ def _gram(x, weight, shift, scale) -> np.ndarray:
 BLOCK_ROWS = HOST_BLOCK_ROWS
 
 
+def _cluster_sums(x, score, codes, num_groups: int, shift, scale) -> np.ndarray:
+  """`[G, p]`: each cluster's `Σ score_i f_i`, `f = [(x - shift) / scale, 1]`: one sparse product of the rows
+  (a column a row, its cluster's entry the row's score: 1M x 32 rows into 1,000 clusters, 37 ms; a bincount a
+  column took 200), standardised after (linear in the rows)."""
+  import scipy.sparse
+
+  count = len(score)
+  onehot = scipy.sparse.csc_matrix((score, codes, np.arange(count + 1)), shape=(num_groups, count))
+  raw, total = onehot @ x, np.bincount(codes, score, num_groups)
+  return np.concatenate([(raw - total[:, None] * shift) / scale, total[:, None]], axis=1)
+
+
 def _chunks(data: Staged, theta: np.ndarray):
   """`(start, x [C, d], dz, fisher, observed)` of each block of `BLOCK_ROWS` rows, on the host: least squares'
   rows where they are (`data.host`: the residual from a GEMV, no copy to the device), else a chunk's compiled
@@ -119,9 +131,7 @@ def sandwich_sums(data: Staged, theta: np.ndarray, weight: np.ndarray, groups: n
       if robust:
         meat += _gram(rows, (w * dz) ** 2, shift, scale)
       if num_groups:
-        score = _features(rows, shift, scale) * (w * dz)[:, None]
-        codes = groups[start:start + len(rows)]
-        clusters += np.stack([np.bincount(codes, score[:, j], num_groups) for j in range(p)], axis=1)
+        clusters += _cluster_sums(rows, w * dz, groups[start:start + len(rows)], num_groups, shift, scale)
       pearson += float(np.sum(w * dz * dz / curvature))
   if not (data.family and data.family[1] != 1):
     observed = fisher  # the canonical links and least squares: the same curvature
