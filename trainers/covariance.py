@@ -91,7 +91,7 @@ def covariance(x, y, loss: str, coef, intercept, weights=None, cov_type: str = "
   if data.loss == "mse":
     theta[-1] -= data.y_shift[0]
   robust = cov_type in ("HC0", "HC1", "HC2", "HC3")
-  sums = solvers.sandwich_sums(data, theta, weight, codes, count, robust)
+  sums = solvers.sandwich_sums(data, theta, weight, codes, count, robust, observed=cov_type != "nonrobust")
   family = data.family[0] if data.family else data.loss
   scale = 1.0 if family in ("logistic", "poisson") else sums["pearson"] / (n - p)
   penalty = _penalty_hessian(data, l2, weight.sum())

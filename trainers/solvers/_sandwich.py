@@ -114,12 +114,14 @@ def _chunks(data: Staged, theta: np.ndarray):
 
 
 def sandwich_sums(data: Staged, theta: np.ndarray, weight: np.ndarray, groups: np.ndarray | None = None,
-                  num_groups: int = 0, robust: bool = False) -> dict:
+                  num_groups: int = 0, robust: bool = False, observed: bool = True) -> dict:
   """One pass at `theta [d + 1]` (standardised, intercept last) with example weights `weight [n]` (as given,
   not normalised) and cluster codes `groups [n]` (0..G-1): the sums named in the module's docstring, float64
-  on the host. `data`: staged in float64, one output (least squares, logistic, or a log-link family). Each
+  on the host (`observed=False`: no observed Hessian, which the model-based covariance does not read; `robust`:
+  White's meat). `data`: staged in float64, one output (least squares, logistic, or a log-link family). Each
   chunk's per-row terms come from the compiled pass, its sums from NumPy's BLAS (on one thread, `host_blas`)."""
   p = data.d + 1
+  non_canonical = bool(data.family) and data.family[1] != 1 and observed
   fisher, observed, meat = np.zeros((p, p)), np.zeros((p, p)), np.zeros((p, p))
   clusters, pearson = np.zeros((num_groups, p)), 0.0
   shift, scale = data.pass_shift, data.pass_scale
@@ -127,14 +129,14 @@ def sandwich_sums(data: Staged, theta: np.ndarray, weight: np.ndarray, groups: n
     for start, rows, dz, curvature, obs in _chunks(data, theta):
       w = weight[start:start + len(rows)]
       fisher += _gram(rows, w * curvature, shift, scale)
-      observed += _gram(rows, w * obs, shift, scale) if data.family and data.family[1] != 1 else 0.0
+      observed += _gram(rows, w * obs, shift, scale) if non_canonical else 0.0
       if robust:
         meat += _gram(rows, (w * dz) ** 2, shift, scale)
       if num_groups:
         clusters += _cluster_sums(rows, w * dz, groups[start:start + len(rows)], num_groups, shift, scale)
       pearson += float(np.sum(w * dz * dz / curvature))
-  if not (data.family and data.family[1] != 1):
-    observed = fisher  # the canonical links and least squares: the same curvature
+  if not non_canonical:
+    observed = fisher  # the canonical links and least squares: the same curvature (or none asked for)
   return {"fisher": fisher, "observed": observed, "meat": meat, "clusters": clusters, "pearson": pearson}
 
 
