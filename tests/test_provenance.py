@@ -30,6 +30,11 @@ def cases(tmp_path):
   counts = tmp_path / "amounts.csv"
   counts.write_text("\n".join(["a,b,c,y"] + [f"{r[0]:.6f},{r[1]:.6f},{r[2]:.6f},{v:.6f}" for r, v in zip(x, amounts)])
                     + "\n")
+  exposure = rng.uniform(0.5, 2.0, size=60)
+  rates = tmp_path / "rates.csv"
+  rates.write_text("\n".join(["a,b,c,log_e,y"] + [
+      f"{r[0]:.6f},{r[1]:.6f},{r[2]:.6f},{e:.6f},{v}" for r, e, v in zip(
+          x, np.log(exposure), rng.poisson(exposure * np.exp(0.5 + x @ [0.3, -0.2, 0.1])))]) + "\n")
   return {
       # (experiment, flags, the schema fields those flags change)
       "brain_age": ("brain_age_tissue",
@@ -52,6 +57,10 @@ def cases(tmp_path):
               ["--dataset", f"csv:{counts}", "--label", "y", "--family", "tweedie", "--power", "1.5", "--penalty",
                "elasticnet", "--l1-ratio", "0.3", "--l2", "0.01", "--solver", "auto"],
               {"dataset", "label", "family", "power", "penalty", "l1_ratio", "l2", "solver"}),
+      "offset": ("linear",
+                 ["--dataset", f"csv:{rates}", "--label", "y", "--features", "a,b,c", "--family", "poisson",
+                  "--offset", "log_e", "--solver", "auto"],
+                 {"dataset", "label", "features", "family", "offset", "solver"}),
   }
 
 
