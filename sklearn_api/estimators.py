@@ -267,6 +267,7 @@ class LinearRegression(RegressorMixin, _Inference, _LinearModel):
     coef, intercept, n = self._train(X, targets, weight, targets.shape[1], steps,
                                      self._l2(weight, targets.shape[1]), start)
     self.n_iter_ = getattr(self, "n_iter_", 0) + n if not first else n
+    self._covariance_ = None  # (optax steps moved the coefficients: the last fit's covariance is not theirs)
     self.coef_, self.intercept_ = (coef[0], float(intercept[0])) if y.ndim == 1 else (coef, intercept)
     return self
 

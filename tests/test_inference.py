@@ -337,3 +337,13 @@ def test_the_kept_covariance_is_the_one_a_pass_computes():
     model = LinearRegression().fit(X, y, sample_weight=weight)
     kept = np.asarray(model._covariance_["matrix"])
     np.testing.assert_allclose(np.diag(kept), np.diag(model.covariance_matrix(X, y, weight)), rtol=1e-7)
+
+
+def test_partial_fit_drops_the_last_fits_covariance():
+  rng, X, eta, _ = _data(16)
+  y = eta + rng.standard_normal(N)
+  model = LinearRegression().fit(X, y)
+  model.predict_interval(X[:5])
+  model.partial_fit(X, y)
+  with pytest.raises(ValueError, match="kept no covariance"):
+    model.predict_interval(X[:5])
