@@ -102,7 +102,7 @@ class _Inference:
     """Keeps what `predict_interval` needs, `[(d + 1), (d + 1)]` (the model-based covariance, its scale and
     degrees of freedom): no training rows. From least squares' normal equation (`moments`) where it has one,
     else one pass (over the fit's own staged rows `data` where they are float64)."""
-    from flaxzoo.trainers.covariance import covariance, from_moments
+    from flaxzoo.trainers.covariance import CollinearityWarning, covariance, from_moments
 
     params = self._params()
     self._covariance_ = None
@@ -113,7 +113,9 @@ class _Inference:
                               len(x), l2)
       if fitted is None:
         staged = data if data is not None and data.dtype == np.float64 and data.sharding is None else None
-        fitted = covariance(x, targets, loss, params[1:], params[0], weights, "nonrobust", l2=l2, data=staged)
+        with warnings.catch_warnings():  # (collinear columns: a prediction's interval is identified all the same)
+          warnings.simplefilter("ignore", CollinearityWarning)
+          fitted = covariance(x, targets, loss, params[1:], params[0], weights, "nonrobust", l2=l2, data=staged)
       if np.all(np.isfinite(fitted.matrix)):  # (features ~1e-300: a variance beyond float64 keeps none)
         self._covariance_ = dataclasses.asdict(fitted)
 

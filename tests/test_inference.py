@@ -347,3 +347,25 @@ def test_partial_fit_drops_the_last_fits_covariance():
   model.partial_fit(X, y)
   with pytest.raises(ValueError, match="kept no covariance"):
     model.predict_interval(X[:5])
+
+
+def test_collinear_columns_warn_and_intervals_stay_statsmodels():
+  """A rank-deficient design: the degrees of freedom are n - rank (statsmodels'), the collinear coefficients'
+  standard errors are said to be unidentified, and a prediction's interval (identified) is statsmodels'."""
+  from flaxzoo.trainers.covariance import CollinearityWarning
+
+  rng = np.random.default_rng(17)
+  x = rng.normal(size=(500, 2))
+  X = np.c_[x, x[:, 0] + x[:, 1]]
+  y = 1 + x @ [1.0, 2.0] + rng.normal(size=500)
+  model = LinearRegression().fit(X, y)  # no warning at fit
+  with warnings.catch_warnings():  # (statsmodels says so too)
+    warnings.simplefilter("ignore")
+    reference = sm.OLS(y, sm.add_constant(X)).fit()
+  with pytest.warns(CollinearityWarning, match="rank 3 of 4"):
+    table = model.coef_table(X, y)
+  assert table["std_err"].iloc[0] == pytest.approx(reference.bse[0], rel=1e-8)  # the intercept: identified
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    frame = reference.get_prediction(sm.add_constant(X)[:20]).summary_frame()
+  np.testing.assert_allclose(model.predict_interval(X[:20]), frame[["obs_ci_lower", "obs_ci_upper"]], rtol=1e-9)

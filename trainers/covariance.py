@@ -26,6 +26,7 @@ their leverage. The sums run in the standardised features (`solvers.sandwich_sum
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 
@@ -93,7 +94,12 @@ def covariance(x, y, loss: str, coef, intercept, weights=None, cov_type: str = "
   robust = cov_type in ("HC0", "HC1", "HC2", "HC3")
   sums = solvers.sandwich_sums(data, theta, weight, codes, count, robust, observed=cov_type != "nonrobust")
   family = data.family[0] if data.family else data.loss
-  scale = 1.0 if family in ("logistic", "poisson") else sums["pearson"] / (n - p)
+  rank = _rank(sums["fisher"])
+  if rank < p:
+    warnings.warn(f"the design is rank deficient (rank {rank} of {p} parameters, the intercept's included): the"
+                  " standard errors of collinear coefficients are not identified (drop the collinear columns);"
+                  " predictions' intervals are", CollinearityWarning, stacklevel=2)
+  scale = 1.0 if family in ("logistic", "poisson") else sums["pearson"] / (n - rank)
   penalty = _penalty_hessian(data, l2, weight.sum())
   if cov_type == "nonrobust":
     bread = _inverse(sums["fisher"] + penalty)
@@ -105,11 +111,12 @@ def covariance(x, y, loss: str, coef, intercept, weights=None, cov_type: str = "
     elif cov_type in ("HC2", "HC3"):
       meat = solvers.leverage_meat(data, theta, weight, _inverse(sums["fisher"] + penalty), int(cov_type[-1]) - 1)
     else:
-      meat = sums["meat"] * (n / (n - p) if cov_type == "HC1" else 1.0)
+      # HC1: statsmodels' OLS divides by its residual degrees of freedom (n - rank), its GLM by n - p
+      meat = sums["meat"] * (n / (n - (rank if data.loss == "mse" else p)) if cov_type == "HC1" else 1.0)
     matrix = bread @ meat @ bread
   raw = _to_raw(data, matrix)
-  return Covariance(raw, cov_type, cov_type == "nonrobust" and data.loss == "mse", float(n - p), float(scale), n,
-                    count, bool(np.any(penalty)))
+  return Covariance(raw, cov_type, cov_type == "nonrobust" and data.loss == "mse", float(n - rank), float(scale),
+                    n, count, bool(np.any(penalty)))
 
 
 def from_moments(moments: dict, coef, intercept, total_weight: float, n: int, l2: float = 0.0) -> Covariance | None:
@@ -129,12 +136,13 @@ def from_moments(moments: dict, coef, intercept, total_weight: float, n: int, l2
   rss = total_weight * float(residual @ gram @ residual)
   if not rss > 1e-8 * total_weight * gram[d, d]:  # cancellation: yᵀy and the fit agree to 8 digits
     return None
-  scale_estimate = rss / (n - p)
+  rank = _rank(information)
+  scale_estimate = rss / (n - rank)
   penalty = _penalty_of(scale, 0.5 * float(l2) * total_weight)
   bread = _inverse(information + penalty)
   matrix = scale_estimate * bread @ information @ bread
   staged = solvers.Staged(None, None, n, d, 1, "mse", np.float64, shift, scale, np.zeros(1))
-  return Covariance(_to_raw(staged, matrix), "nonrobust", True, float(n - p), scale_estimate, n, 0,
+  return Covariance(_to_raw(staged, matrix), "nonrobust", True, float(n - rank), scale_estimate, n, 0,
                     bool(np.any(penalty)))
 
 
@@ -162,6 +170,17 @@ def _penalty_of(scale: np.ndarray, strength: float) -> np.ndarray:
   if strength:
     penalty[np.arange(p - 1), np.arange(p - 1)] = strength / scale**2
   return penalty
+
+
+class CollinearityWarning(UserWarning):
+  """The design matrix is rank deficient: some coefficients' standard errors are not identified."""
+
+
+def _rank(information: np.ndarray) -> int:
+  """The rank of an information matrix over the standardised `[w', b']` (its columns on one scale: the rank
+  test of `np.linalg.matrix_rank` is then the design's)."""
+  diagonal = np.sqrt(np.maximum(np.diagonal(information), np.finfo(np.float64).tiny))
+  return int(np.linalg.matrix_rank(information / np.outer(diagonal, diagonal), hermitian=True))
 
 
 def _inverse(matrix: np.ndarray) -> np.ndarray:
