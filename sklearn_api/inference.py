@@ -130,7 +130,8 @@ class _Inference:
     kept = getattr(self, "_covariance_", None)
     if kept is None:
       raise ValueError(f"{type(self).__name__}: no interval: this fit kept no covariance (one target, an exact"
-                       " solver, more rows than parameters and variances within float64 keep one)")
+                       " solver, more rows than parameters and variances within float64 keep one; a saved model of"
+                       " over 512 parameters is loaded without it)")
     X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
     self._params()
     cov = Covariance(**kept)

@@ -21,6 +21,9 @@ import numpy as np
 
 # The version of the card's "sklearn" entry.
 FORMAT = 1
+# The kept covariance `[(d+1), (d+1)]` is saved up to this many entries (512 parameters: ~5 MB of the card's
+# JSON, whose reads stop at 64 MB); a wider model loads without it.
+COVARIANCE_MAX_ENTRIES = 512 * 512
 
 
 def _estimators() -> dict[str, type]:
@@ -93,6 +96,9 @@ def _spec(estimator) -> dict:
   name = type(estimator).__name__
   params = {k: encode(v, f"{name}.{k}") for k, v in estimator.get_params(deep=False).items()}
   skip = {"coef_", "intercept_", "checkpoint_", "_model"}
+  kept = getattr(estimator, "_covariance_", None)
+  if kept is not None and np.size(kept["matrix"]) > COVARIANCE_MAX_ENTRIES:
+    skip.add("_covariance_")  # (its JSON would outgrow what a card may hold: predict_interval then says so)
   attributes = {k: encode(v, f"{name}.{k}") for k, v in vars(estimator).items()
                 if k not in skip and k not in params and (k.endswith("_") or k.startswith("_"))}
   return {"format": FORMAT, "class": name, "params": params, "attributes": attributes,

@@ -369,3 +369,17 @@ def test_collinear_columns_warn_and_intervals_stay_statsmodels():
     warnings.simplefilter("ignore")
     frame = reference.get_prediction(sm.add_constant(X)[:20]).summary_frame()
   np.testing.assert_allclose(model.predict_interval(X[:20]), frame[["obs_ci_lower", "obs_ci_upper"]], rtol=1e-9)
+
+
+def test_a_wide_saved_model_loads_without_its_covariance_and_says_so(tmp_path):
+  from flaxzoo.sklearn import load
+  from flaxzoo.sklearn.saving import save
+
+  rng = np.random.default_rng(18)
+  X = rng.normal(size=(1200, 520))
+  model = LinearRegression().fit(X, X[:, 0] + rng.normal(size=1200))
+  model.predict_interval(X[:2])  # kept
+  back = load(save(model, tmp_path, "wide"))
+  np.testing.assert_array_equal(back.predict(X[:5]), model.predict(X[:5]))
+  with pytest.raises(ValueError, match="over 512 parameters"):
+    back.predict_interval(X[:2])
