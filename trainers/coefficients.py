@@ -23,32 +23,38 @@ def check_confidence(confidence) -> float:
 
 
 def quantile(confidence: float, use_t: bool, df: float) -> float:
-  """The two-sided interval's multiplier: `t(df)` or the normal's quantile at `1 - (1 - confidence) / 2`."""
-  from scipy import stats
+  """The two-sided interval's multiplier: `t(df)` or the normal's quantile at `1 - (1 - confidence) / 2`
+  (`scipy.special`'s functions, those `scipy.stats.t.ppf` and `norm.ppf` call: importing `scipy.stats` takes
+  1.1 s here, `scipy.special` 0.3 s)."""
+  from scipy import special
 
   upper = 1 - (1 - check_confidence(confidence)) / 2
-  return float(stats.t.ppf(upper, df) if use_t else stats.norm.ppf(upper))
+  return float(special.stdtrit(df, upper) if use_t else special.ndtri(upper))
+
+
+def _two_sided(statistic: np.ndarray, use_t: bool, df: float) -> np.ndarray:
+  """`2 P(|T| > |statistic|)`, T Student's t(df) or normal (`stats.t.sf`'s and `norm.sf`'s functions)."""
+  from scipy import special
+
+  tail = special.stdtr(df, -np.abs(statistic)) if use_t else special.ndtr(-np.abs(statistic))
+  return 2 * tail
 
 
 def coefficient_rows(params, cov, confidence: float = 0.95) -> dict[str, np.ndarray]:
   """`{column: [p]}` for `params [p]` and a `covariance.Covariance` (its matrix `[p, p]`)."""
-  from scipy import stats
-
   params = np.asarray(params, np.float64)
   std_err = np.sqrt(np.maximum(np.diagonal(cov.matrix), 0))
   with np.errstate(divide="ignore", invalid="ignore"):
     statistic = params / std_err
-  tail = stats.t.sf(np.abs(statistic), cov.df_resid) if cov.use_t else stats.norm.sf(np.abs(statistic))
   q = quantile(confidence, cov.use_t, cov.df_resid)
-  return {"coef": params, "std_err": std_err, "statistic": statistic, "p_value": 2 * tail,
+  return {"coef": params, "std_err": std_err, "statistic": statistic,
+          "p_value": _two_sided(statistic, cov.use_t, cov.df_resid),
           "ci_low": params - q * std_err, "ci_high": params + q * std_err}
 
 
 def bootstrap_rows(params, resamples, confidence: float = 0.95) -> dict[str, np.ndarray]:
   """`{column: [p]}` of `params [p]` from `resamples [B, p]`: std_err their spread (ddof 1), the interval
   their percentiles, the statistic `coef / std_err` with a normal p-value."""
-  from scipy import stats
-
   params = np.asarray(params, np.float64)
   resamples = np.asarray(resamples, np.float64)
   std_err = resamples.std(axis=0, ddof=1)
@@ -57,4 +63,4 @@ def bootstrap_rows(params, resamples, confidence: float = 0.95) -> dict[str, np.
   with np.errstate(divide="ignore", invalid="ignore"):
     statistic = params / std_err
   return {"coef": params, "std_err": std_err, "statistic": statistic,
-          "p_value": 2 * stats.norm.sf(np.abs(statistic)), "ci_low": low, "ci_high": high}
+          "p_value": _two_sided(statistic, False, np.inf), "ci_low": low, "ci_high": high}

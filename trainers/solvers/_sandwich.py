@@ -125,7 +125,7 @@ def sandwich_sums(data: Staged, theta: np.ndarray, weight: np.ndarray, groups: n
   fisher, observed, meat = np.zeros((p, p)), np.zeros((p, p)), np.zeros((p, p))
   clusters, pearson = np.zeros((num_groups, p)), 0.0
   shift, scale = data.pass_shift, data.pass_scale
-  with jax.enable_x64(True), one_thread():
+  with jax.enable_x64(True), one_thread(scipy=False):  # (NumPy's BLAS only: no SciPy import for it)
     for start, rows, dz, curvature, obs in _chunks(data, theta):
       w = weight[start:start + len(rows)]
       fisher += _gram(rows, w * curvature, shift, scale)
@@ -145,7 +145,7 @@ def leverage_meat(data: Staged, theta: np.ndarray, weight: np.ndarray, inverse: 
   bread's inverse)."""
   p = data.d + 1
   meat = np.zeros((p, p))
-  with jax.enable_x64(True), one_thread():
+  with jax.enable_x64(True), one_thread(scipy=False):  # (NumPy's BLAS only: no SciPy import for it)
     for start, rows, dz, curvature, _ in _chunks(data, theta):
       f = _features(rows, data.pass_shift, data.pass_scale)
       w = weight[start:start + len(rows)]
