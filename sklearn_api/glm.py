@@ -91,12 +91,6 @@ class _GeneralizedLinear(RegressorMixin, _Inference, _DenseInput):
     y = np.asarray(y, np.float64)
     weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
     offset = checked_offset(offset, exposure, len(X))
-    if offset is not None and self._power() > 0:
-      from flaxzoo.trainers.losses import label_error
-
-      problem = label_error(self._loss(), y)  # the targets' own domain, before they are divided
-      if problem:
-        raise ValueError(f"{type(self).__name__}: {problem}")
     total = weight.sum()
     y, weight = absorbed(y, weight, offset, self._power())
     # The solvers' objective is the weights' mean loss plus the penalty: with the offset's weights (another

@@ -301,13 +301,21 @@ def test_a_second_table_compiles_nothing():
 
   rng, X, eta, groups = _data(13)
   y = rng.poisson(np.exp(0.5 * eta)).astype(float)
-  PoissonRegressor(alpha=0.0).fit(X, y).coef_table(X, y, cov_type="cluster", groups=groups)
-  PoissonRegressor(alpha=0.0).fit(X, y).coef_table(X, y, cov_type="HC3")
+  labels = (y > 1).astype(int)
+
+  def tables(y, labels, groups):
+    model = PoissonRegressor(alpha=0.0).fit(X, y)
+    model.coef_table(X, y, cov_type="cluster", groups=groups)
+    model.coef_table(X, y, cov_type="HC3")
+    model.predict_interval(X)
+    classifier = LinearClassifier(C=np.inf).fit(X, labels)
+    classifier.coef_table(X, labels, cov_type="HC1")
+    classifier.coef_table(X, labels, cov_type="bootstrap", n_resamples=50, random_state=0)
+
+  tables(y, labels, groups)
   with COMPILATIONS as compiled:
     y2 = rng.poisson(np.exp(0.4 * eta)).astype(float)
-    model = PoissonRegressor(alpha=0.0).fit(X, y2)
-    model.coef_table(X, y2, cov_type="cluster", groups=rng.integers(0, 150, N))
-    model.coef_table(X, y2, cov_type="HC3")
+    tables(y2, (y2 > 0).astype(int), rng.integers(0, 150, N))
   assert compiled.count == 0
 
 
@@ -328,15 +336,25 @@ def test_a_saved_model_keeps_its_intervals(tmp_path):
 
 
 def test_the_kept_covariance_is_the_one_a_pass_computes():
-  """`fit` keeps least squares' covariance from the normal equation's Gram matrix (no pass); a near-exact fit
-  (the residuals' sum of squares lost in cancellation there) from the pass: both agree with `covariance_matrix`."""
+  """`fit` keeps least squares' covariance from the normal equation's Gram matrix (`from_moments`, no pass); a
+  near-exact fit (the residuals' sum of squares lost in cancellation there) from the pass: both agree with it."""
+  from flaxzoo.trainers.covariance import covariance, from_moments
+  from flaxzoo.trainers.exact import fit_affine
+
   rng, X, eta, _ = _data(15)
-  weight = rng.uniform(0.5, 2.0, N)
-  for noise in (1.0, 1e-9):
+  x, weight = X.to_numpy(), rng.uniform(0.5, 2.0, N)
+  for noise, kept_from_moments in ((1.0, True), (1e-9, False)):
     y = eta + noise * rng.standard_normal(N)
+    fit = fit_affine(x, y, "mse", weight[None], [0.0])
+    coef, intercept = fit.coef[0, :, 0], fit.intercept[0, 0]
+    moments = from_moments({**fit.moments, "gram": fit.moments["gram"][0]}, coef, intercept, weight.sum(), N)
+    assert (moments is not None) == kept_from_moments
+    by_pass = covariance(x, y, "mse", coef, intercept, weight)
+    if moments is not None:
+      np.testing.assert_allclose(np.diag(moments.matrix), np.diag(by_pass.matrix), rtol=1e-7)
+      assert (moments.df_resid, moments.use_t) == (by_pass.df_resid, by_pass.use_t)
     model = LinearRegression().fit(X, y, sample_weight=weight)
-    kept = np.asarray(model._covariance_["matrix"])
-    np.testing.assert_allclose(np.diag(kept), np.diag(model.covariance_matrix(X, y, weight)), rtol=1e-7)
+    np.testing.assert_allclose(np.diag(model._covariance_["matrix"]), np.diag(by_pass.matrix), rtol=1e-7)
 
 
 def test_partial_fit_drops_the_last_fits_covariance():

@@ -147,8 +147,7 @@ def test_an_offset_run_is_statsmodels_glm_with_that_offset(offset_run):
 def test_an_offset_export_predicts_with_the_tables_column(offset_run, tmp_path):
   folder, path, workdir, *_ = offset_run
   assert run_cli("export", "--workdir", workdir, "--name", "rates", "--out", tmp_path).returncode == 0
-  result = run_cli("predict", f"./{tmp_path / 'rates'}" if not str(tmp_path).startswith("/") else tmp_path / "rates",
-                   "--input", path)
+  result = run_cli("predict", tmp_path / "rates", "--input", path)
   assert result.returncode == 0, result.stderr
   predicted = np.asarray([float(line.split(",")[1]) for line in result.stdout.strip().splitlines()[1:]])
   table = np.loadtxt(path, delimiter=",", skiprows=1)

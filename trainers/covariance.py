@@ -114,7 +114,7 @@ def covariance(x, y, loss: str, coef, intercept, weights=None, cov_type: str = "
       # HC1: statsmodels' OLS divides by its residual degrees of freedom (n - rank), its GLM by n - p
       meat = sums["meat"] * (n / (n - (rank if data.loss == "mse" else p)) if cov_type == "HC1" else 1.0)
     matrix = bread @ meat @ bread
-  raw = _to_raw(data, matrix)
+  raw = _to_raw(data.shift, data.scale, matrix)
   return Covariance(raw, cov_type, cov_type == "nonrobust" and data.loss == "mse", float(n - rank), float(scale),
                     n, count, bool(np.any(penalty)))
 
@@ -141,8 +141,7 @@ def from_moments(moments: dict, coef, intercept, total_weight: float, n: int, l2
   penalty = _penalty_of(scale, 0.5 * float(l2) * total_weight)
   bread = _inverse(information + penalty)
   matrix = scale_estimate * bread @ information @ bread
-  staged = solvers.Staged(None, None, n, d, 1, "mse", np.float64, shift, scale, np.zeros(1))
-  return Covariance(_to_raw(staged, matrix), "nonrobust", True, float(n - rank), scale_estimate, n, 0,
+  return Covariance(_to_raw(shift, scale, matrix), "nonrobust", True, float(n - rank), scale_estimate, n, 0,
                     bool(np.any(penalty)))
 
 
@@ -188,12 +187,13 @@ def _inverse(matrix: np.ndarray) -> np.ndarray:
   return np.linalg.pinv(matrix, hermitian=True)
 
 
-def _to_raw(data: solvers.Staged, matrix: np.ndarray) -> np.ndarray:
-  """A covariance of the standardised `[w', b']` as one of the raw `[intercept, coef]`."""
-  p = data.d + 1
+def _to_raw(shift: np.ndarray, scale: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+  """A covariance of the standardised `[w', b']` (`w' = coef · scale`, `b' = intercept + shift · coef`) as one of
+  the raw `[intercept, coef]`."""
+  p = len(shift) + 1
   jac = np.zeros((p, p))  # [intercept, coef] = jac @ [w', b']
-  jac[0, :-1], jac[0, -1] = -data.shift / data.scale, 1.0
-  jac[1:, :-1] = np.diag(1.0 / data.scale)
+  jac[0, :-1], jac[0, -1] = -shift / scale, 1.0
+  jac[1:, :-1] = np.diag(1.0 / scale)
   with np.errstate(over="ignore", invalid="ignore"):  # features ~1e-300: variances ~1e600 are inf in float64
     raw = jac @ matrix @ jac.T
     return (raw + raw.T) / 2

@@ -75,6 +75,15 @@ def _mixed_grams(data: Staged, weights: np.ndarray, mix: np.ndarray) -> np.ndarr
   return np.einsum("kg,gab->kab", mix * masses[None, :], grams) / (mix @ masses)[:, None, None]
 
 
+def centred_sums(raw: np.ndarray, sums: np.ndarray, total: float, shift: np.ndarray) -> np.ndarray | None:
+  """`Σ w (x - shift)(x - shift)ᵀ` `[d, d]` from the raw sums `raw = Σ w x xᵀ`, `sums = Σ w x`, `total = Σ w`;
+  None where centring after summing loses more than `RAW_CANCELLATION` of its precision (the rows' mean far from
+  `shift` in units of their spread: then the rows must be centred before they are summed)."""
+  centred = raw - np.outer(shift, sums) - np.outer(sums, shift) + total * np.outer(shift, shift)
+  magnitude = np.abs(np.diagonal(raw)) + abs(total) * shift**2  # what the rounding of `centred` is relative to
+  return centred if np.all(np.abs(np.diagonal(centred)) * RAW_CANCELLATION >= magnitude) else None
+
+
 def _host_grams(data: Staged, rows: np.ndarray | None = None, weight: np.ndarray | None = None) -> np.ndarray | None:
   """`[D, D]`: the mean over the rows of `z zᵀ`, `z = [(x - shift) / scale, y, 1]`, every row weighed the
   same (or `rows` weighed by `weight`, a copy of them), from the rows where they are (`data.host`): `xᵀx` of
@@ -102,9 +111,8 @@ def _host_grams(data: Staged, rows: np.ndarray | None = None, weight: np.ndarray
   yw = y if weight is None else y * weight[:, None]
   yy, sy = yw.T @ y, yw.sum(axis=0)
   shift, scale = data.pass_shift, data.pass_scale
-  centred = xx - np.outer(shift, sx) - np.outer(sx, shift) + n * np.outer(shift, shift)  # Σ (x - s)(x - s)ᵀ
-  magnitude = np.diagonal(xx) + n * shift**2  # what the rounding of `centred` is relative to
-  if not np.all(np.diagonal(centred) * RAW_CANCELLATION >= magnitude):
+  centred = centred_sums(xx, sx, n, shift)
+  if centred is None:
     return None
   gram = np.zeros((d + k + 1, d + k + 1))
   gram[:d, :d] = centred / np.outer(scale, scale)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flaxzoo.trainers.host_blas import one_thread
-from flaxzoo.trainers.solvers._grams import HOST_BLOCK_ROWS, RAW_CANCELLATION
+from flaxzoo.trainers.solvers._grams import HOST_BLOCK_ROWS, centred_sums
 from flaxzoo.trainers.solvers._passes import _loss_parts
 from flaxzoo.trainers.solvers._staging import Staged
 
@@ -52,8 +52,7 @@ def _gram(x, weight, shift, scale) -> np.ndarray:
   """`[p, p]`: `Σ weight f fᵀ` of `f = [(x - shift) / scale, 1]` from the raw rows `x [C, d]` (float64), as
   `_grams._host_grams` sums them: `xᵀ diag(weight) x` in one BLAS call (a symmetric rank-k update where every
   weight is >= 0; no standardised copy of the rows: XLA's float64 GEMM of the 33 columns took 4 times as long),
-  centred after; where that would lose more than `RAW_CANCELLATION` (the rows' mean far from `shift`), from
-  the standardised rows."""
+  centred after (`_grams.centred_sums`); from the standardised rows where that would lose precision."""
   d = x.shape[1]
   if np.all(weight == 1):  # (no weighted copy of the rows)
     raw = x.T @ x
@@ -63,8 +62,8 @@ def _gram(x, weight, shift, scale) -> np.ndarray:
   else:
     raw = x.T @ (x * weight[:, None])
   sums, total = x.T @ weight, weight.sum()
-  centred = raw - np.outer(shift, sums) - np.outer(sums, shift) + total * np.outer(shift, shift)
-  if not np.all(np.abs(np.diagonal(centred)) * RAW_CANCELLATION >= np.abs(np.diagonal(raw)) + abs(total) * shift**2):
+  centred = centred_sums(raw, sums, total, shift)
+  if centred is None:
     f = _features(x, shift, scale)
     return f.T @ (f * weight[:, None])
   gram = np.empty((d + 1, d + 1))
@@ -122,6 +121,9 @@ def sandwich_sums(data: Staged, theta: np.ndarray, weight: np.ndarray, groups: n
   chunk's per-row terms come from the compiled pass, its sums from NumPy's BLAS (on one thread, `host_blas`)."""
   p = data.d + 1
   non_canonical = bool(data.family) and data.family[1] != 1 and observed
+  # Pearson's sum: read by least squares and the estimated dispersions only (a saturated logistic or Poisson
+  # row has curvature 0: no division by it)
+  dispersion = data.loss != "logistic" and (data.family is None or data.family[1] != 1)
   fisher, observed, meat = np.zeros((p, p)), np.zeros((p, p)), np.zeros((p, p))
   clusters, pearson = np.zeros((num_groups, p)), 0.0
   shift, scale = data.pass_shift, data.pass_scale
@@ -134,7 +136,8 @@ def sandwich_sums(data: Staged, theta: np.ndarray, weight: np.ndarray, groups: n
         meat += _gram(rows, (w * dz) ** 2, shift, scale)
       if num_groups:
         clusters += _cluster_sums(rows, w * dz, groups[start:start + len(rows)], num_groups, shift, scale)
-      pearson += float(np.sum(w * dz * dz / curvature))
+      if dispersion:
+        pearson += float(np.sum(w * dz * dz / curvature))
   if not non_canonical:
     observed = fisher  # the canonical links and least squares: the same curvature (or none asked for)
   return {"fisher": fisher, "observed": observed, "meat": meat, "clusters": clusters, "pearson": pearson}
