@@ -17,7 +17,7 @@ import dataclasses
 import warnings
 
 import numpy as np
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import _assert_all_finite, _check_sample_weight, check_is_fitted, validate_data
 
 BOOTSTRAP = "bootstrap"
 
@@ -47,8 +47,9 @@ class _Inference:
 
   def _problem(self, X, y, sample_weight, offset):
     self._params()
+    # X's finiteness is checked by the sums that read it (`_checked_finite`): one read of the rows fewer
     X, y = validate_data(self, X, y, reset=False, dtype=[np.float64, np.float32], y_numeric=False,
-                         multi_output=True)
+                         multi_output=True, ensure_all_finite=False)
     problem = self._inference_problem(X, y, _check_sample_weight(sample_weight, X, dtype=np.float64), offset)
     if problem[5] > 0:
       raise ValueError(f"{type(self).__name__}: an L1 penalty selects the features: no valid standard error after"
@@ -92,10 +93,15 @@ class _Inference:
     if cov_type == BOOTSTRAP:
       from flaxzoo.trainers.bootstrap import resampled_fits
 
+      _assert_all_finite(x, input_name="X", estimator_name=type(self).__name__)
       resamples = resampled_fits(x, targets, loss, weights, l2_at, params, n_resamples, random_state, groups,
                                  tol=getattr(self, "tol", 1e-4), max_iter=getattr(self, "max_iter", 100))
       return np.cov(resamples, rowvar=False), None, resamples
-    cov = covariance_lib.covariance(x, targets, loss, params[1:], params[0], weights, cov_type, groups, l2)
+    try:
+      cov = covariance_lib.covariance(x, targets, loss, params[1:], params[0], weights, cov_type, groups, l2)
+    except covariance_lib.NonFiniteSums:
+      _assert_all_finite(x, input_name="X", estimator_name=type(self).__name__)  # (scikit-learn's message)
+      raise
     return cov.matrix, cov, None
 
   def _keep_covariance(self, x, targets, weights, loss, l2, moments=None, data=None):

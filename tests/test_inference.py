@@ -401,3 +401,21 @@ def test_a_wide_saved_model_loads_without_its_covariance_and_says_so(tmp_path):
   np.testing.assert_array_equal(back.predict(X[:5]), model.predict(X[:5]))
   with pytest.raises(ValueError, match="over 512 parameters"):
     back.predict_interval(X[:2])
+
+
+@pytest.mark.parametrize("where, value", [(2900, np.nan), (0, np.inf), (1500, -np.inf)])
+@pytest.mark.parametrize("make", [LinearRegression, lambda: PoissonRegressor(alpha=0.0),
+                                  lambda: LinearClassifier(C=np.inf)], ids=["ols", "poisson", "logistic"])
+def test_a_table_of_rows_with_nan_or_infinity_is_scikit_learns_error(make, where, value):
+  """X's finiteness is read from the covariance's own sums (no pass of its own): the same one-line error as
+  scikit-learn's check, for every cov type and the bootstrap, wherever the bad entry is."""
+  rng, X, eta, groups = _data()
+  X = X.to_numpy()
+  y = rng.poisson(np.exp(0.3 * eta)) if "Poisson" in repr(make()) else (eta + rng.standard_normal(N) > 0) * 1.0
+  model = make().fit(X, y)
+  bad = X.copy()
+  bad[where, 1] = value
+  word = "NaN" if np.isnan(value) else "infinity"
+  for cov_type in COV_TYPES + ("bootstrap",):
+    with pytest.raises(ValueError, match=f"Input X contains {word}"):
+      model.coef_table(bad, y, cov_type=cov_type, groups=groups if cov_type == "cluster" else None, n_resamples=5)

@@ -307,7 +307,7 @@ def test_newton_over_every_row_in_one_program_takes_the_host_loops_steps(monkeyp
   data = solvers.stage(x, y, "logistic")
   assert len(data.chunk_rows) == 2 and solvers.chunked_weights(data, weights).sample is not None
   # The start and the Hessians read the sample as float32 standardised rows (a GLM's: as staged).
-  assert data.newton_sample()[0].dtype == np.float32 and data.x[0].dtype == np.float64
+  assert data.newton_sample()[0].dtype == np.float32 and data.rows()[0][0].dtype == np.float64
   assert solvers.stage(x, np.abs(x[:, 0]), "poisson").newton_dtype == np.float64
   fits = {}
   for fused in (_newton.FUSED_CHUNKS, 0):

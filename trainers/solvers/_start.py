@@ -73,8 +73,8 @@ def _sample_rows(data, rows: int, size: int, newton_rows: bool):
     x, y, *args = data.newton_sample()
     xs, ys = zip(*_split((x, y), rows, size))
     return dataclasses.replace(data, x=list(xs), y=list(ys), n=rows, sample=None, sample_rows=None,
-                               chunk_rows=(size,) * len(xs), host=None, dtype=data.newton_dtype,
+                               chunk_rows=(size,) * len(xs), host=None, host_rows=None, dtype=data.newton_dtype,
                                pass_arrays=tuple(args), newton_rows=None)
   xs, ys = zip(*_split(data.sample, rows, size))
   return dataclasses.replace(data, x=list(xs), y=list(ys), n=rows, sample=None, sample_rows=None,
-                             chunk_rows=(size,) * len(xs), host=None)
+                             chunk_rows=(size,) * len(xs), host=None, host_rows=None)
