@@ -106,8 +106,9 @@ def test_ctrl_c_saves_the_step_reached_and_exits_130(tmp_path, data_dir):
 
 @pytest.mark.parametrize("first, second, expected", [
     ((EIGHT, []), ({}, []), 1),
-    ((EIGHT, []), (EIGHT, ["--devices", "3"]), 3),
-    (({}, []), (EIGHT, []), 8),
+    # (the other directions in the slow selection: three training processes each, 7-10 s)
+    pytest.param((EIGHT, []), (EIGHT, ["--devices", "3"]), 3, marks=pytest.mark.slow),
+    pytest.param(({}, []), (EIGHT, []), 8, marks=pytest.mark.slow),
 ], ids=["8-to-1", "8-to-3", "1-to-8"])
 def test_resume_on_another_device_count(first, second, expected, tmp_path, data_dir):
   common = ["train", "brain_age_tissue", "--batch-size", "100", "--save-every", "500", "--data-dir", data_dir]
