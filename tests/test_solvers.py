@@ -488,3 +488,33 @@ def test_a_constant_column_is_not_a_huge_copy_of_the_intercept():
   np.testing.assert_allclose(ours.decision_function(x), theirs.decision_function(x), atol=1e-4)
   reference = Reference(alpha=0.0, tol=1e-10, max_iter=10_000).fit(x, counts, sample_weight=weight)
   np.testing.assert_allclose(glm.predict(x), reference.predict(x), rtol=1e-4)
+
+
+@pytest.mark.parametrize("loss", ["logistic", "poisson"])
+def test_the_chord_method_from_a_fits_hessian_reaches_each_resamples_own_optimum(loss):
+  """`solve(hessian=)`: Newton's steps all take the given Hessian (a fit's, for refits of resampled weights from
+  its optimum), no Hessian pass. Each resample's answer is plain Newton's to within both tolerances, and the
+  chord's first step has already moved every model (compared before convergence too)."""
+  rng = np.random.default_rng(3)
+  n, d, count = 20_000, 6, 40
+  x = rng.standard_normal((n, d)) * [1, 10, 0.1, 1, 1, 1] + [0, 50, 0, 0, 0, 0]
+  eta = 0.5 * x[:, 0] + 0.02 * (x[:, 1] - 50) - 0.2
+  y = (rng.random(n) < 1 / (1 + np.exp(-eta))) * 1 if loss == "logistic" else rng.poisson(np.exp(eta)) * 1.0
+  data = solvers.stage(x, y, loss, 2 if loss == "logistic" else None)
+  full = solvers.solve(data, np.ones((1, n)), [0.0], "newton", 1e-12)
+  counts = rng.multinomial(n, np.full(n, 1 / n), size=count).astype(np.float32)
+  start = (np.repeat(full.coef, count, axis=0), np.repeat(full.intercept, count, axis=0))
+  theta = np.append(full.coef[0, :, 0] * data.scale, full.intercept[0, 0] + data.shift @ full.coef[0, :, 0])
+  covariance_data = solvers.stage(x, y * 1.0, loss, 2 if loss == "logistic" else None)
+  hessian = solvers.sandwich_sums(covariance_data, theta, np.ones(n), observed=False)["fisher"] / n
+  newton = solvers.solve(data, counts, np.zeros(count), "newton", 1e-11, start=start)
+  chord = solvers.solve(data, counts, np.zeros(count), "newton", 1e-11, start=start, hessian=hessian)
+  assert chord.converged.all() and newton.converged.all()
+  np.testing.assert_allclose(chord.coef, newton.coef, rtol=1e-6, atol=1e-9)
+  np.testing.assert_allclose(chord.intercept, newton.intercept, rtol=1e-6, atol=1e-9)
+  one = solvers.solve(data, counts, np.zeros(count), "newton", 1e-11, max_iter=1, start=start, hessian=hessian)
+  moved = np.abs(one.coef - start[0]).max(axis=(1, 2))
+  left = np.abs(one.coef - newton.coef).max(axis=(1, 2))
+  assert np.all(left < 0.5 * moved), (left / moved).max()  # one chord step takes each resample most of the way
+  with pytest.raises(ValueError, match=r"hessian must be a finite \[7, 7\] matrix"):
+    solvers.solve(data, counts, np.zeros(count), "newton", start=start, hessian=np.eye(3))

@@ -14,31 +14,53 @@ import numbers
 import numpy as np
 
 from flaxzoo.trainers import solvers
+from flaxzoo.trainers.host_blas import in_parts
 from flaxzoo.trainers.loss_names import split_loss
 
 
+# Resamples drawn by one generator (spawned from `random_state`, one a block): the same draws on any number of
+# threads.
+DRAW_BLOCK = 64
+# The chord steps a resample's refit takes before Newton's own (`solve(hessian=)`): each shrinks the gradient
+# ~30x, and 2 or 3 reach the fit's tolerance.
+CHORD_STEPS = 8
+
+
 def resample_counts(n: int, count: int, random_state, groups=None) -> np.ndarray:
-  """`[count, n]` float32: how often each row is drawn in each resample (with `groups [n]`: its cluster's)."""
+  """`[count, n]` float32 (a view of `[n, count]` memory, the layout the many-model passes read): how often each
+  row is drawn in each resample (with `groups [n]`: its cluster's). Blocks of `DRAW_BLOCK` resamples are drawn
+  on the cores (`in_parts`), each by a generator of its own."""
   if not isinstance(count, numbers.Integral) or isinstance(count, bool) or count < 2:
     raise ValueError(f"n_resamples must be an integer >= 2, got {count!r}")
-  rng = np.random.default_rng(random_state)
   codes, size = (None, n)
   if groups is not None:
     from flaxzoo.trainers.covariance import group_codes
 
     codes, size = group_codes(groups, n)
-  counts = np.empty((count, n), np.float32)
-  for k in range(count):  # (a resample at a time: one [count, n] array of draws took 0.8 GB and 3 s)
-    drawn = np.bincount(rng.integers(0, size, size, dtype=np.int32), minlength=size)
-    counts[k] = drawn if codes is None else drawn[codes]
-  return counts
+  generators = np.random.default_rng(random_state).spawn(-(-count // DRAW_BLOCK))
+  counts = np.empty((n, count), np.float32)
+
+  def draw(part: int, parts: int):
+    for block in range(part, len(generators), parts):
+      low, high = block * DRAW_BLOCK, min((block + 1) * DRAW_BLOCK, count)
+      drawn = generators[block].integers(0, size, (high - low, size), dtype=np.int32)
+      rows = np.empty((high - low, n), np.float32)
+      for j in range(high - low):
+        times = np.bincount(drawn[j], minlength=size)
+        rows[j] = times if codes is None else times[codes]
+      counts[:, low:high] = rows.T
+
+  in_parts(draw)
+  return counts.T
 
 
 def resampled_fits(x, y, loss: str, weights, l2_at, params, n_resamples: int, random_state, groups=None,
                    tol: float = 1e-4, max_iter: int = 100) -> np.ndarray:
   """`[n_resamples, d + 1]`: `[intercept, coef]` of each resample's fit (`l2_at(total weight)`: the fit's l2),
   all of them one `solvers.solve`, its passes in float32 where many Newton fits allow it (`pass_dtype`, as the
-  CV estimators' folds: a resample's spread dwarfs float32's rounding)."""
+  CV estimators' folds: a resample's spread dwarfs float32's rounding). Newton's steps take the fit's own
+  Hessian (the chord method: no Hessian pass, `solve(hessian=)`); a resample it leaves short of `tol` after
+  `CHORD_STEPS` goes on with Newton's own."""
   counts = resample_counts(len(x), n_resamples, random_state, groups)
   counts *= np.asarray(weights, np.float32)[None, :]
   totals = counts.sum(axis=1, dtype=np.float64)
@@ -54,5 +76,24 @@ def resampled_fits(x, y, loss: str, weights, l2_at, params, n_resamples: int, ra
   num_classes = 2 if name == "logistic" else None
   dtype = solvers.pass_dtype(x, name, 1, n_resamples, "auto", tol)
   data = solvers.stage(x, y, loss, num_classes, dtype=dtype)
-  fit = solvers.solve(data, counts, l2, "auto", tol, max_iter, start=start)
+  hessian = None if name == "mse" else _fit_hessian(x, y, loss, weights, params, l2_at(float(np.sum(weights))))
+  fit = solvers.solve(data, counts, l2, "auto", tol, CHORD_STEPS if hessian is not None else max_iter, start=start,
+                      hessian=hessian)
+  short = np.flatnonzero(~fit.converged)
+  if len(short):  # (Newton's own Hessians, from where the chord left them)
+    rest = solvers.solve(data, counts[short], l2[short], "auto", tol, max_iter,
+                         start=(fit.coef[short], fit.intercept[short]))
+    fit.coef[short], fit.intercept[short] = rest.coef, rest.intercept
   return np.concatenate([fit.intercept[:, :1], fit.coef[:, :, 0]], axis=1)
+
+
+def _fit_hessian(x, y, loss: str, weights, params, l2: float) -> np.ndarray:
+  """`[d + 1, d + 1]`: the fit's loss Hessian at its optimum `params` (`[intercept, coef]`), of the weighted mean
+  loss over the standardised features (intercept last): Fisher's curvature, as Newton's passes take it."""
+  from flaxzoo.trainers.covariance import stage_for_covariance
+
+  data = stage_for_covariance(x, y, loss)
+  coef = params[1:]
+  theta = np.append(coef * data.scale, params[0] + data.shift @ coef)
+  weight = np.asarray(weights, np.float64)
+  return solvers.sandwich_sums(data, theta, weight, observed=False)["fisher"] / weight.sum()

@@ -18,7 +18,7 @@ from flaxzoo.trainers.weights import checked_weights
 
 
 def solve(data: Staged, weights, l2, solver: str = "auto", tol: float = 1e-4, max_iter: int = 100,
-          start: tuple[np.ndarray, np.ndarray] | None = None, l1=None, mix=None) -> Solution:
+          start: tuple[np.ndarray, np.ndarray] | None = None, l1=None, mix=None, hessian=None) -> Solution:
   """Fits K models on the staged rows: `weights [K, n]` (>= 0, any scale), `l2 [K]` (>= 0), and `l1 [K]`
   (>= 0: `l1 |W|₁` beside `l2 / 2 |W|²`; least squares by coordinate descent on the Gram matrix, `max_iter`
   sweeps; the other losses by proximal Newton, `_proximal_newton`, `max_iter` Newton steps).
@@ -26,9 +26,12 @@ def solve(data: Staged, weights, l2, solver: str = "auto", tol: float = 1e-4, ma
   `start`: `(coef [K, d, k], intercept [K, k])` to start the iterative solvers from (default zero, as
   scikit-learn's). `mix [K, G]` (>= 0): model k's weights are `Σ_g mix[k, g] weights[g]` (`weights [G, n]`):
   a grid over folds needs no copy of the weights a model, and least squares sums each part's rows once
-  (the folds' held-out parts: every training fold's Gram matrix from one pass). Returns a `Solution`.
+  (the folds' held-out parts: every training fold's Gram matrix from one pass). `hessian [p, p]`: Newton's
+  loss Hessian near every model's optimum, in the standardised features (a fit's, for refits of resampled
+  weights from it): every step takes it and no pass makes one (the chord method; `_newton_iterations`).
+  Float32 weights stay float32 (a bootstrap's `[models, rows]` counts: no float64 copy). Returns a `Solution`.
   """
-  weights = np.atleast_2d(np.asarray(weights, np.float64))
+  weights = np.atleast_2d(weights if _float32(weights) else np.asarray(weights, np.float64))
   if mix is not None:
     mix = np.atleast_2d(np.asarray(mix, np.float64))
     if mix.ndim != 2 or mix.shape[1] != len(weights) or not (np.all(np.isfinite(mix)) and mix.min() >= 0):
@@ -60,8 +63,23 @@ def solve(data: Staged, weights, l2, solver: str = "auto", tol: float = 1e-4, ma
     if proximal:
       return _proximal_newton(data, chunks, l2, l1, theta, float(tol), int(max_iter))
     if solver == "newton":
-      return _newton(data, chunks, l2, theta, float(tol), int(max_iter))
+      return _newton(data, chunks, l2, theta, float(tol), int(max_iter), _chord_hessian(hessian, data, count))
     return _lbfgs(data, chunks, l2, theta, float(tol), int(max_iter))
+
+
+def _float32(weights) -> bool:
+  return isinstance(weights, np.ndarray) and weights.dtype == np.float32
+
+
+def _chord_hessian(hessian, data: Staged, count: int) -> np.ndarray | None:
+  """`[K, p, p]` float64: the given `[p, p]` for each of the K models, or None."""
+  if hessian is None:
+    return None
+  p = (data.d + 1) * data.k
+  hessian = np.asarray(hessian, np.float64)
+  if hessian.shape != (p, p) or not np.all(np.isfinite(hessian)):
+    raise ValueError(f"hessian must be a finite [{p}, {p}] matrix, got shape {hessian.shape}")
+  return np.broadcast_to(hessian, (count, p, p))
 
 
 def _penalty(name: str, values, count: int) -> np.ndarray:

@@ -54,8 +54,9 @@ def _columns(weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 def chunked_weights(data: Staged, weights: np.ndarray) -> Weights:
-  """`weights [K, n]` → `Weights` in the pass dtype."""
-  weights = np.asarray(weights, np.float64)
+  """`weights [K, n]` (float64, or float32 as given) → `Weights` in the pass dtype."""
+  weights = weights if isinstance(weights, np.ndarray) and weights.dtype == np.float32 else np.asarray(weights,
+                                                                                                       np.float64)
   if weights.ndim != 2 or weights.shape[1] != data.n:
     raise ValueError(f"weights must be [models, {data.n}], got shape {weights.shape}")
   weights, total = checked_weights(weights)
