@@ -419,3 +419,20 @@ def test_a_table_of_rows_with_nan_or_infinity_is_scikit_learns_error(make, where
   for cov_type in COV_TYPES + ("bootstrap",):
     with pytest.raises(ValueError, match=f"Input X contains {word}"):
       model.coef_table(bad, y, cov_type=cov_type, groups=groups if cov_type == "cluster" else None, n_resamples=5)
+
+
+def test_the_host_sums_on_any_number_of_threads_are_the_one_threads(monkeypatch):
+  """The covariance's blocked sums split over threads (`host_blas.in_parts`; `FLAXZOO_HOST_THREADS` sets how
+  many) give the one-thread sums."""
+  rng = np.random.default_rng(5)
+  X = rng.standard_normal((30_000, 4)) + [0, 0, 3, 0]  # (8 blocks of the sums' 4096 rows)
+  y = rng.poisson(np.exp(0.2 * X[:, 0] - 0.1 * X[:, 1])).astype(float)
+  groups = rng.integers(0, 200, len(X))
+  model = PoissonRegressor(alpha=0.0).fit(X, y)
+  tables = {}
+  for threads in ("1", "3"):
+    monkeypatch.setenv("FLAXZOO_HOST_THREADS", threads)
+    tables[threads] = [model.coef_table(X, y, cov_type=cov_type, groups=groups if cov_type == "cluster" else None)
+                       for cov_type in ("nonrobust", "HC3", "cluster")]
+  for one, three in zip(tables["1"], tables["3"]):
+    np.testing.assert_allclose(three["std_err"], one["std_err"], rtol=1e-12)

@@ -36,9 +36,12 @@ _pool = None
 
 
 def host_workers() -> int:
-  """Threads for the host's blocked sums: the cores this process may use, at most 4."""
+  """Threads for the host's blocked sums: `FLAXZOO_HOST_THREADS` where set, else the cores this process may use,
+  at most 4."""
   import os
 
+  if os.environ.get("FLAXZOO_HOST_THREADS", "").strip().isdigit():
+    return max(1, int(os.environ["FLAXZOO_HOST_THREADS"]))
   try:
     cores = len(os.sched_getaffinity(0))
   except AttributeError:  # (no affinity on macOS)
