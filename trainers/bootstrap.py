@@ -17,7 +17,6 @@ from flaxzoo.trainers import solvers
 from flaxzoo.trainers.host_blas import in_parts
 from flaxzoo.trainers.loss_names import split_loss
 
-
 # Resamples drawn by one generator (spawned from `random_state`, one a block): the same draws on any number of
 # threads.
 DRAW_BLOCK = 64
