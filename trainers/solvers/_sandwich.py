@@ -158,9 +158,18 @@ def _host_terms(data: Staged, theta: np.ndarray):
           np.add(x[start:stop] @ kernel, bias, out=eta[start:stop])
 
     in_parts(predictor)
-    labels = data.targets
-    terms = [np.asarray(v) for v in _eta_terms(eta, labels, loss=data.loss, family=data.family)]
-    return x, lambda start, stop: tuple(v[start:stop] for v in terms)
+    terms = np.empty((3, data.n))
+    # a chunk at a time, the last padded as staged (`data.bounds`): the programs' shapes are the row buckets, so
+    # data of another size compiles nothing new (a GLM's padding target 1: a finite loss)
+    pad = 1.0 if data.family else 0
+    for start, real, rows in data.bounds:
+      eta_part = np.zeros(rows)
+      eta_part[:real] = eta[start:start + real]
+      labels = np.full(rows, pad, data.targets.dtype)
+      labels[:real] = data.targets[start:start + real]
+      part = _eta_terms(eta_part, labels, loss=data.loss, family=data.family)
+      terms[:, start:start + real] = np.asarray(part)[:, :real]
+    return x, lambda start, stop: tuple(terms[:, start:stop])
   args = data.args()
   xs, ys = data.rows()
   parts = [_row_terms(x, theta, y, *args, loss=data.loss, family=data.family) for x, y in zip(xs, ys)]
