@@ -4,7 +4,9 @@
 
 A resample's rows are drawn with replacement (with `groups`: whole clusters, drawn with replacement among them),
 its model fitted with the resample's counts times the sample weights as example weights: K = `n_resamples` models
-in one `solvers.solve` (the many-model passes that `Sweep` runs), each started from the fit's own optimum.
+in one `solvers.solve` (the many-model passes that `Sweep` runs), each started from the fit's own optimum, whose
+Newton steps take the fit's own Hessian (the chord method: a resample's optimum is ~1/√n from the fit's, and so
+is its Hessian from the fit's: each step closes ~30x of the distance, with no Hessian pass over 999 models).
 """
 
 from __future__ import annotations
@@ -61,7 +63,9 @@ def resampled_fits(x, y, loss: str, weights, l2_at, params, n_resamples: int, ra
   Hessian (the chord method: no Hessian pass, `solve(hessian=)`); a resample it leaves short of `tol` after
   `CHORD_STEPS` goes on with Newton's own."""
   counts = resample_counts(len(x), n_resamples, random_state, groups)
-  counts *= np.asarray(weights, np.float32)[None, :]
+  weights = np.asarray(weights, np.float64)
+  if not np.all(weights == 1):  # (unit weights: no pass over the [rows, resamples] counts)
+    counts *= weights.astype(np.float32)[None, :]
   totals = counts.sum(axis=1, dtype=np.float64)
   if np.any(totals <= 0):
     raise ValueError("a resample drew no row of positive weight: too few rows or groups for the bootstrap")
