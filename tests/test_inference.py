@@ -456,3 +456,26 @@ def test_the_host_sums_on_any_number_of_threads_are_the_one_threads(monkeypatch)
                        for cov_type in ("nonrobust", "HC3", "cluster")]
   for one, three in zip(tables["1"], tables["3"]):
     np.testing.assert_allclose(three["std_err"], one["std_err"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["poisson", "logistic", "gamma"])
+def test_the_sums_from_rows_only_on_the_device_are_the_host_rows_sums(loss):
+  """Where the rows are only on the device (an accelerator, or rows sharded over devices), each chunk's terms and
+  rows come back from it: the same sums as from the rows where they are on the host."""
+  import dataclasses
+
+  from flaxzoo.trainers import solvers
+
+  rng = np.random.default_rng(11)
+  x = rng.standard_normal((70_000, 3)) * [1.0, 1e3, 1e-3] + [0.0, 5e3, 0.0]  # (two chunks, the last padded)
+  eta = 0.3 * x[:, 0] + 1e-4 * (x[:, 1] - 5e3)
+  y = {"poisson": rng.poisson(np.exp(eta)) * 1.0, "logistic": (rng.random(len(x)) < 0.5) * 1,
+       "gamma": rng.gamma(2.0, np.exp(eta) / 2)}[loss]
+  data = solvers.stage(x, y, loss, 2 if loss == "logistic" else None, sample=False)
+  theta = np.array([0.3, 0.1, -0.05, 0.2])
+  weight, groups = rng.uniform(0.5, 2.0, len(x)), rng.integers(0, 40, len(x))
+  host = solvers.sandwich_sums(data, theta, weight, groups, 40, robust=True)
+  device = solvers.sandwich_sums(dataclasses.replace(data, host_rows=None), theta, weight, groups, 40, robust=True)
+  assert data.host_rows is not None
+  for name in ("fisher", "observed", "meat", "clusters", "pearson"):
+    np.testing.assert_allclose(device[name], host[name], rtol=1e-10, atol=1e-12 * np.max(np.abs(host[name])))

@@ -131,9 +131,10 @@ def _cluster_sums(x, score, codes, num_groups: int, shift, scale) -> np.ndarray:
 
 def _host_terms(data: Staged, theta: np.ndarray):
   """`(x [n, d], terms)`: the rows on the host and `terms(start, stop) -> (dz, fisher, observed)` of those rows:
-  least squares' residuals from a GEMV of the rows where they are (`data.host`: no copy to the device), else
-  every chunk's compiled `_row_terms` (all of them dispatched before the first is read), with the rows from
-  the host where they are there (`data.host_rows`: a chunk copied back from the device costs what its sums do)."""
+  least squares' residuals from a GEMV of the rows where they are (`data.host`: no copy to the device); the
+  other losses' linear predictor from a GEMV of the rows where they are (`data.host_rows`: a chunk copied back
+  from the device cost what its sums do) and their terms compiled a chunk at a time (`_eta_terms`); else (rows
+  only on the device) every chunk's compiled `_row_terms`, all dispatched before the first is read."""
   if data.host is not None:
     x, y = data.host
     kernel = theta[:-1] / data.pass_scale
@@ -175,7 +176,7 @@ def _host_terms(data: Staged, theta: np.ndarray):
   parts = [_row_terms(x, theta, y, *args, loss=data.loss, family=data.family) for x, y in zip(xs, ys)]
   real = [rows for _, rows, _ in data.bounds]
   terms = [np.concatenate([np.asarray(part[i])[:r] for part, r in zip(parts, real)]) for i in range(3)]
-  x = data.host_rows if data.host_rows is not None else np.concatenate([np.asarray(v)[:r] for v, r in zip(xs, real)])
+  x = np.concatenate([np.asarray(v)[:r] for v, r in zip(xs, real)])
   return x, lambda start, stop: tuple(v[start:stop] for v in terms)
 
 
