@@ -229,6 +229,9 @@ def test_export_writes_params_card_and_readme_and_loads_back(tmp_path, data_dir)
   assert again.returncode == 2 and "exists; pass --force" in again.stderr
 
 
+# (slow selection: CI installs the package from its wheel for every test; here a wheel built and loaded outside
+# the repository, ~9 s)
+@pytest.mark.slow
 def test_the_built_wheel_loads_and_predicts_outside_the_repository(tmp_path):
   repo = pathlib.Path(__file__).resolve().parents[1]
   subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
