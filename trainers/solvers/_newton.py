@@ -28,10 +28,11 @@ def _newton(data, chunks, l2, theta, tol, max_iter, hessian=None) -> Solution:
     theta, loss, n_iter, converged, _ = _newton_iterations(data, chunks, l2, theta, tol, max_iter, hessian, True)
     return _finish(data, theta, loss, n_iter, converged, "newton")
   if chunks.start is not None:
-    if data.family is not None:
-      # A log link starts on the sample's first LOOP_ROWS rows only: on more (n / 8, 16384-131072) its float64
-      # Hessians cost as much as a pass over every row, and saved none (Poisson, Gamma, Tweedie on 150k-2M
-      # rows: the same passes in 15 cases of 18, up to 35% less time; docs/performance.md)
+    if data.newton_dtype == np.float64:
+      # Float64 Hessians (a log link's on float64 rows) start on the sample's first LOOP_ROWS rows only: on more
+      # (n / 8, 16384-131072) they cost as much as a pass over every row, and saved none (Poisson, Gamma, Tweedie
+      # on 150k-2M rows: the same passes in 15 cases of 18, up to 35% less time; docs/performance.md). A
+      # classifier's are float32 (`Staged.newton_sample`), cheap enough to take both stages.
       chunks = dataclasses.replace(chunks, start=chunks.start[:, :LOOP_ROWS])
     theta, hessian = _sample_start(data, chunks, l2, theta, tol, max_iter, NEWTON_START)
     if chunks.sample is not None and chunks.start.shape[1] < chunks.sample.shape[1]:
