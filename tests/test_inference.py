@@ -1,4 +1,6 @@
-"""Standard errors, tables and intervals: statsmodels' numbers through flaxzoo's estimators (issue 33).
+"""Coefficient tables and their standard errors: statsmodels' numbers through flaxzoo's estimators (issue 33).
+
+Prediction intervals and the covariance `fit` keeps for them: tests/test_intervals.py.
 
 Every comparison fits statsmodels at a tight tolerance and flaxzoo at `tol=1e-10`, then asks for the same
 covariance: std errors to 1e-6 relative, p-values and interval bounds to 1e-5.
@@ -13,6 +15,7 @@ import pandas as pd
 import pytest
 
 sm = pytest.importorskip("statsmodels.api")
+from inference_cases import N, three_scales  # noqa: E402
 from statsmodels.stats.sandwich_covariance import cov_white_simple  # noqa: E402
 
 from flaxzoo.sklearn import (  # noqa: E402
@@ -26,17 +29,7 @@ from flaxzoo.sklearn import (  # noqa: E402
 )
 from flaxzoo.sklearn.inference import PenalisedCovarianceWarning  # noqa: E402
 
-N = 3000
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster")
-
-
-def _data(seed=0):
-  rng = np.random.default_rng(seed)
-  # Named columns at three scales (1, 1e3 and 1e-3), one far from zero.
-  X = pd.DataFrame(rng.standard_normal((N, 3)) * [1.0, 1e3, 1e-3] + [0.0, 5e3, 0.0], columns=["age", "income", "dose"])
-  eta = X.to_numpy() @ [0.3, 2e-4, 150.0] - 1.0
-  groups = rng.integers(0, 150, N)
-  return rng, X, eta - eta.mean(), groups
 
 
 def _statsmodels(model, cov_type, groups, fit_kw=None):
@@ -64,7 +57,7 @@ def _check_table(model, X, y, reference, cov_type, groups, **kw):
 @pytest.mark.parametrize("cov_type", COV_TYPES)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_least_squares_matches_ols_and_wls(cov_type, weighted):
-  rng, X, eta, groups = _data()
+  rng, X, eta, groups = three_scales()
   y = eta + rng.standard_normal(N) * (0.5 + np.abs(X["age"].to_numpy()))  # heteroscedastic
   weight = rng.uniform(0.2, 3.0, N) if weighted else None
   model = LinearRegression().fit(X, y, sample_weight=weight)
@@ -112,7 +105,7 @@ def _check_glm(model, X, y, params, cov, cov_type, groups, **kw):
 
 @pytest.mark.parametrize("cov_type", COV_TYPES)
 def test_logistic_matches_binomial_glm(cov_type):
-  rng, X, eta, groups = _data(1)
+  rng, X, eta, groups = three_scales(1)
   y = (rng.random(N) < 1 / (1 + np.exp(-eta))).astype(np.int64)
   model = LinearClassifier(C=np.inf, tol=1e-10).fit(X, y)
   params, cov = _glm_reference(y.astype(float), X, sm.families.Binomial(), cov_type, groups)
@@ -121,7 +114,7 @@ def test_logistic_matches_binomial_glm(cov_type):
 
 @pytest.mark.parametrize("cov_type", COV_TYPES)
 def test_poisson_with_150_clusters_matches_glm(cov_type):
-  rng, X, eta, groups = _data(2)
+  rng, X, eta, groups = three_scales(2)
   y = rng.poisson(np.exp(0.5 * eta + 0.3)).astype(np.float64)
   model = PoissonRegressor(alpha=0.0, tol=1e-10).fit(X, y)
   params, cov = _glm_reference(y, X, sm.families.Poisson(), cov_type, groups)
@@ -142,7 +135,7 @@ def _gamma_leverage_reference(base, X, weight, power):
 
 @pytest.mark.parametrize("cov_type", COV_TYPES)
 def test_gamma_matches_glm(cov_type):
-  rng, X, eta, groups = _data(3)
+  rng, X, eta, groups = three_scales(3)
   y = rng.gamma(2.0, np.exp(0.5 * eta) / 2.0)
   weight = rng.uniform(0.5, 2.0, N)
   model = GammaRegressor(alpha=0.0, tol=1e-10).fit(X, y, sample_weight=weight)
@@ -157,7 +150,7 @@ def test_gamma_matches_glm(cov_type):
 
 
 def test_tweedie_nonrobust_uses_pearson_scale():
-  rng, X, eta, _ = _data(4)
+  rng, X, eta, _ = three_scales(4)
   y = rng.gamma(2.0, np.exp(0.5 * eta) / 2.0) * (rng.random(N) < 0.8)
   model = TweedieRegressor(power=1.5, alpha=0.0, tol=1e-10).fit(X, y)
   family = sm.families.Tweedie(var_power=1.5, link=sm.families.links.Log())
@@ -165,40 +158,8 @@ def test_tweedie_nonrobust_uses_pearson_scale():
   _check_glm(model, X, y, params, cov, "nonrobust", None)
 
 
-def test_prediction_intervals_match_statsmodels():
-  rng, X, eta, _ = _data(5)
-  y = eta + rng.standard_normal(N)
-  model = LinearRegression().fit(X, y)
-  frame = sm.OLS(y, sm.add_constant(X)).fit().get_prediction(sm.add_constant(X)[:50]).summary_frame(alpha=0.1)
-  np.testing.assert_allclose(model.predict_interval(X[:50], confidence=0.9),
-                             frame[["obs_ci_lower", "obs_ci_upper"]], rtol=1e-6)
-  np.testing.assert_allclose(model.predict_interval(X[:50], confidence=0.9, kind="mean"),
-                             frame[["mean_ci_lower", "mean_ci_upper"]], rtol=1e-6, atol=1e-9)
-  counts = rng.poisson(np.exp(0.5 * eta)).astype(float)
-  positive = rng.gamma(2.0, np.exp(0.5 * eta) / 2.0)
-  for estimator, target, family in ((PoissonRegressor, counts, sm.families.Poisson()),
-                                    (GammaRegressor, positive, sm.families.Gamma(sm.families.links.Log()))):
-    fitted = estimator(alpha=0.0, tol=1e-10).fit(X, target)
-    reference = sm.GLM(target, sm.add_constant(X), family=family).fit(tol=1e-13)
-    frame = reference.get_prediction(sm.add_constant(X)[:50]).summary_frame()
-    np.testing.assert_allclose(fitted.predict_interval(X[:50]), frame[["mean_ci_lower", "mean_ci_upper"]],
-                               rtol=1e-6)
-
-
-def test_observation_interval_covers_its_share_of_new_rows():
-  rng = np.random.default_rng(6)
-  beta = np.array([0.5, -1.0, 2.0])
-  x = rng.standard_normal((2000, 3))
-  model = LinearRegression().fit(x, 1.0 + x @ beta + 1.5 * rng.standard_normal(2000))
-  new = rng.standard_normal((200_000, 3))
-  truth = 1.0 + new @ beta + 1.5 * rng.standard_normal(200_000)
-  band = model.predict_interval(new, confidence=0.9)
-  coverage = np.mean((band[:, 0] <= truth) & (truth <= band[:, 1]))
-  assert 0.88 <= coverage <= 0.92, coverage
-
-
 def test_bootstrap_agrees_with_hc0_and_covers_the_coefficient():
-  rng, X, eta, groups = _data(7)
+  rng, X, eta, groups = three_scales(7)
   y = (rng.random(N) < 1 / (1 + np.exp(-eta))).astype(np.int64)
   model = LinearClassifier(C=np.inf).fit(X, y)
   boot = model.coef_table(X, y, cov_type="bootstrap", n_resamples=300, random_state=0)
@@ -215,7 +176,7 @@ def test_bootstrap_agrees_with_hc0_and_covers_the_coefficient():
 def test_a_weighted_glm_bootstrap_agrees_with_hc0_and_its_draws_do_not_depend_on_the_threads(monkeypatch):
   """Rows resampled with their weights (the chord's refits from the fit's own weighted Hessian): std errors
   within 15% of HC0's; the same seed draws the same resamples on 1 thread or 3."""
-  rng, X, eta, _ = _data(8)
+  rng, X, eta, _ = three_scales(8)
   weight = rng.uniform(0.5, 2.0, N)
   offset = rng.normal(size=N) * 0.3
   y = rng.poisson(np.exp(0.4 * eta + offset)).astype(float)
@@ -232,7 +193,7 @@ def test_a_weighted_glm_bootstrap_agrees_with_hc0_and_its_draws_do_not_depend_on
 
 @pytest.mark.parametrize("exposure", [False, True])
 def test_poisson_offset_equals_statsmodels(exposure):
-  rng, X, eta, groups = _data(8)
+  rng, X, eta, groups = three_scales(8)
   offset = rng.normal(size=N) * 0.5
   y = rng.poisson(np.exp(0.5 * eta + offset)).astype(np.float64)
   kw = {"exposure": np.exp(offset)} if exposure else {"offset": offset}
@@ -251,7 +212,7 @@ def test_poisson_offset_equals_statsmodels(exposure):
 
 
 def test_gamma_offset_equals_statsmodels():
-  rng, X, eta, _ = _data(9)
+  rng, X, eta, _ = three_scales(9)
   offset = rng.normal(size=N) * 0.5
   y = rng.gamma(2.0, np.exp(0.5 * eta + offset) / 2.0)
   model = GammaRegressor(alpha=0.0, tol=1e-10).fit(X, y, offset=offset)
@@ -261,7 +222,7 @@ def test_gamma_offset_equals_statsmodels():
 
 
 def test_penalised_fit_warns_and_gives_the_sandwich():
-  rng, X, eta, _ = _data(10)
+  rng, X, eta, _ = three_scales(10)
   y = eta + rng.standard_normal(N)
   alpha = 50.0
   model = LinearRegression(alpha=alpha).fit(X, y)
@@ -282,7 +243,7 @@ def test_penalised_fit_warns_and_gives_the_sandwich():
 
 
 def test_cv_refits_have_tables():
-  rng, X, eta, _ = _data(11)
+  rng, X, eta, _ = three_scales(11)
   y = (rng.random(N) < 1 / (1 + np.exp(-eta))).astype(np.int64)
   cv = LinearClassifierCV(Cs=[1e6], cv=3, tol=1e-10).fit(X, y)
   single = LinearClassifier(C=1e6, tol=1e-10).fit(X, y)
@@ -294,7 +255,7 @@ def test_cv_refits_have_tables():
 
 
 def test_what_has_no_standard_error_says_so_in_one_line():
-  rng, X, eta, groups = _data(12)
+  rng, X, eta, groups = three_scales(12)
   y = (rng.random(N) < 1 / (1 + np.exp(-eta))).astype(np.int64)
   lasso = LinearClassifier(C=1.0, l1_ratio=1.0).fit(X, y)
   with pytest.raises(ValueError, match="L1 penalty selects the features"):
@@ -318,7 +279,7 @@ def test_a_second_table_compiles_nothing():
   """Nor one of another number of rows in the same bucket (the compiled passes' shapes are the row buckets)."""
   from conftest import COMPILATIONS
 
-  rng, X, eta, groups = _data(13)
+  rng, X, eta, groups = three_scales(13)
   y = rng.poisson(np.exp(0.5 * eta)).astype(float)
   labels = (y > 1).astype(int)
 
@@ -339,97 +300,13 @@ def test_a_second_table_compiles_nothing():
   assert compiled.count == 0
 
 
-def test_a_saved_model_keeps_its_intervals(tmp_path):
-  from flaxzoo.sklearn import load
-  from flaxzoo.sklearn.saving import save
-
-  rng, X, eta, _ = _data(14)
-  y = rng.poisson(np.exp(0.5 * eta)).astype(float)
-  offset = rng.normal(size=N) * 0.2
-  model = PoissonRegressor(alpha=0.0).fit(X, y, offset=offset)
-  back = load(save(model, tmp_path, "visits"))
-  np.testing.assert_array_equal(back.predict_interval(X[:100], offset=offset[:100]),
-                                model.predict_interval(X[:100], offset=offset[:100]))
-  linear = LinearRegression().fit(X, eta + rng.standard_normal(N))
-  again = load(save(linear, tmp_path, "linear"))
-  np.testing.assert_array_equal(again.predict_interval(X[:100]), linear.predict_interval(X[:100]))
-
-
-def test_the_kept_covariance_is_the_one_a_pass_computes():
-  """`fit` keeps least squares' covariance from the normal equation's Gram matrix (`from_moments`, no pass); a
-  near-exact fit (the residuals' sum of squares lost in cancellation there) from the pass: both agree with it."""
-  from flaxzoo.trainers.covariance import covariance, from_moments
-  from flaxzoo.trainers.exact import fit_affine
-
-  rng, X, eta, _ = _data(15)
-  x, weight = X.to_numpy(), rng.uniform(0.5, 2.0, N)
-  for noise, kept_from_moments in ((1.0, True), (1e-9, False)):
-    y = eta + noise * rng.standard_normal(N)
-    fit = fit_affine(x, y, "mse", weight[None], [0.0])
-    coef, intercept = fit.coef[0, :, 0], fit.intercept[0, 0]
-    moments = from_moments({**fit.moments, "gram": fit.moments["gram"][0]}, coef, intercept, weight.sum(), N)
-    assert (moments is not None) == kept_from_moments
-    by_pass = covariance(x, y, "mse", coef, intercept, weight)
-    if moments is not None:
-      np.testing.assert_allclose(np.diag(moments.matrix), np.diag(by_pass.matrix), rtol=1e-7)
-      assert (moments.df_resid, moments.use_t) == (by_pass.df_resid, by_pass.use_t)
-    model = LinearRegression().fit(X, y, sample_weight=weight)
-    np.testing.assert_allclose(np.diag(model._covariance_["matrix"]), np.diag(by_pass.matrix), rtol=1e-7)
-
-
-def test_partial_fit_drops_the_last_fits_covariance():
-  rng, X, eta, _ = _data(16)
-  y = eta + rng.standard_normal(N)
-  model = LinearRegression().fit(X, y)
-  model.predict_interval(X[:5])
-  model.partial_fit(X, y)
-  with pytest.raises(ValueError, match="kept no covariance"):
-    model.predict_interval(X[:5])
-
-
-def test_collinear_columns_warn_and_intervals_stay_statsmodels():
-  """A rank-deficient design: the degrees of freedom are n - rank (statsmodels'), the collinear coefficients'
-  standard errors are said to be unidentified, and a prediction's interval (identified) is statsmodels'."""
-  from flaxzoo.trainers.covariance import CollinearityWarning
-
-  rng = np.random.default_rng(17)
-  x = rng.normal(size=(500, 2))
-  X = np.c_[x, x[:, 0] + x[:, 1]]
-  y = 1 + x @ [1.0, 2.0] + rng.normal(size=500)
-  model = LinearRegression().fit(X, y)  # no warning at fit
-  with warnings.catch_warnings():  # (statsmodels says so too)
-    warnings.simplefilter("ignore")
-    reference = sm.OLS(y, sm.add_constant(X)).fit()
-  with pytest.warns(CollinearityWarning, match="rank 3 of 4"):
-    table = model.coef_table(X, y)
-  assert table["std_err"].iloc[0] == pytest.approx(reference.bse[0], rel=1e-8)  # the intercept: identified
-  with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    frame = reference.get_prediction(sm.add_constant(X)[:20]).summary_frame()
-  np.testing.assert_allclose(model.predict_interval(X[:20]), frame[["obs_ci_lower", "obs_ci_upper"]], rtol=1e-9)
-
-
-def test_a_wide_saved_model_loads_without_its_covariance_and_says_so(tmp_path):
-  from flaxzoo.sklearn import load
-  from flaxzoo.sklearn.saving import save
-
-  rng = np.random.default_rng(18)
-  X = rng.normal(size=(1200, 520))
-  model = LinearRegression().fit(X, X[:, 0] + rng.normal(size=1200))
-  model.predict_interval(X[:2])  # kept
-  back = load(save(model, tmp_path, "wide"))
-  np.testing.assert_array_equal(back.predict(X[:5]), model.predict(X[:5]))
-  with pytest.raises(ValueError, match="over 512 parameters"):
-    back.predict_interval(X[:2])
-
-
 @pytest.mark.parametrize("where, value", [(2900, np.nan), (0, np.inf), (1500, -np.inf)])
 @pytest.mark.parametrize("make", [LinearRegression, lambda: PoissonRegressor(alpha=0.0),
                                   lambda: LinearClassifier(C=np.inf)], ids=["ols", "poisson", "logistic"])
 def test_a_table_of_rows_with_nan_or_infinity_is_scikit_learns_error(make, where, value):
   """X's finiteness is read from the covariance's own sums (no pass of its own): the same one-line error as
   scikit-learn's check, for every cov type and the bootstrap, wherever the bad entry is."""
-  rng, X, eta, groups = _data()
+  rng, X, eta, groups = three_scales()
   X = X.to_numpy()
   y = rng.poisson(np.exp(0.3 * eta)) if "Poisson" in repr(make()) else (eta + rng.standard_normal(N) > 0) * 1.0
   model = make().fit(X, y)
