@@ -278,7 +278,12 @@ def test_many_models_on_large_data_reach_scikit_learns_optima_from_the_sample_st
   weights[:, -1] = 0.0
   C = np.logspace(-2, 2, 8)
   data = solvers.stage(x, y, "logistic")
-  assert data.sample is not None and solvers.chunked_weights(data, weights).start is not None
+  chunks = solvers.chunked_weights(data, weights)
+  assert data.sample is not None and chunks.start is not None and chunks.sample is not None
+  # (a solve from a given start reads no start rows, and one whose every step takes a given Hessian no sample)
+  lean = solvers.chunked_weights(data, weights, sample=False, start=False)
+  assert lean.start is None and lean.sample is None
+  assert all(np.array_equal(a, b) for a, b in zip(lean.rows, chunks.rows))
   l2 = 1.0 / (C * weights.sum(axis=1))
   # From the sample's optimum, scikit-learn's tolerance takes 1-2 Newton iterations over all rows (5 from zero).
   assert solvers.solve(data, weights, l2, "newton", tol=1e-4).n_iter.max() <= 2

@@ -27,11 +27,13 @@ DRAW_BLOCK = 64
 CHORD_STEPS = 8
 
 
-def resample_counts(n: int, count: int, random_state, groups=None) -> np.ndarray:
-  """`[count, n]` float32: how often each row is drawn in each resample (with `groups [n]`: its cluster's). Blocks
-  of `DRAW_BLOCK` resamples are drawn on the cores (`in_parts`), each by a generator of its own. (The passes'
-  `[rows, models]` layout is made by `chunked_weights`' one copy: drawn in it, the counts took a transposing
-  write more, 0.25 s for 999 x 100k.)"""
+def resample_counts(n: int, count: int, random_state, groups=None, weights=None) -> tuple[np.ndarray, np.ndarray]:
+  """`(counts [count, n] float32, totals [count] float64)`: how often each row is drawn in each resample (with
+  `groups [n]`: its cluster's), times `weights [n]` where given, and each resample's sum of them, made while its
+  row is in the cache (a pass over the 999 x 100k counts each took 85-100 ms). Blocks of `DRAW_BLOCK` resamples
+  are drawn on the cores (`in_parts`), each by a generator of its own. (The passes' `[rows, models]` layout is
+  made by `chunked_weights`' one copy: drawn in it, the counts took a transposing write more, 0.25 s for 999 x
+  100k.)"""
   if not isinstance(count, numbers.Integral) or isinstance(count, bool) or count < 2:
     raise ValueError(f"n_resamples must be an integer >= 2, got {count!r}")
   codes, size = (None, n)
@@ -40,7 +42,8 @@ def resample_counts(n: int, count: int, random_state, groups=None) -> np.ndarray
 
     codes, size = group_codes(groups, n)
   generators = np.random.default_rng(random_state).spawn(-(-count // DRAW_BLOCK))
-  counts = np.empty((count, n), np.float32)
+  counts, totals = np.empty((count, n), np.float32), np.empty(count)
+  weights = None if weights is None else np.asarray(weights, np.float32)
 
   def draw(part: int, parts: int):
     for block in range(part, len(generators), parts):
@@ -48,10 +51,14 @@ def resample_counts(n: int, count: int, random_state, groups=None) -> np.ndarray
       drawn = generators[block].integers(0, size, (high - low, size), dtype=np.int32)
       for j in range(high - low):
         times = np.bincount(drawn[j], minlength=size)
-        counts[low + j] = times if codes is None else times[codes]
+        row = counts[low + j]
+        row[:] = times if codes is None else times[codes]
+        if weights is not None:
+          row *= weights
+        totals[low + j] = row.sum(dtype=np.float64)
 
   in_parts(draw)
-  return counts
+  return counts, totals
 
 
 def resampled_fits(x, y, loss: str, weights, l2_at, params, n_resamples: int, random_state, groups=None,
@@ -61,11 +68,9 @@ def resampled_fits(x, y, loss: str, weights, l2_at, params, n_resamples: int, ra
   CV estimators' folds: a resample's spread dwarfs float32's rounding). Newton's steps take the fit's own
   Hessian (the chord method: no Hessian pass, `solve(hessian=)`); a resample it leaves short of `tol` after
   `CHORD_STEPS` goes on with Newton's own."""
-  counts = resample_counts(len(x), n_resamples, random_state, groups)
   weights = np.asarray(weights, np.float64)
-  if not np.all(weights == 1):  # (unit weights: no pass over the [rows, resamples] counts)
-    counts *= weights.astype(np.float32)[None, :]
-  totals = counts.sum(axis=1, dtype=np.float64)
+  counts, totals = resample_counts(len(x), n_resamples, random_state, groups,
+                                   None if np.all(weights == 1) else weights)  # (unit weights: no product)
   if np.any(totals <= 0):
     raise ValueError("a resample drew no row of positive weight: too few rows or groups for the bootstrap")
   l2 = np.asarray([l2_at(t) for t in totals])

@@ -46,9 +46,9 @@ def solve(data: Staged, weights, l2, solver: str = "auto", tol: float = 1e-4, ma
   solver = choose(solver, data.loss, num_params=(data.d + 1) * data.k, l1=bool(proximal))
   if solver == "optax":
     raise ValueError("solve() runs the exact solvers; solver='optax' trains through Trainer")
-  chunks = chunked_weights(data, weights) if mix is None else None
-  if start is not None and chunks is not None:  # a given start (a warm start) is nearer than a sample's optimum
-    chunks.start = None
+  chord = hessian is not None and solver == "newton" and not proximal  # (a given Hessian takes every step)
+  # (a given start, a warm start, is nearer than a sample's optimum)
+  chunks = chunked_weights(data, weights, sample=not chord, start=start is None) if mix is None else None
   with jax.enable_x64(True):
     if solver == "normal_equation":
       if mix is not None:

@@ -53,8 +53,11 @@ def _columns(weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
   return weights.T[rows].T if weights.flags.f_contiguous and not weights.flags.c_contiguous else weights[:, rows]
 
 
-def chunked_weights(data: Staged, weights: np.ndarray) -> Weights:
-  """`weights [K, n]` (float64, or float32 as given) → `Weights` in the pass dtype."""
+def chunked_weights(data: Staged, weights: np.ndarray, sample: bool = True, start: bool = True) -> Weights:
+  """`weights [K, n]` (float64, or float32 as given) → `Weights` in the pass dtype; `sample` and `start`: the
+  weights of the Hessian's row sample and of the start's rows, where a solve reads them (not where every step
+  takes a given Hessian, or the models start from a given point: a bootstrap's 999 x 100k counts, 150 ms)."""
+  with_sample, with_start = sample, start
   weights = weights if isinstance(weights, np.ndarray) and weights.dtype == np.float32 else np.asarray(weights,
                                                                                                        np.float64)
   if weights.ndim != 2 or weights.shape[1] != data.n:
@@ -82,7 +85,7 @@ def chunked_weights(data: Staged, weights: np.ndarray) -> Weights:
         np.multiply(rows_weights[:, start:start + rows], rows_inverse, out=part[:, :rows], casting="unsafe")
       out.append(jax.device_put(part, sharding))
     sample = None
-    size = sample_size(data, len(weights))
+    size = sample_size(data, len(weights)) if with_sample else 0
     if size:
       part = _columns(weights, data.sample_rows[:size]) * inverse
       mass = part.sum(axis=1, keepdims=True)
@@ -90,7 +93,7 @@ def chunked_weights(data: Staged, weights: np.ndarray) -> Weights:
       if np.all(mass > 0):
         sample = jax.device_put((part / mass).astype(data.newton_dtype), sharding)
     start = None
-    size = start_rows(data)
+    size = start_rows(data) if with_start else 0
     if size:
       part = _columns(weights, data.sample_rows[:size])
       if np.all(part.sum(axis=1) > 0):
