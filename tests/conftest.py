@@ -13,6 +13,7 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import jax  # noqa: E402 - after the cache's settings
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 # Silent broadcasting and implicit dtype promotion become test failures.
@@ -150,3 +151,15 @@ class Compilations:
 
 
 COMPILATIONS = Compilations()
+
+
+def logistic_objective(model, x, y, C):
+  """scikit-learn's objective of LogisticRegression(C), divided by C n: mean log loss + |coef|² / (2 C n)."""
+  scores = np.atleast_2d(x @ model.coef_.T + model.intercept_)
+  if scores.shape[1] == 1:
+    z = scores[:, 0]
+    loss = np.mean(np.logaddexp(0, z) - (y == model.classes_[1]) * z)
+  else:
+    labels = np.searchsorted(model.classes_, y)
+    loss = np.mean(np.logaddexp.reduce(scores, axis=1) - scores[np.arange(len(y)), labels])
+  return loss + np.sum(model.coef_**2) / (2 * C * len(y))
