@@ -163,3 +163,22 @@ def logistic_objective(model, x, y, C):
     labels = np.searchsorted(model.classes_, y)
     loss = np.mean(np.logaddexp.reduce(scores, axis=1) - scores[np.arange(len(y)), labels])
   return loss + np.sum(model.coef_**2) / (2 * C * len(y))
+
+
+# A prediction table of two people, as a user writes one.
+PEOPLE = "id,GM Vol,WM Vol,CSF Vol,Total Vol,Age\nsub-1,716.28,425.44,493.752,1635.472,24\n" \
+         "sub-2,542.256,395.496,633.312,1571.064,86\n"
+
+
+def snapshot(folder: pathlib.Path) -> dict[str, bytes]:
+  return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, data_dir):
+  """A brain_age_gm workdir of 2000 steps, a checkpoint every 1000 (tests copy it before they change it)."""
+  workdir = tmp_path_factory.mktemp("trained")
+  result = run_cli("train", "brain_age_gm", "--steps", "2000", "--save-every", "1000", "--workdir", workdir,
+                   "--data-dir", data_dir)
+  assert result.returncode == 0, result.stderr
+  return workdir
