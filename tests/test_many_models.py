@@ -236,3 +236,25 @@ def test_the_chord_method_from_a_fits_hessian_reaches_each_resamples_own_optimum
   assert np.all(left < 0.5 * moved), (left / moved).max()  # one chord step takes each resample most of the way
   with pytest.raises(ValueError, match=r"hessian must be a finite \[7, 7\] matrix"):
     solvers.solve(data, counts, np.zeros(count), "newton", start=start, hessian=np.eye(3))
+
+
+def test_the_weights_of_many_models_are_checked_on_the_cores_as_on_one():
+  """`checked_weights` sums many weights a share of the models on each core: the one-core sums to the bit, and
+  a negative, NaN or infinite entry in any model's share is refused."""
+  from flaxzoo.trainers.weights import PARALLEL_ENTRIES, checked_weights
+
+  rng = np.random.default_rng(4)
+  weights = rng.integers(0, 4, (601, PARALLEL_ENTRIES // 600 + 1)).astype(np.float32)
+  assert weights.size >= PARALLEL_ENTRIES
+  _, total = checked_weights(weights)
+  np.testing.assert_array_equal(total, weights.sum(axis=1, keepdims=True, dtype=np.float64))
+  _, total = checked_weights(np.asfortranarray(weights))  # ([rows, models] memory, as the CV estimators give it)
+  np.testing.assert_array_equal(total, weights.sum(axis=1, keepdims=True, dtype=np.float64))
+  for model, value in ((0, np.nan), (300, -1.0), (600, np.inf)):
+    bad = weights.copy()
+    bad[model, 7] = value
+    with pytest.raises(ValueError, match="weights must be finite and >= 0"):
+      checked_weights(bad)
+  huge = weights.astype(np.float64) * 1e306  # finite entries whose sums overflow: scaled by their largest
+  scaled, total = checked_weights(huge)
+  assert np.all(np.isfinite(total)) and np.max(scaled) == 1.0

@@ -8,14 +8,36 @@ import numpy as np
 def checked_weights(weights: np.ndarray, positive: bool = True) -> tuple[np.ndarray, np.ndarray]:
   """`(weights [K, n], total [K, 1])`: the one check of the models' weights (finite, >= 0, and with `positive`
   a positive sum per model), scaled by their largest entry where they are finite but their sum overflows."""
-  total = weights.sum(axis=1, keepdims=True, dtype=np.float64)
+  total, smallest = _sums_and_smallest(weights)
   if not np.all(np.isfinite(total)) and np.all(np.isfinite(weights)):  # finite, but their sum overflows
     weights = weights / np.max(weights, axis=1, keepdims=True)
-    total = weights.sum(axis=1, keepdims=True, dtype=np.float64)
+    total, smallest = _sums_and_smallest(weights)
   # A finite sum of entries >= 0 has every entry finite (two passes over the weights, not four).
-  if not (np.all(np.isfinite(total)) and weights.min() >= 0):
+  if not (np.all(np.isfinite(total)) and smallest >= 0):
     raise ValueError("weights must be finite and >= 0")
   if positive and np.any(total <= 0):
     empty = np.flatnonzero(total[:, 0] <= 0).tolist()
     raise ValueError(f"every model needs at least one example of positive weight; models {empty} have none")
   return weights, total
+
+
+# Weights of at least this many entries are summed a share of the models on each core (`host_blas.in_parts`).
+PARALLEL_ENTRIES = 1 << 22
+
+
+def _sums_and_smallest(weights: np.ndarray) -> tuple[np.ndarray, float]:
+  """`(each model's sum [K, 1] float64, the smallest entry)`; many weights a share of the models on each core,
+  the same sums (a bootstrap's 999 x 100k float32 counts: 139 -> 73 ms on two). A sum that overflows is inf
+  without a warning: `checked_weights` scales those weights."""
+
+  def share(start: int, stop: int):
+    with np.errstate(over="ignore"):  # (a thread's own state)
+      return weights[start:stop].sum(axis=1, keepdims=True, dtype=np.float64), weights[start:stop].min()
+
+  if weights.size < PARALLEL_ENTRIES or len(weights) < 2:
+    return share(0, len(weights))
+  from flaxzoo.trainers.host_blas import host_workers, in_parts
+
+  bounds = np.linspace(0, len(weights), min(host_workers(), len(weights)) + 1).astype(int)
+  parts = in_parts(lambda i, _: share(bounds[i], bounds[i + 1]), len(bounds) - 1)
+  return np.concatenate([total for total, _ in parts]), min(smallest for _, smallest in parts)
