@@ -28,6 +28,29 @@ def test_a_fifo_is_refused_at_once(where, tmp_path):
   one_line_error(result, f"{fifo}: is a FIFO, not a regular file")
 
 
+def test_sigterm_in_an_event_loops_callback_ends_the_loop():
+  """SIGTERM raises `Terminated` wherever the main thread is; Orbax's restore runs an asyncio loop there. Raised
+  in one of its callbacks, it must end the loop: a loop that logged it and dropped the callback's work waited
+  forever (an export stopped in its restore hung, CI 2026-12-07)."""
+  import asyncio
+
+  from flaxzoo.experiments.cli.signals import Terminated
+
+  loop = asyncio.new_event_loop()
+  done = loop.create_future()
+
+  def interrupted():  # the handler raises before the callback's work (here: never done)
+    raise Terminated()
+
+  loop.call_soon(interrupted)
+  loop.call_later(2.0, done.cancel)  # (a loop that dropped it ends here, CancelledError: the test fails)
+  try:
+    with pytest.raises(Terminated):
+      loop.run_until_complete(done)
+  finally:
+    loop.close()
+
+
 def test_devices_and_directories_are_refused(tmp_path):
   one_line_error(run_cli("predict", "brain_age_gm", "--input", "/dev/zero"), "/dev/zero: is a device")
   one_line_error(run_cli("predict", "brain_age_gm", "--input", tmp_path), "is a directory, not a table")

@@ -11,12 +11,12 @@ from flaxzoo.experiments.cli.commands import _eval, _export, _list, _plot, _pred
 from flaxzoo.experiments.cli.output import _setup_logging
 from flaxzoo.experiments.cli.parser import build_parser
 from flaxzoo.experiments.cli.signals import (
-  Terminated,
   _raise_pending,
   _raise_terminated,
   _signal_again,
   _signal_in_chain,
   _StopFlag,
+  signal_exit,
 )
 
 
@@ -97,9 +97,6 @@ def _main(args, argv: list[str]) -> int:
   except Interrupted as e:
     print(f"flaxzoo: {e}", file=sys.stderr)
     return 128 + (_StopFlag.last or 15)  # 130 after SIGINT, 143 after SIGTERM
-  except Terminated:
-    print("flaxzoo: terminated (SIGTERM); nothing half-written is left", file=sys.stderr)
-    return 143
   except FloatingPointError as e:  # flaxzoo.trainers.DivergedError: nothing non-finite was saved
     print(f"flaxzoo: error: {e}{' (--lr)' if str(e).endswith('learning rate') else ''}", file=sys.stderr)
     return 1
@@ -110,18 +107,19 @@ def _main(args, argv: list[str]) -> int:
     where = f"{e.filename}: " if e.filename else ""
     print(f"flaxzoo: error: {where}{e.strerror or e}", file=sys.stderr)
     return 1
-  except KeyboardInterrupt:
-    print("flaxzoo: interrupted", file=sys.stderr)
-    return 130
+  except KeyboardInterrupt as signalled:  # SIGINT, or SIGTERM (`Terminated`)
+    line, code = signal_exit(signalled)
+    print(line, file=sys.stderr)
+    return code
   except Exception as e:
     # A signal's exception that Python wrapped in another on its way out (an import that was defining a
     # class: RuntimeError "Error calling __set_name__"): the signal's exit, not a traceback.
     signal_error = _signal_in_chain(e)
     if signal_error is None:
       raise
-    print("flaxzoo: interrupted" if isinstance(signal_error, KeyboardInterrupt) else
-          "flaxzoo: terminated (SIGTERM); nothing half-written is left", file=sys.stderr)
-    return 130 if isinstance(signal_error, KeyboardInterrupt) else 143
+    line, code = signal_exit(signal_error)
+    print(line, file=sys.stderr)
+    return code
   return 0
 
 
@@ -133,10 +131,9 @@ def entry_point() -> None:
   """
   try:
     code = main(exiting=True)
-  except (KeyboardInterrupt, Terminated) as signalled:  # between the command's own handling and the hold
-    print("flaxzoo: interrupted" if isinstance(signalled, KeyboardInterrupt) else
-          "flaxzoo: terminated (SIGTERM); nothing half-written is left", file=sys.stderr)
-    code = 130 if isinstance(signalled, KeyboardInterrupt) else 143
+  except KeyboardInterrupt as signalled:  # between the command's own handling and the hold (SIGTERM's too)
+    line, code = signal_exit(signalled)
+    print(line, file=sys.stderr)
   try:
     sys.stdout.flush()
     sys.stderr.flush()

@@ -7,13 +7,22 @@ import sys
 import time
 
 
-class Terminated(BaseException):
+class Terminated(KeyboardInterrupt):
   """SIGTERM in a command that is not training: unwinds as KeyboardInterrupt does (temporary files and
-  staging folders are removed on the way), then the command exits 143."""
+  staging folders are removed on the way), then the command exits 143. A KeyboardInterrupt, so that an asyncio
+  event loop passes it on: one raised in a loop's callback (Orbax's restore runs a loop) was logged and dropped
+  with the callback's work, and the loop then waited forever (an export stopped in its restore hung)."""
 
 
 def _raise_terminated(signum, frame):
   raise Terminated()
+
+
+def signal_exit(error: KeyboardInterrupt) -> tuple[str, int]:
+  """`(line, exit status)` of a command that SIGTERM (`Terminated`) or SIGINT stopped."""
+  if isinstance(error, Terminated):
+    return "flaxzoo: terminated (SIGTERM); nothing half-written is left", 143
+  return "flaxzoo: interrupted", 130
 
 
 
@@ -27,7 +36,7 @@ def _signal_again(unraisable) -> None:
   import signal
 
   kind = unraisable.exc_type
-  if kind is not None and issubclass(kind, (Terminated, KeyboardInterrupt)):
+  if kind is not None and issubclass(kind, KeyboardInterrupt):  # (Terminated too)
     _pending[:] = [kind]
     signal.setitimer(signal.ITIMER_REAL, 0.01)
     return
@@ -78,7 +87,7 @@ def _signal_in_chain(error: BaseException) -> BaseException | None:
   """The Terminated or KeyboardInterrupt that caused `error` (its causes and contexts), if one did."""
   seen = set()
   while error is not None and id(error) not in seen:
-    if isinstance(error, (Terminated, KeyboardInterrupt)):
+    if isinstance(error, KeyboardInterrupt):  # (Terminated too)
       return error
     seen.add(id(error))
     error = error.__cause__ or error.__context__
