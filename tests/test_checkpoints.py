@@ -137,8 +137,9 @@ def test_resume_on_another_device_count(first, second, expected, tmp_path, data_
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, data_dir):
-  workdir = tmp_path_factory.mktemp("trained")
+def kept_best(tmp_path_factory, data_dir):
+  """A brain_age_gm workdir of 3000 steps, a checkpoint every 1000, the best by test MSE kept."""
+  workdir = tmp_path_factory.mktemp("kept_best")
   result = run_cli("train", "brain_age_gm", "--steps", "3000", "--save-every", "1000", "--workdir", workdir,
                    "--data-dir", data_dir, "--keep-best", "test/mse")
   assert result.returncode == 0, result.stderr
@@ -146,43 +147,43 @@ def trained(tmp_path_factory, data_dir):
   return workdir
 
 
-def test_eval_on_one_and_eight_devices_gives_the_same_metrics(trained, data_dir):
-  one = run_cli("eval", "--workdir", trained, "--split", "all", "--devices", "1", "--data-dir", data_dir, env=EIGHT)
+def test_eval_on_one_and_eight_devices_gives_the_same_metrics(kept_best, data_dir):
+  one = run_cli("eval", "--workdir", kept_best, "--split", "all", "--devices", "1", "--data-dir", data_dir, env=EIGHT)
   assert one.returncode == 0, one.stderr
-  first = json.loads((trained / "eval.json").read_text())
-  eight = run_cli("eval", "--workdir", trained, "--split", "all", "--data-dir", data_dir, env=EIGHT)
+  first = json.loads((kept_best / "eval.json").read_text())
+  eight = run_cli("eval", "--workdir", kept_best, "--split", "all", "--data-dir", data_dir, env=EIGHT)
   assert eight.returncode == 0, eight.stderr
-  second = json.loads((trained / "eval.json").read_text())
+  second = json.loads((kept_best / "eval.json").read_text())
   assert (first["devices"]["count"], second["devices"]["count"]) == (1, 8)
   assert first["step"] == second["step"] == 3000
   for split in ("train", "test"):
     for key in ("mse", "rmse", "mae", "r2"):  # label units (ages / 100)
       assert abs(first[split][key] - second[split][key]) <= 1e-6
     assert abs(first[split]["mae_years"] - second[split]["mae_years"]) <= 1e-4
-  results = json.loads((trained / "results.json").read_text())
+  results = json.loads((kept_best / "results.json").read_text())
   assert abs(first["test"]["mse"] - results["test"]["mse"]) <= 1e-9
   assert "brain_age_gm at step 3000 on 8 device(s)" in eight.stdout
 
 
-def test_eval_best_and_step(trained, data_dir):
+def test_eval_best_and_step(kept_best, data_dir):
   # Test MSE falls then rises on this run: the best by test/mse is not the last step.
-  best = run_cli("eval", "--workdir", trained, "--best", "--data-dir", data_dir)
+  best = run_cli("eval", "--workdir", kept_best, "--best", "--data-dir", data_dir)
   assert best.returncode == 0, best.stderr
-  metas = {s: json.loads((trained / "checkpoints" / str(s) / "meta" / "metadata").read_text())
-           for s in steps_saved(trained)}
+  metas = {s: json.loads((kept_best / "checkpoints" / str(s) / "meta" / "metadata").read_text())
+           for s in steps_saved(kept_best)}
   expected = min(metas, key=lambda s: metas[s]["metrics"]["test"]["mse"])
-  assert json.loads((trained / "eval.json").read_text())["step"] == expected
-  assert run_cli("eval", "--workdir", trained, "--step", "2000", "--data-dir", data_dir).returncode == 0
-  assert json.loads((trained / "eval.json").read_text())["step"] == 2000
+  assert json.loads((kept_best / "eval.json").read_text())["step"] == expected
+  assert run_cli("eval", "--workdir", kept_best, "--step", "2000", "--data-dir", data_dir).returncode == 0
+  assert json.loads((kept_best / "eval.json").read_text())["step"] == 2000
 
 
-def test_python_api_loads_a_trained_model_in_two_lines(trained, data_dir):
+def test_python_api_loads_a_trained_model_in_two_lines(kept_best, data_dir):
   from flaxzoo.experiments import load_trained
 
-  trainer, meta = load_trained(trained, data_dir=data_dir)
+  trainer, meta = load_trained(kept_best, data_dir=data_dir)
   assert meta["step"] == 3000 and trainer.step == 3000
   model = trainer.model
-  results = json.loads((trained / "results.json").read_text())
+  results = json.loads((kept_best / "results.json").read_text())
   np.testing.assert_array_equal(np.asarray(model.linear.kernel[...]), results["params"]["linear/kernel"])
 
 
@@ -223,10 +224,10 @@ def break_model(step_dir, other):
     (break_marker, "commit_success.txt is missing"),  # Orbax commits by rename; the seal names the file
     (break_model, "holds another model: params.linear.kernel.value: saved (3, 1), expected (1, 1)"),
 ], ids=["truncated-array", "deleted-array", "garbage-json", "no-commit-marker", "another-model"])
-def test_broken_checkpoints_are_named_and_fallback_uses_the_previous_step(breaker, message, trained, tmp_path,
+def test_broken_checkpoints_are_named_and_fallback_uses_the_previous_step(breaker, message, kept_best, tmp_path,
                                                                           data_dir):
   workdir = tmp_path / "run"
-  shutil.copytree(trained, workdir)
+  shutil.copytree(kept_best, workdir)
   step_dir = workdir / "checkpoints" / "3000"
   if breaker is break_model:
     other = tmp_path / "other"
@@ -251,9 +252,9 @@ def test_broken_checkpoints_are_named_and_fallback_uses_the_previous_step(breake
   assert json.loads((workdir / "eval.json").read_text())["step"] == 2000
 
 
-def test_resume_refuses_another_config_and_restart_moves_checkpoints_aside(trained, tmp_path, data_dir):
+def test_resume_refuses_another_config_and_restart_moves_checkpoints_aside(kept_best, tmp_path, data_dir):
   workdir = tmp_path / "run"
-  shutil.copytree(trained, workdir)
+  shutil.copytree(kept_best, workdir)
   result = run_cli("train", "brain_age_gm", "--lr", "0.1", "--batch-size", "50", "--workdir", workdir,
                    "--data-dir", data_dir)
   assert result.returncode == 2
@@ -267,18 +268,18 @@ def test_resume_refuses_another_config_and_restart_moves_checkpoints_aside(train
   assert steps_saved(workdir) == [500]
 
 
-def test_training_longer_resumes_and_nothing_to_do_only_evaluates(trained, tmp_path, data_dir):
+def test_training_longer_resumes_and_nothing_to_do_only_evaluates(kept_best, tmp_path, data_dir):
   workdir = tmp_path / "run"
-  shutil.copytree(trained, workdir)
+  shutil.copytree(kept_best, workdir)
   result = run_cli("train", "brain_age_gm", "--steps", "3000", "--workdir", workdir, "--data-dir", data_dir)
   assert result.returncode == 0, result.stderr
   assert "nothing to train" in result.stderr
   assert json.loads((workdir / "results.json").read_text())["step"] == 3000
 
 
-def test_a_config_from_another_version_is_a_clear_error(trained, tmp_path, data_dir):
+def test_a_config_from_another_version_is_a_clear_error(kept_best, tmp_path, data_dir):
   workdir = tmp_path / "run"
-  shutil.copytree(trained, workdir)
+  shutil.copytree(kept_best, workdir)
   for step_dir in (workdir / "checkpoints").iterdir():
     meta_file = step_dir / "meta" / "metadata"
     meta = json.loads(meta_file.read_text())
