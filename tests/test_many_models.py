@@ -56,7 +56,7 @@ def test_many_models_on_large_data_reach_scikit_learns_optima_from_the_sample_st
   chunks = solvers.chunked_weights(data, weights)
   assert data.sample is not None and chunks.start is not None and chunks.sample is not None
   # (a solve from a given start reads no start rows, and one whose every step takes a given Hessian no sample)
-  lean = solvers.chunked_weights(data, weights, sample=False, start=False)
+  lean = solvers.chunked_weights(data, weights, with_sample=False, with_start=False)
   assert lean.start is None and lean.sample is None
   assert all(np.array_equal(a, b) for a, b in zip(lean.rows, chunks.rows))
   l2 = 1.0 / (C * weights.sum(axis=1))

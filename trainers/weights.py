@@ -40,4 +40,4 @@ def _sums_and_smallest(weights: np.ndarray) -> tuple[np.ndarray, float]:
 
   bounds = np.linspace(0, len(weights), min(host_workers(), len(weights)) + 1).astype(int)
   parts = in_parts(lambda i, _: share(bounds[i], bounds[i + 1]), len(bounds) - 1)
-  return np.concatenate([total for total, _ in parts]), min(smallest for _, smallest in parts)
+  return np.concatenate([total for total, _ in parts]), np.min([smallest for _, smallest in parts])

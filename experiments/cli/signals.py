@@ -25,8 +25,6 @@ def signal_exit(error: KeyboardInterrupt) -> tuple[str, int]:
   return "flaxzoo: interrupted", 130
 
 
-
-
 _pending: list[type[BaseException]] = []
 
 

@@ -48,7 +48,7 @@ def solve(data: Staged, weights, l2, solver: str = "auto", tol: float = 1e-4, ma
     raise ValueError("solve() runs the exact solvers; solver='optax' trains through Trainer")
   chord = hessian is not None and solver == "newton" and not proximal  # (a given Hessian takes every step)
   # (a given start, a warm start, is nearer than a sample's optimum)
-  chunks = chunked_weights(data, weights, sample=not chord, start=start is None) if mix is None else None
+  chunks = chunked_weights(data, weights, with_sample=not chord, with_start=start is None) if mix is None else None
   with jax.enable_x64(True):
     if solver == "normal_equation":
       if mix is not None:

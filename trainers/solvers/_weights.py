@@ -53,11 +53,10 @@ def _columns(weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
   return weights.T[rows].T if weights.flags.f_contiguous and not weights.flags.c_contiguous else weights[:, rows]
 
 
-def chunked_weights(data: Staged, weights: np.ndarray, sample: bool = True, start: bool = True) -> Weights:
-  """`weights [K, n]` (float64, or float32 as given) → `Weights` in the pass dtype; `sample` and `start`: the
-  weights of the Hessian's row sample and of the start's rows, where a solve reads them (not where every step
+def chunked_weights(data: Staged, weights: np.ndarray, with_sample: bool = True, with_start: bool = True) -> Weights:
+  """`weights [K, n]` (float64, or float32 as given) → `Weights` in the pass dtype; `with_sample`, `with_start`:
+  the weights of the Hessian's row sample and of the start's rows, where a solve reads them (not where every step
   takes a given Hessian, or the models start from a given point: a bootstrap's 999 x 100k counts, 150 ms)."""
-  with_sample, with_start = sample, start
   weights = weights if isinstance(weights, np.ndarray) and weights.dtype == np.float32 else np.asarray(weights,
                                                                                                        np.float64)
   if weights.ndim != 2 or weights.shape[1] != data.n:
