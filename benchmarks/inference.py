@@ -13,15 +13,17 @@ Rows (float64 data, the same model and covariance on every side):
   over one fit's time (`LinearClassifier(C=np.inf).fit`), flaxzoo alone.
 - `second_table_compiles`: the programs a second table of the same shapes compiles (JAX's compile events).
 
-Each time is the median of `--repeats` calls after a first (warm: compilation and imports excluded), statsmodels
-once (it takes seconds). Ratios are flaxzoo / the library, from this one run (2 shared cores: absolute times
-drift). glum comes from the `bench` extra and statsmodels from `test`; a row notes a library it cannot import.
+Each time is the median of `--repeats` calls after a first (warm: compilation and imports excluded), flaxzoo's
+and glum's taken in turns (a drift of the machine falls on both); statsmodels once (it takes seconds). Ratios
+are flaxzoo / the library, from this one run (2 shared cores: absolute times drift). glum comes from the `bench`
+extra and statsmodels from `test`; a row notes a library it cannot import.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import warnings
 
@@ -106,6 +108,26 @@ def compiles_of_second_table(x, y_ls) -> int:
   return sum(name.endswith("backend_compile_duration") for name in events)
 
 
+def time_rows(rows: dict, repeats: int) -> dict:
+  """`{"{row}/{library}_s": median seconds}`: flaxzoo's and glum's calls of a row taken in turns (each warmed
+  first), so that a drift of this shared machine over the minutes of a row falls on both; statsmodels once."""
+  details = {}
+  for row in rows["flaxzoo"]:
+    alternating = [library for library in ("flaxzoo", "glum") if library in rows]
+    for library in alternating:
+      rows[library][row]()  # warm: compilation and first imports
+    times = {library: [] for library in alternating}
+    for _ in range(repeats):
+      for library in alternating:
+        times[library].append(median_time(rows[library][row], 1)[0])
+    if "statsmodels" in rows:
+      times["statsmodels"] = [median_time(rows["statsmodels"][row], 1)[0]]
+    for library, seconds in times.items():
+      details[f"{row}/{library}_s"] = statistics.median(seconds)
+      print(f"{row:>16} {library:>12}: {details[f'{row}/{library}_s']:.3f} s")
+  return details
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--rows", type=int, default=1_000_000)
@@ -117,20 +139,13 @@ def main(argv=None):
     args.rows, args.repeats = 5_000, 1
   warnings.simplefilter("ignore")
   x, y_ls, y_poisson, groups, x16, labels = make_data(args.rows, 32)
-  details, metrics = {}, {}
+  rows = {}
   for library, make in (("flaxzoo", flaxzoo_rows), ("glum", glum_rows), ("statsmodels", statsmodels_rows)):
     try:
-      rows = make(x, y_ls, y_poisson, groups)
+      rows[library] = make(x, y_ls, y_poisson, groups)
     except ImportError as e:
       print(f"{library}: not installed ({e.name}); its rows skipped")
-      continue
-    for row, fn in rows.items():
-      repeats = 1 if library == "statsmodels" else args.repeats
-      if library != "statsmodels":
-        fn()  # warm: compilation and first imports
-      seconds, _ = median_time(fn, repeats)
-      details[f"{row}/{library}_s"] = seconds
-      print(f"{row:>16} {library:>12}: {seconds:.3f} s")
+  details, metrics = time_rows(rows, args.repeats), {}
   for row in ("ols_hc1", "poisson_cluster"):
     for library in ("glum", "statsmodels"):
       if f"{row}/{library}_s" in details:

@@ -10,8 +10,8 @@ from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import validate_data
 
+from flaxzoo.sklearn.checks import validated
 from flaxzoo.sklearn.estimators import _LinearModel
 from flaxzoo.sklearn.inference import _Inference
 from flaxzoo.sklearn.labels import _classes_and_codes, class_weights
@@ -102,7 +102,7 @@ class LinearClassifier(ClassifierMixin, _Inference, _LinearModel):
 
   def fit(self, X, y, sample_weight=None):
     self._check_params()
-    X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+    X, y = validated(self, X, y, dtype=[np.float64, np.float32])
     weight = self._weights(X, sample_weight)
     labels = self._encode(y, first=True)
     weight = weight * class_weights(self.class_weight, self.classes_, labels)
@@ -123,7 +123,7 @@ class LinearClassifier(ClassifierMixin, _Inference, _LinearModel):
     if first and classes is None:
       raise ValueError("classes must be given at the first call to partial_fit")
     self._check_params()
-    X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=first)
+    X, y = validated(self, X, y, dtype=[np.float64, np.float32], reset=first)
     weight = self._weights(X, sample_weight)
     labels = self._encode(y, first=first, classes=classes)
     if isinstance(self.class_weight, str):  # (scikit-learn's SGDClassifier refuses it there too)

@@ -23,9 +23,8 @@ import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import check_scoring
-from sklearn.utils.validation import validate_data
 
-from flaxzoo.sklearn.checks import check_iterations
+from flaxzoo.sklearn.checks import check_iterations, validated
 from flaxzoo.sklearn.classifier import LinearClassifier
 from flaxzoo.sklearn.estimators import LinearRegression, _DenseInput, _LinearModel
 from flaxzoo.sklearn.folds import split, training_masks
@@ -148,7 +147,7 @@ class LinearRegressionCV(RegressorMixin, _Inference, _CrossValidated):
 
   def fit(self, X, y, sample_weight=None):
     self._check_cv_params()
-    X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=[np.float64, np.float32])
+    X, y = validated(self, X, y, multi_output=True, y_numeric=True, dtype=[np.float64, np.float32])
     y = np.asarray(y, np.float64)
     self._one_target = y.ndim == 1
     self.scores_, self.alpha_ = self._grid(X, y, sample_weight, y.reshape(len(y), -1), "mse", None)
@@ -163,7 +162,7 @@ class LinearRegressionCV(RegressorMixin, _Inference, _CrossValidated):
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(self)
-    X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+    X = validated(self, X, reset=False, dtype=[np.float64, np.float32])
     return X @ np.asarray(self.coef_).T + self.intercept_
 
 
@@ -240,7 +239,7 @@ class LinearClassifierCV(ClassifierMixin, _Inference, _CrossValidated):
 
   def fit(self, X, y, sample_weight=None):
     self._check_cv_params()
-    X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+    X, y = validated(self, X, y, dtype=[np.float64, np.float32])
     labels = LinearClassifier._encode(self, y, first=True)
     self.Cs_, ratios = self._Cs(), self._ratios()
     # The classes' weights from every row (scikit-learn's LogisticRegressionCV), times the sample weights.
@@ -283,4 +282,4 @@ class LinearClassifierCV(ClassifierMixin, _Inference, _CrossValidated):
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(self)
-    return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+    return validated(self, X, reset=False, dtype=[np.float64, np.float32])

@@ -22,9 +22,9 @@ import warnings
 import numpy as np
 from sklearn.base import MultiOutputMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
-from flaxzoo.sklearn.checks import check_iterations
+from flaxzoo.sklearn.checks import check_iterations, validated
 from flaxzoo.sklearn.estimators import _DenseInput
 from flaxzoo.sklearn.folds import as_parts, split, training_masks
 from flaxzoo.sklearn.penalty import penalties_of_elastic_net
@@ -59,7 +59,7 @@ class ElasticNet(MultiOutputMixin, RegressorMixin, _DenseInput):
     from flaxzoo.trainers import solvers
 
     self._check_params()
-    X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=[np.float64, np.float32])
+    X, y = validated(self, X, y, multi_output=True, y_numeric=True, dtype=[np.float64, np.float32])
     y = np.asarray(y, np.float64)
     weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
     targets = y.reshape(len(y), -1)
@@ -77,7 +77,7 @@ class ElasticNet(MultiOutputMixin, RegressorMixin, _DenseInput):
   def predict(self, X):
     """`X coef_ᵀ + intercept_`: `[n]` (or `[n, targets]`)."""
     check_is_fitted(self)
-    X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+    X = validated(self, X, reset=False, dtype=[np.float64, np.float32])
     return X @ np.asarray(self.coef_).T + self.intercept_
 
 
@@ -146,7 +146,7 @@ class ElasticNetCV(ElasticNet):
     from flaxzoo.trainers import solvers
 
     ratios = self._check_params()
-    X, y = validate_data(self, X, y, y_numeric=True, dtype=[np.float64, np.float32])
+    X, y = validated(self, X, y, y_numeric=True, dtype=[np.float64, np.float32])
     y = np.asarray(y, np.float64)
     weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
     grid = np.stack([self._alpha_grid(X, y, weight, ratio) for ratio in ratios])  # [L, P]

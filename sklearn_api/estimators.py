@@ -29,8 +29,9 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
+from flaxzoo.sklearn.checks import validated
 from flaxzoo.sklearn.inference import _Inference
 from flaxzoo.sklearn.penalty import l2_of_alpha
 
@@ -141,7 +142,7 @@ class _LinearModel(_DenseInput):
 
   def _raw(self, X):
     check_is_fitted(self)
-    X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+    X = validated(self, X, reset=False, dtype=[np.float64, np.float32])
     checkpoint = getattr(self, "checkpoint_", None)
     if checkpoint is None:
       return X @ self.coef_.T + self.intercept_
@@ -212,7 +213,7 @@ class LinearRegression(RegressorMixin, _Inference, _LinearModel):
 
   def fit(self, X, y, sample_weight=None):
     self._check_params()
-    X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=[np.float64, np.float32])
+    X, y = validated(self, X, y, multi_output=True, y_numeric=True, dtype=[np.float64, np.float32])
     weight = self._weights(X, sample_weight)
     y = np.asarray(y, np.float64)
     targets = y.reshape(len(y), -1)
@@ -253,7 +254,7 @@ class LinearRegression(RegressorMixin, _Inference, _LinearModel):
     """One pass of the optimizer over this batch (full batch: one step), from the current coefficients."""
     first = not hasattr(self, "coef_")
     self._check_params()
-    X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=[np.float64, np.float32],
+    X, y = validated(self, X, y, multi_output=True, y_numeric=True, dtype=[np.float64, np.float32],
                          reset=first)
     weight = self._weights(X, sample_weight)
     y = np.asarray(y, np.float64)

@@ -22,9 +22,9 @@ import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import d2_tweedie_score
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
-from flaxzoo.sklearn.checks import check_iterations
+from flaxzoo.sklearn.checks import check_iterations, validated
 from flaxzoo.sklearn.estimators import _DenseInput
 from flaxzoo.sklearn.inference import _Inference
 from flaxzoo.sklearn.penalty import penalties_of_elastic_net, penalties_of_glm_alpha
@@ -87,7 +87,7 @@ class _GeneralizedLinear(RegressorMixin, _Inference, _DenseInput):
     from flaxzoo.trainers.offsets import absorbed, checked_offset
 
     self._check_params()
-    X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True)
+    X, y = validated(self, X, y, dtype=[np.float64, np.float32], y_numeric=True)
     y = np.asarray(y, np.float64)
     weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
     offset = checked_offset(offset, exposure, len(X))
@@ -129,7 +129,7 @@ class _GeneralizedLinear(RegressorMixin, _Inference, _DenseInput):
     from flaxzoo.trainers.offsets import checked_offset
 
     check_is_fitted(self)
-    X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+    X = validated(self, X, reset=False, dtype=[np.float64, np.float32])
     offset = checked_offset(offset, exposure, len(X))
     return X @ self.coef_ + self.intercept_ + (0.0 if offset is None else offset)
 

@@ -19,6 +19,8 @@ import warnings
 import numpy as np
 from sklearn.utils.validation import _assert_all_finite, _check_sample_weight, check_is_fitted, validate_data
 
+from flaxzoo.sklearn.checks import check_finite, validated
+
 BOOTSTRAP = "bootstrap"
 
 
@@ -93,7 +95,7 @@ class _Inference:
     if cov_type == BOOTSTRAP:
       from flaxzoo.trainers.bootstrap import resampled_fits
 
-      _assert_all_finite(x, input_name="X", estimator_name=type(self).__name__)
+      check_finite(x, type(self).__name__)
       resamples = resampled_fits(x, targets, loss, weights, l2_at, params, n_resamples, random_state, groups,
                                  tol=getattr(self, "tol", 1e-4), max_iter=getattr(self, "max_iter", 100))
       return np.cov(resamples, rowvar=False), None, resamples
@@ -138,7 +140,7 @@ class _Inference:
       raise ValueError(f"{type(self).__name__}: no interval: this fit kept no covariance (one target, an exact"
                        " solver, more rows than parameters and variances within float64 keep one; a saved model of"
                        " over 512 parameters is loaded without it)")
-    X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+    X = validated(self, X, reset=False, dtype=[np.float64, np.float32])
     self._params()
     cov = Covariance(**kept)
     if cov.penalised:

@@ -18,15 +18,15 @@ import warnings
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
-from flaxzoo.sklearn.checks import check_iterations
+from flaxzoo.sklearn.checks import check_iterations, validated
 from flaxzoo.sklearn.estimators import _DenseInput
 
 
 class _Robust(RegressorMixin, _DenseInput):
   def _inputs(self, X, y, sample_weight):
-    X, y = validate_data(self, X, y, y_numeric=True, dtype=[np.float64, np.float32])
+    X, y = validated(self, X, y, y_numeric=True, dtype=[np.float64, np.float32])
     weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
     if not (np.all(weight >= 0) and np.any(weight > 0)):
       raise ValueError("sample_weight must be >= 0 with a positive entry")
@@ -40,7 +40,7 @@ class _Robust(RegressorMixin, _DenseInput):
   def predict(self, X):
     """`X coef_ + intercept_` `[n]`."""
     check_is_fitted(self)
-    X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+    X = validated(self, X, reset=False, dtype=[np.float64, np.float32])
     return X @ self.coef_ + self.intercept_
 
 

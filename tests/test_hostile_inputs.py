@@ -70,3 +70,37 @@ def test_a_swapped_warm_start_is_a_fresh_fit_and_partial_fit_names_the_shapes():
     estimator.coef_ = estimator.coef_.T.copy()
     with pytest.raises(ValueError, match=r"partial_fit continues from coef_ \(3, \d\)"):
       estimator.partial_fit(x, t)
+
+
+def test_nan_or_inf_anywhere_in_a_large_x_is_scikit_learns_refusal_and_huge_finite_values_fit():
+  # 131072 x 32 entries: X's check sums a share of the rows on each core (`checks.check_finite`)
+  import sklearn
+  from sklearn.utils.validation import _assert_all_finite
+
+  from flaxzoo.sklearn.checks import PARALLEL_ENTRIES, check_finite
+
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((131072, 32))
+  assert x.size >= PARALLEL_ENTRIES
+  y = x[:, 0] + rng.standard_normal(len(x))
+  for row, bad in ((0, np.nan), (65535, np.inf), (65536, -np.inf), (131071, np.nan)):  # each share's ends
+    x_bad = x.copy()
+    x_bad[row, 5] = bad
+    with pytest.raises(ValueError) as theirs:
+      _assert_all_finite(x_bad, input_name="X", estimator_name="PoissonRegressor")
+    with pytest.raises(ValueError) as ours:
+      fz.PoissonRegressor().fit(x_bad, np.exp(y / 4))
+    assert str(ours.value) == str(theirs.value)
+  x_bad = np.asfortranarray(x)  # (a column-major copy: each share's rows are strided)
+  x_bad[70_000, 1] = np.inf
+  with pytest.raises(ValueError, match="Input X contains infinity"):
+    fz.LinearRegression().fit(x_bad, y)
+  # finite entries whose sum overflows float64 are finite: the check passes, as scikit-learn's does
+  huge = np.full((131072, 32), 1e300)
+  check_finite(huge, "LinearRegression")
+  with sklearn.config_context(assume_finite=True):  # scikit-learn's switch: no check
+    check_finite(np.full((131072, 32), np.nan), "LinearRegression")
+  fitted = fz.LinearRegression().fit(x, y)
+  np.testing.assert_allclose(fitted.predict(x), x @ fitted.coef_ + fitted.intercept_)
+  with pytest.raises(ValueError, match="Input X contains NaN"):
+    fitted.predict(np.where(np.arange(len(x))[:, None] == 100_000, np.nan, x))
