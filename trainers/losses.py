@@ -121,15 +121,34 @@ def log_link_parts(z: jax.Array, y: jax.Array, power: float):
   """The Tweedie half deviance of `power` p (1: Poisson, 2: gamma) per row, at `z = log μ`, `[C]` each:
   `(deviance, its derivative in z, Fisher's curvature μ^(2-p))`. The curvature is the IRLS weight: always
   > 0, where the deviance's own second derivative is not for p > 2 (`flaxzoo.trainers.solvers`' Newton)."""
+  dz, curvature = log_link_terms(z, y, power)  # (XLA computes each exponential once: CSE)
   if power == 1:
-    mu = jnp.exp(z)
-    return mu - y * z + jax.scipy.special.xlogy(y, y) - y, mu - y, mu
+    return curvature - y * z + jax.scipy.special.xlogy(y, y) - y, dz, curvature
   if power == 2:
-    ratio = y * jnp.exp(-z)  # y / μ
-    return ratio + z - jnp.log(y) - 1, 1 - ratio, jnp.ones_like(z)
+    return y * jnp.exp(-z) + z - jnp.log(y) - 1, dz, curvature
   a, b = jnp.exp((1 - power) * z), jnp.exp((2 - power) * z)  # μ^(1-p), μ^(2-p)
   constant = jnp.where(y > 0, y ** (2 - power), 0) / ((1 - power) * (2 - power))
-  return constant - y * a / (1 - power) + b / (2 - power), b - y * a, b
+  return constant - y * a / (1 - power) + b / (2 - power), dz, curvature
+
+
+def log_link_terms(z, y, power: float, xp=jnp):
+  """`log_link_parts`' derivative in z and curvature `[C]` each, in `xp`'s arrays (jax.numpy in the compiled
+  passes; NumPy where the covariance's host sums take them a block of rows at a time)."""
+  if power == 1:
+    mu = xp.exp(z)
+    return mu - y, mu
+  if power == 2:
+    return 1 - y * xp.exp(-z), xp.ones_like(z)  # 1 - y / μ
+  a, b = xp.exp((1 - power) * z), xp.exp((2 - power) * z)  # μ^(1-p), μ^(2-p)
+  return b - y * a, b
+
+
+def sigmoid_terms(z, y, xp=jnp):
+  """The logistic loss's derivative `p - y` and curvature `p (1 - p)` at logits `z [C]`, `p = sigmoid(z)` with
+  one exponential and no overflow, in `xp`'s arrays (as `log_link_terms`)."""
+  e = xp.exp(-xp.abs(z))
+  p = xp.where(z >= 0, 1, e) / (1 + e)
+  return p - y, p * (1 - p)
 
 
 def _one_output(outputs, labels, name):

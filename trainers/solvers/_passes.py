@@ -29,9 +29,8 @@ def _loss_parts(logits, labels, k: int, family=None):
   if k == 1:
     z = logits[:, 0]
     y = labels.astype(z.dtype)
-    e = jnp.exp(-jnp.abs(z))
-    p = jnp.where(z >= 0, 1, e) / (1 + e)  # sigmoid(z)
-    return jnp.maximum(z, 0) + jnp.log1p(e) - y * z, (p - y)[:, None], (p * (1 - p))[:, None]
+    dz, curvature = losses_lib.sigmoid_terms(z, y)
+    return jnp.maximum(z, 0) + jnp.log1p(jnp.exp(-jnp.abs(z))) - y * z, dz[:, None], curvature[:, None]
   top = jnp.max(logits, axis=1, keepdims=True)
   e = jnp.exp(logits - top)
   total = jnp.sum(e, axis=1, keepdims=True)
