@@ -165,3 +165,41 @@ def test_the_claims_table_is_the_seeded_generators_and_its_experiment_fits_poiss
   x, y = data.splits["train"]
   reference = PoissonRegressor(alpha=0.0, tol=1e-10).fit(x.astype(np.float64), y)
   assert results["train"]["mae"] == pytest.approx(np.mean(np.abs(reference.predict(x) - y)), rel=1e-4)
+
+
+@pytest.mark.parametrize("loss", ["poisson", "gamma", "tweedie:1.5", "logistic"])
+def test_one_models_passes_over_host_rows_are_the_compiled_passes_and_never_copy_the_rows(loss):
+  # 200k rows (4 chunks: the host loop's passes), badly scaled columns, uneven weights, before convergence too
+  import dataclasses
+
+  from flaxzoo.trainers.solvers._objective import _objective_parts
+  from flaxzoo.trainers.solvers._weights import chunked_weights
+
+  rng = np.random.default_rng(3)
+  n = 200_000
+  x = rng.standard_normal((n, 5)) * [1.0, 10.0, 0.1, 1e3, 1.0] + [0.0, 5.0, 0.0, 1e4, 0.0]
+  eta = 0.3 + ((x - x.mean(0)) / x.std(0)) @ [0.4, -0.3, 0.2, 0.1, 0.0]
+  y = {"poisson": rng.poisson(np.exp(eta)).astype(float), "gamma": rng.gamma(2.0, np.exp(eta) / 2),
+       "tweedie:1.5": rng.poisson(np.exp(eta)) * rng.gamma(1.5, 1.0, n),
+       "logistic": (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)}[loss]
+  data = solvers.stage(x, y, loss, 2 if loss == "logistic" else None)
+  chunks = chunked_weights(data, rng.uniform(0.0, 2.0, (1, n)))
+  assert chunks.host is not None and len(data.chunk_rows) > 2
+  penalty = np.zeros((1, 6, 1))
+  compiled_passes = dataclasses.replace(chunks, host=None)
+  with jax.enable_x64(True):  # (as `solvers.solve` calls them)
+    thetas = (np.zeros((1, 6, 1)), rng.normal(0, 0.3, (1, 6, 1)))
+    on_host = [_objective_parts(data, chunks, theta, [0.0], penalty, False) for theta in thetas]
+    assert data.x is None  # the rows never went to the device
+    for theta, host in zip(thetas, on_host):
+      compiled = _objective_parts(data, compiled_passes, theta, [0.0], penalty, False)
+      np.testing.assert_allclose(host[0], compiled[0], rtol=1e-13)
+      np.testing.assert_allclose(host[1], compiled[1], rtol=1e-11, atol=1e-13 * np.abs(compiled[1]).max())
+    with warnings.catch_warnings():  # far logits: the logistic loss finite (no overflow), the log link's means
+      warnings.simplefilter("error")  # overflow to a loss that is not finite, silently (the line search refuses it)
+      far = [_objective_parts(data, passes, np.full((1, 6, 1), 800.0), [0.0], penalty, False)[0][0]
+             for passes in (chunks, compiled_passes)]
+    if loss == "logistic":
+      np.testing.assert_allclose(far[0], far[1], rtol=1e-13)
+    else:
+      assert not np.isfinite(far[0]) and not np.isfinite(far[1])

@@ -117,23 +117,23 @@ def softmax_loss(logits, labels, weights=None) -> jax.Array:
   return weighted_mean(softmax_cross_entropies(logits, labels), weights)
 
 
-def log_link_parts(z: jax.Array, y: jax.Array, power: float):
+def log_link_parts(z: jax.Array, y: jax.Array, power: float, xp=jnp):
   """The Tweedie half deviance of `power` p (1: Poisson, 2: gamma) per row, at `z = log μ`, `[C]` each:
   `(deviance, its derivative in z, Fisher's curvature μ^(2-p))`. The curvature is the IRLS weight: always
-  > 0, where the deviance's own second derivative is not for p > 2 (`flaxzoo.trainers.solvers`' Newton)."""
-  dz, curvature = log_link_terms(z, y, power)  # (XLA computes each exponential once: CSE)
+  > 0, where the deviance's own second derivative is not for p > 2 (`flaxzoo.trainers.solvers`' Newton).
+  `xp`: jax.numpy (the compiled passes) or NumPy (the solvers' and the covariance's passes on host rows)."""
+  dz, curvature = log_link_terms(z, y, power, xp)  # (XLA computes each exponential once: CSE)
   if power == 1:
-    return curvature - y * z + jax.scipy.special.xlogy(y, y) - y, dz, curvature
+    return curvature - y * z + _xlogy(y, y, xp) - y, dz, curvature
   if power == 2:
-    return y * jnp.exp(-z) + z - jnp.log(y) - 1, dz, curvature
-  a, b = jnp.exp((1 - power) * z), jnp.exp((2 - power) * z)  # μ^(1-p), μ^(2-p)
-  constant = jnp.where(y > 0, y ** (2 - power), 0) / ((1 - power) * (2 - power))
+    return y * xp.exp(-z) + z - xp.log(y) - 1, dz, curvature
+  a, b = xp.exp((1 - power) * z), xp.exp((2 - power) * z)  # μ^(1-p), μ^(2-p)
+  constant = xp.where(y > 0, y ** (2 - power), 0) / ((1 - power) * (2 - power))
   return constant - y * a / (1 - power) + b / (2 - power), dz, curvature
 
 
 def log_link_terms(z, y, power: float, xp=jnp):
-  """`log_link_parts`' derivative in z and curvature `[C]` each, in `xp`'s arrays (jax.numpy in the compiled
-  passes; NumPy where the covariance's host sums take them a block of rows at a time)."""
+  """`log_link_parts`' derivative in z and curvature `[C]` each, without the deviance (the covariance's sums)."""
   if power == 1:
     mu = xp.exp(z)
     return mu - y, mu
@@ -143,12 +143,21 @@ def log_link_terms(z, y, power: float, xp=jnp):
   return b - y * a, b
 
 
-def sigmoid_terms(z, y, xp=jnp):
-  """The logistic loss's derivative `p - y` and curvature `p (1 - p)` at logits `z [C]`, `p = sigmoid(z)` with
-  one exponential and no overflow, in `xp`'s arrays (as `log_link_terms`)."""
+def _xlogy(a, b, xp):
+  """`a log b`, 0 where `a` is 0."""
+  if xp is jnp:
+    return jax.scipy.special.xlogy(a, b)
+  from scipy.special import xlogy
+
+  return xlogy(a, b)
+
+
+def logistic_parts(z, y, xp=jnp):
+  """The logistic loss at logits `z [C]` (labels `y` 0/1): `(loss, its derivative p - y, curvature p (1 - p))`,
+  `p = sigmoid(z)`, with one exponential and no overflow for any logit; `xp` as `log_link_parts`'."""
   e = xp.exp(-xp.abs(z))
-  p = xp.where(z >= 0, 1, e) / (1 + e)
-  return p - y, p * (1 - p)
+  p = xp.where(z >= 0, 1, e) / (1 + e)  # sigmoid(z)
+  return xp.maximum(z, 0) + xp.log1p(e) - y * z, p - y, p * (1 - p)
 
 
 def _one_output(outputs, labels, name):

@@ -5,19 +5,25 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from flaxzoo.trainers.solvers._host_passes import host_value_grad
 from flaxzoo.trainers.solvers._passes import _hessian_pass, _newton_pass, _prefix, _value_grad_pass
 
 
 def _objective_parts(data, chunks, theta, l2, penalty_diag, hessian: bool):
   """`(objective [K], gradient [K, p], Hessian [K, p, p] or None)` at `theta`, float64 on the host: the
-  loss and gradient from every row; the Hessian from every row, or from `data.sample` (large data)."""
+  loss and gradient from every row (one model's from the rows on the host where `chunks.host` holds its
+  weights, `host_value_grad`); the Hessian from every row, or from `data.sample` (large data)."""
   count = len(theta)
   p = (data.d + 1) * data.k
   args = data.args()
   theta_d = jax.device_put(theta) if len(data.chunk_rows) > 1 else theta  # (numpy: put by the call)
   totals = (np.zeros(count, data.dtype), np.zeros((count, data.d + 1, data.k), data.dtype))
   hessian_total = np.zeros((count, p, p), data.dtype) if hessian else None
-  if hessian and chunks.sample is None:  # every row: one program a chunk
+  if chunks.host is not None and not (hessian and chunks.sample is None):  # one model, rows on the host
+    totals = host_value_grad(data, chunks.host, theta)
+    if hessian:
+      hessian_total = _sample_hessian(data, chunks, theta)
+  elif hessian and chunks.sample is None:  # every row: one program a chunk
     totals = totals + (hessian_total,)
     for x, y, w in zip(*data.rows(), chunks.rows):
       totals = _newton_pass(totals, theta_d, x, y, w, *args, by_row=chunks.by_row, family=data.family)

@@ -29,8 +29,8 @@ def _loss_parts(logits, labels, k: int, family=None):
   if k == 1:
     z = logits[:, 0]
     y = labels.astype(z.dtype)
-    dz, curvature = losses_lib.sigmoid_terms(z, y)
-    return jnp.maximum(z, 0) + jnp.log1p(jnp.exp(-jnp.abs(z))) - y * z, dz[:, None], curvature[:, None]
+    loss, dz, curvature = losses_lib.logistic_parts(z, y)
+    return loss, dz[:, None], curvature[:, None]
   top = jnp.max(logits, axis=1, keepdims=True)
   e = jnp.exp(logits - top)
   total = jnp.sum(e, axis=1, keepdims=True)

@@ -1,6 +1,6 @@
 """The sums a covariance is made of, from one pass over the staged rows at a fitted model (float64).
 
-Per row, from the loss's own terms (`losses.log_link_terms`, `sigmoid_terms`; least squares: the residual):
+Per row, from the loss's own terms (`losses.log_link_terms`, `logistic_parts`; least squares: the residual):
 the score `w_i dz_i f_i` (`f_i = [standardised x_i, 1]`, `dz` the loss's derivative in the linear predictor),
 Fisher's curvature `c_i` and the observed one (a log link's `c_i + (1 - p) dz_i`: the non-canonical families
 differ there). Summed: `Σ w c f fᵀ` (the bread of the model-based covariance), `Σ w c_obs f fᵀ` (the robust
@@ -37,7 +37,10 @@ def _terms_at(eta, labels, loss: str, family, xp=jnp):
     ones = xp.ones_like(eta)
     return eta - labels[:, 0], ones, ones
   y = labels.astype(eta.dtype)
-  dz, curvature = losses_lib.log_link_terms(eta, y, family[1], xp) if family else losses_lib.sigmoid_terms(eta, y, xp)
+  if family:
+    dz, curvature = losses_lib.log_link_terms(eta, y, family[1], xp)
+  else:
+    _, dz, curvature = losses_lib.logistic_parts(eta, y, xp)
   observed = curvature if not family or family[1] == 1 else curvature + (1 - family[1]) * dz
   return dz, curvature, observed
 

@@ -31,6 +31,9 @@ class Weights:
   group_of: np.ndarray | None = None
   # The rows are the row sample's (every prefix spread over the data): a prefix may stand for them all.
   spread: bool = False
+  # One model on float64 rows on the host (`Staged.host_rows`; logistic or a log-link family): its weights `[n]`,
+  # as `rows` hold them, for the passes that read the rows there (`_host_passes`).
+  host: np.ndarray | None = None
 
 
 def _by_row(data: Staged, count: int) -> bool:
@@ -99,7 +102,9 @@ def chunked_weights(data: Staged, weights: np.ndarray, with_sample: bool = True,
         start = part
   # Only the host sums of least squares ask (a K x n comparison the classifiers need not pay).
   uniform = data.host is not None and bool(np.all(weights == weights[:1, :1]))
-  return Weights(out, sample, by_row, uniform, start, groups, group_of)
+  one_on_host = data.host_rows is not None and data.loss != "mse" and data.k == 1 and len(weights) == 1
+  host = (weights[0] * inverse[0]).astype(data.dtype) if one_on_host and not by_row else None
+  return Weights(out, sample, by_row, uniform, start, groups, group_of, host=host)
 
 
 def _shared(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
