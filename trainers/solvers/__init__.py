@@ -24,7 +24,10 @@ Precision: the pass runs in the data's dtype (float32 stays float32; float64 inp
 where a float32 Gram matrix would lose the answer of a condition number above ~1e3) inside
 `jax.enable_x64`; the d x d solves always run in float64. Features are standardised inside the pass
 (shift and scale from the first rows) and the weights normalised to sum 1 per model on the host, so
-that features scaled by 1e-10, weights of 1e-50 or targets near 1e7 lose nothing.
+that features scaled by 1e-10, weights of 1e-50 or targets near 1e7 lose nothing. Where the passes read the
+rows: one model's on float64 rows on a CPU, in more chunks than one program takes, on the host where they are
+(`_host_passes`: NumPy blocks on the cores, the same loss; no copy of the rows to the device); every other
+pass on the device.
 
 One compilation serves many fits: the programs are module-level `jax.jit`s whose shapes are the row
 bucket (a power of two up to `CHUNK` rows; more rows go in chunks of `CHUNK`, the last one padded with
