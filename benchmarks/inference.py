@@ -14,9 +14,10 @@ Rows (float64 data, the same model and covariance on every side):
 - `second_table_compiles`: the programs a second table of the same shapes compiles (JAX's compile events).
 
 Each time is the median of `--repeats` calls after a first (warm: compilation and imports excluded), flaxzoo's
-and glum's taken in turns (a drift of the machine falls on both); statsmodels once (it takes seconds). Ratios
-are flaxzoo / the library, from this one run (2 shared cores: absolute times drift). glum comes from the `bench`
-extra and statsmodels from `test`; a row notes a library it cannot import.
+and glum's taken in turns, each after a 1 s pause (a drift of the machine falls on both; another library's
+spinning threads on neither); statsmodels once (it takes seconds). Ratios are flaxzoo / the library, from this
+one run (2 shared cores: absolute times drift). glum comes from the `bench` extra and statsmodels from `test`; a
+row notes a library it cannot import.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import argparse
 import os
 import statistics
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -108,9 +110,16 @@ def compiles_of_second_table(x, y_ls) -> int:
   return sum(name.endswith("backend_compile_duration") for name in events)
 
 
+# Before each timed call: the other library's BLAS / OpenMP threads spin for a while after its call returns, and
+# on two cores they take one from the next call (flaxzoo's Poisson row right after glum's: 0.707 s, after a
+# 1 s pause 0.630, alone 0.630).
+PAUSE_S = 1.0
+
+
 def time_rows(rows: dict, repeats: int) -> dict:
   """`{"{row}/{library}_s": median seconds}`: flaxzoo's and glum's calls of a row taken in turns (each warmed
-  first), so that a drift of this shared machine over the minutes of a row falls on both; statsmodels once."""
+  first, each call after `PAUSE_S`), so that a drift of this shared machine over the minutes of a row falls on
+  both; statsmodels once."""
   details = {}
   for row in rows["flaxzoo"]:
     alternating = [library for library in ("flaxzoo", "glum") if library in rows]
@@ -119,6 +128,7 @@ def time_rows(rows: dict, repeats: int) -> dict:
     times = {library: [] for library in alternating}
     for _ in range(repeats):
       for library in alternating:
+        time.sleep(PAUSE_S)
         times[library].append(median_time(rows[library][row], 1)[0])
     if "statsmodels" in rows:
       times["statsmodels"] = [median_time(rows["statsmodels"][row], 1)[0]]
