@@ -77,7 +77,8 @@ def test_nan_or_inf_anywhere_in_a_large_x_is_scikit_learns_refusal_and_huge_fini
   import sklearn
   from sklearn.utils.validation import _assert_all_finite
 
-  from flaxzoo.sklearn.checks import PARALLEL_ENTRIES, check_finite
+  from flaxzoo.sklearn.checks import check_finite
+  from flaxzoo.trainers.host_blas import PARALLEL_ENTRIES
 
   rng = np.random.default_rng(0)
   x = rng.standard_normal((131072, 32))

@@ -241,7 +241,8 @@ def test_the_chord_method_from_a_fits_hessian_reaches_each_resamples_own_optimum
 def test_the_weights_of_many_models_are_checked_on_the_cores_as_on_one():
   """`checked_weights` sums many weights a share of the models on each core: the one-core sums to the bit, and
   a negative, NaN or infinite entry in any model's share is refused."""
-  from flaxzoo.trainers.weights import PARALLEL_ENTRIES, checked_weights
+  from flaxzoo.trainers.host_blas import PARALLEL_ENTRIES
+  from flaxzoo.trainers.weights import checked_weights
 
   rng = np.random.default_rng(4)
   weights = rng.integers(0, 4, (601, PARALLEL_ENTRIES // 600 + 1)).astype(np.float32)

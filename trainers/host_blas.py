@@ -64,3 +64,20 @@ def in_parts(work, parts: int | None = None) -> list:
 
     _pool = ThreadPoolExecutor(parts, thread_name_prefix="flaxzoo-host")
   return [future.result() for future in [_pool.submit(work, i, parts) for i in range(parts)]]
+
+
+# Arrays of at least this many entries are worked on a share of their rows on each core (`in_row_shares`).
+PARALLEL_ENTRIES = 1 << 22
+
+
+def in_row_shares(work, array) -> list:
+  """`[work(start, stop)]` over contiguous shares of `array`'s rows, in order: one share where it has fewer than
+  `PARALLEL_ENTRIES` entries (or one row), else one a core (`host_workers()`, at most a row each) on threads of
+  their own (`in_parts`). For passes whose NumPy calls release the GIL (sums, minima)."""
+  rows = len(array)
+  if array.size < PARALLEL_ENTRIES or rows < 2:
+    return [work(0, rows)]
+  import numpy as np
+
+  bounds = np.linspace(0, rows, min(host_workers(), rows) + 1).astype(int)
+  return in_parts(lambda i, _: work(bounds[i], bounds[i + 1]), len(bounds) - 1)

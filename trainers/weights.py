@@ -21,23 +21,15 @@ def checked_weights(weights: np.ndarray, positive: bool = True) -> tuple[np.ndar
   return weights, total
 
 
-# Weights of at least this many entries are summed a share of the models on each core (`host_blas.in_parts`).
-PARALLEL_ENTRIES = 1 << 22
-
-
 def _sums_and_smallest(weights: np.ndarray) -> tuple[np.ndarray, float]:
-  """`(each model's sum [K, 1] float64, the smallest entry)`; many weights a share of the models on each core,
-  the same sums (a bootstrap's 999 x 100k float32 counts: 139 -> 73 ms on two). A sum that overflows is inf
-  without a warning: `checked_weights` scales those weights."""
+  """`(each model's sum [K, 1] float64, the smallest entry)`; many weights a share of the models on each core
+  (`host_blas.in_row_shares`), the same sums (a bootstrap's 999 x 100k float32 counts: 139 -> 73 ms on two). A
+  sum that overflows is inf without a warning: `checked_weights` scales those weights."""
+  from flaxzoo.trainers.host_blas import in_row_shares
 
   def share(start: int, stop: int):
     with np.errstate(over="ignore"):  # (a thread's own state)
       return weights[start:stop].sum(axis=1, keepdims=True, dtype=np.float64), weights[start:stop].min()
 
-  if weights.size < PARALLEL_ENTRIES or len(weights) < 2:
-    return share(0, len(weights))
-  from flaxzoo.trainers.host_blas import host_workers, in_parts
-
-  bounds = np.linspace(0, len(weights), min(host_workers(), len(weights)) + 1).astype(int)
-  parts = in_parts(lambda i, _: share(bounds[i], bounds[i + 1]), len(bounds) - 1)
+  parts = in_row_shares(share, weights)
   return np.concatenate([total for total, _ in parts]), np.min([smallest for _, smallest in parts])

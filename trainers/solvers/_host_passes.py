@@ -28,7 +28,7 @@ def host_value_grad(data: Staged, weights: np.ndarray, theta: np.ndarray) -> tup
       for start in range(part * HOST_BLOCK_ROWS, n, parts * HOST_BLOCK_ROWS):
         rows = x[start:start + HOST_BLOCK_ROWS]
         z = rows @ kernel + bias
-        y = labels[start:start + HOST_BLOCK_ROWS].astype(np.float64)
+        y = np.asarray(labels[start:start + HOST_BLOCK_ROWS], np.float64)  # (a GLM's float64 targets: no copy)
         if data.family:
           row_loss, dz, _ = losses_lib.log_link_parts(z, y, data.family[1], np)
         else:

@@ -14,25 +14,24 @@ def _objective_parts(data, chunks, theta, l2, penalty_diag, hessian: bool):
   loss and gradient from every row (one model's from the rows on the host where `chunks.host` holds its
   weights, `host_value_grad`); the Hessian from every row, or from `data.sample` (large data)."""
   count = len(theta)
-  p = (data.d + 1) * data.k
-  args = data.args()
-  theta_d = jax.device_put(theta) if len(data.chunk_rows) > 1 else theta  # (numpy: put by the call)
-  totals = (np.zeros(count, data.dtype), np.zeros((count, data.d + 1, data.k), data.dtype))
-  hessian_total = np.zeros((count, p, p), data.dtype) if hessian else None
+  hessian_total = None
   if chunks.host is not None and not (hessian and chunks.sample is None):  # one model, rows on the host
     totals = host_value_grad(data, chunks.host, theta)
-    if hessian:
-      hessian_total = _sample_hessian(data, chunks, theta)
-  elif hessian and chunks.sample is None:  # every row: one program a chunk
-    totals = totals + (hessian_total,)
-    for x, y, w in zip(*data.rows(), chunks.rows):
-      totals = _newton_pass(totals, theta_d, x, y, w, *args, by_row=chunks.by_row, family=data.family)
-    totals, hessian_total = totals[:2], totals[2]
-  else:
-    for x, y, w in zip(*data.rows(), chunks.rows):
-      totals = _value_grad_pass(totals, theta_d, x, y, w, *args, by_row=chunks.by_row, family=data.family)
-    if hessian:
-      hessian_total = _sample_hessian(data, chunks, theta)
+  else:  # a program a chunk
+    p = (data.d + 1) * data.k
+    args = data.args()
+    theta_d = jax.device_put(theta) if len(data.chunk_rows) > 1 else theta  # (numpy: put by the call)
+    totals = (np.zeros(count, data.dtype), np.zeros((count, data.d + 1, data.k), data.dtype))
+    if hessian and chunks.sample is None:  # every row's Hessian, in the same program
+      totals = totals + (np.zeros((count, p, p), data.dtype),)
+      for x, y, w in zip(*data.rows(), chunks.rows):
+        totals = _newton_pass(totals, theta_d, x, y, w, *args, by_row=chunks.by_row, family=data.family)
+      totals, hessian_total = totals[:2], totals[2]
+    else:
+      for x, y, w in zip(*data.rows(), chunks.rows):
+        totals = _value_grad_pass(totals, theta_d, x, y, w, *args, by_row=chunks.by_row, family=data.family)
+  if hessian and hessian_total is None:
+    hessian_total = _sample_hessian(data, chunks, theta)
   loss = np.asarray(totals[0], np.float64) + 0.5 * np.sum(penalty_diag * theta**2, axis=(1, 2))
   grad = np.asarray(totals[1], np.float64).reshape(count, -1) + (penalty_diag * theta).reshape(count, -1)
   return loss, grad, (None if hessian_total is None else np.asarray(hessian_total))
