@@ -100,7 +100,8 @@ class _Inference:
                                  tol=getattr(self, "tol", 1e-4), max_iter=getattr(self, "max_iter", 100))
       return np.cov(resamples, rowvar=False), None, resamples
     try:
-      cov = covariance_lib.covariance(x, targets, loss, params[1:], params[0], weights, cov_type, groups, l2)
+      cov = covariance_lib.covariance(x, targets, loss, params[1:], params[0], weights, cov_type, groups, l2,
+                                      fitted=getattr(self, "_fit_gram_", None))
     except covariance_lib.NonFiniteSums:
       _assert_all_finite(x, input_name="X", estimator_name=type(self).__name__)  # (scikit-learn's message)
       raise
@@ -114,6 +115,10 @@ class _Inference:
 
     params = self._params()
     self._covariance_ = None
+    # Least squares' Gram of the fit's rows and their sketch: a covariance on the same rows takes it (no pass of
+    # its own for it); a cache, not saved
+    single = moments is not None and len(moments["gram"]) == 1 and moments.get("sketch") is not None
+    self._fit_gram_ = {"gram": moments["gram"][0], "sketch": moments["sketch"]} if single else None
     if len(x) > len(params):  # (a dict of numbers: `save` writes it, exactly)
       fitted = None
       if moments is not None and len(moments["gram"]) == 1:

@@ -95,7 +95,7 @@ def _spec(estimator) -> dict:
   """The card's `"sklearn"` entry: class, parameters and fitted attributes (but the affine map)."""
   name = type(estimator).__name__
   params = {k: encode(v, f"{name}.{k}") for k, v in estimator.get_params(deep=False).items()}
-  skip = {"coef_", "intercept_", "checkpoint_", "_model"}
+  skip = {"coef_", "intercept_", "checkpoint_", "_model", "_fit_gram_"}  # (`_fit_gram_`: a cache of the fit's rows)
   kept = getattr(estimator, "_covariance_", None)
   if kept is not None and np.size(kept["matrix"]) > COVARIANCE_MAX_ENTRIES:
     skip.add("_covariance_")  # (its JSON would outgrow what a card may hold: predict_interval then says so)

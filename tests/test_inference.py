@@ -238,8 +238,8 @@ def test_penalised_fit_warns_and_gives_the_sandwich():
   np.testing.assert_allclose(np.diag(matrix), np.diag(expected), rtol=1e-6)
   np.testing.assert_allclose(matrix / spread, expected / spread, atol=1e-9)
   with pytest.warns(PenalisedCovarianceWarning):  # a CV estimator's refit: its chosen penalty, the same numbers
-    cv = LinearRegressionCV(alphas=[alpha]).fit(X, y)
-    np.testing.assert_allclose(cv.covariance_matrix(X, y), matrix, rtol=1e-8)
+    cv = LinearRegressionCV(alphas=[alpha]).fit(X, y)  # (its Gram summed by the covariance, the fit's by the fit)
+    np.testing.assert_allclose(cv.covariance_matrix(X, y) / spread, matrix / spread, rtol=0, atol=1e-11)
 
 
 def test_cv_refits_have_tables():
@@ -356,3 +356,39 @@ def test_the_sums_from_rows_only_on_the_device_are_the_host_rows_sums(loss):
   assert data.host_rows is not None
   for name in ("fisher", "observed", "meat", "clusters", "pearson"):
     np.testing.assert_allclose(device[name], host[name], rtol=1e-10, atol=1e-12 * np.max(np.abs(host[name])))
+
+
+def test_least_squares_takes_its_fits_gram_for_the_fits_rows_only():
+  """A least-squares covariance on the fit's own rows takes the Gram the fit summed (`_fit_gram_`, checked by
+  the rows' fingerprint: no second Gram in its pass); rows changed after the fit (a column shuffled as a
+  permutation test does, a column rolled by one block of rows, one entry nudged by 1e-9 of its column's spread,
+  the rows in another order) get their own, to the bit what the rows alone give."""
+  from flaxzoo.trainers.covariance import covariance
+  from flaxzoo.trainers.solvers._grams import HOST_BLOCK_ROWS
+
+  rng = np.random.default_rng(21)
+  n = 5 * HOST_BLOCK_ROWS + 123  # (blocks on each core, the last one short)
+  x = rng.normal(size=(n, 4)) * [1e-3, 1.0, 1e3, 2.0] + [0.0, 5.0, 0.0, -3.0]
+  y = 1.0 + x @ [200.0, -0.5, 1e-3, 0.3] + rng.normal(size=n) * (0.5 + np.abs(x[:, 1] - 5.0))
+  model = LinearRegression().fit(x, y)
+  fitted = model._fit_gram_
+  alone = lambda rows, cov_type: covariance(rows, y, "mse", model.coef_, model.intercept_, None, cov_type).matrix
+  for cov_type in ("nonrobust", "HC1", "HC3"):
+    spread = np.sqrt(np.outer(np.diag(alone(x, cov_type)), np.diag(alone(x, cov_type))))
+    np.testing.assert_allclose(model.covariance_matrix(x, y, cov_type=cov_type) / spread, alone(x, cov_type) / spread,
+                               rtol=0, atol=1e-12)
+  # Taken where the fingerprint is the fit's, whatever the Gram says (a Gram of twice the rows: half the variance)
+  doubled = {**fitted, "gram": 2 * fitted["gram"]}
+  taken = covariance(x, y, "mse", model.coef_, model.intercept_, cov_type="HC1", fitted=doubled).matrix
+  np.testing.assert_allclose(taken, alone(x, "HC1") / 4, rtol=1e-9)
+  shuffled, rolled, nudged = x.copy(), x.copy(), x.copy()
+  shuffled[:, 2] = rng.permutation(shuffled[:, 2])
+  rolled[:, 1] = np.roll(rolled[:, 1], HOST_BLOCK_ROWS)
+  nudged[7, 0] += 1e-9 * 1e-3
+  order = rng.permutation(n)
+  for rows, target in ((shuffled, y), (rolled, y), (nudged, y), (x[order], y[order])):
+    for cov_type in ("nonrobust", "HC1"):
+      expected = covariance(rows, target, "mse", model.coef_, model.intercept_, None, cov_type).matrix
+      assert np.array_equal(model.covariance_matrix(rows, target, cov_type=cov_type), expected)
+      ignored = covariance(rows, target, "mse", model.coef_, model.intercept_, cov_type=cov_type, fitted=doubled)
+      assert np.array_equal(ignored.matrix, expected)

@@ -82,10 +82,11 @@ def group_codes(groups, n: int) -> tuple[np.ndarray, int]:
 
 
 def covariance(x, y, loss: str, coef, intercept, weights=None, cov_type: str = "nonrobust", groups=None,
-               l2: float = 0.0, data: solvers.Staged | None = None) -> Covariance:
+               l2: float = 0.0, data: solvers.Staged | None = None, fitted: dict | None = None) -> Covariance:
   """The covariance of `[intercept, coef [d]]` fitted on `x [n, d]`, `y [n]` (a log-link family's targets,
   least squares' values or 0/1 labels) by `loss`; `weights [n]` (>= 0; default 1). `data`: the rows already
-  staged in float64 for this loss (`solvers.stage`), else staged here."""
+  staged in float64 for this loss (`solvers.stage`), else staged here. `fitted`: least squares' Gram from its
+  fit, taken where the rows are the fit's (`solvers.sandwich_sums`)."""
   check_cov_type(cov_type, groups)
   if data is None:
     data = stage_for_covariance(x, y, loss)
@@ -102,7 +103,7 @@ def covariance(x, y, loss: str, coef, intercept, weights=None, cov_type: str = "
   if data.loss == "mse":
     theta[-1] -= data.y_shift[0]
   robust = cov_type in ("HC0", "HC1", "HC2", "HC3")
-  sums = solvers.sandwich_sums(data, theta, weight, codes, count, robust, observed=cov_type != "nonrobust")
+  sums = solvers.sandwich_sums(data, theta, weight, codes, count, robust, cov_type != "nonrobust", fitted)
   # (every entry of x is in a diagonal entry of each Gram: a NaN or an infinity there makes it non-finite, so
   # x needs no check of its own, one read of the rows fewer)
   if not all(np.all(np.isfinite(sums[name])) for name in ("fisher", "observed", "meat", "clusters")):

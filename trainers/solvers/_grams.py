@@ -21,6 +21,28 @@ RAW_CANCELLATION = 1e4
 # Rows a block of `_host_grams`' products (and of the covariance's sums, `_sandwich`): a block's rows stay in the
 # cache for every product of them.
 HOST_BLOCK_ROWS = 4096
+# The rows' marks (`row_marks`): frac(i φ) of the row index i, a sequence with no period.
+GOLDEN = (5**0.5 - 1) / 2
+
+
+def row_marks(start: int, stop: int) -> np.ndarray:
+  """`[stop - start]`: the marks of rows `start..stop` (`GOLDEN`), the same wherever a pass computes them."""
+  turns = np.arange(start, stop, dtype=np.float64) * GOLDEN
+  return turns - np.floor(turns)
+
+
+def marked_ends(y: np.ndarray, start: int, marked: bool = True) -> np.ndarray:
+  """`[C, k + 1 (+ 1)]`: `[y, 1, marks]` of the rows from `start` (`y [C, k]`). Summed over the blocks,
+  `xᵀ marked_ends` (`_host_grams`' own products of the rows) is their fingerprint: the same to the bit for the
+  same rows (the same blocks, in the same order), and a change of the rows (a row's entry, a column shuffled or
+  rolled) changes it but on a set of measure zero. A covariance takes least squares' Gram from its fit where
+  its rows' fingerprint is the fit's (`_sandwich`): one thin product a block, where the Gram was a second."""
+  k = y.shape[1]
+  ends = np.empty((len(y), k + 1 + marked))
+  ends[:, :k], ends[:, k] = y, 1.0
+  if marked:
+    ends[:, k + 1] = row_marks(start, start + len(y))
+  return ends
 
 
 def _weighted_grams(z, weight, dtype=None):
@@ -63,7 +85,7 @@ def _mixed_grams(data: Staged, weights: np.ndarray, mix: np.ndarray) -> np.ndarr
     raise ValueError("every part of the weights and every model needs a positive weight")
   grams = None
   if data.host is not None and np.count_nonzero(weights, axis=0).max() <= 1:
-    parts = [_host_grams(data, rows, part[rows]) for part in weights for rows in [np.flatnonzero(part)]]
+    parts = [_host_grams(data, rows, part[rows])[0] for part in weights for rows in [np.flatnonzero(part)]]
     grams = None if any(g is None for g in parts) else np.asarray(parts)
   if grams is None:
     chunks = chunked_weights(dataclasses.replace(data, host=None), weights)
@@ -84,30 +106,35 @@ def centred_sums(raw: np.ndarray, sums: np.ndarray, total: float, shift: np.ndar
   return centred if np.all(np.abs(np.diagonal(centred)) * RAW_CANCELLATION >= magnitude) else None
 
 
-def _host_grams(data: Staged, rows: np.ndarray | None = None, weight: np.ndarray | None = None) -> np.ndarray | None:
-  """`[D, D]`: the mean over the rows of `z zᵀ`, `z = [(x - shift) / scale, y, 1]`, every row weighed the
-  same (or `rows` weighed by `weight`, a copy of them), from the rows where they are (`data.host`): `xᵀx` of
-  the d raw columns (one BLAS call, where XLA's CPU GEMM of the 34 columns of `z` ran at half the speed and
-  the rows had to be copied to the device first: 1M x 32, 140 -> 80 ms) and `xᵀ[y, 1]`, centred in float64
-  after. None where centring after the sums would lose precision (the data's mean far from `shift` in units
-  of its spread)."""
+def _host_grams(data: Staged, rows: np.ndarray | None = None,
+                weight: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
+  """`(gram [D, D], fingerprint [d, k + 2])`: the mean over the rows of `z zᵀ`, `z = [(x - shift) / scale, y,
+  1]`, every row weighed the same (or `rows` weighed by `weight`, a copy of them), from the rows where they are
+  (`data.host`): `xᵀx` of the d raw columns (one BLAS call, where XLA's CPU GEMM of the 34 columns of `z` ran
+  at half the speed and the rows had to be copied to the device first: 1M x 32, 140 -> 80 ms) and `xᵀ[y, 1]`,
+  centred in float64 after; the gram None where that centring would lose precision (the data's mean far from
+  `shift` in units of its spread). `fingerprint`: the rows' `xᵀ marked_ends` (None for `rows`)."""
   x, y = data.host
   d, k, n = data.d, data.k, data.n
   if rows is not None:  # those rows, weighed by `weight` (a copy of them)
     x, y = np.take(x, rows, axis=0), np.take(y, rows, axis=0)
     n = float(weight.sum())
-  ends = np.empty((len(x), k + 1))
-  ends[:, :k], ends[:, k] = y, 1.0
+  ends = None if weight is None else marked_ends(y, 0, marked=False)
 
   def work(index: int, parts: int):
-    xx, xe = np.zeros((d, d)), np.zeros((d, k + 1))
+    xx, xe = np.zeros((d, d)), np.zeros((d, k + 1 + (weight is None)))
     # A block of rows at a time, each read from memory once for both products (memory-bound here: 1M x 32,
-    # 112 -> 87 ms), every parts-th block on a thread of its own (`in_parts`).
+    # 112 -> 87 ms), every parts-th block on a thread of its own (`in_parts`); every row weighed the same, a
+    # block's ends and marks made as it is read (1M rows' marks at once: 25 ms more)
     for start in range(index * HOST_BLOCK_ROWS, len(x), parts * HOST_BLOCK_ROWS):
       part = x[start:start + HOST_BLOCK_ROWS]
-      weighted = part if weight is None else part * weight[start:start + HOST_BLOCK_ROWS, None]
-      xx += weighted.T @ part
-      xe += weighted.T @ ends[start:start + HOST_BLOCK_ROWS]
+      if weight is None:
+        xx += part.T @ part
+        xe += part.T @ marked_ends(y[start:start + HOST_BLOCK_ROWS], start)
+      else:
+        weighted = part * weight[start:start + HOST_BLOCK_ROWS, None]
+        xx += weighted.T @ part
+        xe += weighted.T @ ends[start:start + HOST_BLOCK_ROWS]
     return xx, xe
 
   with one_thread():  # (OpenBLAS's spinning threads against a busy core: `host_blas`)
@@ -118,7 +145,7 @@ def _host_grams(data: Staged, rows: np.ndarray | None = None, weight: np.ndarray
   shift, scale = data.pass_shift, data.pass_scale
   centred = centred_sums(xx, sx, n, shift)
   if centred is None:
-    return None
+    return None, None
   gram = np.zeros((d + k + 1, d + k + 1))
   gram[:d, :d] = centred / np.outer(scale, scale)
   gram[:d, d:d + k] = (xy - np.outer(shift, sy)) / scale[:, None]
@@ -126,4 +153,4 @@ def _host_grams(data: Staged, rows: np.ndarray | None = None, weight: np.ndarray
   gram[d:d + k, d:d + k] = yy
   gram[d:d + k, -1] = sy
   gram[-1, -1] = n
-  return (np.triu(gram) + np.triu(gram, 1).T) / n
+  return (np.triu(gram) + np.triu(gram, 1).T) / n, (xe if weight is None else None)

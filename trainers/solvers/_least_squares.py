@@ -114,7 +114,7 @@ def _normal_equation(data: Staged, chunks, l2, l1=None, tol=1e-4, max_iter=1000,
   ridge's linear solve, or where any `l1 [K]` > 0 the elastic net's coordinate descent (`_elastic_net_solve`,
   at most `max_iter` sweeps)."""
   size = data.d + data.k + 1
-  gram = _host_grams(data) if grams is None and data.host is not None and chunks.uniform else None
+  gram, sketch = _host_grams(data) if grams is None and data.host is not None and chunks.uniform else (None, None)
   if grams is not None:
     total = jax.device_put(grams)
   elif gram is not None:  # the same Gram matrix for every model
@@ -135,5 +135,6 @@ def _normal_equation(data: Staged, chunks, l2, l1=None, tol=1e-4, max_iter=1000,
         total, l2, l1, data.scale, float(tol), int(max_iter), data.d))
     solver = "coordinate_descent"
   coef, intercept = _from_scaled(data, np.asarray(w_s), np.asarray(b_s) + data.y_shift)
-  moments = {"gram": np.asarray(total, np.float64), "shift": data.shift, "scale": data.scale, "y_shift": data.y_shift}
+  moments = {"gram": np.asarray(total, np.float64), "shift": data.shift, "scale": data.scale, "y_shift": data.y_shift,
+             "sketch": sketch}  # (the rows' fingerprint, `_grams.marked_ends`, where the host summed the Gram)
   return Solution(coef, intercept, n_iter, converged, np.asarray(objective), solver, moments)
