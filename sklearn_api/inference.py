@@ -115,10 +115,11 @@ class _Inference:
 
     params = self._params()
     self._covariance_ = None
-    # Least squares' Gram of the fit's rows and their sketch: a covariance on the same rows takes it (no pass of
-    # its own for it); a cache, not saved
+    # The fit's Fisher sum and its rows' fingerprint (least squares' Gram from its fit; a GLM's from the pass
+    # below): a covariance on the same rows takes it, no Gram of its own (`sandwich_sums`); a cache, not saved
     single = moments is not None and len(moments["gram"]) == 1 and moments.get("sketch") is not None
     self._fit_gram_ = {"gram": moments["gram"][0], "sketch": moments["sketch"]} if single else None
+    kept = {}
     if len(x) > len(params):  # (a dict of numbers: `save` writes it, exactly)
       fitted = None
       if moments is not None and len(moments["gram"]) == 1:
@@ -128,7 +129,10 @@ class _Inference:
         staged = data if data is not None and data.dtype == np.float64 and data.sharding is None else None
         with warnings.catch_warnings():  # (collinear columns: a prediction's interval is identified all the same)
           warnings.simplefilter("ignore", CollinearityWarning)
-          fitted = covariance(x, targets, loss, params[1:], params[0], weights, "nonrobust", l2=l2, data=staged)
+          fitted = covariance(x, targets, loss, params[1:], params[0], weights, "nonrobust", l2=l2, data=staged,
+                              keep=kept)
+        if kept:
+          self._fit_gram_ = kept
       if np.all(np.isfinite(fitted.matrix)):  # (features ~1e-300: a variance beyond float64 keeps none)
         self._covariance_ = dataclasses.asdict(fitted)
 

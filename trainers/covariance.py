@@ -82,11 +82,13 @@ def group_codes(groups, n: int) -> tuple[np.ndarray, int]:
 
 
 def covariance(x, y, loss: str, coef, intercept, weights=None, cov_type: str = "nonrobust", groups=None,
-               l2: float = 0.0, data: solvers.Staged | None = None, fitted: dict | None = None) -> Covariance:
+               l2: float = 0.0, data: solvers.Staged | None = None, fitted: dict | None = None,
+               keep: dict | None = None) -> Covariance:
   """The covariance of `[intercept, coef [d]]` fitted on `x [n, d]`, `y [n]` (a log-link family's targets,
   least squares' values or 0/1 labels) by `loss`; `weights [n]` (>= 0; default 1). `data`: the rows already
-  staged in float64 for this loss (`solvers.stage`), else staged here. `fitted`: least squares' Gram from its
-  fit, taken where the rows are the fit's (`solvers.sandwich_sums`)."""
+  staged in float64 for this loss (`solvers.stage`), else staged here. `fitted`: the fit's Fisher sum, taken
+  where the rows, weights and coefficients are the fit's (`solvers.sandwich_sums`); `keep`: a dict that a log
+  link's or logistic's pass on the host fills with its own (`{"fisher", "sketch", "theta"}`), for later ones."""
   check_cov_type(cov_type, groups)
   if data is None:
     data = stage_for_covariance(x, y, loss)
@@ -103,11 +105,14 @@ def covariance(x, y, loss: str, coef, intercept, weights=None, cov_type: str = "
   if data.loss == "mse":
     theta[-1] -= data.y_shift[0]
   robust = cov_type in ("HC0", "HC1", "HC2", "HC3")
-  sums = solvers.sandwich_sums(data, theta, weight, codes, count, robust, cov_type != "nonrobust", fitted)
+  keeps = keep is not None and data.loss != "mse" and data.host_rows is not None
+  sums = solvers.sandwich_sums(data, theta, weight, codes, count, robust, cov_type != "nonrobust", fitted, keeps)
   # (every entry of x is in a diagonal entry of each Gram: a NaN or an infinity there makes it non-finite, so
   # x needs no check of its own, one read of the rows fewer)
   if not all(np.all(np.isfinite(sums[name])) for name in ("fisher", "observed", "meat", "clusters")):
     raise NonFiniteSums("x or y holds NaN or infinity, or values whose squares overflow float64: no covariance")
+  if keeps:
+    keep.update(fisher=sums["fisher"], sketch=sums["sketch"], theta=theta)
   family = data.family[0] if data.family else data.loss
   rank = _rank(sums["fisher"])
   if rank < p:

@@ -171,34 +171,57 @@ def _blocks(n: int, part: int, parts: int):
 
 
 def sandwich_sums(data: Staged, theta: np.ndarray, weight: np.ndarray, groups: np.ndarray | None = None,
-                  num_groups: int = 0, robust: bool = False, observed: bool = True, fitted: dict | None = None) -> dict:
+                  num_groups: int = 0, robust: bool = False, observed: bool = True, fitted: dict | None = None,
+                  fingerprint: bool = False) -> dict:
   """One pass at `theta [d + 1]` (standardised, intercept last) with example weights `weight [n]` (as given,
   not normalised) and cluster codes `groups [n]` (0..G-1): the sums named in the module's docstring, float64
   on the host (`observed=False`: no observed Hessian, which the model-based covariance does not read; `robust`:
   White's meat). `data`: staged in float64, one output (least squares, logistic, or a log-link family). The
   per-row terms come from the compiled pass, the sums from NumPy's BLAS (one thread a call, `host_blas`; the
   blocks of rows split over the cores, `in_parts`). A second pass centres the rows before it sums them where
-  the first's sums would lose precision. `fitted`: least squares' fit's `{"gram": [D, D], "sketch": [d, 3]}`
-  (`Solution.moments`, every row weighed alike): where every weight is the same, its Gram is Fisher's sum if the
-  rows' fingerprint equals the fit's (`_grams.marked_ends`: the same rows), else the pass sums it too (HC1 on
-  1M x 32: one Gram of two, ~0.21 -> 0.16 s)."""
+  the first's sums would lose precision.
+
+  Fisher's sum from the fit, where the rows are the fit's (`fitted`, checked by the rows' fingerprint,
+  `_fingerprint`: no Gram of its own a block; HC1 on 1M x 32 rows, one Gram of two): least squares' `{"gram":
+  [D, D], "sketch"}` (`Solution.moments`, every row weighed alike) where every weight is the same; a log link's
+  or logistic's `{"fisher": [p, p], "sketch", "theta"}` (a pass's own, `fingerprint=True` gives `"sketch"`) at
+  the same `theta`. Else (other rows, weights or coefficients) the pass sums it."""
   with jax.enable_x64(True), one_thread(scipy=False), np.errstate(invalid="ignore", over="ignore"):
     # (NumPy's BLAS only: no SciPy import for it; non-finite rows give non-finite sums, `covariance` says so)
     x, terms = _host_terms(data, theta)
-    if not (fitted is not None and data.loss == "mse" and data.host is not None and np.all(weight == weight[0])):
+    if not _takes(fitted, data, theta, weight):
       fitted = None
     for standardised in (False, True):
-      sums = _sums(data, x, terms, weight, groups, num_groups, robust, observed, standardised, fitted)
-      if sums is not None and fitted is not None and not np.array_equal(sums.pop("sketch"), fitted["sketch"]):
-        fitted, sums = None, _sums(data, x, terms, weight, groups, num_groups, robust, observed, standardised)
+      sums = _sums(data, x, terms, weight, groups, num_groups, robust, observed, standardised, fitted,
+                   fingerprint or fitted is not None)
+      if sums is not None and fitted is not None and not np.array_equal(sums["sketch"], fitted["sketch"]):
+        fitted, sums = None, _sums(data, x, terms, weight, groups, num_groups, robust, observed, standardised,
+                                   None, fingerprint)
       if sums is not None:
         return sums
 
 
+def _takes(fitted: dict | None, data: Staged, theta: np.ndarray, weight: np.ndarray) -> bool:
+  """Whether `fitted`'s Fisher sum can stand for this pass's, if the rows' fingerprint agrees."""
+  if fitted is None:
+    return False
+  if data.loss == "mse":
+    return "gram" in fitted and data.host is not None and bool(np.all(weight == weight[0]))
+  return "fisher" in fitted and data.host_rows is not None and np.array_equal(fitted["theta"], theta)
+
+
+def _fingerprint(data: Staged, rows: np.ndarray, w: np.ndarray, start: int, stop: int) -> np.ndarray:
+  """`[d, k + 2]` (a log link's or logistic's `[d, 4]`): a block's share of the rows' fingerprint,
+  `xᵀ _grams.marked_ends` of least squares' targets (the products `_grams._host_grams` sums), of a GLM's
+  targets and weights (their Fisher sum's other inputs)."""
+  ends = data.host[1][start:stop] if data.loss == "mse" else np.stack([data.targets[start:stop], w], axis=1)
+  return rows.T @ marked_ends(ends, start)
+
+
 def _sums(data: Staged, x, terms, weight, groups, num_groups: int, robust: bool, observed: bool,
-          standardised: bool, fitted: dict | None = None):
+          standardised: bool, fitted: dict | None = None, fingerprint: bool = False):
   """`sandwich_sums`' pass; None where a Gram's centring after the sums loses precision (`_Gram.value`).
-  `fitted`: Fisher's sum from the fit's Gram, and the rows' fingerprint (`"sketch"`) to check it by."""
+  `fitted`: Fisher's sum from the fit, no Gram of it here; `fingerprint`: the rows' (`"sketch"`)."""
   non_canonical = bool(data.family) and data.family[1] != 1 and observed
   # Pearson's sum: read by least squares and the estimated dispersions only (a saturated logistic or Poisson
   # row has curvature 0: no division by it)
@@ -217,8 +240,8 @@ def _sums(data: Staged, x, terms, weight, groups, num_groups: int, robust: bool,
       with np.errstate(invalid="ignore", over="ignore"):
         if fitted is None:
           grams["fisher"].add(rows, w if uniform else w * curvature, uniform)
-        else:  # (the same products of the same blocks, in the same order, as the fit's `_host_grams`)
-          sketch = sketch + rows.T @ marked_ends(data.host[1][start:stop], start)  # (as `_host_grams` sums it)
+        if fingerprint:  # (the same products of the same blocks, in the same order, as the fit's pass)
+          sketch = sketch + _fingerprint(data, rows, w, start, stop)
         if non_canonical:
           grams["observed"].add(rows, w * obs)
         if robust:
@@ -234,9 +257,12 @@ def _sums(data: Staged, x, terms, weight, groups, num_groups: int, robust: bool,
   if any(value is None for value in values.values()):
     return None
   p = data.d + 1
-  if fitted is not None:  # [x, 1] of the fit's [x, y, 1], on the scale of these weights' sum
+  if fitted is not None and "gram" in fitted:  # [x, 1] of least squares' [x, y, 1], on these weights' scale
     keep = np.r_[np.arange(data.d), data.d + 1]
     values["fisher"] = float(np.sum(weight)) * np.asarray(fitted["gram"])[np.ix_(keep, keep)]
+  elif fitted is not None:
+    values["fisher"] = np.asarray(fitted["fisher"])
+  if fingerprint:
     values["sketch"] = sum(sketch for _, _, sketch in parts)
   clusters = np.zeros((0, p))
   if num_groups:
