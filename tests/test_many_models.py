@@ -259,3 +259,36 @@ def test_the_weights_of_many_models_are_checked_on_the_cores_as_on_one():
   huge = weights.astype(np.float64) * 1e306  # finite entries whose sums overflow: scaled by their largest
   scaled, total = checked_weights(huge)
   assert np.all(np.isfinite(total)) and np.max(scaled) == 1.0
+
+
+@pytest.mark.parametrize("loss, models", [("logistic", 4), ("logistic", 40), ("poisson", 40)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_models_at_one_point_take_one_models_pass_weighed_by_each_models_weights(loss, models, dtype):
+  """At a point every model shares (a bootstrap's resamples at the fit's optimum: the chord method's first
+  pass), one model's loss and derivative a row, weighed by each model's weights (`[K, C]`, or `[C, K]` for many
+  binary models), give each model's objective and gradient: its own pass's, to the pass dtype's rounding (the
+  chord test above: the resamples from there reach their own optima)."""
+  from flaxzoo.trainers.solvers._newton_step import _penalty_diagonal
+  from flaxzoo.trainers.solvers._objective import _objective_parts
+
+  rng = np.random.default_rng(31)
+  n, d = 70_000, 3  # (two chunks, the second padded)
+  x = rng.normal(size=(n, d)) * [1.0, 1e-2, 50.0] + [0.0, 3.0, 0.0]
+  eta = x @ [0.4, 20.0, 0.01] - 60.0
+  y = rng.random(n) < 1 / (1 + np.exp(-eta)) if loss == "logistic" else rng.poisson(np.exp(eta / 30.0))
+  data = solvers.stage(x, y, loss, 2 if loss == "logistic" else None, dtype=None if dtype == np.float64 else dtype)
+  weights = rng.poisson(1.0, (models, n)).astype(np.float32)
+  chunks = solvers.chunked_weights(data, weights, with_sample=False, with_start=False)
+  assert len(data.chunk_rows) == 2 and chunks.by_row == (loss == "logistic" and models > 6)
+  l2 = np.full(models, 1e-3)
+  penalty = _penalty_diagonal(data, l2)
+  point = np.append(rng.normal(size=d) * 0.3, -0.2)  # (not an optimum)
+  theta = np.broadcast_to(point[None, :, None], (models, d + 1, 1)).copy()
+  with jax.enable_x64(True):  # (as `solvers.solve` runs its passes)
+    shared = _objective_parts(data, chunks, theta, l2, penalty, False, shared=True)
+    own = _objective_parts(data, chunks, theta, l2, penalty, False)
+  rounding = 1e-12 if dtype == np.float64 else 1e-5
+  np.testing.assert_allclose(shared[0], own[0], rtol=rounding)
+  scale = np.max(np.abs(own[1]), axis=1, keepdims=True)
+  np.testing.assert_allclose(shared[1] / scale, own[1] / scale, rtol=0, atol=rounding)
+  assert not np.allclose(own[0], own[0][0], rtol=1e-6)  # (each model its own weights, its own numbers)

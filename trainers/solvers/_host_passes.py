@@ -47,3 +47,37 @@ def host_value_grad(data: Staged, weights: np.ndarray, theta: np.ndarray) -> tup
   with np.errstate(over="ignore", invalid="ignore"):
     grad = np.append((raw - data.pass_shift * total) / data.pass_scale, total)
   return np.array([loss]), grad.reshape(1, data.d + 1, 1)
+
+
+def shared_value_grad(data: Staged, weights: list, by_row: bool, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """`(loss [K], grad [K, d + 1, 1])`: `_passes._value_grad_pass`' sums of K one-logit models at the same
+  parameters `theta [d + 1]` (a bootstrap's resamples at the fit's optimum), in the pass dtype: one model's loss
+  and derivative a row, from the staged chunks as they lie on the CPU device, summed with every model's weights
+  (`weights`: a chunk's `[K, C]`, `[C, K]` if `by_row`) in one product a share of the rows on each core; no
+  `[C, K]` logits (999 models on 100k rows: 0.40 -> ~0.05 s)."""
+  theta = np.asarray(theta, data.dtype)
+  kernel = theta[:-1] / np.asarray(data.pass_scale, data.dtype)
+  bias = theta[-1] - np.asarray(data.pass_shift, data.dtype) @ kernel
+  xs, ys = data.rows()
+  chunks = [(np.asarray(x), np.asarray(y), np.asarray(w)) for x, y, w in zip(xs, ys, weights)]
+
+  def work(part: int, parts: int):
+    sums = 0.0
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # (as `host_value_grad`)
+      for x, labels, w in chunks:
+        rows = slice(part * len(x) // parts, (part + 1) * len(x) // parts)
+        z = x[rows] @ kernel + bias
+        y = labels[rows].astype(z.dtype)
+        if data.family:
+          row_loss, dz, _ = losses_lib.log_link_parts(z, y, data.family[1], np)
+        else:
+          row_loss, dz, _ = losses_lib.logistic_parts(z, y, np)
+        terms = np.concatenate([row_loss[:, None], dz[:, None], dz[:, None] * x[rows]], axis=1)  # [C, 2 + d]
+        sums = sums + (w[rows].T @ terms if by_row else w[:, rows] @ terms)
+    return sums
+
+  with one_thread(scipy=False):
+    sums = sum(in_parts(work)).astype(np.float64)
+  with np.errstate(over="ignore", invalid="ignore"):
+    grad = (sums[:, 2:] - data.pass_shift * sums[:, 1:2]) / data.pass_scale
+  return sums[:, 0], np.concatenate([grad, sums[:, 1:2]], axis=1)[:, :, None]

@@ -49,8 +49,13 @@ def _newton_iterations(data, chunks, l2, theta, tol, max_iter, hessian=None, cho
   optimum whose Hessian it is: a bootstrap's resamples at the fit's, ~3% a step)."""
   count = len(theta)
   penalty = _penalty_diagonal(data, l2)
-  if chord:
-    evaluate = lambda t: _objective_parts(data, chunks, t, l2, penalty, False)
+  if chord:  # (the models start at one point, the optimum whose Hessian it is: one model's pass weighs them all)
+    first = [True]
+
+    def evaluate(t):
+      shared, first[0] = first[0] and bool(np.all(t == t[:1])), False
+      return _objective_parts(data, chunks, t, l2, penalty, False, shared)
+
     return minimise(theta, evaluate, _direction(data, penalty, lambda theta, given: hessian), largest_violation_of,
                     tol, max_iter, data.dtype)
   if len(data.chunk_rows) == 1 and data.chunk_rows[0] <= LOOP_ROWS and chunks.sample is None:  # on the device

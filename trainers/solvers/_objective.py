@@ -5,17 +5,21 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from flaxzoo.trainers.solvers._host_passes import host_value_grad
+from flaxzoo.trainers.solvers._host_passes import host_value_grad, shared_value_grad
 from flaxzoo.trainers.solvers._passes import _hessian_pass, _newton_pass, _prefix, _value_grad_pass
 
 
-def _objective_parts(data, chunks, theta, l2, penalty_diag, hessian: bool):
+def _objective_parts(data, chunks, theta, l2, penalty_diag, hessian: bool, shared: bool = False):
   """`(objective [K], gradient [K, p], Hessian [K, p, p] or None)` at `theta`, float64 on the host: the
   loss and gradient from every row (one model's from the rows on the host where `chunks.host` holds its
-  weights, `host_value_grad`); the Hessian from every row, or from `data.sample` (large data)."""
+  weights, `host_value_grad`); the Hessian from every row, or from `data.sample` (large data). `shared`: every
+  model's `theta` is the same one-logit model's (`shared_value_grad`, on a CPU device)."""
   count = len(theta)
   hessian_total = None
-  if chunks.host is not None and not (hessian and chunks.sample is None):  # one model, rows on the host
+  if shared and not hessian and data.k == 1 and data.loss != "mse" and data.sharding is None and \
+      jax.default_backend() == "cpu":  # one model's rows, every model's weights
+    totals = shared_value_grad(data, chunks.rows, chunks.by_row, theta[0, :, 0])
+  elif chunks.host is not None and not (hessian and chunks.sample is None):  # one model, rows on the host
     totals = host_value_grad(data, chunks.host, theta)
   else:  # a program a chunk
     p = (data.d + 1) * data.k
