@@ -7,6 +7,7 @@ import dataclasses
 import jax
 import numpy as np
 
+from flaxzoo.trainers.host_blas import PARALLEL_ENTRIES, host_workers, in_parts
 from flaxzoo.trainers.solvers._sizes import FUSED_CHUNKS, GEMM_MODELS
 from flaxzoo.trainers.solvers._staging import Staged, sample_size, start_rows
 from flaxzoo.trainers.weights import checked_weights
@@ -57,6 +58,17 @@ def _columns(weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
   return weights.T[rows].T if weights.flags.f_contiguous and not weights.flags.c_contiguous else weights[:, rows]
 
 
+def _transposed(weights_t: np.ndarray, inverse_t: np.ndarray, out: np.ndarray) -> None:
+  """`out [C, K] = weights_t * inverse_t`, a share of the rows on each core where they are many (`[models, rows]`
+  memory read across: a bootstrap's 999 x 100k counts, 0.40 -> 0.24 s on two)."""
+  if weights_t.flags.c_contiguous or out.size < PARALLEL_ENTRIES:
+    np.multiply(weights_t, inverse_t, out=out, casting="unsafe")
+    return
+  bounds = np.linspace(0, len(out), host_workers() + 1).astype(int)
+  in_parts(lambda i, _: np.multiply(weights_t[bounds[i]:bounds[i + 1]], inverse_t, out=out[bounds[i]:bounds[i + 1]],
+                                    casting="unsafe"), len(bounds) - 1)
+
+
 def chunked_weights(data: Staged, weights: np.ndarray, with_sample: bool = True, with_start: bool = True) -> Weights:
   """`weights [K, n]` (float64, or float32 as given) → `Weights` in the pass dtype; `with_sample`, `with_start`:
   the weights of the Hessian's row sample and of the start's rows, where a solve reads them (not where every step
@@ -82,7 +94,7 @@ def chunked_weights(data: Staged, weights: np.ndarray, with_sample: bool = True,
     for start, rows, chunk_rows in data.bounds:
       if by_row:  # (from `[rows, models]` memory, as the CV estimators give it, a plain copy)
         part = _aligned_zeros((chunk_rows, len(weights)), data.dtype)
-        np.multiply(weights.T[start:start + rows], inverse.T, out=part[:rows], casting="unsafe")
+        _transposed(weights.T[start:start + rows], inverse.T, part[:rows])
       else:
         part = _aligned_zeros((len(rows_weights), chunk_rows), data.dtype)
         np.multiply(rows_weights[:, start:start + rows], rows_inverse, out=part[:, :rows], casting="unsafe")
