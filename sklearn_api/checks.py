@@ -19,13 +19,15 @@ def check_iterations(max_iter, tol) -> None:
     raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
 
 
-def validated(estimator, X, y="no_validation", **check_params):
+def validated(estimator, X, y="no_validation", finite: bool = True, **check_params):
   """scikit-learn's `validate_data(estimator, X, y, ...)`, X's finiteness checked by `check_finite` (the same
-  refusals and messages, its sums a share of the rows on each core)."""
+  refusals and messages, its sums a share of the rows on each core); `finite=False`: the caller checks it (a
+  fit that reads it from its own sums)."""
   from sklearn.utils.validation import validate_data
 
   out = validate_data(estimator, X, y, ensure_all_finite=False, **check_params)
-  check_finite(out[0] if isinstance(out, tuple) else out, type(estimator).__name__)
+  if finite:
+    check_finite(out[0] if isinstance(out, tuple) else out, type(estimator).__name__)
   return out
 
 

@@ -31,7 +31,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
-from flaxzoo.sklearn.checks import validated
+from flaxzoo.sklearn.checks import check_finite, validated
 from flaxzoo.sklearn.inference import _Inference
 from flaxzoo.sklearn.penalty import l2_of_alpha
 
@@ -213,12 +213,20 @@ class LinearRegression(RegressorMixin, _Inference, _LinearModel):
 
   def fit(self, X, y, sample_weight=None):
     self._check_params()
-    X, y = validated(self, X, y, multi_output=True, y_numeric=True, dtype=[np.float64, np.float32])
+    # X's finiteness, where the fit is the normal equation: from its Gram matrix (a NaN or an infinity in X makes
+    # its diagonal non-finite; scikit-learn's own check then, its refusal and message): one read of the rows
+    # fewer (1M x 32: 30 of ~140 ms)
+    exact = not self._uses_optax()
+    X, y = validated(self, X, y, finite=not exact, multi_output=True, y_numeric=True, dtype=[np.float64, np.float32])
     weight = self._weights(X, sample_weight)
     y = np.asarray(y, np.float64)
     targets = y.reshape(len(y), -1)
     start = self._start(targets.shape[1]) if self.warm_start else None
-    coef, intercept, self.n_iter_, moments = self._fit(X, targets, weight, targets.shape[1], start)
+    with np.errstate(invalid="ignore", over="ignore"):  # (non-finite rows: refused below, as scikit-learn refuses)
+      coef, intercept, n_iter, moments = self._fit(X, targets, weight, targets.shape[1], start)
+    if exact and not (moments is not None and np.all(np.isfinite(moments["gram"]))):
+      check_finite(X, type(self).__name__)
+    self.n_iter_ = n_iter
     self.coef_, self.intercept_ = (coef[0], float(intercept[0])) if y.ndim == 1 else (coef, intercept)
     self._covariance_ = None
     if y.ndim == 1 and not self._uses_optax():  # what predict_interval reads (`_keep_covariance`)

@@ -92,6 +92,16 @@ def test_nan_or_inf_anywhere_in_a_large_x_is_scikit_learns_refusal_and_huge_fini
     with pytest.raises(ValueError) as ours:
       fz.PoissonRegressor().fit(x_bad, np.exp(y / 4))
     assert str(ours.value) == str(theirs.value)
+    # least squares reads X's finiteness from its Gram matrix (host or device, weighted, float32, two targets)
+    weight = np.arange(len(y)) % 3 + 1.0
+    for rows, estimator, target, kw in ((x_bad, fz.LinearRegression(), y, {}), (x_bad, fz.LinearRegression(alpha=2.0), y, {}),
+                                        (x_bad, fz.LinearRegression(), y, {"sample_weight": weight}),
+                                        (x_bad.astype(np.float32), fz.LinearRegression(), np.c_[y, -y], {})):
+      with pytest.raises(ValueError) as theirs:
+        _assert_all_finite(rows, input_name="X", estimator_name="LinearRegression")
+      with pytest.raises(ValueError) as ours:
+        estimator.fit(rows, target, **kw)
+      assert str(ours.value) == str(theirs.value)
   x_bad = np.asfortranarray(x)  # (a column-major copy: each share's rows are strided)
   x_bad[70_000, 1] = np.inf
   with pytest.raises(ValueError, match="Input X contains infinity"):

@@ -125,16 +125,18 @@ def _host_grams(data: Staged, rows: np.ndarray | None = None,
     xx, xe = np.zeros((d, d)), np.zeros((d, k + 1 + (weight is None)))
     # A block of rows at a time, each read from memory once for both products (memory-bound here: 1M x 32,
     # 112 -> 87 ms), every parts-th block on a thread of its own (`in_parts`); every row weighed the same, a
-    # block's ends and marks made as it is read (1M rows' marks at once: 25 ms more)
-    for start in range(index * HOST_BLOCK_ROWS, len(x), parts * HOST_BLOCK_ROWS):
-      part = x[start:start + HOST_BLOCK_ROWS]
-      if weight is None:
-        xx += part.T @ part
-        xe += part.T @ marked_ends(y[start:start + HOST_BLOCK_ROWS], start)
-      else:
-        weighted = part * weight[start:start + HOST_BLOCK_ROWS, None]
-        xx += weighted.T @ part
-        xe += weighted.T @ ends[start:start + HOST_BLOCK_ROWS]
+    # block's ends and marks made as it is read (1M rows' marks at once: 25 ms more). (Non-finite rows give
+    # non-finite sums, None below: this thread's own errstate.)
+    with np.errstate(invalid="ignore", over="ignore"):
+      for start in range(index * HOST_BLOCK_ROWS, len(x), parts * HOST_BLOCK_ROWS):
+        part = x[start:start + HOST_BLOCK_ROWS]
+        if weight is None:
+          xx += part.T @ part
+          xe += part.T @ marked_ends(y[start:start + HOST_BLOCK_ROWS], start)
+        else:
+          weighted = part * weight[start:start + HOST_BLOCK_ROWS, None]
+          xx += weighted.T @ part
+          xe += weighted.T @ ends[start:start + HOST_BLOCK_ROWS]
     return xx, xe
 
   with one_thread():  # (OpenBLAS's spinning threads against a busy core: `host_blas`)
@@ -143,7 +145,8 @@ def _host_grams(data: Staged, rows: np.ndarray | None = None,
   yw = y if weight is None else y * weight[:, None]
   yy, sy = yw.T @ y, yw.sum(axis=0)
   shift, scale = data.pass_shift, data.pass_scale
-  centred = centred_sums(xx, sx, n, shift)
+  with np.errstate(invalid="ignore", over="ignore"):
+    centred = centred_sums(xx, sx, n, shift)
   if centred is None:
     return None, None
   gram = np.zeros((d + k + 1, d + k + 1))
