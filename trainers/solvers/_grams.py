@@ -35,8 +35,8 @@ def marked_ends(y: np.ndarray, start: int, marked: bool = True) -> np.ndarray:
   """`[C, k + 1 (+ 1)]`: `[y, 1, marks]` of the rows from `start` (`y [C, k]`). Summed over the blocks,
   `xᵀ marked_ends` (`_host_grams`' own products of the rows) is their fingerprint: the same to the bit for the
   same rows (the same blocks, in the same order), and a change of the rows (a row's entry, a column shuffled or
-  rolled) changes it but on a set of measure zero. A covariance takes least squares' Gram from its fit where
-  its rows' fingerprint is the fit's (`_sandwich`): one thin product a block, where the Gram was a second."""
+  rolled) changes it but on a set of measure zero. A covariance takes the Fisher sum its fit summed where its
+  rows' fingerprint is the fit's (`_sandwich`): one thin product a block, where the Gram was a second."""
   k = y.shape[1]
   ends = np.empty((len(y), k + 1 + marked))
   ends[:, :k], ends[:, k] = y, 1.0

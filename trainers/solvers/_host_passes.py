@@ -54,7 +54,7 @@ def shared_value_grad(data: Staged, weights: list, by_row: bool, theta: np.ndarr
   parameters `theta [d + 1]` (a bootstrap's resamples at the fit's optimum), in the pass dtype: one model's loss
   and derivative a row, from the staged chunks as they lie on the CPU device, summed with every model's weights
   (`weights`: a chunk's `[K, C]`, `[C, K]` if `by_row`) in one product a share of the rows on each core; no
-  `[C, K]` logits (999 models on 100k rows: 0.40 -> ~0.05 s)."""
+  `[C, K]` logits (999 models on 100k x 16 rows: 0.40 -> 0.07 s)."""
   theta = np.asarray(theta, data.dtype)
   kernel = theta[:-1] / np.asarray(data.pass_scale, data.dtype)
   bias = theta[-1] - np.asarray(data.pass_shift, data.dtype) @ kernel
