@@ -29,10 +29,7 @@ def host_value_grad(data: Staged, weights: np.ndarray, theta: np.ndarray) -> tup
         rows = x[start:start + HOST_BLOCK_ROWS]
         z = rows @ kernel + bias
         y = np.asarray(labels[start:start + HOST_BLOCK_ROWS], np.float64)  # (a GLM's float64 targets: no copy)
-        if data.family:
-          row_loss, dz, _ = losses_lib.log_link_parts(z, y, data.family[1], np)
-        else:
-          row_loss, dz, _ = losses_lib.logistic_parts(z, y, np)
+        row_loss, dz = _loss_and_derivative(data, z, y)
         w = weights[start:start + HOST_BLOCK_ROWS]
         residual = w * dz
         loss += float(w @ row_loss)
@@ -44,9 +41,7 @@ def host_value_grad(data: Staged, weights: np.ndarray, theta: np.ndarray) -> tup
     parts = in_parts(work)
   loss = sum(part[0] for part in parts)
   raw, total = sum(part[1] for part in parts), sum(part[2] for part in parts)
-  with np.errstate(over="ignore", invalid="ignore"):
-    grad = np.append((raw - data.pass_shift * total) / data.pass_scale, total)
-  return np.array([loss]), grad.reshape(1, data.d + 1, 1)
+  return np.array([loss]), _standardised_grad(data, raw[None], np.array([[total]]))
 
 
 def shared_value_grad(data: Staged, weights: list, by_row: bool, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,17 +62,28 @@ def shared_value_grad(data: Staged, weights: list, by_row: bool, theta: np.ndarr
       for x, labels, w in chunks:
         rows = slice(part * len(x) // parts, (part + 1) * len(x) // parts)
         z = x[rows] @ kernel + bias
-        y = labels[rows].astype(z.dtype)
-        if data.family:
-          row_loss, dz, _ = losses_lib.log_link_parts(z, y, data.family[1], np)
-        else:
-          row_loss, dz, _ = losses_lib.logistic_parts(z, y, np)
+        row_loss, dz = _loss_and_derivative(data, z, labels[rows].astype(z.dtype))
         terms = np.concatenate([row_loss[:, None], dz[:, None], dz[:, None] * x[rows]], axis=1)  # [C, 2 + d]
         sums = sums + (w[rows].T @ terms if by_row else w[:, rows] @ terms)
     return sums
 
   with one_thread(scipy=False):
     sums = sum(in_parts(work)).astype(np.float64)
+  return sums[:, 0], _standardised_grad(data, sums[:, 2:], sums[:, 1:2])
+
+
+def _loss_and_derivative(data: Staged, z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """`(loss, its derivative in z)` a row: the log link's or the logistic's, `losses`' NumPy forms."""
+  if data.family:
+    loss, dz, _ = losses_lib.log_link_parts(z, y, data.family[1], np)
+  else:
+    loss, dz, _ = losses_lib.logistic_parts(z, y, np)
+  return loss, dz
+
+
+def _standardised_grad(data: Staged, raw: np.ndarray, total: np.ndarray) -> np.ndarray:
+  """`[K, d + 1, 1]`: the gradient over the standardised features and the intercept from the raw rows' `xᵀr`
+  `[K, d]` and `Σr` `[K, 1]` (the standardisation folded in: `(xᵀr - shift Σr) / scale`)."""
   with np.errstate(over="ignore", invalid="ignore"):
-    grad = (sums[:, 2:] - data.pass_shift * sums[:, 1:2]) / data.pass_scale
-  return sums[:, 0], np.concatenate([grad, sums[:, 1:2]], axis=1)[:, :, None]
+    grad = (raw - data.pass_shift * total) / data.pass_scale
+  return np.concatenate([grad, total], axis=1)[:, :, None]
