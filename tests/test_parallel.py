@@ -206,8 +206,10 @@ def test_unreachable_coordinator_is_a_clear_error_in_bounded_time(tmp_path, data
                                  "--process-id", 1, "--timeout", 1, "--workdir", tmp_path], TWO_DEVICES)],
                          budget_s=90)
   assert rc != 0
-  assert time.monotonic() - started < 60
+  # Start-up plus the 1 s asked, not JAX's own connect (6 s past its timeout): refused connections are retried.
+  assert time.monotonic() - started < 30
   assert err.strip().splitlines()[-1].startswith("flaxzoo: error: process 1 of 2: could not reach the coordinator at 127.0.0.1:")
+  assert "within 1 s" in err
   assert "Check failure stack trace" not in err
 
 

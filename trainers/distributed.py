@@ -8,6 +8,8 @@ hosts the coordinator at `coordinator` (`HOST:PORT`). Afterwards
 from __future__ import annotations
 
 import re
+import socket
+import time
 
 import jax
 
@@ -29,12 +31,15 @@ def initialize(coordinator: str, num_processes: int, process_id: int, timeout_s:
     raise ValueError(f"num_processes must be >= 1, got {num_processes}")
   if not 0 <= process_id < num_processes:
     raise ValueError(f"process_id must be in [0, {num_processes}), got {process_id}")
+  deadline = time.monotonic() + timeout_s
+  if process_id != 0:
+    _wait_for_coordinator(coordinator, deadline, f"process {process_id} of {num_processes}", timeout_s)
   try:
     jax.distributed.initialize(
         coordinator_address=coordinator,
         num_processes=num_processes,
         process_id=process_id,
-        initialization_timeout=timeout_s,
+        initialization_timeout=max(1, round(deadline - time.monotonic())),
         heartbeat_timeout_seconds=timeout_s,
     )
   except Exception as e:  # noqa: BLE001 - JAX raises XlaRuntimeError / RuntimeError variants.
@@ -43,3 +48,24 @@ def initialize(coordinator: str, num_processes: int, process_id: int, timeout_s:
         f"process {process_id} of {num_processes} could not join the run at {coordinator}"
         f" within {timeout_s} s ({first_line[:200]})"
     ) from None
+
+
+def _wait_for_coordinator(coordinator: str, deadline: float, who: str, timeout_s: int) -> None:
+  """Returns once `coordinator` accepts a TCP connection, or raises one line at `deadline`.
+
+  JAX's own connect outlives a short `initialization_timeout` by several seconds
+  (about 6 s past a 1 s timeout here) and then aborts from C++; a refused
+  connection is known at once, so it is retried here until the deadline.
+  """
+  host, port = coordinator.rsplit(":", 1)
+  reason = "no answer"
+  while True:
+    left = deadline - time.monotonic()
+    try:
+      with socket.create_connection((host.strip("[]"), int(port)), timeout=max(0.05, min(1.0, left))):
+        return
+    except OSError as e:
+      reason = e.strerror or type(e).__name__
+    if time.monotonic() + 0.05 >= deadline:
+      raise RuntimeError(f"{who}: could not reach the coordinator at {coordinator} within {timeout_s} s ({reason})")
+    time.sleep(0.05)
