@@ -74,6 +74,12 @@ def _main(args, argv: list[str]) -> int:
   from flaxzoo.experiments import progress
 
   progress.configure(progress.choose_mode(args.quiet))
+  if args.command == "train":
+    from flaxzoo.experiments.cli.commands import multi_process_error
+
+    if (error := multi_process_error(args)) is not None:
+      print(f"flaxzoo: error: {error}", file=sys.stderr)
+      return 2
   if args.command == "train" and args.coordinator is not None:
     from flaxzoo.experiments import supervisor
 
