@@ -12,6 +12,7 @@ import sys
 import time
 
 import numpy as np
+import parallel_worker
 import pytest
 from conftest import cli_args, run_cli
 from test_reference import REFERENCE
@@ -99,10 +100,9 @@ def test_row_shuffling_is_the_same_on_a_mesh_of_any_size(data_dir):
   runs = [{"features": "tissue", "steps": 120, "parallel": "none", "batch_size": 100, "shuffle": "rows",
            "log_every": 40}]
   runs += [{**runs[0], "parallel": "mesh", "devices": n} for n in (3, 8)]
-  baseline, *others = run_worker(data_dir, runs)
+  baseline, *others, blocks = run_worker(data_dir, runs + [{**runs[0], "shuffle": "blocks"}])
   for run in others:
     assert_same_params(run, baseline)
-  blocks = run_worker(data_dir, [{**runs[0], "shuffle": "blocks"}])[0]
   assert np.abs(np.subtract(blocks["kernel"], baseline["kernel"])).max() > 1e-5  # another order
 
 
@@ -168,7 +168,7 @@ def test_two_processes_on_loopback_end_with_the_single_process_parameters(data_d
   results = json.loads((tmp_path / "run" / "results.json").read_text())
   assert 2000 in [int(p.name) for p in (tmp_path / "run" / "checkpoints").iterdir()]
   assert results["devices"] == {"mode": "mesh", "count": 4, "processes": 2, "platform": "cpu"}
-  single = run_worker(data_dir, [{"features": "gm", "steps": 2000, "parallel": "none"}])[0]
+  single = parallel_worker.train(data_dir, {"features": "gm", "steps": 2000, "parallel": "none"})  # (one device)
   np.testing.assert_allclose(np.ravel(results["params"]["linear/kernel"]), single["kernel"], atol=1e-5)
   np.testing.assert_allclose(results["params"]["linear/bias"], single["bias"], atol=1e-5)
   assert abs(results["train"]["mse"] - single["metrics"]["train"]["mse"]) < 1e-7
