@@ -12,9 +12,18 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
+# One BLAS thread a test process: `pytest -n 2` runs a worker a core, and OpenBLAS's idle threads spin (50
+# products of 500 x 500 with 10 ms pauses between: 178 ms of work, 860 ms of CPU on two threads, 271 on one),
+# taking the other worker's core. For the processes the tests start (the variable), and for this one, whose
+# NumPy a plugin loaded before this file (threadpoolctl). flaxzoo's own host sums take one thread a call anyway.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import jax  # noqa: E402 - after the cache's settings
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import threadpoolctl  # noqa: E402
+
+threadpoolctl.threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]), user_api="blas")
 
 # Silent broadcasting and implicit dtype promotion become test failures.
 jax.config.update("jax_numpy_rank_promotion", "raise")
