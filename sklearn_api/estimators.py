@@ -229,7 +229,7 @@ class LinearRegression(RegressorMixin, _Inference, _LinearModel):
     self.n_iter_ = n_iter
     self.coef_, self.intercept_ = (coef[0], float(intercept[0])) if y.ndim == 1 else (coef, intercept)
     self._covariance_ = None
-    if y.ndim == 1 and not self._uses_optax():  # what predict_interval reads (`_keep_covariance`)
+    if y.ndim == 1 and exact:  # what predict_interval reads (`_keep_covariance`)
       self._keep_covariance(X, y, weight, "mse", self._l2(weight, 1), moments)
     return self
 
