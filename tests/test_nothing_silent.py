@@ -4,6 +4,7 @@ leaves every earlier file as it was. Data lost or overwritten, and wrong results
 tests/test_nothing_lost.py.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -159,6 +160,20 @@ def test_disk_full_is_one_line_and_the_rerun_resumes_to_the_uninterrupted_result
     assert params[0] == params[1]
   finally:
     subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_a_sigterm_that_a_library_swallowed_still_ends_the_command_as_sigterm():
+  """SIGTERM during tensorflow_datasets' import (a class being defined): the import logged the signal's
+  exception and went on half-done, and the command ended in an AttributeError's traceback, exit 1."""
+  from flaxzoo.experiments.cli import signals
+
+  signals._raised.clear()
+  assert signals._signal_in_chain(AttributeError("module has no attribute 'core'")) is None
+  with contextlib.suppress(signals.Terminated):  # (what the library did: logged it and went on)
+    signals._raise_terminated(signal.SIGTERM, None)
+  later = signals._signal_in_chain(AttributeError("module has no attribute 'core'"))
+  assert signals.signal_exit(later) == ("flaxzoo: terminated (SIGTERM); nothing half-written is left", 143)
+  signals._raised.clear()
 
 
 def test_a_second_sigterm_ends_the_run_without_a_traceback(tmp_path, data_dir):

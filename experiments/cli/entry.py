@@ -13,6 +13,7 @@ from flaxzoo.experiments.cli.parser import build_parser
 from flaxzoo.experiments.cli.signals import (
   _raise_pending,
   _raise_terminated,
+  _raised,
   _signal_again,
   _signal_in_chain,
   _StopFlag,
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
   if threading.current_thread() is threading.main_thread():
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)}
     hook, sys.unraisablehook = sys.unraisablehook, _signal_again
+    _raised.clear()
     signal.signal(signal.SIGTERM, _raise_terminated)
     signal.signal(signal.SIGALRM, _raise_pending)
     try:

@@ -14,8 +14,14 @@ class Terminated(KeyboardInterrupt):
   with the callback's work, and the loop then waited forever (an export stopped in its restore hung)."""
 
 
+# The signals' exceptions raised during the command (`main` clears it): one that a library caught and logged
+# (tensorflow_datasets' import, stopped while it defined a class) still ends the command as its signal.
+_raised: list[KeyboardInterrupt] = []
+
+
 def _raise_terminated(signum, frame):
-  raise Terminated()
+  _raised.append(Terminated())
+  raise _raised[-1]
 
 
 def signal_exit(error: KeyboardInterrupt) -> tuple[str, int]:
@@ -82,11 +88,12 @@ class _StopFlag:
 
 
 def _signal_in_chain(error: BaseException) -> BaseException | None:
-  """The Terminated or KeyboardInterrupt that caused `error` (its causes and contexts), if one did."""
+  """The Terminated or KeyboardInterrupt that caused `error` (its causes and contexts), if one did; else the
+  last Terminated raised during the command, if a library swallowed it on its way (`_raised`)."""
   seen = set()
   while error is not None and id(error) not in seen:
     if isinstance(error, KeyboardInterrupt):  # (Terminated too)
       return error
     seen.add(id(error))
     error = error.__cause__ or error.__context__
-  return None
+  return _raised[-1] if _raised else None
